@@ -1,0 +1,1 @@
+"""Qt-free annotation model: documents, objects, labels, and their JSON storage."""

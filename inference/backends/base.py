@@ -1,0 +1,84 @@
+"""The one base class every segmentation backend implements.
+
+A backend owns its models, keeps per-image state (embeddings) in a bounded cache keyed by image
+content, and answers :class:`~inference.prompts.Prompt` s with a
+:class:`~inference.results.Prediction`. Backends are not thread-safe: one thread (the GUI's
+worker, a server worker) drives a backend; other threads may only set a cancel token.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import numpy as np
+
+from inference.cancel import CancelToken
+from inference.images import image_key as compute_image_key
+from inference.prompts import Prompt
+from inference.results import BackendInfo, Prediction
+
+DEFAULT_CACHE_BYTES = 1_500_000_000  # ~70 SAM 2 embeddings (about 21 MB each at fp32)
+
+
+class SegmentationBackend(abc.ABC):
+    """Base class. Subclasses set ``name`` and the ``supports_*`` flags and register themselves
+    with :func:`inference.backends.registry.register_backend`."""
+
+    name: ClassVar[str]
+    supports_text: ClassVar[bool] = False
+    supports_points: ClassVar[bool] = True
+    needs_weights: ClassVar[bool] = True
+
+    def __init__(self, *, device: str = "auto", cache_bytes: int = DEFAULT_CACHE_BYTES,
+                 **options: Any) -> None:
+        self.device_preference = device
+        self.cache_bytes = cache_bytes
+        self.options = options
+        self._loaded = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Load models from local files only. Raises WeightsMissingError / BackendUnavailableError."""
+
+    def unload(self) -> None:
+        """Free models and caches."""
+        self._loaded = False
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    def ensure_loaded(self) -> None:
+        if not self._loaded:
+            self.load()
+            self._loaded = True
+
+    @abc.abstractmethod
+    def info(self) -> BackendInfo:
+        """Backend, model, device and why that device."""
+
+    # -- work ------------------------------------------------------------------------------
+    def image_key(self, image: np.ndarray) -> str:
+        return compute_image_key(image)
+
+    def encode(self, image: np.ndarray, *, image_key: str | None = None,
+               cancel: CancelToken | None = None) -> str:
+        """Compute and cache whatever per-image state prompts need (e.g. the SAM 2 embedding).
+
+        Returns the image key. Cheap if already cached. The default does nothing.
+        """
+        return image_key or self.image_key(image)
+
+    def is_encoded(self, image_key: str) -> bool:
+        """Whether :meth:`predict` on this image would skip the encoder."""
+        return False
+
+    @abc.abstractmethod
+    def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
+                cancel: CancelToken | None = None) -> Prediction:
+        """Answer one prompt on an (H, W, 3) uint8 RGB image.
+
+        Validates the prompt (PromptError), checks ``cancel`` between steps (Cancelled).
+        """

@@ -1,0 +1,137 @@
+"""Reading any image Pillow reads into an RGB uint8 array, safely.
+
+Handles EXIF orientation, 16-bit, grayscale, palette, RGBA (composited on white), CMYK, and a
+configurable pixel limit that replaces Pillow's decompression-bomb warning with a clear error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from inference.errors import ImageLoadError, ImageTooLargeError
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
+
+DEFAULT_MAX_PIXELS = 200_000_000  # ~14000 x 14000; overridable per call and by LANGSAM_MAX_PIXELS
+
+
+def default_max_pixels() -> int:
+    raw = os.environ.get("LANGSAM_MAX_PIXELS")
+    return int(raw) if raw and raw.isdigit() else DEFAULT_MAX_PIXELS
+
+
+def _describe(source: ImageSource) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return f"'{os.fspath(source)}'"
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"the {len(source)}-byte image"
+    return "the image"
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB with correct scaling of wide modes."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img)
+        arr = arr.astype(np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        if mode == "I" and arr.max(initial=0) > 65535:
+            top = float(arr.max())
+        gray = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        gray = np.clip(np.nan_to_num((arr - lo) * scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    if mode in ("P", "PA"):
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def load_image(source: ImageSource, *, max_pixels: int | None = None) -> np.ndarray:
+    """Return an (H, W, 3) C-contiguous uint8 RGB array.
+
+    Raises :class:`ImageLoadError` (corrupt, truncated, unreadable) or
+    :class:`ImageTooLargeError` (more than ``max_pixels``), both with a user-facing message.
+    """
+    limit = default_max_pixels() if max_pixels is None else max_pixels
+    if isinstance(source, np.ndarray):
+        return _array_to_rgb(source)
+    try:
+        if isinstance(source, Image.Image):
+            img = source
+        elif isinstance(source, (bytes, bytearray, memoryview)):
+            img = Image.open(io.BytesIO(bytes(source)))
+        else:
+            img = Image.open(Path(source))
+        width, height = img.size
+        if width * height > limit:
+            raise ImageTooLargeError(
+                f"{_describe(source)} is {width}x{height} = {width * height:,} pixels, more than the "
+                f"limit of {limit:,}; raise the limit in settings (or LANGSAM_MAX_PIXELS) to open it"
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            saved_limit = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None  # our own limit above replaces Pillow's
+            try:
+                img.load()
+                img = ImageOps.exif_transpose(img)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved_limit
+        rgb = _to_rgb(img)
+        return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+    except ImageLoadError:
+        raise
+    except FileNotFoundError as exc:
+        raise ImageLoadError(f"{_describe(source)} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise ImageLoadError(f"{_describe(source)} is a folder, not an image") from exc
+    except PermissionError as exc:
+        raise ImageLoadError(f"{_describe(source)} cannot be read: permission denied") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(f"{_describe(source)} is not an image format Pillow can read") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageLoadError(f"{_describe(source)} is corrupt or truncated: {exc}") from exc
+
+
+def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ImageLoadError(f"an image array must be HxW, HxWx3 or HxWx4, got shape {arr.shape}")
+    if arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    if arr.dtype != np.uint8:
+        if arr.dtype == np.uint16:
+            arr = (arr.astype(np.uint32) * 255 // 65535).astype(np.uint8)
+        elif np.issubdtype(arr.dtype, np.floating):
+            arr = np.clip(np.round(arr * 255.0 if arr.max(initial=0) <= 1.0 else arr), 0, 255).astype(np.uint8)
+        else:
+            arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def image_key(image: np.ndarray) -> str:
+    """A content hash of a decoded image (cache key for its embedding)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((image.shape, str(image.dtype))).encode())
+    h.update(np.ascontiguousarray(image).data)
+    return h.hexdigest()

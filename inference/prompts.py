@@ -1,0 +1,129 @@
+"""What a person asks for: points, a box, text, previous logits, and the options of one request."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from inference.errors import PromptError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Point:
+    """A click in image pixels; ``positive=False`` marks background."""
+
+    x: float
+    y: float
+    positive: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Box:
+    """An axis-aligned box in image pixels, ``x0 <= x1`` and ``y0 <= y1``."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @classmethod
+    def from_corners(cls, ax: float, ay: float, bx: float, by: float) -> "Box":
+        """A box from two opposite corners dragged in any direction."""
+        return cls(x0=min(ax, bx), y0=min(ay, by), x1=max(ax, bx), y1=max(ay, by))
+
+    def as_xyxy(self) -> tuple[float, float, float, float]:
+        return (self.x0, self.y0, self.x1, self.y1)
+
+    def clipped(self, *, width: int, height: int) -> "Box":
+        return Box(
+            x0=min(max(self.x0, 0.0), width), y0=min(max(self.y0, 0.0), height),
+            x1=min(max(self.x1, 0.0), width), y1=min(max(self.y1, 0.0), height),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Prompt:
+    """One request. Geometry prompts (points/box) and text prompts are both expressed here.
+
+    ``mask_input`` is the previous prediction's low-resolution logits (256x256 float32), fed
+    back so that each click refines the current mask.
+    """
+
+    points: tuple[Point, ...] = ()
+    box: Box | None = None
+    text: str | None = None
+    mask_input: np.ndarray | None = field(default=None, repr=False)
+    multimask: bool = True
+    box_threshold: float = 0.3
+    text_threshold: float = 0.25
+    max_detections: int = 100
+    nms_iou: float | None = None
+
+    @property
+    def is_text(self) -> bool:
+        return self.text is not None
+
+    @property
+    def has_geometry(self) -> bool:
+        return bool(self.points) or self.box is not None
+
+    def validate(self, *, width: int, height: int) -> None:
+        """Raise :class:`PromptError` naming the field if the prompt cannot be run on this image."""
+        for name in ("box_threshold", "text_threshold"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or math.isnan(value) or not 0.0 <= value <= 1.0:
+                raise PromptError(f"{name} must be a number between 0 and 1, got {value!r}", field=name)
+        if self.nms_iou is not None and (math.isnan(self.nms_iou) or not 0.0 < self.nms_iou <= 1.0):
+            raise PromptError(f"nms_iou must be in (0, 1], got {self.nms_iou!r}", field="nms_iou")
+        if not isinstance(self.max_detections, int) or self.max_detections < 1:
+            raise PromptError(
+                f"max_detections must be a positive integer, got {self.max_detections!r}",
+                field="max_detections",
+            )
+        if self.text is not None:
+            if not normalise_text(self.text):
+                raise PromptError("the text prompt is empty: type what to segment, e.g. 'car. person.'",
+                                  field="text")
+        elif not self.has_geometry:
+            raise PromptError("the prompt has no points, box or text", field="points")
+        for i, p in enumerate(self.points):
+            if not (math.isfinite(p.x) and math.isfinite(p.y)) or not (0 <= p.x <= width and 0 <= p.y <= height):
+                raise PromptError(
+                    f"point {i} ({p.x}, {p.y}) is outside the {width}x{height} image", field=f"points[{i}]"
+                )
+        if self.box is not None:
+            b = self.box
+            coords = b.as_xyxy()
+            if not all(math.isfinite(c) for c in coords):
+                raise PromptError("box coordinates must be finite numbers", field="box")
+            if b.x1 <= b.x0 or b.y1 <= b.y0:
+                raise PromptError(f"box {coords} is empty (need x0 < x1 and y0 < y1)", field="box")
+            if b.x1 <= 0 or b.y1 <= 0 or b.x0 >= width or b.y0 >= height:
+                raise PromptError(f"box {coords} lies outside the {width}x{height} image", field="box")
+        if self.mask_input is not None and tuple(self.mask_input.shape[-2:]) != (256, 256):
+            raise PromptError(
+                f"mask_input must be 256x256 low-resolution logits, got shape {self.mask_input.shape}",
+                field="mask_input",
+            )
+
+
+MAX_TEXT_CHARS = 1000
+
+
+def normalise_text(text: str) -> str:
+    """Lang-SAM's convention: lower-case, trimmed, ending with '.' ("car. person.").
+
+    Returns '' for an empty or whitespace-only prompt.
+    """
+    if not isinstance(text, str):
+        raise PromptError(f"the text prompt must be a string, got {type(text).__name__}", field="text")
+    cleaned = " ".join(text.strip().lower().split())
+    if not cleaned.strip(" ."):
+        return ""
+    if len(cleaned) > MAX_TEXT_CHARS:
+        raise PromptError(f"the text prompt is longer than {MAX_TEXT_CHARS} characters", field="text")
+    if not cleaned.endswith("."):
+        cleaned += "."
+    return cleaned

@@ -1,0 +1,59 @@
+"""What a backend returns: frozen dataclasses, full-resolution boolean masks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+
+class PredictionKind(str, Enum):
+    """How the candidates of one prediction relate to each other."""
+
+    ALTERNATIVES = "alternatives"  # several guesses for ONE object (SAM multimask): pick one
+    INSTANCES = "instances"  # separate objects (text detections): keep each
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Candidate:
+    """One mask. ``mask`` is (H, W) bool at the image's full resolution."""
+
+    mask: np.ndarray = field(repr=False)
+    score: float  # the mask's predicted quality (SAM's IoU estimate); 1.0 when unknown
+    box: tuple[float, float, float, float]  # xyxy pixels: the prompt box, detection box or mask bbox
+    label: str | None = None  # the matched phrase for text prompts
+    box_score: float | None = None  # detection confidence for text prompts
+    low_res_logits: np.ndarray | None = field(default=None, repr=False)  # (256, 256) float32
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Prediction:
+    candidates: tuple[Candidate, ...]
+    kind: PredictionKind
+    image_key: str
+    backend: str
+    model: str
+    image_size: tuple[int, int]  # (height, width)
+    timings: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def best(self) -> Candidate | None:
+        """Highest-scoring candidate, or ``None`` when nothing was found."""
+        if not self.candidates:
+            return None
+        return max(self.candidates, key=lambda c: c.score)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendInfo:
+    """What the status bar and the server report about a running backend."""
+
+    backend: str
+    model: str
+    device: str
+    device_reason: str  # e.g. "CUDA not available: torch was built without CUDA"
+    supports_text: bool
+    supports_points: bool

@@ -1,0 +1,23 @@
+"""Test-wide settings: no display, no network, isolated caches and settings.
+
+Fixture modules live beside this file as ``fixtures_*.py``; each is imported below.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Caches and settings of the code under test never touch the real user folders."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("LANGSAM_STUDIO_HOME", str(home))
+    yield home
