@@ -24,9 +24,13 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 
-pip_install() { "$py" -m pip install --disable-pip-version-check -q "$@"; }
+pip_install() {
+  # this machine's pip config names index folders that may not exist: drop that noise only
+  "$py" -m pip install --disable-pip-version-check -q "$@" \
+    2> >(grep -v -e "is neither a file nor a directory" >&2)
+}
 echo "[setup] installing build tools"
-pip_install --upgrade "pip>=24" "setuptools>=68,<82" wheel
+pip_install --upgrade "pip>=24" "setuptools>=77,<82" wheel
 echo "[setup] installing $TORCH_SPEC"
 if [ -n "${TORCH_INDEX_URL:-}" ]; then
   # shellcheck disable=SC2086
