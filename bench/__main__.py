@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
     names = args.suites or list(SUITES)
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        parser.error(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
     args.out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, object] = {"machine": platform.platform(), "python": sys.version.split()[0],
                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
