@@ -21,3 +21,4 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("LANGSAM_STUDIO_HOME", str(home))
     yield home
+from fixtures_weights import *  # noqa: F401,F403
