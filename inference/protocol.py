@@ -1,0 +1,517 @@
+"""The wire protocol (version 1) shared by the HTTP server, the SageMaker handler and the client.
+
+One codec, both directions: ``encode_request``/``decode_request`` and
+``encode_response``/``decode_response`` (plus ``encode_error``/``decode_error``). Masks travel
+as COCO RLE (:mod:`inference.masks`), low-resolution logits as base64 float16. Nothing here
+imports a web framework or boto3. The format is documented in ``docs/protocol.md``.
+
+Two request shapes:
+
+* JSON (``application/json``): ``{"protocol": 1, "image": <base64>, "image_id": ...,
+  "prompt": {...}, "options": {...}}``;
+* raw image bytes (``image/jpeg``, ``image/png``, ...) with the rest of that JSON object (no
+  ``image``) in the ``X-Amzn-SageMaker-Custom-Attributes`` header (at most 1024 ASCII
+  characters) or the ``X-LangSAM-Request`` header (our own server only).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+
+from inference.errors import InferenceError
+from inference.masks import mask_to_rle, rle_to_mask
+from inference.prompts import Box, Point, Prompt
+from inference.results import Candidate, Prediction, PredictionKind
+
+PROTOCOL_VERSION = 1
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time request and response limit
+MAX_CUSTOM_ATTRIBUTES = 1024  # SageMaker's limit on X-Amzn-SageMaker-Custom-Attributes
+LOGITS_SHAPE = (256, 256)
+
+JSON_TYPE = "application/json"
+IMAGE_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "image/webp", "image/tiff", "image/bmp",
+                         "image/gif", "application/x-image", "application/octet-stream"})
+CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
+REQUEST_HEADER = "X-LangSAM-Request"
+SESSION_HEADER = "X-Amzn-SageMaker-Session-Id"
+NEW_SESSION = "NEW_SESSION"
+NEW_SESSION_HEADER = "X-Amzn-SageMaker-New-Session-Id"
+
+_ID_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")  # SageMaker's session id pattern
+MAX_ID_CHARS = 256
+_TOP_KEYS = frozenset({"protocol", "image", "image_id", "prompt", "options"})
+_PROMPT_KEYS = frozenset({"text", "points", "box", "mask_input"})
+_OPTION_KEYS = frozenset({"multimask", "box_threshold", "text_threshold", "max_detections", "nms_iou",
+                          "return_logits", "backend", "model"})
+_DEFAULTS = Prompt()
+
+
+class ProtocolError(InferenceError, ValueError):
+    """A request or response that breaks the protocol. ``field`` names the offending part,
+    ``status`` is the HTTP status a server answers with, ``code`` a stable machine-readable name."""
+
+    def __init__(self, message: str, *, field: str | None = None, status: int = 400,
+                 code: str = "ValidationError") -> None:
+        super().__init__(message)
+        self.field = field
+        self.status = status
+        self.code = code
+
+
+class PayloadTooLargeError(ProtocolError):
+    """A body over the real-time limit. Never truncated: the message says what to do instead."""
+
+    def __init__(self, message: str, *, field: str = "body", code: str = "PayloadTooLarge") -> None:
+        super().__init__(message, field=field, status=413, code=code)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class SegmentRequest:
+    """A decoded request. Exactly one of ``image`` (encoded JPEG/PNG bytes) and ``image_id``
+    is needed, unless a session id (header) names the image; both may be given to store the
+    image under a chosen id."""
+
+    prompt: Prompt
+    image: bytes | None = None
+    image_id: str | None = None
+    return_logits: bool = False
+    backend: str | None = None  # the backend the client expects (checked by the server)
+    model: str | None = None  # the model the client expects (checked by the server)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class SegmentResponse:
+    prediction: Prediction
+    image_id: str
+    protocol: int = PROTOCOL_VERSION
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorInfo:
+    """A decoded error body."""
+
+    status: int
+    code: str
+    message: str
+    field: str | None = None
+    request_id: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# small codecs
+
+
+def content_id(data: bytes) -> str:
+    """The id of an encoded image: a content hash, valid as a SageMaker session id."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def encode_logits(logits: np.ndarray) -> dict[str, Any]:
+    """(256, 256) float logits -> ``{"dtype": "float16", "shape": [256, 256], "data": <base64>}``."""
+    arr = np.asarray(logits, dtype=np.float32).reshape(LOGITS_SHAPE)
+    half = np.clip(arr, -65000.0, 65000.0).astype("<f2")
+    return {"dtype": "float16", "shape": list(LOGITS_SHAPE), "data": base64.b64encode(half.tobytes()).decode("ascii")}
+
+
+def decode_logits(obj: Any, *, field: str) -> np.ndarray:
+    """The inverse of :func:`encode_logits` (float16 or float32), as (256, 256) float32."""
+    if not isinstance(obj, Mapping):
+        raise ProtocolError(f"{field} must be an object with dtype, shape and data", field=field)
+    dtype = {"float16": "<f2", "float32": "<f4"}.get(obj.get("dtype"))
+    if dtype is None:
+        raise ProtocolError(f"{field}.dtype must be 'float16' or 'float32', got {obj.get('dtype')!r}",
+                            field=f"{field}.dtype")
+    if list(obj.get("shape") or []) != list(LOGITS_SHAPE):
+        raise ProtocolError(f"{field}.shape must be [256, 256], got {obj.get('shape')!r}", field=f"{field}.shape")
+    raw = _b64(obj.get("data"), field=f"{field}.data")
+    expected = LOGITS_SHAPE[0] * LOGITS_SHAPE[1] * np.dtype(dtype).itemsize
+    if len(raw) != expected:
+        raise ProtocolError(f"{field}.data holds {len(raw)} bytes, expected {expected}", field=f"{field}.data")
+    arr = np.frombuffer(raw, dtype=dtype).reshape(LOGITS_SHAPE).astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise ProtocolError(f"{field} contains NaN or infinite values", field=field)
+    return arr
+
+
+def _b64(value: Any, *, field: str) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise ProtocolError(f"{field} must be a non-empty base64 string", field=field)
+    if value.startswith("data:") and "," in value[:100]:  # a data URL: data:image/png;base64,....
+        value = value.split(",", 1)[1]
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ProtocolError(f"{field} is not valid base64: {exc}", field=field) from None
+
+
+def check_id(value: Any, *, field: str) -> str:
+    if not isinstance(value, str) or len(value) > MAX_ID_CHARS or not _ID_RE.match(value):
+        raise ProtocolError(f"{field} must be 1-{MAX_ID_CHARS} letters, digits and inner dashes, got {value!r}",
+                            field=field)
+    return value
+
+
+def _number(obj: Mapping[str, Any], key: str, default: float | None, *, field: str) -> float | None:
+    value = obj.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ProtocolError(f"{field} must be a finite number, got {value!r}", field=field)
+    return float(value)
+
+
+def _keys(obj: Any, allowed: frozenset[str], *, field: str) -> Mapping[str, Any]:
+    if obj is None:
+        return {}
+    if not isinstance(obj, Mapping):
+        raise ProtocolError(f"{field or 'the request'} must be a JSON object", field=field or "body")
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        where = f"{field}.{unknown[0]}" if field else unknown[0]
+        raise ProtocolError(f"unknown field '{where}'; expected one of {', '.join(sorted(allowed))}", field=where)
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------
+# requests
+
+
+def request_object(request: SegmentRequest, *, include_image: bool = True) -> dict[str, Any]:
+    """The JSON object of a request (the image base64-encoded when ``include_image``)."""
+    p = request.prompt
+    prompt: dict[str, Any] = {}
+    if p.text is not None:
+        prompt["text"] = p.text
+    if p.points:
+        prompt["points"] = [[_num(pt.x), _num(pt.y), 1 if pt.positive else 0] for pt in p.points]
+    if p.box is not None:
+        prompt["box"] = [_num(v) for v in p.box.as_xyxy()]
+    if p.mask_input is not None:
+        prompt["mask_input"] = encode_logits(p.mask_input)
+    options: dict[str, Any] = {}
+    for key in ("multimask", "box_threshold", "text_threshold", "max_detections", "nms_iou"):
+        value = getattr(p, key)
+        if value != getattr(_DEFAULTS, key):
+            options[key] = value
+    if request.return_logits:
+        options["return_logits"] = True
+    if request.backend:
+        options["backend"] = request.backend
+    if request.model:
+        options["model"] = request.model
+    obj: dict[str, Any] = {"protocol": PROTOCOL_VERSION}
+    if include_image and request.image is not None:
+        obj["image"] = base64.b64encode(request.image).decode("ascii")
+    if request.image_id is not None:
+        obj["image_id"] = request.image_id
+    obj["prompt"] = prompt
+    if options:
+        obj["options"] = options
+    return obj
+
+
+def _num(v: float) -> float | int:
+    return int(v) if float(v).is_integer() else float(v)
+
+
+def encode_request(request: SegmentRequest, *, raw: bool = False,
+                   max_bytes: int = MAX_PAYLOAD_BYTES) -> tuple[bytes, str, dict[str, str]]:
+    """``(body, content_type, headers)`` for one request.
+
+    ``raw=True`` sends the image bytes as the body and the rest in the custom-attributes header
+    (SageMaker-compatible, at most 1024 characters: no ``mask_input`` there). Raises
+    :class:`PayloadTooLargeError` rather than send a body the endpoint would refuse.
+    """
+    if raw:
+        if request.image is None:
+            raise ProtocolError("a raw-image request needs the image bytes", field="image")
+        header = json.dumps(request_object(request, include_image=False), separators=(",", ":"),
+                            ensure_ascii=True, allow_nan=False)
+        if len(header) > MAX_CUSTOM_ATTRIBUTES:
+            raise ProtocolError(
+                f"the prompt takes {len(header)} characters, more than the {MAX_CUSTOM_ATTRIBUTES} a "
+                "custom-attributes header allows; send a JSON request instead", field="prompt")
+        body, content_type, headers = bytes(request.image), _sniff_type(request.image), {CUSTOM_ATTRIBUTES_HEADER: header}
+    else:
+        body = json.dumps(request_object(request), separators=(",", ":"), allow_nan=False).encode()
+        content_type, headers = JSON_TYPE, {}
+    if len(body) > max_bytes:
+        raise PayloadTooLargeError(
+            f"the request is {len(body) / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB real-time limit; "
+            "send a smaller or JPEG-compressed image, or use asynchronous inference (payloads up to 1 GB via S3)")
+    return body, content_type, headers
+
+
+def _sniff_type(data: bytes) -> str:
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    return "application/x-image"
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lower = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lower:
+            return value
+    return None
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def decode_request(body: bytes | str, *, content_type: str | None,
+                   headers: Mapping[str, str] | None = None) -> SegmentRequest:
+    """Parse and validate a request. Raises :class:`ProtocolError` naming the bad field."""
+    headers = headers or {}
+    kind = media_type(content_type)
+    if kind == JSON_TYPE or kind.endswith("+json"):
+        obj = _parse_json(body, what="the request body", field="body")
+        image_field = obj.get("image") if isinstance(obj, Mapping) else None
+        image = _b64(image_field, field="image") if image_field is not None else None
+        return _request_from_object(obj, image=image)
+    if kind in IMAGE_TYPES or kind.startswith("image/"):
+        raw = body.encode("latin-1") if isinstance(body, str) else bytes(body)
+        if not raw:
+            raise ProtocolError("the request body is empty: send the image bytes", field="image")
+        attributes = _header(headers, REQUEST_HEADER) or _header(headers, CUSTOM_ATTRIBUTES_HEADER)
+        if not attributes or not attributes.strip():
+            raise ProtocolError(f"a raw-image request needs the prompt as JSON in the {CUSTOM_ATTRIBUTES_HEADER} "
+                                "header", field=CUSTOM_ATTRIBUTES_HEADER)
+        obj = _parse_json(attributes, what=f"the {CUSTOM_ATTRIBUTES_HEADER} header", field=CUSTOM_ATTRIBUTES_HEADER)
+        if isinstance(obj, Mapping) and "image" in obj:
+            raise ProtocolError("the image is the body of a raw-image request, not a header field", field="image")
+        return _request_from_object(obj, image=raw)
+    raise ProtocolError(
+        f"unsupported Content-Type {content_type!r}: send application/json or an image type such as image/jpeg",
+        field="Content-Type", status=415, code="UnsupportedMediaType")
+
+
+def _parse_json(data: bytes | str, *, what: str, field: str) -> Any:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        if not data:
+            raise ProtocolError(f"{what} is empty", field=field)
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(f"{what} is not UTF-8 text: {exc.reason} at byte {exc.start}", field=field) from None
+    try:
+        return json.loads(data, parse_constant=_reject_constant)
+    except ProtocolError as exc:
+        raise ProtocolError(f"{what} is not valid JSON: {exc}", field=field) from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ProtocolError(f"{what} is not valid JSON: {exc}", field=field) from None
+
+
+def _reject_constant(name: str) -> float:
+    raise ProtocolError(f"{name} is not allowed (use finite numbers)")
+
+
+def _request_from_object(obj: Any, *, image: bytes | None) -> SegmentRequest:
+    obj = _keys(obj, _TOP_KEYS, field="")
+    version = obj.get("protocol", PROTOCOL_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= PROTOCOL_VERSION:
+        raise ProtocolError(f"protocol version {version!r} is not supported: this server speaks 1..{PROTOCOL_VERSION}",
+                            field="protocol")
+    image_id = obj.get("image_id")
+    if image_id is not None:
+        image_id = check_id(image_id, field="image_id")
+    pr = _keys(obj.get("prompt"), _PROMPT_KEYS, field="prompt")
+    op = _keys(obj.get("options"), _OPTION_KEYS, field="options")
+
+    text = pr.get("text")
+    if text is not None and not isinstance(text, str):
+        raise ProtocolError(f"prompt.text must be a string, got {type(text).__name__}", field="prompt.text")
+    points = tuple(_point(p, i) for i, p in enumerate(_list(pr.get("points"), field="prompt.points")))
+    box = _box(pr.get("box")) if pr.get("box") is not None else None
+    mask_input = decode_logits(pr["mask_input"], field="prompt.mask_input") if pr.get("mask_input") is not None else None
+
+    multimask = op.get("multimask", _DEFAULTS.multimask)
+    if not isinstance(multimask, bool):
+        raise ProtocolError(f"options.multimask must be true or false, got {multimask!r}", field="options.multimask")
+    return_logits = op.get("return_logits", False)
+    if not isinstance(return_logits, bool):
+        raise ProtocolError(f"options.return_logits must be true or false, got {return_logits!r}",
+                            field="options.return_logits")
+    max_det = op.get("max_detections", _DEFAULTS.max_detections)
+    if isinstance(max_det, bool) or not isinstance(max_det, int) or not 1 <= max_det <= 1000:
+        raise ProtocolError(f"options.max_detections must be an integer from 1 to 1000, got {max_det!r}",
+                            field="options.max_detections")
+    names = {}
+    for key in ("backend", "model"):
+        value = op.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 200):
+            raise ProtocolError(f"options.{key} must be a model name, got {value!r}", field=f"options.{key}")
+        names[key] = value
+    prompt = Prompt(
+        points=points, box=box, text=text, mask_input=mask_input, multimask=multimask,
+        box_threshold=_number(op, "box_threshold", _DEFAULTS.box_threshold, field="options.box_threshold"),
+        text_threshold=_number(op, "text_threshold", _DEFAULTS.text_threshold, field="options.text_threshold"),
+        max_detections=max_det,
+        nms_iou=_number(op, "nms_iou", None, field="options.nms_iou"),
+    )
+    if image is None and image_id is None and not (points or box is not None or text is not None):
+        raise ProtocolError("the request has no image, image_id or prompt", field="image")
+    if not (points or box is not None or text is not None):
+        raise ProtocolError("the prompt has no text, points or box", field="prompt")
+    return SegmentRequest(prompt=prompt, image=image, image_id=image_id, return_logits=return_logits, **names)
+
+
+def _list(value: Any, *, field: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ProtocolError(f"{field} must be a list", field=field)
+    if len(value) > 1000:
+        raise ProtocolError(f"{field} has {len(value)} entries, at most 1000 are allowed", field=field)
+    return value
+
+
+def _point(p: Any, i: int) -> Point:
+    field = f"prompt.points[{i}]"
+    if isinstance(p, Mapping):
+        x, y, label = p.get("x"), p.get("y"), p.get("label", 1)
+    elif isinstance(p, list) and len(p) in (2, 3):
+        x, y, label = p[0], p[1], (p[2] if len(p) == 3 else 1)
+    else:
+        raise ProtocolError(f"{field} must be [x, y, label] or {{\"x\", \"y\", \"label\"}}", field=field)
+    for v in (x, y):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ProtocolError(f"{field} coordinates must be finite numbers, got {v!r}", field=field)
+    if label not in (0, 1) or isinstance(label, float) and not float(label).is_integer():
+        raise ProtocolError(f"{field} label must be 1 (object) or 0 (background), got {label!r}", field=field)
+    return Point(x=float(x), y=float(y), positive=bool(label))
+
+
+def _box(b: Any) -> Box:
+    if isinstance(b, Mapping):
+        b = [b.get("x0"), b.get("y0"), b.get("x1"), b.get("y1")]
+    if not isinstance(b, list) or len(b) != 4 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in b):
+        raise ProtocolError(f"prompt.box must be four finite numbers [x0, y0, x1, y1], got {b!r}", field="prompt.box")
+    return Box(x0=float(b[0]), y0=float(b[1]), x1=float(b[2]), y1=float(b[3]))
+
+
+# ---------------------------------------------------------------------------------------------
+# responses
+
+
+def encode_response(prediction: Prediction, *, image_id: str, return_logits: bool = False,
+                    request_id: str | None = None, max_bytes: int = MAX_PAYLOAD_BYTES) -> bytes:
+    """The JSON body for one prediction. Raises :class:`PayloadTooLargeError` (never truncates)."""
+    objects = []
+    for c in prediction.candidates:
+        item: dict[str, Any] = {"mask": mask_to_rle(c.mask), "box": [round(float(v), 2) for v in c.box],
+                                "score": round(float(c.score), 5)}
+        if c.label is not None:
+            item["label"] = c.label
+        if c.box_score is not None:
+            item["box_score"] = round(float(c.box_score), 5)
+        if return_logits and c.low_res_logits is not None:
+            item["logits"] = encode_logits(c.low_res_logits)
+        objects.append(item)
+    obj = {
+        "protocol": PROTOCOL_VERSION, "kind": prediction.kind.value, "image_id": image_id,
+        "image_size": [int(prediction.image_size[0]), int(prediction.image_size[1])],
+        "backend": prediction.backend, "model": prediction.model, "objects": objects,
+        "timings": {k: round(float(v), 2) for k, v in prediction.timings.items()},
+    }
+    if request_id:
+        obj["request_id"] = request_id
+    body = json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+    if len(body) > max_bytes:
+        raise PayloadTooLargeError(
+            f"the response would be {len(body) / 2**20:.1f} MiB ({len(objects)} objects), over the "
+            f"{max_bytes / 2**20:.0f} MiB real-time limit, and is not sent truncated; ask for fewer objects "
+            "(options.max_detections), leave out logits (options.return_logits=false), or use asynchronous "
+            "inference (InvokeEndpointAsync, results up to 1 GB via S3)", field="response", code="ResponseTooLarge")
+    return body
+
+
+def decode_response(body: bytes | str) -> SegmentResponse:
+    """Parse a response body back into a :class:`Prediction` with full-resolution bool masks."""
+    obj = _parse_json(body, what="the response", field="response")
+    if not isinstance(obj, Mapping):
+        raise ProtocolError("the response is not a JSON object", field="response")
+    if "error" in obj:
+        info = decode_error(body)
+        raise ProtocolError(info.message, field=info.field, status=info.status, code=info.code)
+    version = obj.get("protocol")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(f"the server speaks protocol {version!r}, this client speaks {PROTOCOL_VERSION}",
+                            field="protocol")
+    try:
+        h, w = (int(v) for v in obj["image_size"])
+        candidates = []
+        for i, item in enumerate(obj["objects"]):
+            mask = rle_to_mask(item["mask"])
+            if mask.shape != (h, w):
+                raise ProtocolError(f"objects[{i}].mask is {mask.shape}, the image is {(h, w)}",
+                                    field=f"objects[{i}].mask")
+            logits = decode_logits(item["logits"], field=f"objects[{i}].logits") if "logits" in item else None
+            candidates.append(Candidate(mask=mask, score=float(item["score"]), box=tuple(float(v) for v in item["box"]),
+                                        label=item.get("label"), box_score=item.get("box_score"),
+                                        low_res_logits=logits))
+        prediction = Prediction(
+            candidates=tuple(candidates), kind=PredictionKind(obj["kind"]), image_key=str(obj["image_id"]),
+            backend=str(obj["backend"]), model=str(obj["model"]), image_size=(h, w),
+            timings=MappingProxyType({str(k): float(v) for k, v in (obj.get("timings") or {}).items()}),
+        )
+    except ProtocolError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProtocolError(f"the response is malformed: {exc!r}", field="response") from None
+    return SegmentResponse(prediction=prediction, image_id=str(obj["image_id"]), protocol=version,
+                           request_id=obj.get("request_id"))
+
+
+# ---------------------------------------------------------------------------------------------
+# errors
+
+
+def encode_error(*, status: int, code: str, message: str, field: str | None = None,
+                 request_id: str | None = None) -> bytes:
+    """An error body. ``message``/``Message`` at the top level are what botocore shows."""
+    error: dict[str, Any] = {"status": status, "code": code, "message": message}
+    if field:
+        error["field"] = field
+    if request_id:
+        error["request_id"] = request_id
+    readable = f"{message} (field: {field})" if field else message
+    return json.dumps({"protocol": PROTOCOL_VERSION, "error": error, "message": readable},
+                      separators=(",", ":")).encode()
+
+
+def decode_error(body: bytes | str) -> ErrorInfo:
+    """Parse an error body (ours, or a SageMaker ModelError carrying ours in OriginalMessage)."""
+    try:
+        obj = json.loads(body)
+    except (ValueError, TypeError):
+        text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else str(body)
+        return ErrorInfo(status=0, code="Unknown", message=text.strip()[:2000] or "empty error response")
+    if isinstance(obj, Mapping) and "OriginalMessage" in obj and "error" not in obj:
+        inner = decode_error(obj["OriginalMessage"])
+        if inner.code != "Unknown":
+            return inner
+        return ErrorInfo(status=int(obj.get("OriginalStatusCode") or 0), code="ModelError",
+                         message=str(obj.get("Message") or obj.get("message") or inner.message))
+    err = obj.get("error") if isinstance(obj, Mapping) else None
+    if not isinstance(err, Mapping):
+        message = obj.get("message") or obj.get("Message") if isinstance(obj, Mapping) else None
+        return ErrorInfo(status=0, code="Unknown", message=str(message or obj)[:2000])
+    return ErrorInfo(status=int(err.get("status") or 0), code=str(err.get("code") or "Unknown"),
+                     message=str(err.get("message") or ""), field=err.get("field"),
+                     request_id=err.get("request_id"))

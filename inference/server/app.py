@@ -1,0 +1,239 @@
+"""The FastAPI application: ``/ping``, ``/invocations``, ``/endpoints/{name}/invocations``, ``/info``.
+
+``/invocations`` is SageMaker's container contract; ``/endpoints/{name}/invocations`` is the
+SageMaker *runtime* path, so a boto3 ``sagemaker-runtime`` client created with
+``endpoint_url=http://127.0.0.1:PORT`` talks to this server unchanged. On that path, errors look
+like the real service's: HTTP 424 ``ModelError`` carrying ``OriginalStatusCode`` and
+``OriginalMessage`` (our JSON error), so one client handles both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import re
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from inference.protocol import (CUSTOM_ATTRIBUTES_HEADER, JSON_TYPE, MAX_PAYLOAD_BYTES, PROTOCOL_VERSION,
+                                REQUEST_HEADER, SESSION_HEADER, ErrorInfo, PayloadTooLargeError, ProtocolError,
+                                encode_error)
+from inference.server.config import ServerConfig
+from inference.server.errors import ModelNotReadyError, RequestTimeoutError, ServerBusyError, error_info
+from inference.server.worker import InferenceWorker, Job, WorkerState
+
+log = logging.getLogger("langsam.server")
+
+TOKEN_HEADER = "X-LangSAM-Token"  # alternative to Authorization: Bearer (boto3 signs Authorization)
+REQUEST_ID_HEADER = "X-Request-Id"
+_FORWARDED = (CUSTOM_ATTRIBUTES_HEADER, REQUEST_HEADER, SESSION_HEADER)
+_RID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_EXPOSED = (REQUEST_ID_HEADER, "X-LangSAM-Image-Cache", "X-LangSAM-Embedding-Cache",
+            "X-Amzn-SageMaker-New-Session-Id", "Retry-After")
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+def create_app(*, config: ServerConfig, worker: InferenceWorker, manage_worker: bool = True) -> FastAPI:
+    """Build the app. With ``manage_worker`` the app starts the worker (model load in the
+    background) at start-up and stops it at shutdown."""
+    config.check()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        if manage_worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            if manage_worker:
+                await asyncio.to_thread(worker.stop)
+
+    app = FastAPI(title="LangSAM Studio inference server", version=str(PROTOCOL_VERSION), lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.config = config
+    app.state.worker = worker
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", TOKEN_HEADER, *_FORWARDED],
+                           expose_headers=list(_EXPOSED), max_age=600)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        rid = _request_id(request)
+        message = {404: f"there is nothing at {request.url.path}; use POST /invocations or GET /ping",
+                   405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
+        return _json_error(ErrorInfo(status=exc.status_code, code="NotFound" if exc.status_code == 404 else "BadRequest",
+                                     message=message, field="path" if exc.status_code == 404 else "method",
+                                     request_id=rid), rid)
+
+    @app.get("/ping")
+    async def ping() -> Response:
+        state = worker.state
+        body: dict[str, Any] = {"status": state.value, "protocol": PROTOCOL_VERSION}
+        if state is WorkerState.READY and worker.info is not None:
+            body.update(backend=worker.info.backend, model=worker.info.model, device=worker.info.device)
+            return JSONResponse(body)
+        headers = {}
+        if state is WorkerState.LOADING:
+            body["reason"] = "the model is loading"
+            headers["Retry-After"] = "2"
+        else:
+            body["reason"] = worker.reason or state.value
+        return JSONResponse(body, status_code=503, headers=headers)
+
+    @app.get("/info")
+    async def info(request: Request) -> Response:
+        rid = _request_id(request)
+        try:
+            _authorize(request, config)
+        except _Unauthorized as exc:
+            return _json_error(ErrorInfo(status=401, code="Unauthorized", message=str(exc), request_id=rid), rid)
+        runner = worker.runner
+        body = {
+            "protocol": PROTOCOL_VERSION, "status": worker.state.value,
+            "backend": worker.info.backend if worker.info else None, "model": worker.info.model if worker.info else None,
+            "device": worker.info.device if worker.info else None,
+            "supports_text": worker.info.supports_text if worker.info else None,
+            "supports_points": worker.info.supports_points if worker.info else None,
+            "limits": {"max_request_bytes": config.max_request_bytes, "max_response_bytes": config.limits.max_response_bytes,
+                       "max_image_pixels": config.limits.max_image_pixels, "timeout_s": config.timeout_s,
+                       "queue_size": config.queue_size},
+            "queue": {"waiting": worker.queued, "processed": worker.processed},
+            "image_cache": {"entries": len(runner.images), "bytes": runner.images.nbytes,
+                            "max_bytes": runner.images.max_bytes, "hits": runner.images.hits} if runner else None,
+        }
+        return JSONResponse(body)
+
+    @app.post("/invocations")
+    async def invocations(request: Request) -> Response:
+        return await _invoke(request, config, worker, sagemaker_runtime=False)
+
+    @app.post("/endpoints/{endpoint_name}/invocations")
+    async def endpoint_invocations(request: Request, endpoint_name: str) -> Response:
+        return await _invoke(request, config, worker, sagemaker_runtime=True)
+
+    return app
+
+
+def _request_id(request: Request) -> str:
+    rid = getattr(request.state, "request_id", None)
+    if rid is None:
+        given = request.headers.get("x-amzn-sagemaker-inference-id") or request.headers.get("x-request-id")
+        rid = given if given and _RID_RE.match(given) else uuid.uuid4().hex
+        request.state.request_id = rid
+    return rid
+
+
+def _authorize(request: Request, config: ServerConfig) -> None:
+    if not config.token:
+        return
+    supplied = request.headers.get(TOKEN_HEADER.lower())
+    auth = request.headers.get("authorization", "")
+    if supplied is None and auth[:7].lower() == "bearer ":
+        supplied = auth[7:].strip()
+    if not supplied or not hmac.compare_digest(supplied.encode(), config.token.encode()):
+        raise _Unauthorized("a valid bearer token is required: send 'Authorization: Bearer <token>' "
+                            f"(or the {TOKEN_HEADER} header)")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    advice = ("send a smaller (JPEG-compressed) image, or use asynchronous inference for larger payloads"
+              if limit >= MAX_PAYLOAD_BYTES else "send a smaller image")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ProtocolError(f"Content-Length {declared!r} is not a number", field="Content-Length")
+        if int(declared) > limit:
+            raise PayloadTooLargeError(f"the request is {int(declared) / 2**20:.1f} MiB, over this server's "
+                                       f"{limit / 2**20:.1f} MiB limit; {advice}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"the request is over this server's {limit / 2**20:.1f} MiB limit; {advice}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _invoke(request: Request, config: ServerConfig, worker: InferenceWorker, *,
+                  sagemaker_runtime: bool) -> Response:
+    rid = _request_id(request)
+    started = time.perf_counter()
+    size_in = 0
+    try:
+        _authorize(request, config)
+        body = await _read_body(request, config.max_request_bytes)
+        size_in = len(body)
+        headers = {name: request.headers[name.lower()] for name in _FORWARDED if name.lower() in request.headers}
+        job = Job(body=body, content_type=request.headers.get("content-type"), headers=headers, request_id=rid)
+        del body
+        future = worker.submit(job)
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(future), timeout=config.timeout_s)
+        except asyncio.TimeoutError:
+            job.cancel.cancel(f"the request took longer than the server's {config.timeout_s:g} s limit")
+            raise RequestTimeoutError(f"the request took longer than the server's {config.timeout_s:g} s limit and "
+                                      "was cancelled; try a smaller image or a faster model") from None
+        response = Response(result.body, media_type=JSON_TYPE,
+                            headers={**result.headers, REQUEST_ID_HEADER: rid})
+        response.headers["X-Amzn-Invoked-Production-Variant"] = "local"
+    except _Unauthorized as exc:
+        info = ErrorInfo(status=401, code="Unauthorized", message=str(exc), request_id=rid)
+        response = _sagemaker_error(info, rid) if sagemaker_runtime else _json_error(info, rid)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error; the server keeps serving
+        info = error_info(exc, request_id=rid)
+        if info.status >= 500 and info.code in ("InternalError", "InferenceError"):
+            log.error("request failed", exc_info=exc, extra={"event": "error", "request_id": rid})
+        response = _sagemaker_error(info, rid) if sagemaker_runtime else _json_error(info, rid)
+        retry = getattr(exc, "retry_after", None)
+        if isinstance(exc, (ServerBusyError, ModelNotReadyError)) and retry:
+            response.headers["Retry-After"] = str(retry)
+    log.info("request", extra={
+        "event": "request", "request_id": rid, "path": request.url.path, "status": response.status_code,
+        "ms": round((time.perf_counter() - started) * 1000.0, 2), "bytes_in": size_in,
+        "bytes_out": int(response.headers.get("content-length", 0)),
+        "content_type": request.headers.get("content-type", ""),
+        "client": request.client.host if request.client else None,
+    })
+    return response
+
+
+def _json_error(info: ErrorInfo, rid: str) -> Response:
+    body = encode_error(status=info.status, code=info.code, message=info.message, field=info.field, request_id=rid)
+    headers = {REQUEST_ID_HEADER: rid, "x-amzn-ErrorType": info.code}
+    if info.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return Response(body, status_code=info.status, media_type=JSON_TYPE, headers=headers)
+
+
+def _sagemaker_error(info: ErrorInfo, rid: str) -> Response:
+    """What the SageMaker runtime answers when the container fails: 424 ModelError wrapping our
+    error; a body over the limit is the runtime's own ValidationError; no credentials -> 403."""
+    ours = encode_error(status=info.status, code=info.code, message=info.message, field=info.field,
+                        request_id=rid).decode()
+    readable = f"{info.message} (field: {info.field})" if info.field else info.message
+    if info.code == "PayloadTooLarge":
+        status, kind, body = 400, "ValidationError", {"message": readable, "Message": readable}
+    elif info.status == 401:
+        status, kind, body = 403, "AccessDeniedException", {"message": readable, "Message": readable}
+    else:
+        side = "client" if info.status < 500 else "server"
+        message = (f"Received {side} error ({info.status}) from primary with message \"{readable}\". "
+                   f"Request id {rid}.")
+        status, kind, body = 424, "ModelError", {"Message": message, "OriginalStatusCode": info.status,
+                                                 "OriginalMessage": ours, "LogStreamArn": "local"}
+    return Response(json.dumps(body).encode(), status_code=status, media_type=JSON_TYPE,
+                    headers={REQUEST_ID_HEADER: rid, "x-amzn-ErrorType": kind, "x-amzn-RequestId": rid})

@@ -1,0 +1,74 @@
+"""The HTTP server's settings and the start-up safety checks (token on non-loopback hosts)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+
+from inference.errors import InferenceError
+from inference.protocol import MAX_PAYLOAD_BYTES
+from inference.server.runner import RunnerLimits
+
+DEFAULT_PORT = 8765
+CONTAINER_PORT = 8080  # SageMaker's bring-your-own-container contract
+TOKEN_ENV = "LANGSAM_SERVER_TOKEN"
+CONTAINER_ENV = "LANGSAM_SERVE_CONTAINER"  # "1": behave as the SageMaker container command
+SAGEMAKER_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
+
+
+class ServerConfigError(InferenceError):
+    """The server refuses to start with these settings; the message says what to change."""
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    token: str | None = field(default=None, repr=False)
+    container: bool = False  # SageMaker BYOC: 0.0.0.0:8080, SageMaker authenticates callers
+    cors_origins: tuple[str, ...] = ()
+    max_request_bytes: int = MAX_PAYLOAD_BYTES
+    timeout_s: float = 60.0
+    queue_size: int = 8
+    retry_after_s: int = 1
+    limits: RunnerLimits = field(default_factory=RunnerLimits)
+
+    def check(self) -> None:
+        """Raise :class:`ServerConfigError` for settings that would be unsafe or cannot work."""
+        if not (0 <= self.port <= 65535):
+            raise ServerConfigError(f"port {self.port} is not a valid TCP port")
+        if not is_loopback(self.host) and not self.token and not self.container:
+            raise ServerConfigError(
+                f"refusing to listen on {self.host} without a bearer token: anyone who can reach this machine "
+                f"could use it. Set {TOKEN_ENV} (or --token-file), or bind to 127.0.0.1")
+        if self.token is not None and len(self.token) < 16:
+            raise ServerConfigError("the bearer token is shorter than 16 characters; use a long random one "
+                                    "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        if "*" in self.cors_origins and self.token is None and not is_loopback(self.host):
+            raise ServerConfigError("CORS origin '*' needs a bearer token")
+        for name in ("max_request_bytes", "queue_size"):
+            if getattr(self, name) < 1:
+                raise ServerConfigError(f"{name} must be positive")
+        if not self.timeout_s > 0:
+            raise ServerConfigError("the request timeout must be positive")
+
+
+def container_requested(flag: bool) -> bool:
+    """``--container``, ``LANGSAM_SERVE_CONTAINER=1`` or ``SAGEMAKER_BIND_TO_PORT`` set."""
+    value = os.environ.get(CONTAINER_ENV, "").strip().lower()
+    return flag or value in {"1", "true", "yes", "on"} or bool(os.environ.get(SAGEMAKER_PORT_ENV))
+
+
+def container_port() -> int:
+    raw = os.environ.get(SAGEMAKER_PORT_ENV, "").strip()
+    return int(raw) if raw.isdigit() else CONTAINER_PORT

@@ -1,0 +1,113 @@
+"""``langsam-studio serve``: the HTTP inference server (also the SageMaker container command).
+
+Loopback by default; a bearer token is required on any other address. As a bring-your-own
+container (``docker run IMAGE serve``), pass ``--container`` or set ``LANGSAM_SERVE_CONTAINER=1``
+(or ``SAGEMAKER_BIND_TO_PORT``): it binds 0.0.0.0:8080 and loads ``/opt/ml/model``
+(``$SAGEMAKER_BASE_DIR/model``) laid out as :mod:`inference.sagemaker_handler` describes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+HELP = "run the HTTP inference server (SageMaker-compatible /ping and /invocations)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; 0.0.0.0 in --container)")
+    parser.add_argument("--port", type=int, default=None, help="TCP port (default 8765; 8080 in --container)")
+    parser.add_argument("--backend", default=None, help="sam2, langsam or classic (classic needs no weights); "
+                        "default: from the model directory, else langsam")
+    parser.add_argument("--model", default=None, help="SAM 2 model id, e.g. sam2.1_hiera_small")
+    parser.add_argument("--checkpoint", default=None, help="explicit SAM 2 checkpoint .pt file")
+    parser.add_argument("--gdino-model", default=None, help="Grounding DINO model id, e.g. grounding-dino-tiny")
+    parser.add_argument("--gdino-path", default=None, help="explicit Grounding DINO directory")
+    parser.add_argument("--device", default=None, help="auto, cuda, cuda:N, mps or cpu (default auto)")
+    parser.add_argument("--model-dir", default=None, help="load a SageMaker-style model directory "
+                        "(langsam-config.json + weights/)")
+    parser.add_argument("--container", action="store_true", help="SageMaker container mode (see above)")
+    parser.add_argument("--token-file", default=None, help="file holding the bearer token "
+                        "(or set LANGSAM_SERVER_TOKEN); required on non-loopback addresses")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="allow browser calls from ORIGIN (repeatable); CORS is off by default")
+    parser.add_argument("--max-request-mb", type=float, default=6.0, help="largest request body (default 6 MiB)")
+    parser.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image (default 40 MP)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="per-request limit in seconds (default 60)")
+    parser.add_argument("--queue-size", type=int, default=8, help="requests allowed to wait (default 8); "
+                        "more get 503 + Retry-After")
+    parser.add_argument("--image-cache-mb", type=int, default=512, help="decoded images kept for repeated clicks")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def build(args: argparse.Namespace):
+    """(ServerConfig, InferenceWorker) from parsed arguments; raises ServerConfigError."""
+    from inference.server.config import (DEFAULT_PORT, TOKEN_ENV, ServerConfig, ServerConfigError,
+                                         container_port, container_requested)
+    from inference.server.runner import RunnerLimits
+    from inference.server.worker import InferenceWorker
+
+    container = container_requested(args.container)
+    host = args.host or ("0.0.0.0" if container else "127.0.0.1")
+    port = args.port if args.port is not None else (container_port() if container else DEFAULT_PORT)
+    token = os.environ.get(TOKEN_ENV) or None
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise ServerConfigError(f"cannot read the token file {args.token_file}: {exc.strerror}") from None
+    model_dir = args.model_dir
+    if model_dir is None and container:
+        model_dir = str(Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "model")
+    limits = RunnerLimits(max_image_pixels=args.max_pixels, image_cache_bytes=args.image_cache_mb * 2**20)
+    factory = _backend_factory(args, model_dir)
+    config = ServerConfig(host=host, port=port, token=token, container=container,
+                          cors_origins=tuple(args.cors_origin), max_request_bytes=int(args.max_request_mb * 2**20),
+                          timeout_s=args.timeout, queue_size=args.queue_size, limits=limits)
+    config.check()
+    return config, InferenceWorker(factory, queue_size=config.queue_size, limits=limits,
+                                   retry_after_s=config.retry_after_s)
+
+
+def _backend_factory(args: argparse.Namespace, model_dir: str | None):
+    use_dir = model_dir is not None and args.backend is None and (
+        args.model_dir is not None or (Path(model_dir) / "langsam-config.json").exists())
+
+    def factory():
+        from inference.backends.registry import create_backend
+
+        if use_dir:
+            from inference.sagemaker_handler import create_backend_from_model_dir
+
+            backend, _limits = create_backend_from_model_dir(model_dir, device=args.device)
+            return backend
+        options = {k: v for k, v in (("model", args.model), ("checkpoint", args.checkpoint),
+                                     ("gdino_model", args.gdino_model), ("gdino_path", args.gdino_path))
+                   if v is not None}
+        return create_backend(args.backend or "langsam", device=args.device or "auto", **options)
+
+    return factory
+
+
+def run(args: argparse.Namespace) -> int:
+    from inference.server.config import ServerConfigError
+    from inference.server.logs import configure_logging
+
+    configure_logging(args.log_level)
+    try:
+        config, worker = build(args)
+    except ServerConfigError as exc:
+        print(f"langsam-studio serve: {exc}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from inference.server.app import create_app
+
+    app = create_app(config=config, worker=worker)
+    print(f"serving on http://{config.host}:{config.port} (POST /invocations, GET /ping); the model loads in the "
+          "background", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=config.host, port=config.port, log_config=None, access_log=False,
+                log_level=args.log_level, timeout_graceful_shutdown=25)
+    return 0
