@@ -1,0 +1,194 @@
+"""Lang-SAM: text -> Grounding DINO boxes -> SAM 2 masks; geometry prompts go to its SAM 2.
+
+Per image it keeps the SAM 2 embedding (see :mod:`inference.backends.sam2_backend`) and the
+Grounding DINO pixel inputs; Grounding DINO's Swin backbone output is cached by
+:class:`inference.gdino_model.BackboneCache`, so a second text prompt on the same image skips
+both image encoders. SAM 2 is built the Lang-SAM way (no ``build_sam2`` post-processing).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from inference.backends.base import DEFAULT_CACHE_BYTES
+from inference.backends.registry import register_backend
+from inference.backends.sam2_backend import DEFAULT_SAM2_MODEL, ImageEmbedding, Sam2Backend, as_rgb_image
+from inference.cancel import CancelToken, check
+from inference.embedding_cache import ByteBoundedLRU
+from inference.errors import BackendUnavailableError, WeightsMissingError
+from inference.gdino_model import Detections, GroundingDino
+from inference.prompts import Prompt, normalise_text
+from inference.results import Candidate, Prediction, PredictionKind
+
+GDINO_MODELS = ("grounding-dino-tiny", "grounding-dino-base")
+DEFAULT_GDINO_MODEL = "grounding-dino-tiny"
+SAM_BOX_CHUNK = 64  # boxes decoded per SAM call: bounds the full-resolution float masks in memory
+PIXEL_CACHE_BYTES = 200_000_000
+
+
+def resolve_gdino_directory(model_id: str, path: str | Path | None) -> Path:
+    """An explicit folder, or the weights store's local copy of ``model_id``."""
+    if path is not None:
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            raise WeightsMissingError(
+                f"the Grounding DINO folder '{folder}' given for {model_id} does not exist; check the path "
+                f"or leave it empty to use the downloaded {model_id} weights")
+        return folder
+    try:
+        from inference.weights.store import WeightsStore
+    except ImportError as exc:
+        raise WeightsMissingError(
+            f"no folder was given for {model_id} and the weights store is not available ({exc}); "
+            "pass gdino_path=FOLDER saved with save_pretrained") from exc
+    return Path(WeightsStore().require(model_id))
+
+
+def select_detections(dets: Detections, *, width: int, height: int, clip: bool = True,
+                      nms_iou: float | None = None, max_detections: int | None = None) -> Detections:
+    """Clip boxes to the image, drop boxes that become empty, optional NMS, keep the best N.
+
+    The result is ordered by decreasing score.
+    """
+    boxes, scores, labels = dets.boxes.astype(np.float32, copy=True), dets.scores, list(dets.labels)
+    if clip and len(scores):
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+        keep = np.flatnonzero((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
+        boxes, scores, labels = boxes[keep], scores[keep], [labels[i] for i in keep]
+    if nms_iou is not None and len(scores):
+        import torch
+        from torchvision.ops import nms
+
+        order = nms(torch.from_numpy(boxes), torch.from_numpy(np.ascontiguousarray(scores)), float(nms_iou))
+        order = order.numpy()
+    else:
+        order = np.argsort(-scores, kind="stable")
+    if max_detections is not None:
+        order = order[:max_detections]
+    return Detections(boxes=boxes[order].reshape(-1, 4), scores=scores[order].reshape(-1),
+                      labels=tuple(labels[i] for i in order))
+
+
+@register_backend
+class LangSamBackend(Sam2Backend):
+    """Text prompts ("car. person.") -> one mask per detection; points/boxes as ``sam2``."""
+
+    name = "langsam"
+    supports_text = True
+    postprocessing = False  # exactly Lang-SAM's SAM 2 (hydra compose + instantiate, no overrides)
+
+    def __init__(self, *, device: str = "auto", cache_bytes: int = DEFAULT_CACHE_BYTES,
+                 model: str = DEFAULT_SAM2_MODEL, checkpoint: str | Path | None = None,
+                 cpu_threads: int | None = None, gdino_model: str = DEFAULT_GDINO_MODEL,
+                 gdino_path: str | Path | None = None, gdino_processor_path: str | Path | None = None,
+                 **options: Any) -> None:
+        super().__init__(device=device, cache_bytes=cache_bytes, model=model, checkpoint=checkpoint,
+                         cpu_threads=cpu_threads, **options)
+        if gdino_model not in GDINO_MODELS:
+            raise BackendUnavailableError(
+                f"unknown Grounding DINO model '{gdino_model}': choose one of {', '.join(GDINO_MODELS)}")
+        self.gdino_model_id = gdino_model
+        self.gdino_path = gdino_path
+        self.gdino_processor_path = gdino_processor_path
+        self.gdino: GroundingDino | None = None
+        self.pixel_inputs: ByteBoundedLRU[dict] = ByteBoundedLRU(max_bytes=PIXEL_CACHE_BYTES)
+
+    def load(self) -> None:
+        folder = resolve_gdino_directory(self.gdino_model_id, self.gdino_path)
+        super().load()
+        self.gdino = GroundingDino(directory=folder, processor_directory=self.gdino_processor_path,
+                                   device=self.device)
+
+    def unload(self) -> None:
+        self.gdino = None
+        self.pixel_inputs.clear()
+        super().unload()
+
+    def info(self):
+        base = super().info()
+        return type(base)(backend=base.backend, model=f"{self.gdino_model_id} + {self.model_id}",
+                          device=base.device, device_reason=base.device_reason,
+                          supports_text=True, supports_points=True)
+
+    # -- text ------------------------------------------------------------------------------
+    def detect(self, images: list[np.ndarray], texts: list[str], *, keys: list[str] | None = None,
+               box_threshold: float = 0.3, text_threshold: float = 0.25) -> list[Detections]:
+        """Raw Grounding DINO detections (Lang-SAM semantics: no clipping, NMS or cap).
+
+        Several images go through one batched forward (as Lang-SAM does); a single image reuses
+        its cached pixel inputs. ``texts`` are used as given (normalise them first).
+        """
+        self.ensure_loaded()
+        from inference.device import inference_context
+
+        pixel_inputs = None
+        if len(images) == 1:
+            key = keys[0] if keys else self.image_key(images[0])
+            pixel_inputs = self.pixel_inputs.get(key)
+            if pixel_inputs is None:
+                pixel_inputs = self.gdino.preprocess_images(images)
+                nbytes = sum(t.numel() * t.element_size() for t in pixel_inputs.values())
+                self.pixel_inputs.put(key, pixel_inputs, nbytes=nbytes)
+        with inference_context(self.device):
+            return self.gdino.detect(images, texts, box_threshold=box_threshold,
+                                     text_threshold=text_threshold, pixel_inputs=pixel_inputs)
+
+    def masks_for_boxes(self, entry: ImageEmbedding, boxes: np.ndarray, *, cancel: CancelToken | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One SAM 2 mask per box (``multimask_output=False``): (N,H,W) bool, (N,), (N,256,256)."""
+        n = int(boxes.shape[0])
+        if n == 0:
+            return (np.zeros((0, entry.height, entry.width), bool), np.zeros((0,), np.float32),
+                    np.zeros((0, 256, 256), np.float32))
+        masks, scores, logits = [], [], []
+        for start in range(0, n, SAM_BOX_CHUNK):
+            check(cancel)
+            chunk = boxes[start:start + SAM_BOX_CHUNK]
+            m, s, lg = self.decode(entry, box=chunk, multimask=False)
+            # one box: (1,H,W), (1,), (1,256,256); several: (B,1,H,W), (B,1), (B,1,256,256)
+            masks.append(m.reshape(len(chunk), entry.height, entry.width).astype(bool))
+            scores.append(s.reshape(len(chunk)))
+            logits.append(lg.reshape(len(chunk), 256, 256))
+        return np.concatenate(masks), np.concatenate(scores), np.concatenate(logits)
+
+    def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
+                cancel: CancelToken | None = None) -> Prediction:
+        image = as_rgb_image(image)
+        height, width = int(image.shape[0]), int(image.shape[1])
+        prompt.validate(width=width, height=height)
+        key = image_key or self.image_key(image)
+        check(cancel)
+        if not prompt.is_text:
+            return self._predict_geometry(image, prompt, key=key, cancel=cancel)
+        start = time.perf_counter()
+        text = normalise_text(prompt.text)
+        raw = self.detect([image], [text], keys=[key], box_threshold=prompt.box_threshold,
+                          text_threshold=prompt.text_threshold)[0]
+        detected = time.perf_counter()
+        check(cancel)
+        dets = select_detections(raw, width=width, height=height, clip=True, nms_iou=prompt.nms_iou,
+                                 max_detections=prompt.max_detections)
+        hit = self.is_encoded(key)
+        encode_seconds = 0.0
+        candidates: list[Candidate] = []
+        if len(dets):
+            entry = self.embedding(image, key, cancel=cancel)
+            encode_seconds = 0.0 if hit else entry.seconds
+            masks, scores, logits = self.masks_for_boxes(entry, dets.boxes, cancel=cancel)
+            for i in range(len(dets)):
+                candidates.append(Candidate(
+                    mask=masks[i].astype(bool, copy=False), score=float(scores[i]),
+                    box=tuple(float(v) for v in dets.boxes[i]), label=dets.labels[i],
+                    box_score=float(dets.scores[i]), low_res_logits=logits[i]))
+        timings = {"detect": detected - start, "encode": encode_seconds,
+                   "total": time.perf_counter() - start, "embedding_cached": float(hit),
+                   "detections_before_selection": float(len(raw))}
+        return Prediction(candidates=tuple(candidates), kind=PredictionKind.INSTANCES, image_key=key,
+                          backend=self.name, model=f"{self.gdino_model_id} + {self.model_id}",
+                          image_size=(height, width), timings=MappingProxyType(timings))

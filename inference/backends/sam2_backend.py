@@ -1,0 +1,246 @@
+"""SAM 2.1 for points, boxes and mask refinement, with the image embedding cached per image.
+
+The image encoder (seconds on a CPU) runs once per image; every further click only runs the
+prompt encoder and mask decoder (tens of milliseconds) on the cached embedding. Embeddings live
+in a :class:`~inference.embedding_cache.ByteBoundedLRU` keyed by the image's content hash
+(:func:`inference.images.image_key`), see ``docs/adr/0006-model-caching.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from inference.backends.base import DEFAULT_CACHE_BYTES, SegmentationBackend
+from inference.backends.registry import register_backend
+from inference.cancel import CancelToken, check
+from inference.embedding_cache import ByteBoundedLRU
+from inference.errors import ImageLoadError, PromptError, WeightsMissingError
+from inference.prompts import Prompt
+from inference.results import BackendInfo, Candidate, Prediction, PredictionKind
+
+DEFAULT_SAM2_MODEL = "sam2.1_hiera_small"
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class ImageEmbedding:
+    """What SAM 2's decoder needs from one image (the output of ``SAM2ImagePredictor.set_image``)."""
+
+    features: dict  # {"image_embed": (1,256,64,64), "high_res_feats": [(1,32,256,256), (1,64,128,128)]}
+    height: int
+    width: int
+    nbytes: int
+    seconds: float  # how long the encoder took
+
+
+def as_rgb_image(image: Any) -> np.ndarray:
+    """An (H, W, 3) uint8 array, converting other array layouts; clear error otherwise."""
+    if not isinstance(image, np.ndarray):
+        raise ImageLoadError(f"expected the image as a numpy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+        return image
+    from inference.images import load_image
+
+    return load_image(image)
+
+
+def resolve_checkpoint(model_id: str, checkpoint: str | Path | None) -> Path:
+    """An explicit ``.pt`` path, or the weights store's local copy of ``model_id``."""
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise WeightsMissingError(
+                f"the SAM 2 checkpoint '{path}' given for {model_id} does not exist; check the path or "
+                f"leave it empty to use the downloaded {model_id} weights")
+        return path
+    try:
+        from inference.weights.store import WeightsStore
+    except ImportError as exc:
+        raise WeightsMissingError(
+            f"no checkpoint was given for {model_id} and the weights store is not available ({exc}); "
+            "pass checkpoint=PATH to the official .pt file") from exc
+    return Path(WeightsStore().require(model_id))
+
+
+@register_backend
+class Sam2Backend(SegmentationBackend):
+    """Points (+/-), a box and previous low-res logits -> up to three alternative masks."""
+
+    name = "sam2"
+    supports_text = False
+    supports_points = True
+    postprocessing = True  # build_sam2's dynamic multimask fallback (interactive use)
+
+    def __init__(self, *, device: str = "auto", cache_bytes: int = DEFAULT_CACHE_BYTES,
+                 model: str = DEFAULT_SAM2_MODEL, checkpoint: str | Path | None = None,
+                 cpu_threads: int | None = None, **options: Any) -> None:
+        super().__init__(device=device, cache_bytes=cache_bytes, **options)
+        from inference.sam2_model import sam2_model_id
+
+        self.model_id = sam2_model_id(model)
+        self.checkpoint = checkpoint
+        self.cpu_threads = cpu_threads
+        self.device = "cpu"
+        self.device_reason = "not loaded yet"
+        self.sam_model = None
+        self.predictor = None
+        self.embeddings: ByteBoundedLRU[ImageEmbedding] = ByteBoundedLRU(max_bytes=cache_bytes)
+        self.encoder_runs = 0  # how many times the image encoder really ran (tests, benchmarks)
+        self._cancel: CancelToken | None = None  # read by the encoder's forward pre-hooks
+        self._hooks: list = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def load(self) -> None:
+        from inference.device import configure_cpu_threads, resolve_device
+        from inference.sam2_model import build_sam2_model
+
+        choice = resolve_device(self.device_preference)
+        self.device, self.device_reason = choice.device, choice.reason
+        configure_cpu_threads(self.cpu_threads)
+        path = resolve_checkpoint(self.model_id, self.checkpoint)
+        self.sam_model = build_sam2_model(self.model_id, checkpoint=path, device=self.device,
+                                          postprocessing=self.postprocessing)
+        from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+        self.predictor = SAM2ImagePredictor(self.sam_model)
+        self._install_cancel_hooks()
+        self._loaded = True
+
+    def unload(self) -> None:
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks.clear()
+        self.embeddings.clear()
+        self.sam_model = None
+        self.predictor = None
+        super().unload()
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(backend=self.name, model=self.model_id, device=self.device,
+                           device_reason=self.device_reason, supports_text=self.supports_text,
+                           supports_points=self.supports_points)
+
+    def _install_cancel_hooks(self) -> None:
+        def hook(_module, _inputs):
+            check(self._cancel)
+
+        trunk = self.sam_model.image_encoder.trunk
+        for block in trunk.blocks:
+            self._hooks.append(block.register_forward_pre_hook(hook))
+        self._hooks.append(self.sam_model.image_encoder.neck.register_forward_pre_hook(hook))
+
+    # -- embeddings ------------------------------------------------------------------------
+    def is_encoded(self, image_key: str) -> bool:
+        return image_key in self.embeddings
+
+    def encode(self, image: np.ndarray, *, image_key: str | None = None,
+               cancel: CancelToken | None = None) -> str:
+        image = as_rgb_image(image)
+        key = image_key or self.image_key(image)
+        self.embedding(image, key, cancel=cancel)
+        return key
+
+    def embedding(self, image: np.ndarray, key: str, *, cancel: CancelToken | None = None) -> ImageEmbedding:
+        """The cached embedding of ``image`` (content key ``key``), computing it on a miss."""
+        cached = self.embeddings.get(key)
+        if cached is not None:
+            return cached
+        self.ensure_loaded()
+        check(cancel)
+        from inference.device import inference_context
+
+        start = time.perf_counter()
+        self._cancel = cancel
+        try:
+            with inference_context(self.device):
+                self.predictor.set_image(image)
+        finally:
+            self._cancel = None
+        features = self.predictor._features  # set_image's result (sam2 1.1.0 keeps it here)
+        self.predictor.reset_predictor()
+        self.encoder_runs += 1
+        tensors = [features["image_embed"], *features["high_res_feats"]]
+        nbytes = sum(t.numel() * t.element_size() for t in tensors)
+        entry = ImageEmbedding(features=features, height=int(image.shape[0]), width=int(image.shape[1]),
+                               nbytes=nbytes, seconds=time.perf_counter() - start)
+        self.embeddings.put(key, entry, nbytes=nbytes)
+        return entry
+
+    def decode(self, entry: ImageEmbedding, *, point_coords: np.ndarray | None = None,
+               point_labels: np.ndarray | None = None, box: np.ndarray | None = None,
+               mask_input: np.ndarray | None = None, multimask: bool = True
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``SAM2ImagePredictor.predict`` on a cached embedding: (masks, iou, low_res_logits)."""
+        from inference.device import inference_context
+
+        predictor = self.predictor
+        predictor._features = entry.features
+        predictor._orig_hw = [(entry.height, entry.width)]
+        predictor._is_image_set = True
+        predictor._is_batch = False
+        try:
+            with inference_context(self.device):
+                return predictor.predict(point_coords=point_coords, point_labels=point_labels, box=box,
+                                         mask_input=mask_input, multimask_output=multimask)
+        finally:
+            predictor.reset_predictor()
+
+    # -- prompts ---------------------------------------------------------------------------
+    def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
+                cancel: CancelToken | None = None) -> Prediction:
+        image = as_rgb_image(image)
+        height, width = int(image.shape[0]), int(image.shape[1])
+        prompt.validate(width=width, height=height)
+        if prompt.is_text:
+            raise PromptError(f"the '{self.name}' backend answers points and boxes, not text; "
+                              "choose the 'langsam' backend for text prompts", field="text")
+        check(cancel)
+        return self._predict_geometry(image, prompt, key=image_key or self.image_key(image), cancel=cancel)
+
+    def _predict_geometry(self, image: np.ndarray, prompt: Prompt, *, key: str,
+                          cancel: CancelToken | None) -> Prediction:
+        start = time.perf_counter()
+        hit = self.is_encoded(key)
+        entry = self.embedding(image, key, cancel=cancel)
+        encoded = time.perf_counter()
+        check(cancel)
+        coords = labels = None
+        if prompt.points:
+            coords = np.array([[p.x, p.y] for p in prompt.points], dtype=np.float32)
+            labels = np.array([1 if p.positive else 0 for p in prompt.points], dtype=np.int32)
+        box = np.array(prompt.box.as_xyxy(), dtype=np.float32) if prompt.box is not None else None
+        mask_input = None
+        if prompt.mask_input is not None:
+            mask_input = np.asarray(prompt.mask_input, dtype=np.float32).reshape(1, 256, 256)
+        masks, scores, low_res = self.decode(entry, point_coords=coords, point_labels=labels, box=box,
+                                             mask_input=mask_input, multimask=prompt.multimask)
+        decoded = time.perf_counter()
+        candidates = []
+        for i in np.argsort(-scores, kind="stable"):
+            mask = masks[i].astype(bool, copy=False)
+            candidates.append(Candidate(mask=mask, score=float(scores[i]), box=_candidate_box(mask, prompt),
+                                        low_res_logits=low_res[i].astype(np.float32, copy=False)))
+        timings = {"encode": 0.0 if hit else encoded - start, "decode": decoded - encoded,
+                   "total": time.perf_counter() - start, "embedding_cached": float(hit)}
+        return Prediction(candidates=tuple(candidates), kind=PredictionKind.ALTERNATIVES, image_key=key,
+                          backend=self.name, model=self.model_id, image_size=(entry.height, entry.width),
+                          timings=MappingProxyType(timings))
+
+
+def _candidate_box(mask: np.ndarray, prompt: Prompt) -> tuple[float, float, float, float]:
+    """The prompt's box if any, else the mask's bounding box, else the points' bounding box."""
+    if prompt.box is not None:
+        return tuple(float(v) for v in prompt.box.as_xyxy())
+    from inference.masks import mask_bbox
+
+    bbox = mask_bbox(mask)
+    if bbox is not None:
+        return tuple(float(v) for v in bbox)
+    xs = [p.x for p in prompt.points]
+    ys = [p.y for p in prompt.points]
+    return (float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys)))

@@ -1,0 +1,189 @@
+"""Grounding DINO (transformers) from a local directory, with the image backbone cached per image.
+
+The Swin backbone of Grounding DINO only sees the pixels, never the text, so its output for an
+image can be reused by every further text prompt on that image. :class:`BackboneCache` wraps
+the backbone's ``forward`` (the module tree and ``state_dict`` stay unchanged) and keys its
+output by a content hash of ``pixel_values`` and ``pixel_mask``: a cache hit is therefore only
+possible for exactly the same input tensors, which makes the cached forward bit-identical to an
+uncached one (proved in ``tests/test_models_gdino.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from inference.embedding_cache import ByteBoundedLRU
+from inference.errors import BackendUnavailableError, WeightsMissingError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+DEFAULT_BACKBONE_CACHE_BYTES = 400_000_000  # ~8 images at 800x1333 with Swin-T
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Detections:
+    """Grounding DINO detections for one image, in pixels of the original image."""
+
+    boxes: np.ndarray = field(repr=False)  # (N, 4) float32 xyxy
+    scores: np.ndarray = field(repr=False)  # (N,) float32, max sigmoid over the prompt's tokens
+    labels: tuple[str, ...]  # matched phrases
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+def _tensor_digest(h: "hashlib._Hash", tensor: "torch.Tensor") -> None:
+    import torch
+
+    t = tensor.detach().contiguous().cpu()
+    h.update(repr((tuple(t.shape), str(t.dtype))).encode())
+    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+
+
+class BackboneCache:
+    """Memoises ``GroundingDinoConvModel.forward(pixel_values, pixel_mask)`` by input content.
+
+    ``calls`` counts real backbone runs, ``hits`` reuses, so tests can prove the skip.
+    """
+
+    def __init__(self, backbone: "torch.nn.Module", *, max_bytes: int = DEFAULT_BACKBONE_CACHE_BYTES) -> None:
+        self._backbone = backbone
+        self._original_forward = backbone.forward
+        self._lru: ByteBoundedLRU[tuple[list, list]] = ByteBoundedLRU(max_bytes=max_bytes)
+        self.enabled = True
+        self.calls = 0
+        self.hits = 0
+        backbone.forward = self._forward  # instance attribute: nn.Module.__call__ picks it up
+
+    def detach(self) -> None:
+        """Restore the backbone's own ``forward``."""
+        self._backbone.forward = self._original_forward
+        self._lru.clear()
+
+    def clear(self) -> None:
+        self._lru.clear()
+
+    @staticmethod
+    def key(pixel_values: "torch.Tensor", pixel_mask: "torch.Tensor") -> str:
+        h = hashlib.blake2b(digest_size=16)
+        _tensor_digest(h, pixel_values)
+        _tensor_digest(h, pixel_mask)
+        h.update(str(pixel_values.device).encode())
+        return h.hexdigest()
+
+    def _forward(self, pixel_values, pixel_mask):
+        if not self.enabled:
+            self.calls += 1
+            return self._original_forward(pixel_values, pixel_mask)
+        key = self.key(pixel_values, pixel_mask)
+        cached = self._lru.get(key)
+        if cached is not None:
+            self.hits += 1
+            features, positions = cached
+        else:
+            self.calls += 1
+            features, positions = self._original_forward(pixel_values, pixel_mask)
+            nbytes = sum(f.numel() * f.element_size() + m.numel() * m.element_size() for f, m in features)
+            nbytes += sum(p.numel() * p.element_size() for p in positions)
+            self._lru.put(key, (list(features), list(positions)), nbytes=nbytes)
+        # fresh lists: GroundingDinoModel.forward appends extra levels to the position list
+        return list(features), list(positions)
+
+
+def _check_directory(directory: Path, *, what: str) -> None:
+    if not directory.is_dir():
+        raise WeightsMissingError(
+            f"the Grounding DINO {what} folder '{directory}' does not exist; download the model with "
+            "'langsam-studio models download grounding-dino-tiny' or point to a folder saved with "
+            "save_pretrained (config.json, model.safetensors, tokenizer and processor files)")
+    if what == "model" and not (directory / "config.json").is_file():
+        raise WeightsMissingError(f"'{directory}' has no config.json: it is not a Grounding DINO model folder")
+
+
+class GroundingDino:
+    """``GroundingDinoForObjectDetection`` + ``AutoProcessor`` loaded from local folders only."""
+
+    def __init__(self, *, directory: str | os.PathLike, processor_directory: str | os.PathLike | None = None,
+                 device: str = "cpu", cache_backbone: bool = True,
+                 backbone_cache_bytes: int = DEFAULT_BACKBONE_CACHE_BYTES) -> None:
+        from transformers import AutoProcessor, GroundingDinoForObjectDetection
+
+        model_dir = Path(directory)
+        proc_dir = Path(processor_directory) if processor_directory is not None else model_dir
+        _check_directory(model_dir, what="model")
+        _check_directory(proc_dir, what="processor")
+        try:
+            self.processor = AutoProcessor.from_pretrained(proc_dir, local_files_only=True)
+            self.model = GroundingDinoForObjectDetection.from_pretrained(model_dir, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise BackendUnavailableError(
+                f"the Grounding DINO files in '{model_dir}' cannot be loaded: {exc}") from exc
+        self.model.to(device).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.device = device
+        self.directory = model_dir
+        self.backbone_cache = (BackboneCache(self.model.model.backbone, max_bytes=backbone_cache_bytes)
+                               if cache_backbone else None)
+
+    # -- the steps of one detection ---------------------------------------------------------
+    def preprocess_images(self, images: Sequence[Any]) -> dict[str, "torch.Tensor"]:
+        """Resize + normalise (the processor's image half): ``pixel_values`` and ``pixel_mask``."""
+        feats = self.processor.image_processor(images=list(images), return_tensors="pt")
+        return {k: v.to(self.device) for k, v in feats.items()}
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, "torch.Tensor"]:
+        """Tokenize prompts the way Lang-SAM does (``padding=True``)."""
+        enc = self.processor(text=list(texts), padding=True, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def forward(self, pixel_inputs: dict[str, "torch.Tensor"], text_inputs: dict[str, "torch.Tensor"]):
+        import torch
+
+        with torch.inference_mode():
+            return self.model(**pixel_inputs, **text_inputs)
+
+    def postprocess(self, outputs, input_ids: "torch.Tensor", *, box_threshold: float, text_threshold: float,
+                    target_sizes: Sequence[tuple[int, int]]) -> list[Detections]:
+        """transformers 5.x post-processing; ``target_sizes`` are (height, width) per image."""
+        results = self.processor.post_process_grounded_object_detection(
+            outputs, input_ids, box_threshold, text_threshold=text_threshold,
+            target_sizes=[tuple(int(v) for v in s) for s in target_sizes])
+        out = []
+        for r in results:
+            boxes = r["boxes"].detach().float().cpu().numpy().astype(np.float32, copy=False).reshape(-1, 4)
+            scores = r["scores"].detach().float().cpu().numpy().astype(np.float32, copy=False).reshape(-1)
+            out.append(Detections(boxes=boxes, scores=scores, labels=tuple(r["text_labels"])))
+        return out
+
+    def detect(self, images: Sequence[Any], texts: Sequence[str], *, box_threshold: float = 0.3,
+               text_threshold: float = 0.25, pixel_inputs: dict[str, "torch.Tensor"] | None = None
+               ) -> list[Detections]:
+        """Detect ``texts[i]`` in ``images[i]`` (PIL images or HxWx3 uint8 arrays), one forward.
+
+        ``pixel_inputs`` may carry the output of :meth:`preprocess_images` for these images
+        (reused across prompts); texts must already end with '.'.
+        """
+        if len(images) != len(texts):
+            raise ValueError(f"got {len(images)} images but {len(texts)} text prompts")
+        if pixel_inputs is None:
+            pixel_inputs = self.preprocess_images(images)
+        text_inputs = self.tokenize(texts)
+        outputs = self.forward(pixel_inputs, text_inputs)
+        sizes = [_image_hw(im) for im in images]
+        return self.postprocess(outputs, text_inputs["input_ids"], box_threshold=box_threshold,
+                                text_threshold=text_threshold, target_sizes=sizes)
+
+
+def _image_hw(image: Any) -> tuple[int, int]:
+    if isinstance(image, np.ndarray):
+        return int(image.shape[0]), int(image.shape[1])
+    width, height = image.size  # PIL
+    return int(height), int(width)
