@@ -1,0 +1,202 @@
+"""Coloured mask overlays rendered in tiles, per object and per display level, and cached.
+
+Masks stay at full resolution in the document. To draw one, only the tiles that are visible at
+the current zoom are colourised, at the resolution of the display level in use (a 1/8 level
+touches 1/64 of the pixels), and kept in a byte-bounded LRU keyed by (object, mask version,
+level, tile, style). Panning reuses tiles; editing a mask invalidates only the touched tiles.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Iterator
+
+import cv2
+import numpy as np
+from PySide6.QtGui import QImage
+
+from inference.masks import mask_bbox
+
+TILE = 256  # tile side in level pixels
+DEFAULT_OVERLAY_CACHE_BYTES = 192 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class OverlayStyle:
+    """Fill and outline colours of one overlay (RGB + alpha 0..255)."""
+
+    rgb: tuple[int, int, int]
+    fill_alpha: int = 110
+    edge_alpha: int = 230
+    edge_rgb: tuple[int, int, int] | None = None  # None: same as ``rgb``
+    edge_width: int = 1
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: its image and the image-pixel rectangle it covers (x0, y0, x1, y1)."""
+
+    image: QImage
+    rect: tuple[int, int, int, int]
+
+
+class MaskVersions:
+    """A serial number per mask array, so a replaced mask never reuses stale tiles."""
+
+    def __init__(self) -> None:
+        self._serials: dict[int, tuple[weakref.ref, int, tuple | None]] = {}
+        self._next = 0
+
+    def _entry(self, mask: np.ndarray) -> tuple[weakref.ref, int, tuple | None]:
+        entry = self._serials.get(id(mask))
+        if entry is None or entry[0]() is not mask:
+            self._next += 1
+            entry = (weakref.ref(mask, self._forget(id(mask))), self._next, None)
+            self._serials[id(mask)] = entry
+        return entry
+
+    def _forget(self, key: int):
+        def callback(_ref: weakref.ref) -> None:
+            current = self._serials.get(key)
+            if current is not None and current[0] is _ref:
+                del self._serials[key]
+        return callback
+
+    def serial(self, mask: np.ndarray) -> int:
+        return self._entry(mask)[1]
+
+    def bbox(self, mask: np.ndarray) -> tuple[int, int, int, int] | None:
+        """The mask's bbox, computed once per mask version (large masks take milliseconds)."""
+        ref, serial, box = self._entry(mask)
+        if box is None:
+            box = mask_bbox(mask) or (0, 0, 0, 0)
+            self._serials[id(mask)] = (ref, serial, box)
+        return None if box == (0, 0, 0, 0) else box
+
+    def touch(self, mask: np.ndarray, rect: tuple[int, int, int, int]) -> None:
+        """``mask`` was edited in place inside ``rect``: grow its cached bbox (never shrinks)."""
+        ref, serial, box = self._entry(mask)
+        if box is not None and box != (0, 0, 0, 0):
+            rect = (min(box[0], rect[0]), min(box[1], rect[1]), max(box[2], rect[2]), max(box[3], rect[3]))
+        self._serials[id(mask)] = (ref, serial, rect)
+
+
+def render_tile(mask: np.ndarray, *, level: int, tx: int, ty: int, style: OverlayStyle) -> Tile | None:
+    """Colourise tile (tx, ty) of ``mask`` at display level ``level``; ``None`` if it is empty."""
+    f = 1 << level
+    h, w = mask.shape
+    span = TILE * f
+    x0, y0 = tx * span, ty * span
+    x1, y1 = min(x0 + span, w), min(y0 + span, h)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    # one level pixel of margin so outlines do not stop at tile borders
+    mx0, my0 = max(x0 - f, 0), max(y0 - f, 0)
+    mx1, my1 = min(x1 + f, w), min(y1 + f, h)
+    crop = mask[my0:my1:f, mx0:mx1:f]
+    if not crop.any():
+        return None
+    crop_u8 = np.ascontiguousarray(crop, dtype=np.uint8)
+    eroded = cv2.erode(crop_u8, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    if style.edge_width > 1:
+        eroded = cv2.erode(eroded, np.ones((3, 3), np.uint8), iterations=style.edge_width - 1,
+                           borderType=cv2.BORDER_REPLICATE)
+    edge = crop_u8.astype(bool) & ~eroded.astype(bool)
+    oy, ox = (y0 - my0 + f - 1) // f, (x0 - mx0 + f - 1) // f
+    th, tw = (y1 - y0 + f - 1) // f, (x1 - x0 + f - 1) // f
+    fill = crop[oy:oy + th, ox:ox + tw]
+    edge = edge[oy:oy + th, ox:ox + tw]
+    th, tw = fill.shape
+    rgba = np.zeros((th, tw, 4), dtype=np.uint8)
+    _paint(rgba, fill & ~edge, style.rgb, style.fill_alpha)
+    _paint(rgba, edge, style.edge_rgb or style.rgb, style.edge_alpha)
+    image = QImage(rgba.data, tw, th, tw * 4, QImage.Format.Format_RGBA8888_Premultiplied).copy()
+    return Tile(image=image, rect=(x0, y0, x0 + tw * f, y0 + th * f))
+
+
+def _paint(rgba: np.ndarray, where: np.ndarray, rgb: tuple[int, int, int], alpha: int) -> None:
+    if alpha <= 0 or not where.any():
+        return
+    rgba[where] = (rgb[0] * alpha // 255, rgb[1] * alpha // 255, rgb[2] * alpha // 255, alpha)
+
+
+def tiles_covering(rect: tuple[float, float, float, float], *, level: int, width: int,
+                   height: int) -> Iterator[tuple[int, int]]:
+    """Tile indices at ``level`` that intersect the image-pixel rectangle ``rect`` (xyxy)."""
+    span = TILE << level
+    x0, y0, x1, y1 = rect
+    x0, y0 = max(int(x0), 0), max(int(y0), 0)
+    x1, y1 = min(int(np.ceil(x1)), width), min(int(np.ceil(y1)), height)
+    if x0 >= x1 or y0 >= y1:
+        return
+    for ty in range(y0 // span, (y1 - 1) // span + 1):
+        for tx in range(x0 // span, (x1 - 1) // span + 1):
+            yield tx, ty
+
+
+class OverlayCache:
+    """Byte-bounded LRU of rendered tiles."""
+
+    def __init__(self, *, max_bytes: int = DEFAULT_OVERLAY_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.versions = MaskVersions()
+        self._tiles: OrderedDict[tuple, Tile | None] = OrderedDict()
+        self._bytes = 0
+        self.rendered = 0  # tiles colourised so far (tests, benchmarks)
+
+    def tiles(self, owner: str, mask: np.ndarray, *, level: int, visible: tuple[float, float, float, float],
+              style: OverlayStyle) -> Iterator[Tile]:
+        """The non-empty tiles of ``mask`` inside ``visible`` (image pixels), rendering as needed."""
+        box = self.versions.bbox(mask)
+        if box is None:
+            return
+        rect = (max(visible[0], box[0]), max(visible[1], box[1]), min(visible[2], box[2]), min(visible[3], box[3]))
+        serial = self.versions.serial(mask)
+        h, w = mask.shape
+        for tx, ty in tiles_covering(rect, level=level, width=w, height=h):
+            key = (owner, serial, level, tx, ty, style)
+            if key in self._tiles:
+                self._tiles.move_to_end(key)
+                tile = self._tiles[key]
+            else:
+                tile = render_tile(mask, level=level, tx=tx, ty=ty, style=style)
+                self.rendered += 1
+                self._put(key, tile)
+            if tile is not None:
+                yield tile
+
+    def invalidate(self, owner: str, mask: np.ndarray | None = None,
+                   rect: tuple[int, int, int, int] | None = None) -> None:
+        """Forget ``owner``'s tiles (only those meeting ``rect`` when given); ``mask`` edited in place."""
+        if mask is not None and rect is not None:
+            self.versions.touch(mask, rect)
+        for key in [k for k in self._tiles if k[0] == owner]:
+            if rect is not None:
+                span = TILE << key[2]
+                tx, ty = key[3], key[4]
+                if (tx + 1) * span <= rect[0] - (1 << key[2]) or tx * span >= rect[2] + (1 << key[2]) \
+                        or (ty + 1) * span <= rect[1] - (1 << key[2]) or ty * span >= rect[3] + (1 << key[2]):
+                    continue
+            tile = self._tiles.pop(key)
+            self._bytes -= _size(tile)
+
+    def clear(self) -> None:
+        self._tiles.clear()
+        self._bytes = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def _put(self, key: tuple, tile: Tile | None) -> None:
+        self._tiles[key] = tile
+        self._bytes += _size(tile)
+        while self._bytes > self.max_bytes and len(self._tiles) > 1:
+            _, old = self._tiles.popitem(last=False)
+            self._bytes -= _size(old)
+
+
+def _size(tile: Tile | None) -> int:
+    return 64 if tile is None else tile.image.sizeInBytes() + 64

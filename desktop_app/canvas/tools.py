@@ -1,0 +1,34 @@
+"""The canvas's tools (modes) and their keyboard shortcuts."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Tool(str, Enum):
+    """What a left-drag / click on the canvas does."""
+
+    POINT = "point"  # SAM points: left = positive, right or Shift+left = negative
+    BOX = "box"  # SAM box: drag a box, then optionally add points
+    POLYGON = "polygon"  # manual object: click vertices, Enter / double-click closes
+    BRUSH = "brush"  # paint onto the selected object's mask ([ and ] change the size)
+    ERASER = "eraser"  # erase from the selected object's mask
+    SELECT = "select"  # click selects objects (Ctrl/Shift+click adds), drag pans
+
+    @property
+    def shortcut(self) -> str:
+        return TOOL_SHORTCUTS[self]
+
+    @property
+    def title(self) -> str:
+        return TOOL_TITLES[self]
+
+
+TOOL_SHORTCUTS: dict[Tool, str] = {
+    Tool.POINT: "Q", Tool.BOX: "W", Tool.POLYGON: "P", Tool.BRUSH: "B", Tool.ERASER: "E", Tool.SELECT: "V",
+}
+TOOL_TITLES: dict[Tool, str] = {
+    Tool.POINT: "Points", Tool.BOX: "Box", Tool.POLYGON: "Polygon", Tool.BRUSH: "Brush",
+    Tool.ERASER: "Eraser", Tool.SELECT: "Select / pan",
+}
+PROMPT_TOOLS = frozenset({Tool.POINT, Tool.BOX})
