@@ -1,0 +1,1 @@
+"""The app's dialogs: export, batch, models, keyboard shortcuts."""

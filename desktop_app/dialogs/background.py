@@ -1,0 +1,87 @@
+"""Run one long job (export, batch, download) off the GUI thread, with progress and cancel.
+
+The job is a plain function ``job(report, cancel) -> result`` run in a Python thread; it calls
+``report(done, total, text)`` now and then and checks ``cancel`` (an
+:class:`inference.cancel.CancelToken`). Results come back ONLY through Qt signals, which are
+queued onto the GUI thread, so the job never touches a widget.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from typing import Any, Callable, Protocol
+
+from PySide6.QtCore import QObject, Signal
+
+from inference.cancel import CancelToken
+from inference.errors import Cancelled, InferenceError
+
+
+class Report(Protocol):
+    def __call__(self, done: int, total: int | None, text: str = "") -> None: ...
+
+
+Job = Callable[[Report, CancelToken], Any]
+
+
+class BackgroundTask(QObject):
+    """One job at a time. Signals: ``progress(done, total, text)`` (total -1 = unknown),
+    ``finished(result)``, ``failed(message)``, ``cancelled(message)``; exactly one of the last three
+    ends every run, followed by ``ended()``."""
+
+    progress = Signal(int, int, str)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal(str)
+    ended = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread: threading.Thread | None = None
+        self._token = CancelToken()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, job: Job, *, name: str = "background-task") -> None:
+        if self.running:
+            raise RuntimeError("a job is already running")
+        self._token = CancelToken()
+        token = self._token
+
+        def report(done: int, total: int | None, text: str = "") -> None:
+            self.progress.emit(int(done), -1 if total is None else int(total), text)
+
+        def run() -> None:
+            try:
+                result = job(report, token)
+            except Cancelled as exc:
+                self.cancelled.emit(str(exc) or "cancelled")
+            except InferenceError as exc:
+                self.failed.emit(str(exc))
+            except OSError as exc:
+                self.failed.emit(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+            except Exception as exc:  # a bug: a sentence for the person, details on stderr
+                traceback.print_exc()
+                self.failed.emit(f"{type(exc).__name__}: {exc}")
+            else:
+                if token.cancelled:
+                    self.cancelled.emit(token.reason or "cancelled")
+                else:
+                    self.finished.emit(result)
+            self.ended.emit()
+
+        self._thread = threading.Thread(target=run, name=name, daemon=True)
+        self._thread.start()
+
+    def cancel(self, reason: str = "cancelled by the user") -> None:
+        self._token.cancel(reason)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job's thread ends (for closing and tests); True if it ended."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()

@@ -1,0 +1,169 @@
+"""The app's persistent settings: typed properties over one INI file (QSettings).
+
+Where the file lives: ``$LANGSAM_STUDIO_HOME/settings.ini`` when that variable is set (tests set it
+to a temp dir, so a test never sees a person's settings), else the platform's config folder
+(``platformdirs.user_config_dir("langsam-studio")``). Never inside the package folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings
+
+APP_NAME = "langsam-studio"
+HOME_ENV = "LANGSAM_STUDIO_HOME"
+
+BACKEND_CHOICES = ("auto", "langsam", "sam2", "classic")
+DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+
+
+def settings_dir() -> Path:
+    home = os.environ.get(HOME_ENV)
+    if home:
+        return Path(home)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def settings_path() -> Path:
+    return settings_dir() / "settings.ini"
+
+
+class AppSettings:
+    """Typed access to the app's settings. Every setter writes through at once."""
+
+    def __init__(self, *, path: str | os.PathLike | None = None) -> None:
+        target = Path(path) if path is not None else settings_path()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._qs = QSettings(str(target), QSettings.Format.IniFormat)
+        self.path = target
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _get_str(self, key: str, default: str) -> str:
+        value = self._qs.value(key, default)
+        return default if value is None else str(value)
+
+    def _get_int(self, key: str, default: int) -> int:
+        try:
+            return int(self._qs.value(key, default))
+        except (TypeError, ValueError):
+            return default
+
+    def _get_bool(self, key: str, default: bool) -> bool:
+        value = self._qs.value(key, default)
+        if isinstance(value, str):
+            return value.strip().lower() in {"1", "true", "yes", "on"}
+        return bool(value)
+
+    def _set(self, key: str, value: Any) -> None:
+        self._qs.setValue(key, value)
+        self._qs.sync()
+
+    def sync(self) -> None:
+        self._qs.sync()
+
+    # -- session ---------------------------------------------------------------------------
+    @property
+    def first_run_done(self) -> bool:
+        return self._get_bool("session/first_run_done", False)
+
+    @first_run_done.setter
+    def first_run_done(self, value: bool) -> None:
+        self._set("session/first_run_done", bool(value))
+
+    @property
+    def last_folder(self) -> str:
+        return self._get_str("session/last_folder", "")
+
+    @last_folder.setter
+    def last_folder(self, value: str) -> None:
+        self._set("session/last_folder", str(value))
+
+    @property
+    def last_image(self) -> str:
+        """File name (relative to :attr:`last_folder`) of the image last shown."""
+        return self._get_str("session/last_image", "")
+
+    @last_image.setter
+    def last_image(self, value: str) -> None:
+        self._set("session/last_image", str(value))
+
+    @property
+    def window_geometry(self) -> QByteArray | None:
+        value = self._qs.value("window/geometry")
+        return value if isinstance(value, QByteArray) else None
+
+    @window_geometry.setter
+    def window_geometry(self, value: QByteArray) -> None:
+        self._set("window/geometry", value)
+
+    @property
+    def window_state(self) -> QByteArray | None:
+        value = self._qs.value("window/state")
+        return value if isinstance(value, QByteArray) else None
+
+    @window_state.setter
+    def window_state(self, value: QByteArray) -> None:
+        self._set("window/state", value)
+
+    # -- inference -------------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        value = self._get_str("inference/backend", "auto")
+        return value if value in BACKEND_CHOICES else "auto"
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        if value not in BACKEND_CHOICES:
+            raise ValueError(f"backend must be one of {', '.join(BACKEND_CHOICES)}, got {value!r}")
+        self._set("inference/backend", value)
+
+    @property
+    def device(self) -> str:
+        value = self._get_str("inference/device", "auto")
+        return value if value in DEVICE_CHOICES or value.startswith("cuda:") else "auto"
+
+    @device.setter
+    def device(self, value: str) -> None:
+        if value not in DEVICE_CHOICES and not value.startswith("cuda:"):
+            raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {value!r}")
+        self._set("inference/device", value)
+
+    @property
+    def cache_dir(self) -> str:
+        """Where model weights are kept; '' means the weights store's default."""
+        return self._get_str("inference/cache_dir", "")
+
+    @cache_dir.setter
+    def cache_dir(self, value: str) -> None:
+        self._set("inference/cache_dir", str(value))
+
+    @property
+    def prefetch_count(self) -> int:
+        """How many following images to encode in the background (0 = off)."""
+        return max(0, min(8, self._get_int("inference/prefetch_count", 1)))
+
+    @prefetch_count.setter
+    def prefetch_count(self, value: int) -> None:
+        self._set("inference/prefetch_count", max(0, min(8, int(value))))
+
+    # -- editing ---------------------------------------------------------------------------
+    @property
+    def autosave(self) -> bool:
+        return self._get_bool("editing/autosave", True)
+
+    @autosave.setter
+    def autosave(self, value: bool) -> None:
+        self._set("editing/autosave", bool(value))
+
+    @property
+    def autosave_delay_ms(self) -> int:
+        return max(100, min(5000, self._get_int("editing/autosave_delay_ms", 600)))
+
+    @autosave_delay_ms.setter
+    def autosave_delay_ms(self, value: int) -> None:
+        self._set("editing/autosave_delay_ms", int(value))

@@ -1,0 +1,1 @@
+"""Small Qt widgets the main window assembles; none of them knows about the others."""

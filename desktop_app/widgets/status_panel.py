@@ -1,0 +1,50 @@
+"""The status bar: backend, model, device (and why the GPU is not used), background work."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
+
+
+class StatusPanel(QStatusBar):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.backend_label = QLabel("backend: –")
+        self.device_label = QLabel("device: –")
+        self.save_label = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(160)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.work_label = QLabel("")
+        self.addPermanentWidget(self.work_label)
+        self.addPermanentWidget(self.progress)
+        self.addPermanentWidget(self.save_label)
+        self.addPermanentWidget(self.backend_label)
+        self.addPermanentWidget(self.device_label)
+
+    def set_backend(self, *, backend: str, model: str, device: str, device_reason: str) -> None:
+        self.backend_label.setText(f"{backend} · {model}" if model else backend)
+        self.backend_label.setToolTip(f"Backend {backend}, model {model or '–'}")
+        self.device_label.setText(f"device: {device}")
+        self.device_label.setToolTip(device_reason)
+        if device_reason and "not used" in device_reason:
+            self.device_label.setText(f"device: {device} ({device_reason})")
+
+    def set_work(self, text: str, *, done: int | None = None, total: int | None = None) -> None:
+        """Show background work; ``total=0`` means busy without a known length; '' hides it."""
+        self.work_label.setText(text)
+        if not text:
+            self.progress.hide()
+            return
+        if total is None:
+            self.progress.hide()
+            return
+        self.progress.setRange(0, max(total, 0))
+        self.progress.setValue(done or 0)
+        self.progress.show()
+
+    def set_saved(self, text: str) -> None:
+        self.save_label.setText(text)
+
+    def message(self, text: str, *, timeout_ms: int = 6000) -> None:
+        self.showMessage(text, timeout_ms)
