@@ -22,3 +22,4 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LANGSAM_STUDIO_HOME", str(home))
     yield home
 from fixtures_weights import *  # noqa: F401,F403
+from fixtures_server import *  # noqa: F401,F403
