@@ -23,3 +23,4 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     yield home
 from fixtures_weights import *  # noqa: F401,F403
 from fixtures_server import *  # noqa: F401,F403
+from fixtures_formats import *  # noqa: F401,F403
