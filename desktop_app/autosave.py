@@ -1,10 +1,13 @@
-"""Never lose work: debounced auto-save through a background writer thread.
+"""Never lose work: throttled auto-save through a background writer thread.
 
-Every change calls :meth:`Autosaver.changed`; ``delay_ms`` after the last one the document is
-snapshotted on the GUI thread (a shallow copy: objects and their masks are immutable, edits
-replace them) and handed to :class:`DocumentWriter`, whose thread encodes the masks and writes
-the file atomically through :meth:`ProjectFolder.save`. So the GUI never waits on RLE encoding
-or fsync, and a crash loses at most the edits of the last ``delay_ms``.
+Every change calls :meth:`Autosaver.changed`. The first change after a quiet spell is saved at
+once; changes that follow within ``delay_ms`` are coalesced and saved when that interval ends
+(a throttle, not a pure debounce: a stream of quick edits still reaches the disk every
+``delay_ms``). Saving snapshots the document on the GUI thread (a shallow copy: objects and
+their masks are immutable, edits replace them) and hands it to :class:`DocumentWriter`, whose
+thread encodes the masks and writes the file atomically through :meth:`ProjectFolder.save`. So
+the GUI never waits on RLE encoding or fsync, and a crash loses at most the edits of the last
+``delay_ms`` — at a person's pace, the last edit.
 
 :meth:`Autosaver.flush` saves now and waits for the writer; the window calls it before it
 switches images, opens another folder or closes.
@@ -80,12 +83,12 @@ class DocumentWriter:
 
 
 class Autosaver(QObject):
-    """Saves the current document ``delay_ms`` after its last change (if enabled)."""
+    """Saves the current document at most ``delay_ms`` after each change (if enabled)."""
 
     saved = Signal(str)  # image name (queued from the writer thread)
     failed = Signal(str, str)  # image name, message for a person
 
-    def __init__(self, *, delay_ms: int = 600, enabled: bool = True, parent: QObject | None = None) -> None:
+    def __init__(self, *, delay_ms: int = 500, enabled: bool = True, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.enabled = enabled
         self._project = None
@@ -94,7 +97,7 @@ class Autosaver(QObject):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(int(delay_ms))
-        self._timer.timeout.connect(self.save_now)
+        self._timer.timeout.connect(self._interval_ended)
         self._writer = DocumentWriter(on_saved=self.saved.emit, on_failed=self.failed.emit)
 
     @property
@@ -107,14 +110,19 @@ class Autosaver(QObject):
         self._project, self._doc, self._dirty = project, doc, False
 
     def changed(self) -> None:
-        """The current document changed: save it soon (restarts the debounce timer)."""
+        """The current document changed: save now, or when the current interval ends."""
         self._dirty = True
-        if self.enabled:
+        if self.enabled and not self._timer.isActive():
+            self.save_now()
+            self._timer.start()  # the cool-down during which further changes are coalesced
+
+    def _interval_ended(self) -> None:
+        if self._dirty:
+            self.save_now()
             self._timer.start()
 
     def save_now(self) -> None:
         """Hand the current document to the writer now (does not wait)."""
-        self._timer.stop()
         if self._dirty and self._project is not None and self._doc is not None:
             self._dirty = False
             self._writer.submit(self._project, snapshot(self._doc))

@@ -10,11 +10,10 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QInputDialog, QMainWindow, QMessageBox,
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMessageBox,
                                QVBoxLayout, QWidget)
 
 from desktop_app.annotation.document import ImageDocument, ImageStatus
-from desktop_app.annotation.labels import LabelError, LabelSet
 from desktop_app.autosave import Autosaver
 from desktop_app.canvas.image_canvas import ImageCanvas
 from desktop_app.controller import AnnotationController
@@ -22,6 +21,7 @@ from desktop_app.settings import AppSettings, settings_dir
 from desktop_app.widgets.actions import MENU_ORDER, build_actions
 from desktop_app.widgets.backend_menu import BackendMenu, backend_request
 from desktop_app.widgets.file_list import FileEntry, FileListWidget
+from desktop_app.widgets.label_editor import LabelEditor
 from desktop_app.widgets.label_list import LabelListWidget
 from desktop_app.widgets.object_list import ObjectListWidget
 from desktop_app.widgets.prompt_bar import PromptBar
@@ -36,7 +36,6 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("LangSAM Studio")
         self.settings = settings or AppSettings()
         self.project = None  # desktop_app.annotation.project.ProjectFolder
-        self.labels = LabelSet()
         self.current_name: str | None = None
         self._loading_name: str | None = None
         self._closing = False
@@ -53,6 +52,8 @@ class MainWindow(QMainWindow):
         self.prompt_bar = PromptBar()
         self.status_panel = StatusPanel()
         self.setStatusBar(self.status_panel)
+        self.label_editor = LabelEditor(view=self.label_list, controller=self.controller,
+                                        show_error=self.show_error, parent=self)
 
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -75,7 +76,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(self.settings.window_geometry)
         if self.settings.window_state is not None:
             self.restoreState(self.settings.window_state)
-        self._refresh_labels()
+        self.label_editor.refresh()
         self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
 
     # -- assembly --------------------------------------------------------------------------
@@ -94,11 +95,11 @@ class MainWindow(QMainWindow):
             "export": self.show_export, "autosave": self._set_autosave, "quit": self.close,
             "next_image": lambda: self.step_image(1), "prev_image": lambda: self.step_image(-1),
             "mark_done": self.toggle_done, "filter_review": self._filter_review,
-            "add_label": self.label_list.ask_add, "relabel": self.ask_relabel,
+            "add_label": self.label_list.ask_add, "relabel": lambda: self.label_editor.ask_relabel(self),
             "focus_prompt": self.prompt_bar.focus, "batch": self.show_batch, "models": self.show_models,
             "shortcuts": self.show_shortcuts, "about": self._about,
         }
-        h.update({f"label_{i}": (lambda i=i: self.use_label_number(i)) for i in range(1, 10)})
+        h.update({f"label_{i}": (lambda i=i: self.label_editor.use_number(i)) for i in range(1, 10)})
         return h
 
     def _core_actions(self) -> list[tuple[str, QAction]]:
@@ -119,6 +120,11 @@ class MainWindow(QMainWindow):
             action.setProperty("group", "Edit")
             self.addAction(action)
         self.actions_by_name["undo"], self.actions_by_name["redo"] = undo, redo
+        for tool, action in self.canvas.actions.tools.items():
+            # the canvas's own connection passes triggered(checked) on as the tool (a bool):
+            # connect the tool explicitly (reported to APP-CORE; harmless once fixed there)
+            action.triggered.disconnect()
+            action.triggered.connect(lambda _checked=False, t=tool: self.canvas.set_tool(t))
         keep_local = {self.controller.actions.accept, self.controller.actions.next_candidate}
         core = self._core_actions()
         for group_name, action in core:
@@ -153,19 +159,14 @@ class MainWindow(QMainWindow):
         c.busy_changed.connect(lambda busy: self.status_panel.set_work("working…" if busy else "",
                                                                          done=0 if busy else None,
                                                                          total=0 if busy else None))
-        c.active_label_changed.connect(self.label_list.set_active)
         self.autosaver.saved.connect(lambda name: self.status_panel.set_saved(f"saved {name}"))
         self.autosaver.failed.connect(lambda name, msg: self.show_error(f"could not save {name}: {msg}"))
         self.file_list.image_activated.connect(self.open_image)
-        self.label_list.label_activated.connect(self.controller.set_active_label)
-        self.label_list.add_requested.connect(self.add_label)
-        self.label_list.rename_requested.connect(self.rename_label)
-        self.label_list.recolour_requested.connect(self.recolour_label)
-        self.label_list.delete_requested.connect(self.delete_label)
+        self.label_editor.labels_changed.connect(self._refresh_objects)
         self.object_list.selection_changed.connect(c.select)
         self.object_list.visibility_changed.connect(lambda oid, visible: c.set_hidden([oid], not visible))
         self.object_list.delete_requested.connect(lambda ids: (c.select(ids), c.delete_selected()))
-        self.object_list.relabel_requested.connect(lambda ids: (c.select(ids), self.ask_relabel()))
+        self.object_list.relabel_requested.connect(lambda ids: (c.select(ids), self.label_editor.ask_relabel(self)))
         self.object_list.merge_requested.connect(lambda ids: (c.select(ids), c.merge_selected()))
         self.object_list.subtract_requested.connect(lambda ids: (c.select(ids), c.subtract_selected()))
         self.prompt_bar.run_requested.connect(self.run_text)
@@ -242,14 +243,12 @@ class MainWindow(QMainWindow):
         except (OSError, ProjectFileError) as exc:
             self.show_error(str(exc))
             return False
-        if not len(labels):
-            labels.add(self.controller.active_label)  # a first class to start with (saved with the first edit)
-        self.project, self.labels, self.current_name = project, labels, None
+        self.project, self.current_name = project, None
+        self.label_editor.set_project(project, labels)
         self.autosaver.set_document(None, None)
         self.settings.last_folder = str(Path(folder).resolve())
         self.setWindowTitle(f"LangSAM Studio — {Path(folder).name}")
         self.refresh_file_list()
-        self._refresh_labels()
         if not names:
             self.status_panel.message(f"no images in {folder}")
             return True
@@ -286,8 +285,7 @@ class MainWindow(QMainWindow):
         self.current_name = name
         self.autosaver.set_document(self.project, document)
         self.settings.last_image = name
-        self.labels.ensure(document.labels())
-        self._refresh_labels()
+        self.label_editor.ensure(document.labels())
         self._refresh_objects()
         names = self.file_list.visible_names() or (self.project.images() if self.project else [])
         if name in names and self.project is not None:
@@ -309,10 +307,7 @@ class MainWindow(QMainWindow):
     def _on_document_changed(self, document: ImageDocument) -> None:
         if document.status == ImageStatus.NEW:
             document.status = ImageStatus.IN_PROGRESS
-        new_labels = [n for n in document.labels() if n not in self.labels]
-        if new_labels:
-            self.labels.ensure(new_labels)
-            self._save_labels()
+        self.label_editor.ensure(document.labels())
         self.autosaver.changed()
         self._refresh_objects()
         self._update_entry(document)
@@ -352,80 +347,11 @@ class MainWindow(QMainWindow):
     def _filter_review(self, on: bool) -> None:
         self.file_list.set_status_filter(ImageStatus.REVIEW if on else None)
 
-    # -- labels ----------------------------------------------------------------------------
-    def _refresh_labels(self) -> None:
-        self.label_list.set_labels([(lab.name, lab.color) for lab in self.labels],
-                                   active=self.controller.active_label)
-        self.canvas.set_label_colours({lab.name: lab.rgb for lab in self.labels})
-
-    def _save_labels(self) -> None:
-        if self.project is not None:
-            try:
-                self.project.save_labels(self.labels)
-            except OSError as exc:
-                self.show_error(f"could not save the label list: {exc}")
-        self._refresh_labels()
-
-    def _label_edit(self, func, *args) -> bool:
-        try:
-            func(*args)
-        except LabelError as exc:
-            self.show_error(str(exc))
-            return False
-        self._save_labels()
-        return True
-
-    def add_label(self, name: str) -> None:
-        if self._label_edit(self.labels.add, name):
-            self.controller.set_active_label(" ".join(name.split()))
-
-    def rename_label(self, old: str, new: str) -> None:
-        """Renames the class; objects of the current image follow (one undo step)."""
-        if not self._label_edit(self.labels.rename, old, new):
-            return
-        doc = self.controller.document
-        if doc is not None:
-            ids = [o.id for o in doc.objects if o.label == old]
-            if ids:
-                keep = self.controller.selected_ids
-                self.controller.select(ids)
-                self.controller.change_label_selected(new)
-                self.controller.select(keep)
-        if self.controller.active_label == old:
-            self.controller.set_active_label(new)
-
-    def recolour_label(self, name: str, colour: str) -> None:
-        self._label_edit(self.labels.recolor, name, colour)
-        self._refresh_objects()
-        self.canvas.update()
-
-    def delete_label(self, name: str) -> None:
-        self._label_edit(self.labels.delete, name)
-
-    def use_label_number(self, number: int) -> None:
-        """Digit keys: make label ``number`` active; selected objects take it too."""
-        name = self.label_list.name_at(number)
-        if name is None:
-            self.status_panel.message(f"there is no label {number}: add one with Ctrl+L")
-            return
-        self.controller.set_active_label(name)
-        if self.controller.selected_ids:
-            self.controller.change_label_selected(name)
-
-    def ask_relabel(self) -> None:
-        if not self.controller.selected_ids:
-            self.status_panel.message("select objects first (click them in the list or with the V tool)")
-            return
-        name, ok = QInputDialog.getItem(self, "Change label", "Label for the selected objects:",
-                                        self.labels.names or [self.controller.active_label], 0, True)
-        if ok and name.strip():
-            self.controller.change_label_selected(name.strip())
-
     # -- objects ---------------------------------------------------------------------------
     def _refresh_objects(self) -> None:
         doc = self.controller.document
         self.object_list.set_objects(doc.objects if doc is not None else [],
-                                     colours={lab.name: lab.color for lab in self.labels},
+                                     colours=self.label_editor.colours(),
                                      selected=self.controller.selected_ids)
 
     def _on_selection_changed(self, ids: list) -> None:
@@ -468,7 +394,7 @@ class MainWindow(QMainWindow):
             self.show_error("open a folder or an image first")
             return
         self.flush_saves()
-        dialog = ExportDialog(project=self.project, labels=self.labels, current=self.current_name, parent=self)
+        dialog = ExportDialog(project=self.project, labels=self.label_editor.labels, current=self.current_name, parent=self)
         self._dialogs["export"] = dialog
         dialog.show()
 
@@ -492,9 +418,7 @@ class MainWindow(QMainWindow):
         """Batch wrote documents on disk: re-read labels, the list and the image on screen."""
         if self.project is None:
             return
-        for summary in self.project.summaries():
-            self.labels.ensure(summary.labels)
-        self._save_labels()
+        self.label_editor.ensure([n for s in self.project.summaries() for n in s.labels])
         self.refresh_file_list()
         if self.current_name:
             self.autosaver.set_document(None, None)  # the batch's file is newer than our copy

@@ -162,7 +162,7 @@ class AppSettings:
 
     @property
     def autosave_delay_ms(self) -> int:
-        return max(100, min(5000, self._get_int("editing/autosave_delay_ms", 600)))
+        return max(100, min(5000, self._get_int("editing/autosave_delay_ms", 500)))
 
     @autosave_delay_ms.setter
     def autosave_delay_ms(self, value: int) -> None:

@@ -22,5 +22,9 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LANGSAM_STUDIO_HOME", str(home))
     yield home
 from fixtures_weights import *  # noqa: F401,F403
+from fixtures_models import *  # noqa: F401,F403
 from fixtures_server import *  # noqa: F401,F403
 from fixtures_formats import *  # noqa: F401,F403
+from fixtures_deploy import *  # noqa: F401,F403
+from fixtures_app import *  # noqa: F401,F403
+from fixtures_package import *  # noqa: F401,F403

@@ -50,15 +50,9 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
                  in_menu=False, tip=f"Make the label in row {i} the active one "
                                     "(and give it to the selected objects)")
       for i in range(1, 10)),
-    # Edit (object list)
+    # Edit (object list). Delete, merge, subtract, hide, accept, discard are APP-CORE's
+    # controller actions; the window lists them under Edit and makes their keys window-wide.
     ActionSpec(name="relabel", text="Change &label of selection…", group="Edit", keys=("Ctrl+E",)),
-    ActionSpec(name="delete_objects", text="&Delete selected objects", group="Edit",
-               keys=("Delete", "Backspace")),
-    ActionSpec(name="merge_objects", text="&Merge selected objects", group="Edit", keys=("Ctrl+M",),
-               tip="Union of the selected masks, kept in the first selected object"),
-    ActionSpec(name="subtract_objects", text="&Subtract from first selected", group="Edit",
-               keys=("Ctrl+Shift+M",), tip="Cut the other selected masks out of the first one"),
-    ActionSpec(name="toggle_hidden", text="&Hide / show selected", group="Edit", keys=("H",)),
     # Inference
     ActionSpec(name="focus_prompt", text="&Text prompt", group="Inference", keys=("Ctrl+T",),
                tip="Type what to segment; Enter runs it"),

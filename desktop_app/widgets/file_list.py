@@ -124,8 +124,13 @@ class _StatusFilter(QSortFilterProxyModel):
         self._status: ImageStatus | None = None
 
     def set_status(self, status: ImageStatus | None) -> None:
-        self._status = status
-        self.invalidateFilter()
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.9
+            self.beginFilterChange()
+            self._status = status
+            self.endFilterChange()
+        else:
+            self._status = status
+            self.invalidateFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent) -> bool:
         if self._status is None:
