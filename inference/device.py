@@ -48,7 +48,10 @@ def resolve_device(preference: str = "auto") -> DeviceChoice:
         if cuda_problem is not None:
             raise BackendUnavailableError(f"device '{preference}' was requested but {cuda_problem}; "
                                           "choose 'cpu' or 'auto'")
-        index = int(pref.split(":", 1)[1]) if ":" in pref else 0
+        suffix = pref.split(":", 1)[1] if ":" in pref else "0"
+        if pref not in ("cuda", f"cuda:{suffix}") or not suffix.isdigit():
+            raise BackendUnavailableError(f"unknown device '{preference}': write cuda, or cuda:N for the N-th GPU")
+        index = int(suffix)
         if index >= torch.cuda.device_count():
             raise BackendUnavailableError(
                 f"device '{preference}' does not exist: {torch.cuda.device_count()} CUDA device(s) found")

@@ -6,12 +6,15 @@ configurable pixel limit that replaces Pillow's decompression-bomb warning with 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import struct
+import threading
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -65,39 +68,73 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
 
 
+_PIL_LIMIT_LOCK = threading.Lock()
+_PIL_LIMIT_USERS = 0
+_PIL_SAVED_LIMIT: int | None = None
+
+
+@contextlib.contextmanager
+def _own_pixel_limit() -> Iterator[None]:
+    """Switch off Pillow's decompression-bomb check (our own limit replaces it) while any
+    thread is opening an image, and restore it when the last one is done."""
+    global _PIL_LIMIT_USERS, _PIL_SAVED_LIMIT
+    with _PIL_LIMIT_LOCK:
+        if _PIL_LIMIT_USERS == 0:
+            _PIL_SAVED_LIMIT = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+        _PIL_LIMIT_USERS += 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        with _PIL_LIMIT_LOCK:
+            _PIL_LIMIT_USERS -= 1
+            if _PIL_LIMIT_USERS == 0:
+                Image.MAX_IMAGE_PIXELS = _PIL_SAVED_LIMIT
+
+
+def _check_limit(source: ImageSource, width: int, height: int, limit: int) -> None:
+    if width * height > limit:
+        raise ImageTooLargeError(
+            f"{_describe(source)} is {width}x{height} = {width * height:,} pixels, more than the "
+            f"limit of {limit:,}; raise the limit in settings (or LANGSAM_MAX_PIXELS) to open it"
+        )
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; an unreadable EXIF block leaves the pixels as stored."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError, struct.error):
+        return img
+
+
 def load_image(source: ImageSource, *, max_pixels: int | None = None) -> np.ndarray:
     """Return an (H, W, 3) C-contiguous uint8 RGB array.
 
     Raises :class:`ImageLoadError` (corrupt, truncated, unreadable) or
-    :class:`ImageTooLargeError` (more than ``max_pixels``), both with a user-facing message.
+    :class:`ImageTooLargeError` (more than ``max_pixels``, checked from the header before
+    decoding), both with a user-facing message.
     """
     limit = default_max_pixels() if max_pixels is None else max_pixels
     if isinstance(source, np.ndarray):
+        if source.ndim >= 2:
+            _check_limit(source, source.shape[1], source.shape[0], limit)
         return _array_to_rgb(source)
     try:
-        if isinstance(source, Image.Image):
-            img = source
-        elif isinstance(source, (bytes, bytearray, memoryview)):
-            img = Image.open(io.BytesIO(bytes(source)))
-        else:
-            img = Image.open(Path(source))
-        width, height = img.size
-        if width * height > limit:
-            raise ImageTooLargeError(
-                f"{_describe(source)} is {width}x{height} = {width * height:,} pixels, more than the "
-                f"limit of {limit:,}; raise the limit in settings (or LANGSAM_MAX_PIXELS) to open it"
-            )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            saved_limit = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # our own limit above replaces Pillow's
-            try:
-                img.load()
-                img = ImageOps.exif_transpose(img)
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved_limit
-        rgb = _to_rgb(img)
-        return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+        with _own_pixel_limit(), contextlib.ExitStack() as stack:
+            if isinstance(source, Image.Image):
+                img = source
+            elif isinstance(source, (bytes, bytearray, memoryview)):
+                img = stack.enter_context(Image.open(io.BytesIO(bytes(source))))
+            else:
+                img = stack.enter_context(Image.open(Path(source)))
+            width, height = img.size  # from the header: nothing decoded yet
+            _check_limit(source, width, height, limit)
+            img.load()
+            rgb = _to_rgb(_upright(img))
+            return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
     except ImageLoadError:
         raise
     except FileNotFoundError as exc:
@@ -108,7 +145,11 @@ def load_image(source: ImageSource, *, max_pixels: int | None = None) -> np.ndar
         raise ImageLoadError(f"{_describe(source)} cannot be read: permission denied") from exc
     except UnidentifiedImageError as exc:
         raise ImageLoadError(f"{_describe(source)} is not an image format Pillow can read") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:  # only if another thread restored Pillow's limit
+        raise ImageTooLargeError(f"{_describe(source)} is too large to open safely: {exc}") from exc
+    except MemoryError as exc:
+        raise ImageTooLargeError(f"{_describe(source)} does not fit in memory; lower its size") from exc
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
         raise ImageLoadError(f"{_describe(source)} is corrupt or truncated: {exc}") from exc
 
 
@@ -120,7 +161,9 @@ def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
     if arr.shape[2] == 4:
         arr = arr[:, :, :3]
     if arr.dtype != np.uint8:
-        if arr.dtype == np.uint16:
+        if arr.dtype == np.bool_:
+            arr = arr.astype(np.uint8) * 255
+        elif arr.dtype == np.uint16:
             arr = (arr.astype(np.uint32) * 255 // 65535).astype(np.uint8)
         elif np.issubdtype(arr.dtype, np.floating):
             arr = np.clip(np.round(arr * 255.0 if arr.max(initial=0) <= 1.0 else arr), 0, 255).astype(np.uint8)
