@@ -102,19 +102,21 @@ class _WorkerLoop(QObject):
         # unreachable
 
     # -- jobs ------------------------------------------------------------------------------
-    def _switch_backend(self, name: str, options: dict[str, Any]) -> None:
+    def _switch_backend(self, name_or_backend: Any, options: dict[str, Any]) -> None:
         from inference.backends.registry import create_backend
 
+        name = name_or_backend if isinstance(name_or_backend, str) else name_or_backend.name
         self.status.emit(f"Loading the {name} backend…")
         old = self.backend
         self.backend = None
-        if old is not None:
+        if old is not None and old is not name_or_backend:
             try:
                 old.unload()
             except Exception:  # an unload problem must not block the new backend
                 pass
         try:
-            backend = create_backend(name, **options)
+            backend = (create_backend(name, **options) if isinstance(name_or_backend, str)
+                       else name_or_backend)
             backend.ensure_loaded()
             info = backend.info()
         except InferenceError as exc:
@@ -226,7 +228,7 @@ class InferenceWorker(QObject):
         self.cache = cache or DecodedImageCache()
         self._cond = threading.Condition()
         self._stop = False
-        self._backend_request: tuple[str, dict[str, Any]] | None = None
+        self._backend_request: tuple[Any, dict[str, Any]] | None = None
         self._pending_predict: _Job | None = None
         self._pending_encode: _Job | None = None
         self._prefetch: deque[ImageRef] = deque()
@@ -283,6 +285,18 @@ class InferenceWorker(QObject):
         with self._cond:
             self._backend_name = name
             self._backend_request = (name, dict(options))
+            self._cancel_all_locked("the backend changed")
+            self._pending_predict = None
+            self._pending_encode = None
+            self._cond.notify_all()
+
+    def use_backend(self, backend: Any) -> None:
+        """Adopt an already created :class:`~inference.backends.base.SegmentationBackend`
+        (a remote client the shell configured, or a test's shared backend); loaded in the worker."""
+        self.start()
+        with self._cond:
+            self._backend_name = backend.name
+            self._backend_request = (backend, {})
             self._cancel_all_locked("the backend changed")
             self._pending_predict = None
             self._pending_encode = None
@@ -361,7 +375,7 @@ class InferenceWorker(QObject):
             return self._idle_locked()
 
     # -- worker-thread side -----------------------------------------------------------------
-    def _take(self) -> tuple[_Job | None, tuple[str, dict[str, Any]] | None]:
+    def _take(self) -> tuple[_Job | None, tuple[Any, dict[str, Any]] | None]:
         with self._cond:
             while True:
                 if self._stop:
