@@ -28,7 +28,7 @@ from inference.weights import integrity
 from inference.weights.catalog import ModelSpec, RemoteFile, get_model
 from inference.weights.store import WeightsStore
 
-ProgressCallback = Callable[[int, "int | None"], None]  # (done_bytes, total_bytes or None)
+ProgressCallback = Callable[[int, int], None]  # (done_bytes, total_bytes); total is 0 when unknown
 
 CHUNK = 1024 * 1024
 RETRIES = 2  # extra attempts per source after a dropped connection, each resuming the .part
@@ -184,7 +184,7 @@ class _Progress:
     """Adds up bytes over several files and calls the user's callback."""
 
     def __init__(self, callback: ProgressCallback | None, total: int | None) -> None:
-        self.callback, self.total, self.base = callback, total, 0
+        self.callback, self.total, self.base = callback, int(total or 0), 0
 
     def file(self, done_in_file: int) -> None:
         if self.callback is not None:
@@ -292,7 +292,7 @@ def _download_directory(spec: ModelSpec, *, store: WeightsStore, progress: Progr
             raise _SourceFailed(f"https://huggingface.co/{spec.hub_repo}: has neither tokenizer.json nor vocab.txt")
         staging = store.partial_path(spec.id)
         staging.mkdir(parents=True, exist_ok=True)
-        meter = _Progress(progress, sum(r.size or 0 for _, r in remotes) or None)
+        meter = _Progress(progress, sum(r.size or 0 for _, r in remotes))
         records: dict[str, tuple[int, str]] = {}
         for member, remote in remotes:
             done, part = staging / member.name, staging / (member.name + ".part")
