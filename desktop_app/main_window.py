@@ -256,10 +256,13 @@ class MainWindow(QMainWindow):
         return True
 
     def refresh_file_list(self) -> None:
+        """Re-read every image's summary (header line only) and the labels they use."""
         if self.project is None:
             return
+        summaries = self.project.summaries()
         self.file_list.set_entries([FileEntry(name=s.image_name, status=s.status, object_count=s.object_count)
-                                    for s in self.project.summaries()])
+                                    for s in summaries])
+        self.label_editor.ensure([n for s in summaries for n in s.labels], save=False)
 
     def open_image(self, name: str, *, force: bool = False) -> None:
         from desktop_app.annotation.storage import DocumentFileError
@@ -418,8 +421,8 @@ class MainWindow(QMainWindow):
         """Batch wrote documents on disk: re-read labels, the list and the image on screen."""
         if self.project is None:
             return
-        self.label_editor.ensure([n for s in self.project.summaries() for n in s.labels])
         self.refresh_file_list()
+        self.label_editor.save()
         if self.current_name:
             self.autosaver.set_document(None, None)  # the batch's file is newer than our copy
             self.open_image(self.current_name, force=True)

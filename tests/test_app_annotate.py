@@ -92,9 +92,11 @@ def test_annotate_navigate_restart(qtbot, make_window, synthetic_folder):
     key(qtbot, canvas, "Delete")  # the new object is selected: Delete removes it
     assert len(window.controller.document.objects) == n
 
+    on_screen = {o.id: (o.label, o.mask.copy()) for o in window.controller.document.objects}
+    window.close()  # saves what the last throttle interval had not written yet
     expected = {name: {o.id: (o.label, o.mask.copy()) for o in ProjectFolder(folder).load(name).objects}
                 for name in ("img1.png", "img2.png")}
-    window.close()
+    assert expected["img1.png"].keys() == on_screen.keys() and len(on_screen) == n
 
     # restart: the last folder and image come back, every mask identical
     again = make_window([])
