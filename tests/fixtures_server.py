@@ -26,7 +26,8 @@ class ServerHandle:
 
 
 @contextlib.contextmanager
-def run_server(*, backend_factory: Callable, config=None, wait_loaded: bool = True) -> Iterator[ServerHandle]:
+def run_server(*, backend_factory: Callable, config=None, wait_loaded: bool = True,
+               unload_on_stop: bool = True) -> Iterator[ServerHandle]:
     from inference.server.app import create_app
     from inference.server.background import BackgroundServer
     from inference.server.config import ServerConfig
@@ -34,7 +35,7 @@ def run_server(*, backend_factory: Callable, config=None, wait_loaded: bool = Tr
 
     config = config or ServerConfig()
     worker = InferenceWorker(backend_factory, queue_size=config.queue_size, limits=config.limits,
-                             retry_after_s=config.retry_after_s)
+                             retry_after_s=config.retry_after_s, unload_on_stop=unload_on_stop)
     app = create_app(config=config, worker=worker)
     with BackgroundServer(app) as srv:
         if wait_loaded:

@@ -52,7 +52,7 @@ class InferenceWorker:
     """Owns one backend on one thread. ``backend_factory`` builds (not loads) the backend."""
 
     def __init__(self, backend_factory: Callable[[], SegmentationBackend], *, queue_size: int = 8,
-                 limits: RunnerLimits | None = None, retry_after_s: int = 1) -> None:
+                 limits: RunnerLimits | None = None, retry_after_s: int = 1, unload_on_stop: bool = True) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be >= 1")
         self._factory = backend_factory
@@ -60,6 +60,7 @@ class InferenceWorker:
         self.queue_size = queue_size
         self.limits = limits or RunnerLimits()
         self.retry_after_s = retry_after_s
+        self.unload_on_stop = unload_on_stop  # False when the backend is shared with its creator
         self.state = WorkerState.LOADING
         self.reason = "the model is loading"
         self.runner: SegmentationRunner | None = None
@@ -138,6 +139,8 @@ class InferenceWorker:
             if job is _STOP:
                 break
             self._run(job)
+        if not self.unload_on_stop:
+            return
         try:
             backend.unload()
         except Exception:  # noqa: BLE001
@@ -154,12 +157,15 @@ class InferenceWorker:
             result: RunResult = self.runner.handle(job.body, content_type=job.content_type, headers=job.headers,
                                                    cancel=job.cancel, request_id=job.request_id)
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
-            job.future.set_exception(exc)
+            outcome: tuple = (None, exc)
         else:
-            job.future.set_result(result)
-        finally:
-            self.processed += 1
-            job.body = b""  # do not keep request bytes alive after the answer
+            outcome = (result, None)
+        job.body = b""  # do not keep request bytes alive after the answer
+        self.processed += 1  # counted before the caller can see the answer
+        if outcome[1] is not None:
+            job.future.set_exception(outcome[1])
+        else:
+            job.future.set_result(outcome[0])
 
 
 def _cancelled(job: Job) -> Exception:
