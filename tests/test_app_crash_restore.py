@@ -1,0 +1,117 @@
+"""Kill the app with SIGKILL right after an edit: reopening the folder loses at most that edit.
+
+The app runs in a subprocess and is driven by mouse and keys like a person (one edit a second);
+after each edit it prints the document as it is in memory. The test kills it the moment the
+last edit is reported and compares what is on disk with the last two reported states, exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from desktop_app.annotation.project import ProjectFolder
+from inference.masks import rle_to_mask
+
+CHILD = r"""
+import json, sys, time
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+from inference.masks import mask_to_rle
+
+app = QApplication([])
+from desktop_app.app import create_window
+
+window = create_window([sys.argv[1]])
+window.show()
+
+def spin(seconds, until=lambda: False):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not until():
+        app.processEvents()
+        time.sleep(0.01)
+    return until()
+
+assert spin(30, lambda: window.current_name == "img1.png" and window.controller.backend_info is not None)
+canvas = window.canvas
+
+def click(x, y):
+    p = canvas.to_screen(x, y)
+    QTest.mouseClick(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(round(p.x()), round(p.y())))
+
+def accept():
+    n = len(window.controller.document.objects)
+    assert spin(15, lambda: window.controller.candidates is not None)
+    QTest.keyClick(canvas, Qt.Key.Key_Return)
+    assert spin(5, lambda: len(window.controller.document.objects) == n + 1)
+
+def report(k):
+    doc = window.controller.document
+    state = {o.id: [o.label, mask_to_rle(o.mask)] for o in doc.objects}
+    print(json.dumps({"edit": k, "image": doc.image_name, "objects": state}), flush=True)
+
+edits = [
+    lambda: (click(55, 55), accept()),                 # red rectangle
+    lambda: QTest.keyClick(canvas, Qt.Key.Key_2),      # label it with digit 2
+    lambda: (click(150, 90), accept()),                # blue disk
+    lambda: QTest.keyClick(canvas, Qt.Key.Key_Delete), # delete it again
+    lambda: (click(150, 90), accept()),                # and once more
+]
+for k, edit in enumerate(edits, start=1):
+    edit()
+    report(k)
+    spin(1.0)  # a person's pace
+spin(60)
+"""
+
+
+def _state(line: dict) -> dict:
+    return {oid: (label, rle_to_mask(rle)) for oid, (label, rle) in line["objects"].items()}
+
+
+def _same(disk: dict, state: dict) -> bool:
+    return disk.keys() == state.keys() and all(
+        disk[k][0] == state[k][0] and np.array_equal(disk[k][1], state[k][1]) for k in state)
+
+
+@pytest.mark.parametrize("kill_after", [3, 5])
+def test_kill_minus_nine_loses_at_most_the_last_edit(synthetic_folder, tmp_path, kill_after):
+    folder = synthetic_folder.folder
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LANGSAM_STUDIO_HOME=str(tmp_path / "home"))
+    # a label set with "red" second, so that digit 2 means red
+    from desktop_app.annotation.labels import LabelSet
+
+    ProjectFolder(folder).save_labels(LabelSet(["object", "red"]))
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(folder)], env=env, cwd=Path(__file__).parent.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    states: list[dict] = []
+    try:
+        deadline = time.monotonic() + 90
+        while len(states) < kill_after and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            states.append(json.loads(line))
+        proc.send_signal(signal.SIGKILL)  # right after the last reported edit
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(states) == kill_after, proc.stderr.read()[-3000:]
+
+    disk_doc = ProjectFolder(folder).load("img1.png")
+    disk = {o.id: (o.label, o.mask) for o in disk_doc.objects}
+    last, before = _state(states[-1]), _state(states[-2])
+    assert _same(disk, last) or _same(disk, before), (
+        f"on disk: {sorted(disk)}; last edit: {sorted(last)}; the one before: {sorted(before)}")
+    red_id = next(iter(_state(states[0])))
+    assert disk[red_id][0] == "red"  # the digit-key relabel (edit 2) survived
