@@ -263,7 +263,7 @@ class ImageCanvas(QWidget):
         group.setExclusive(True)
         tools: dict[Tool, QAction] = {}
         for tool in Tool:
-            act = action(tool.title, [tool.shortcut], lambda t=tool: self.set_tool(t))
+            act = action(tool.title, [tool.shortcut], lambda _checked=False, t=tool: self.set_tool(t))
             act.setCheckable(True)
             act.setChecked(tool is self._tool)
             group.addAction(act)
