@@ -28,3 +28,4 @@ from fixtures_formats import *  # noqa: F401,F403
 from fixtures_deploy import *  # noqa: F401,F403
 from fixtures_app import *  # noqa: F401,F403
 from fixtures_package import *  # noqa: F401,F403
+from fixtures_app_core import *  # noqa: F401,F403
