@@ -35,6 +35,8 @@ class AwsSettings:
     secret_access_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
     endpoint_url: str | None = None  # one URL for every service (moto server, LocalStack) or None
+    service_endpoints: Mapping[str, str] = field(default_factory=dict)  # per service, e.g. a local runtime
+    retry_attempts: int = 5  # control-plane calls (throttling); invocations never retry (endpoint_client)
     sources: Mapping[str, str] = field(default_factory=dict)  # name -> "option" | "environment" | ".env"
 
 
@@ -154,10 +156,14 @@ class AwsClients:
             kwargs: dict[str, Any] = {}
             if region or self.region:
                 kwargs["region_name"] = region or self.region
-            if self.settings.endpoint_url:
-                kwargs["endpoint_url"] = self.settings.endpoint_url
-            if config is not None:
-                kwargs["config"] = config
+            url = self.settings.service_endpoints.get(service) or self.settings.endpoint_url
+            if url:
+                kwargs["endpoint_url"] = url
+            if config is None:
+                from botocore.config import Config
+
+                config = Config(retries={"mode": "standard", "max_attempts": self.settings.retry_attempts})
+            kwargs["config"] = config
             self._clients[key] = self.session.client(service, **kwargs)
         return self._clients[key]
 

@@ -7,14 +7,14 @@ through :class:`Reporter` callbacks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from cloud.aws_errors import DeployError
 from cloud.deploy_resources import Applied, Ledger, apply, apply_autoscaling, describe_or_none, rollback, teardown
-from cloud.deploy_spec import (DEFAULT_INSTANCE_TYPE, DEFAULT_KEY_PREFIX, TAG_KEY, Autoscaling, DeploySpec,
+from cloud.deploy_spec import (DEFAULT_INSTANCE_TYPE, DEFAULT_KEY_PREFIX, TAG_KEY, Autoscaling, DeploySpec, clamp,
                                model_data_key, size_timeouts)
 from cloud.deploy_upload import UploadResult, file_sha256, parse_s3_uri, upload_model
 from cloud.deploy_wait import EndpointState, SmokeResult, smoke_test, wait_for_endpoint
@@ -58,6 +58,8 @@ class UpOptions:
     wait_timeout_s: float = 3600.0
     poll_s: float = 15.0
     read_timeout_s: float = 75.0
+    health_check_timeout_s: int | None = None  # override ContainerStartupHealthCheckTimeoutInSeconds (60..3600)
+    download_timeout_s: int | None = None  # override ModelDataDownloadTimeoutInSeconds (60..3600)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,10 +101,15 @@ def build_spec(options: UpOptions, *, region: str, role_arn: str, bucket: str | 
             raise DeployError("Asynchronous inference needs an S3 bucket for its results.",
                               fix="Set MODEL_BUCKET or pass --bucket.", code="bucket-missing")
         async_output = f"s3://{bucket}/{options.key_prefix.strip('/')}/{options.name}/async"
+    timeouts = size_timeouts(load_seconds=options.load_seconds, worst_request_seconds=options.worst_request_seconds,
+                             archive_bytes=archive_size)
+    if options.health_check_timeout_s:
+        timeouts = replace(timeouts, health_check_timeout=clamp(options.health_check_timeout_s, 60, 3600))
+    if options.download_timeout_s:
+        timeouts = replace(timeouts, download_timeout=clamp(options.download_timeout_s, 60, 3600))
     return DeploySpec(
         name=options.name, image_uri=image_uri, role_arn=role_arn, model_data_url=url, region=region,
-        timeouts=size_timeouts(load_seconds=options.load_seconds,
-                               worst_request_seconds=options.worst_request_seconds, archive_bytes=archive_size),
+        timeouts=timeouts,
         instance_type=options.instance_type, instance_count=options.instance_count,
         extra_environment=MappingProxyType(dict(options.extra_environment)), async_output_s3=async_output,
         autoscaling=options.autoscaling, serverless=options.serverless,

@@ -60,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--load-seconds", type=float, help="measured start-up in seconds (from `deploy test-local`); "
                     "sizes the server and health-check timeouts")
     up.add_argument("--worst-request-seconds", type=float, help="the slowest request measured locally")
+    up.add_argument("--startup-timeout", type=int, help="ContainerStartupHealthCheckTimeoutInSeconds (60-3600; "
+                    "default sized from --load-seconds)")
+    up.add_argument("--download-timeout", type=int, help="ModelDataDownloadTimeoutInSeconds (60-3600; default "
+                    "sized from the archive size)")
     up.add_argument("--async", dest="use_async", action="store_true",
                     help="asynchronous inference (S3 in/out, up to 1 GB and 1 hour, can scale to zero)")
     up.add_argument("--autoscale", metavar="MIN:MAX", help="target-tracking autoscaling, e.g. 1:3 (async: 0:2)")
@@ -187,7 +191,8 @@ def _up(args: argparse.Namespace) -> int:
         instance_type=args.instance_type, instance_count=args.instance_count, load_seconds=args.load_seconds,
         worst_request_seconds=args.worst_request_seconds, use_async=args.use_async, autoscaling=autoscaling,
         serverless=args.serverless, extra_environment=_parse_env(args.env), smoke=not args.no_smoke,
-        keep_on_failure=args.keep_on_failure, poll_s=args.poll)
+        keep_on_failure=args.keep_on_failure, poll_s=args.poll, health_check_timeout_s=args.startup_timeout,
+        download_timeout_s=args.download_timeout)
     clients = _clients(args)
     print(redact(f"credentials: {describe_credentials(clients.settings, clients.session)}; "
                  f"region {clients.region or '-'}"))

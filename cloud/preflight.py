@@ -65,13 +65,19 @@ def _from_mode(name: str, code: str, *, level: Level = Level.FAIL, detail: str =
     return CheckResult(name=name, level=level, message=message, fix=m.fix, code=code)
 
 
-def _from_error(name: str, err: BaseException, *, denied_is_warning: bool = False,
+def _from_error(name: str, err: BaseException, *, denied_is_warning: bool = False, check_only: bool = False,
                 what: str = "") -> CheckResult:
+    """A failed call as a result. ``check_only``: the call only informs (quota, simulation), so
+    any error makes the check a warning; ``denied_is_warning``: only AccessDenied does."""
     d = diagnose_exception(err)
-    if denied_is_warning and d.code in {"access-denied", "passrole-denied"}:
+    if (denied_is_warning or check_only) and d.code in {"access-denied", "passrole-denied"}:
         return CheckResult(name=name, level=Level.WARNING, code="access-denied",
-                           message=f"could not check {what or name}: you may not ask ({d.detail})",
+                           message=f"could not check {what or name}: you may not ask ({d.detail[:200]})",
                            fix="Nothing to do if the deploy works; grant the read permission to see this check.")
+    if check_only:
+        return CheckResult(name=name, level=Level.WARNING, code=d.code,
+                           message=f"could not check {what or name}: {d.detail[:200]}",
+                           fix="Nothing to do if the deploy works; the real call reports any problem.")
     return CheckResult(name=name, level=Level.FAIL, message=f"{d.mode.message} ({d.detail})",
                        fix=d.mode.fix, code=d.code)
 
@@ -168,7 +174,7 @@ def check_pass_role(iam: Any, caller_arn: str | None, role_arn: str | None) -> C
                                message="could not check iam:PassRole (iam:SimulatePrincipalPolicy is not "
                                        "allowed for you); create_model will tell",
                                fix="Nothing to do if the deploy works.")
-        return _from_error("pass-role", err, denied_is_warning=True, what="iam:PassRole")
+        return _from_error("pass-role", err, check_only=True, what="iam:PassRole")
     if decision != "allowed":
         return _from_mode("pass-role", "passrole-denied", detail=f"simulation: {decision}")
     return _ok("pass-role", "you may pass the role to SageMaker")
@@ -182,7 +188,7 @@ def check_role_reads(iam: Any, role_arn: str | None, bucket: str | None, key: st
     try:
         decision = _simulate(iam, source=role_arn, action="s3:GetObject", resource=resource)
     except Exception as err:  # noqa: BLE001
-        return _from_error("role-reads-model", err, denied_is_warning=True, what="the role's S3 access")
+        return _from_error("role-reads-model", err, check_only=True, what="the role's S3 access")
     if decision != "allowed":
         return _from_mode("role-reads-model", "model-data-unreadable", level=Level.FAIL,
                           detail=f"simulation of s3:GetObject on {resource}: {decision}")
@@ -251,7 +257,7 @@ def check_quota(quotas: Any, instance_type: str, count: int) -> CheckResult:
             value = _find_quota(quotas, "list_aws_default_service_quotas", name)
             source = "default"
     except Exception as err:  # noqa: BLE001
-        return _from_error("quota", err, denied_is_warning=True, what="the instance quota")
+        return _from_error("quota", err, check_only=True, what="the instance quota")
     if value is None:
         return CheckResult(name="quota", level=Level.WARNING, code="quota",
                            message=f"could not find the quota '{name}'; not checked")
@@ -288,7 +294,7 @@ def check_image(image_uri: str | None, region: str | None, *, ecr: Any | None = 
         except Exception as err:  # noqa: BLE001
             if error_code(err) in {"ImageNotFoundException", "RepositoryNotFoundException"}:
                 return _from_mode("image", "image-missing", detail=image_uri)
-            return _from_error("image", err, denied_is_warning=True, what="the image")
+            return _from_error("image", err, check_only=True, what="the image")
     return _ok("image", image_uri)
 
 

@@ -1,0 +1,85 @@
+"""Where credentials come from (.env never overrides the environment) and that secrets never print."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloud.aws_env import AwsSettings, describe_credentials, make_session, redact, resolve_settings
+
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+
+
+def _dotenv(tmp_path, **values):
+    path = tmp_path / ".env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+    return path
+
+
+def test_dotenv_supplies_the_old_names_without_overriding_the_environment(tmp_path):
+    path = _dotenv(tmp_path, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_DEFAULT_REGION="eu-west-1",
+                   AWS_ARN_ROLE="arn:aws:iam::1:role/FromFile", MODEL_BUCKET="file-bucket")
+    s = resolve_settings(env_file=path, environ={"AWS_DEFAULT_REGION": "us-east-2"})
+    assert s.region == "us-east-2" and s.sources["AWS_DEFAULT_REGION"] == "environment"
+    assert s.role_arn.endswith("FromFile") and s.bucket == "file-bucket" and s.sources["MODEL_BUCKET"] == ".env"
+    assert s.access_key_id == KEY_ID and s.secret_access_key == SECRET
+    env_keys = resolve_settings(env_file=path, environ={"AWS_ACCESS_KEY_ID": "AKIAENVIRONMENT00000",
+                                                        "AWS_SECRET_ACCESS_KEY": "env-secret"})
+    assert env_keys.access_key_id is None  # boto3's chain uses the environment's keys, not the file's
+    assert env_keys.sources["AWS_ACCESS_KEY_ID"] == "environment"
+    explicit = resolve_settings(env_file=path, environ={}, region="ap-south-1", bucket="cli-bucket", profile="dev")
+    assert (explicit.region, explicit.bucket, explicit.profile) == ("ap-south-1", "cli-bucket", "dev")
+    assert explicit.access_key_id is None  # a profile given on purpose wins over a stray .env
+
+
+def test_default_dotenv_is_the_current_folder_and_a_missing_given_file_is_an_error(tmp_path, monkeypatch):
+    from cloud.aws_errors import DeployError
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_settings(environ={}).region is None
+    _dotenv(tmp_path, AWS_DEFAULT_REGION="sa-east-1")
+    assert resolve_settings(environ={}).region == "sa-east-1"
+    with pytest.raises(DeployError, match="does not exist"):
+        resolve_settings(env_file=tmp_path / "nope.env", environ={})
+
+
+def test_secrets_are_never_in_reprs_descriptions_or_redacted_text(tmp_path):
+    s = resolve_settings(env_file=_dotenv(tmp_path, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET),
+                         environ={})
+    assert SECRET not in repr(s) and KEY_ID not in repr(s)
+    text = describe_credentials(s)
+    assert SECRET not in text and KEY_ID not in text and "AKIA" in text
+    leaked = f"signing with {KEY_ID} and {SECRET}"
+    clean = redact(leaked, s)
+    assert SECRET not in clean and KEY_ID not in clean
+    session = make_session(s)
+    assert session.get_credentials().access_key == KEY_ID and session.region_name is None
+
+
+def test_cli_does_not_print_secrets(tmp_path, moto_url, capsys, monkeypatch):
+    from desktop_app.cli import main
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    path = _dotenv(tmp_path, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_DEFAULT_REGION="us-east-1",
+                   MODEL_BUCKET="no-such-bucket-xyz", AWS_ARN_ROLE="arn:aws:iam::123456789012:role/none")
+    code = main(["deploy", "up", "demo", "--archive", str(path), "--env-file", str(path), "--endpoint-url", moto_url,
+                 "--preflight-only"])
+    out = capsys.readouterr()
+    assert code == 1 and "[FAIL] bucket" in out.out and "AKIA" in out.out
+    assert SECRET not in out.out + out.err and KEY_ID not in out.out + out.err
+
+
+def test_package_actions_explain_when_the_package_module_is_missing(monkeypatch, capsys):
+    import sys
+
+    from desktop_app.cli import main
+
+    monkeypatch.setitem(sys.modules, "cloud.package_command", None)  # import raises ImportError
+    assert main(["deploy", "package"]) == 2
+    assert "not available" in capsys.readouterr().err
+
+
+def test_settings_are_frozen():
+    with pytest.raises(AttributeError):
+        AwsSettings(region="x").region = "y"  # type: ignore[misc]
