@@ -232,7 +232,7 @@ class ClassicBackend(SegmentationBackend):
             prior = low_res_to_mask(prompt.mask_input, height=h, width=w)
             if not prior.any():
                 prior = None
-        region = None
+        region, thumb_scale = None, 1.0
         if prompt.box is not None:
             b = prompt.box.clipped(width=w, height=h)
             bounds, margin = (b.x0, b.y0, b.x1, b.y1), 0.15
@@ -247,8 +247,7 @@ class ClassicBackend(SegmentationBackend):
         for _attempt in range(3):
             roi = _roi_around(*bounds, margin=margin, width=w, height=h)
             masks, lab = self._grabcut(image, roi, prompt.box, positives, negatives, prior,
-                                       region if prompt.box is None else None,
-                                       thumb_scale if prompt.box is None else 1.0, cancel)
+                                       region, thumb_scale, cancel)
             if prompt.box is not None or not self._touches_open_edge(masks[0], roi, w, h):
                 break
             ys, xs = np.nonzero(masks[0])  # the object continues past the region: widen and redo
@@ -259,7 +258,7 @@ class ClassicBackend(SegmentationBackend):
         candidates = self._candidates(masks, lab, roi, prompt, w, h, cancel)
         timings["total"] = time.perf_counter() - started
         return Prediction(candidates=tuple(candidates), kind=PredictionKind.ALTERNATIVES,
-                          image_key=image_key or "", backend=self.name, model="grabcut",
+                          image_key=image_key or self.image_key(image), backend=self.name, model="grabcut",
                           image_size=(h, w), timings=MappingProxyType(timings))
 
     # -- steps ---------------------------------------------------------------------------------
@@ -304,7 +303,8 @@ class ClassicBackend(SegmentationBackend):
             labels[[0, -1], :] = cv2.GC_PR_BGD  # a box over the whole image: let the frame be background
             labels[:, [0, -1]] = cv2.GC_PR_BGD
         if not np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).any():
-            raise PromptError("the box is too small to hold an object at this image size", field="box")
+            raise PromptError("the prompt covers too few pixels to segment at this image size",
+                              field="box" if box is not None else "points")
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         check(cancel)
         cv2.grabCut(small, labels, None, bgd, fgd, 1, cv2.GC_INIT_WITH_MASK)
