@@ -283,7 +283,7 @@ def _import_check(code_dir: Path, *, python: str) -> tuple[str | None, str | Non
     wheels = sorted(str(p) for p in (code_dir / "wheels").glob("*-none-any.whl"))
     with tempfile.TemporaryDirectory(prefix="langsam-import-") as cwd:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        proc = subprocess.run([python, "-I", "-c", _IMPORT_SCRIPT, str(code_dir), *wheels],
+        proc = subprocess.run([python, "-I", "-B", "-c", _IMPORT_SCRIPT, str(code_dir), *wheels],
                               capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
