@@ -8,6 +8,7 @@ level, tile, style). Panning reuses tiles; editing a mask invalidates only the t
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -98,28 +99,29 @@ def render_tile(mask: np.ndarray, *, level: int, tx: int, ty: int, style: Overla
     crop = mask[my0:my1:f, mx0:mx1:f]
     if not crop.any():
         return None
-    crop_u8 = np.ascontiguousarray(crop, dtype=np.uint8)
+    crop_u8 = crop.view(np.uint8) if crop.flags.c_contiguous else np.ascontiguousarray(crop).view(np.uint8)
     eroded = cv2.erode(crop_u8, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
     if style.edge_width > 1:
         eroded = cv2.erode(eroded, np.ones((3, 3), np.uint8), iterations=style.edge_width - 1,
                            borderType=cv2.BORDER_REPLICATE)
-    edge = crop_u8.astype(bool) & ~eroded.astype(bool)
+    edge = crop_u8 > eroded
     oy, ox = (y0 - my0 + f - 1) // f, (x0 - mx0 + f - 1) // f
     th, tw = (y1 - y0 + f - 1) // f, (x1 - x0 + f - 1) // f
     fill = crop[oy:oy + th, ox:ox + tw]
     edge = edge[oy:oy + th, ox:ox + tw]
     th, tw = fill.shape
-    rgba = np.zeros((th, tw, 4), dtype=np.uint8)
-    _paint(rgba, fill & ~edge, style.rgb, style.fill_alpha)
-    _paint(rgba, edge, style.edge_rgb or style.rgb, style.edge_alpha)
+    code = fill.astype(np.uint8)
+    code[edge] = 2
+    lut = np.array([(0, 0, 0, 0), _premultiplied(style.rgb, style.fill_alpha),
+                    _premultiplied(style.edge_rgb or style.rgb, style.edge_alpha)], dtype=np.uint8)
+    rgba = lut[code]  # (th, tw, 4): one table look-up per pixel
     image = QImage(rgba.data, tw, th, tw * 4, QImage.Format.Format_RGBA8888_Premultiplied).copy()
     return Tile(image=image, rect=(x0, y0, x0 + tw * f, y0 + th * f))
 
 
-def _paint(rgba: np.ndarray, where: np.ndarray, rgb: tuple[int, int, int], alpha: int) -> None:
-    if alpha <= 0 or not where.any():
-        return
-    rgba[where] = (rgb[0] * alpha // 255, rgb[1] * alpha // 255, rgb[2] * alpha // 255, alpha)
+def _premultiplied(rgb: tuple[int, int, int], alpha: int) -> tuple[int, int, int, int]:
+    a = max(0, min(alpha, 255))
+    return (rgb[0] * a // 255, rgb[1] * a // 255, rgb[2] * a // 255, a)
 
 
 def tiles_covering(rect: tuple[float, float, float, float], *, level: int, width: int,
@@ -145,10 +147,15 @@ class OverlayCache:
         self._tiles: OrderedDict[tuple, Tile | None] = OrderedDict()
         self._bytes = 0
         self.rendered = 0  # tiles colourised so far (tests, benchmarks)
+        self.incomplete = False  # a paint skipped tiles to stay within its time budget
 
     def tiles(self, owner: str, mask: np.ndarray, *, level: int, visible: tuple[float, float, float, float],
-              style: OverlayStyle) -> Iterator[Tile]:
-        """The non-empty tiles of ``mask`` inside ``visible`` (image pixels), rendering as needed."""
+              style: OverlayStyle, deadline: float | None = None) -> Iterator[Tile]:
+        """The non-empty tiles of ``mask`` inside ``visible`` (image pixels), rendering as needed.
+
+        Past ``deadline`` (``time.perf_counter()``) no new tile is rendered and ``incomplete`` is
+        set: the caller paints again soon, so one paint never blocks the GUI for long.
+        """
         box = self.versions.bbox(mask)
         if box is None:
             return
@@ -161,6 +168,9 @@ class OverlayCache:
                 self._tiles.move_to_end(key)
                 tile = self._tiles[key]
             else:
+                if deadline is not None and time.perf_counter() > deadline:
+                    self.incomplete = True
+                    continue
                 tile = render_tile(mask, level=level, tx=tx, ty=ty, style=style)
                 self.rendered += 1
                 self._put(key, tile)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen
 
 from desktop_app.canvas.colours import CANDIDATE_COLOUR, SELECTION_COLOUR
@@ -18,6 +19,7 @@ BACKGROUND = QColor(40, 42, 46)
 POSITIVE = QColor(40, 220, 60)
 NEGATIVE = QColor(235, 50, 50)
 BOX_COLOUR = QColor(255, 200, 0)
+TILE_BUDGET_S = 0.04  # at most this long colourising new overlay tiles per paint
 
 
 def paint_canvas(canvas: "ImageCanvas", painter: QPainter) -> None:
@@ -36,19 +38,28 @@ def paint_canvas(canvas: "ImageCanvas", painter: QPainter) -> None:
         return
     pyramid = image.pyramid
     level = pyramid.level_for_scale(view.scale)
-    f = float(1 << level)
-    source = QRectF(x0 / f, y0 / f, (x1 - x0) / f, (y1 - y0) / f)
-    target = QRectF(QPointF(*view.to_screen(x0, y0)), QPointF(*view.to_screen(x1, y1)))
+    f = 1 << level
+    # copy just the visible, pixel-aligned part of the level: drawing a sub-rectangle of a huge
+    # QImage would make Qt convert the whole image to its native format on every paint
+    sx0, sy0 = int(x0 // f), int(y0 // f)
+    level_image = pyramid.levels[level]
+    sx1 = min(int(-(-x1 // f)), level_image.width())
+    sy1 = min(int(-(-y1 // f)), level_image.height())
+    part = level_image.copy(QRect(sx0, sy0, sx1 - sx0, sy1 - sy0))
+    target = QRectF(QPointF(*view.to_screen(sx0 * f, sy0 * f)), QPointF(*view.to_screen(sx1 * f, sy1 * f)))
     painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, view.scale < 2.0)
-    painter.drawImage(target, pyramid.levels[level], source)
+    painter.drawImage(target, part)
     painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
 
     state = canvas.state
     visible = (x0, y0, x1, y1)
     overlays = canvas.overlays
 
+    overlays.incomplete = False
+    deadline = time.perf_counter() + TILE_BUDGET_S
+
     def draw(owner: str, mask, style: OverlayStyle) -> None:
-        for tile in overlays.tiles(owner, mask, level=level, visible=visible, style=style):
+        for tile in overlays.tiles(owner, mask, level=level, visible=visible, style=style, deadline=deadline):
             tx0, ty0, tx1, ty1 = tile.rect
             painter.drawImage(QRectF(QPointF(*view.to_screen(tx0, ty0)), QPointF(*view.to_screen(tx1, ty1))),
                               tile.image)
@@ -78,6 +89,8 @@ def paint_canvas(canvas: "ImageCanvas", painter: QPainter) -> None:
                  if cand.focused else OverlayStyle(rgb, fill_alpha=70, edge_alpha=200))
         draw(f"candidate:{id(cand.mask)}", cand.mask, style)
 
+    if overlays.incomplete:
+        QTimer.singleShot(0, canvas.update)  # the skipped tiles come in the next paint
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
     _paint_prompt(canvas, painter, state)
     _paint_tool_feedback(canvas, painter, state)
