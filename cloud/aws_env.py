@@ -36,7 +36,7 @@ class AwsSettings:
     session_token: str | None = field(default=None, repr=False)
     endpoint_url: str | None = None  # one URL for every service (moto server, LocalStack) or None
     service_endpoints: Mapping[str, str] = field(default_factory=dict)  # per service, e.g. a local runtime
-    retry_attempts: int = 5  # control-plane calls (throttling); invocations never retry (endpoint_client)
+    retry_attempts: int = 5  # total attempts of control-plane calls (throttling); invocations: 1 (endpoint_client)
     sources: Mapping[str, str] = field(default_factory=dict)  # name -> "option" | "environment" | ".env"
 
 
@@ -162,7 +162,7 @@ class AwsClients:
             if config is None:
                 from botocore.config import Config
 
-                config = Config(retries={"mode": "standard", "max_attempts": self.settings.retry_attempts})
+                config = Config(retries={"mode": "standard", "total_max_attempts": self.settings.retry_attempts})
             kwargs["config"] = config
             self._clients[key] = self.session.client(service, **kwargs)
         return self._clients[key]

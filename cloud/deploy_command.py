@@ -44,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="deploy_action", metavar="ACTION")
     module = _package_module()
     for action, (adder, _) in _PACKAGE_HOOKS.items():
-        p = sub.add_parser(action, help=f"{action} (from cloud.package_command)" if module else
-                           f"{action} (not available in this installation)")
+        text = {"package": "build model.tar.gz for the SageMaker PyTorch DLC",
+                "test-local": "run the archive in the DLC's serving stack here and measure its start-up"}[action]
+        p = sub.add_parser(action, help=text if module else f"{text} (not available in this installation)")
         if module is not None and hasattr(module, adder):
             getattr(module, adder)(p)
 
@@ -57,8 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--image", help="container image URI (default: PyTorch inference DLC of the region)")
     up.add_argument("--instance-type", default="ml.g5.xlarge")
     up.add_argument("--instance-count", type=int, default=1)
-    up.add_argument("--load-seconds", type=float, help="measured start-up in seconds (from `deploy test-local`); "
-                    "sizes the server and health-check timeouts")
+    up.add_argument("--load-seconds", metavar="SECONDS|REPORT.json",
+                    help="measured start-up: a number, or the JSON printed by `deploy test-local --json` (its "
+                    "startup_seconds and invoke_latency); sizes the server and health-check timeouts")
     up.add_argument("--worst-request-seconds", type=float, help="the slowest request measured locally")
     up.add_argument("--startup-timeout", type=int, help="ContainerStartupHealthCheckTimeoutInSeconds (60-3600; "
                     "default sized from --load-seconds)")
@@ -172,6 +174,29 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _measured(value: str | None) -> tuple[float | None, float | None]:
+    """``(load seconds, worst request seconds)`` from a number or a `deploy test-local --json` report."""
+    import json
+
+    from cloud.aws_errors import DeployError
+
+    if not value:
+        return None, None
+    try:
+        return float(value), None
+    except ValueError:
+        pass
+    try:
+        report = json.loads(Path(value).read_text(encoding="utf-8"))
+        load = float(report["startup_seconds"])
+        latency = report.get("invoke_latency")
+        return load, float(latency) if latency is not None else None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DeployError(f"--load-seconds {value!r} is neither a number nor a test-local JSON report ({exc}).",
+                          fix="Pass the start-up seconds, or the file written by `deploy test-local --json > f`.",
+                          code="unknown") from None
+
+
 def _up(args: argparse.Namespace) -> int:
     from cloud.aws_env import describe_credentials, redact
     from cloud.aws_errors import DeployError
@@ -186,10 +211,11 @@ def _up(args: argparse.Namespace) -> int:
                               code="unknown")
         autoscaling = Autoscaling(min_instances=int(low), max_instances=int(high),
                                   target_invocations_per_instance=args.target)
+    load, worst = _measured(args.load_seconds)
     options = UpOptions(
         name=args.name, archive=args.archive, model_data_url=args.model_data, image_uri=args.image,
-        instance_type=args.instance_type, instance_count=args.instance_count, load_seconds=args.load_seconds,
-        worst_request_seconds=args.worst_request_seconds, use_async=args.use_async, autoscaling=autoscaling,
+        instance_type=args.instance_type, instance_count=args.instance_count, load_seconds=load,
+        worst_request_seconds=args.worst_request_seconds or worst, use_async=args.use_async, autoscaling=autoscaling,
         serverless=args.serverless, extra_environment=_parse_env(args.env), smoke=not args.no_smoke,
         keep_on_failure=args.keep_on_failure, poll_s=args.poll, health_check_timeout_s=args.startup_timeout,
         download_timeout_s=args.download_timeout)

@@ -1,6 +1,9 @@
 """Invoke a deployed endpoint: real-time, or asynchronous through S3 when the payload is too big.
 
-Retries. The runtime client uses ``retries={"mode": "standard", "max_attempts": 1}``: botocore
+Retries. The runtime client uses ``retries={"mode": "standard", "total_max_attempts": 1}`` — one
+attempt, no retry. Beware: in a botocore ``Config`` the key ``max_attempts`` counts *retries*
+(``max_attempts=1`` becomes ``total_max_attempts=2``, measured here: the slow server saw two
+POSTs), so ``total_max_attempts`` is the key that means what it says. botocore
 would otherwise retry a read timeout or a 5xx (legacy mode: up to 5 attempts), and an
 invocation is not idempotent in cost — a timed-out request is still running on the GPU, so a
 silent retry doubles the work and turns one slow answer into minutes of apparent hang. The
@@ -41,7 +44,7 @@ def runtime_config(*, read_timeout: float = DEFAULT_READ_TIMEOUT, connect_timeou
     from botocore.config import Config
 
     return Config(read_timeout=read_timeout, connect_timeout=connect_timeout,
-                  retries={"mode": "standard", "max_attempts": 1}, tcp_keepalive=True)
+                  retries={"mode": "standard", "total_max_attempts": 1}, tcp_keepalive=True)
 
 
 @dataclass(frozen=True, kw_only=True)
