@@ -30,7 +30,7 @@ from typing import Callable, Mapping
 
 from cloud.local_dlc_diagnosis import (MAX_PAYLOAD, Diagnosis, Timeouts, diagnose_logs,
                                        effective_timeouts, excerpt, read_logs)
-from cloud.local_dlc_venv import DlcVenv, find_java
+from cloud.local_dlc_venv import DlcVenv, find_java, layer_venv
 from cloud.package_errors import LocalDlcError
 
 # sets the toolkit's hard-coded /etc/sagemaker-ts.properties to a temp path, then serves
@@ -184,6 +184,7 @@ def run_dry_run(*, package: str | os.PathLike, venv: DlcVenv, request_body: byte
     proc: subprocess.Popen | None = None
     try:
         extract_package(Path(package), base / "model")
+        run_venv = layer_venv(venv, base / "venv")
         (base / "tmp").mkdir()
         (base / "launch.py").write_text(LAUNCHER, encoding="utf-8")
         p_inf, p_mgmt, p_metrics, p_grpc, p_grpc_mgmt = free_ports(5)
@@ -191,8 +192,8 @@ def run_dry_run(*, package: str | os.PathLike, venv: DlcVenv, request_body: byte
         run_env = {k: v for k, v in os.environ.items()
                    if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME") and not k.startswith(("TS_", "SAGEMAKER_"))}
         run_env.update({
-            "PATH": f"{venv.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "VIRTUAL_ENV": str(venv.root), "SAGEMAKER_BASE_DIR": str(base),
+            "PATH": os.pathsep.join([str(run_venv.bin_dir), str(venv.bin_dir), os.environ.get("PATH", "")]),
+            "VIRTUAL_ENV": str(run_venv.root), "SAGEMAKER_BASE_DIR": str(base),
             "TS_INFERENCE_ADDRESS": inference_url, "TS_MANAGEMENT_ADDRESS": mgmt_url,
             "TS_METRICS_ADDRESS": f"http://127.0.0.1:{p_metrics}",
             "TS_GRPC_INFERENCE_PORT": str(p_grpc), "TS_GRPC_MANAGEMENT_PORT": str(p_grpc_mgmt),
@@ -204,7 +205,7 @@ def run_dry_run(*, package: str | os.PathLike, venv: DlcVenv, request_body: byte
         log(f"starting TorchServe + SageMaker toolkit on {inference_url} (logs in {base}) ...")
         with open(base / "launcher.log", "wb") as out:
             started = time.monotonic()
-            proc = subprocess.Popen([str(venv.python), str(base / "launch.py"), str(base / "ts.properties")],
+            proc = subprocess.Popen([str(run_venv.python), str(base / "launch.py"), str(base / "ts.properties")],
                                     cwd=base, env=run_env, stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         ping_s, ready_s = _wait_ready(proc, inference_url, mgmt_url, started=started,

@@ -6,6 +6,10 @@ package index into their own environment (never the project's: the dry run must 
 package's own wheels are enough). Order matters: torch first (this machine's build), then the
 serving packages, then ``setuptools<82`` (the toolkit needs ``pkg_resources``) and PyYAML (which
 TorchServe uses but does not declare). Created once, cached under a key of the versions.
+
+Each dry run gets a fresh, thin environment layered on the cached one (:func:`layer_venv`), the
+way each container start begins from the pristine image: the toolkit pip-installs the
+package's requirements into the layer, so nothing from one run leaks into the next.
 """
 
 from __future__ import annotations
@@ -108,6 +112,38 @@ def ensure_dlc_venv(*, parent: str | Path | None = None,
         encoding="utf-8")
     log(f"DLC environment ready in {time.monotonic() - started:.0f} s")
     return venv
+
+
+def layer_venv(base: DlcVenv, dest: Path) -> DlcVenv:
+    """A throw-away environment at ``dest`` that sees ``base``'s packages but installs into itself.
+
+    ``python -m pip`` comes from ``base``; packages ``base`` already satisfies are left alone (as
+    in the container); ``torchserve`` gets a launcher script bound to the layer's interpreter, so
+    TorchServe's Python workers (``sys.executable`` of the CLI) see the layer's packages.
+    """
+    _run([str(base.python), "-m", "venv", "--without-pip", str(dest)], what="creating the run environment")
+    layer = DlcVenv(root=dest)
+    base_site = _site_packages(base.python)
+    own_site = _site_packages(layer.python)
+    Path(own_site, "langsam-dlc-base.pth").write_text(
+        f"import site; site.addsitedir({base_site!r})\n", encoding="utf-8")
+    for script in ("torchserve", "torch-model-archiver"):
+        src = base.bin_dir / script
+        if src.is_file():
+            lines = src.read_text(encoding="utf-8").splitlines(keepends=True)
+            lines[0] = f"#!{layer.python}\n"
+            target = layer.bin_dir / script
+            target.write_text("".join(lines), encoding="utf-8")
+            target.chmod(0o755)
+    return layer
+
+
+def _site_packages(python: Path) -> str:
+    proc = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise LocalDlcError(f"{python} does not run: {proc.stderr.strip()[-300:]}")
+    return proc.stdout.strip()
 
 
 def _run(cmd: Sequence[str], *, what: str) -> None:
