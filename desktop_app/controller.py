@@ -279,7 +279,8 @@ class AnnotationController(QObject):
         self._box = box
         self._predict()
 
-    def run_text(self, text: str, *, box_threshold: float = 0.3, text_threshold: float = 0.25) -> None:
+    def run_text(self, text: str, *, box_threshold: float = 0.3, text_threshold: float = 0.25,
+                 max_detections: int = 100) -> None:
         """Run a text prompt ("car. person.") on the image: detections become candidates."""
         if self._image is None:
             self.error.emit("open an image first")
@@ -289,7 +290,8 @@ class AnnotationController(QObject):
             return
         self._reset_prompt()
         self._text = text
-        prompt = Prompt(text=text, box_threshold=box_threshold, text_threshold=text_threshold)
+        prompt = Prompt(text=text, box_threshold=box_threshold, text_threshold=text_threshold,
+                        max_detections=max_detections)
         self._send(prompt)
 
     def _predict(self) -> None:
