@@ -14,7 +14,7 @@ from typing import Any, Callable
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
                                QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton,
-                               QVBoxLayout, QWidget)
+                               QSpinBox, QVBoxLayout, QWidget)
 
 from desktop_app.annotation.document import AnnotationObject, ImageStatus
 from desktop_app.dialogs.background import BackgroundTask
@@ -32,7 +32,8 @@ class BatchResult:
 
 
 def run_batch(*, project, image_names: list[str], text: str, backend_factory: Callable[[], Any],
-              box_threshold: float = 0.3, text_threshold: float = 0.25, skip_done: bool = True,
+              box_threshold: float = 0.3, text_threshold: float = 0.25, max_objects: int = 20,
+              skip_done: bool = True,
               report: Callable[..., None] = lambda *a: None, cancel: CancelToken | None = None,
               ) -> BatchResult:
     """The batch itself, Qt-free. ``project`` is a :class:`ProjectFolder`."""
@@ -42,7 +43,8 @@ def run_batch(*, project, image_names: list[str], text: str, backend_factory: Ca
 
     cancel = cancel or CancelToken()
     prompt_text = normalise_text(text)
-    prompt = Prompt(text=prompt_text, box_threshold=box_threshold, text_threshold=text_threshold)
+    prompt = Prompt(text=prompt_text, box_threshold=box_threshold, text_threshold=text_threshold,
+                    max_detections=max(1, int(max_objects)))
     total = len(image_names)
     report(0, total, "loading the model…")
     backend = backend_factory()
@@ -126,12 +128,17 @@ class BatchDialog(QDialog):
             spin.setRange(0.0, 1.0)
             spin.setSingleStep(0.05)
             spin.setValue(value)
+        self.max_objects = QSpinBox()
+        self.max_objects.setRange(1, 500)
+        self.max_objects.setValue(20)
+        self.max_objects.setToolTip("Keep at most this many detections per image (the best scoring)")
         self.skip_done = QCheckBox("Leave images marked done alone")
         self.skip_done.setChecked(True)
         form = QFormLayout()
         form.addRow("Text prompt:", self.text)
         form.addRow("Box threshold:", self.box_threshold)
         form.addRow("Text threshold:", self.text_threshold)
+        form.addRow("At most, per image:", self.max_objects)
         form.addRow("", self.skip_done)
         count = len(project.images())
         self.info = QLabel(f"{count} image(s) in {project.folder}. New objects are added and marked "
@@ -179,14 +186,15 @@ class BatchDialog(QDialog):
         names = self.project.images()
         project, factory = self.project, self.backend_factory
         box_t, text_t, skip = self.box_threshold.value(), self.text_threshold.value(), self.skip_done.isChecked()
+        max_objects = self.max_objects.value()
         self.run_button.setEnabled(False)
-        for widget in (self.text, self.box_threshold, self.text_threshold, self.skip_done):
+        for widget in (self.text, self.box_threshold, self.text_threshold, self.max_objects, self.skip_done):
             widget.setEnabled(False)
         self.log.setPlainText(f"Running '{text}' over {len(names)} image(s)…")
 
         def job(report, cancel):
             return run_batch(project=project, image_names=names, text=text, backend_factory=factory,
-                             box_threshold=box_t, text_threshold=text_t, skip_done=skip,
+                             box_threshold=box_t, text_threshold=text_t, max_objects=max_objects, skip_done=skip,
                              report=report, cancel=cancel)
 
         self.task.start(job, name="batch")
