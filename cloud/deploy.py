@@ -16,7 +16,8 @@ from cloud.aws_errors import DeployError
 from cloud.deploy_resources import Applied, Ledger, apply, apply_autoscaling, describe_or_none, rollback, teardown
 from cloud.deploy_spec import (DEFAULT_INSTANCE_TYPE, DEFAULT_KEY_PREFIX, TAG_KEY, Autoscaling, DeploySpec, clamp,
                                model_data_key, size_timeouts)
-from cloud.deploy_upload import UploadResult, file_sha256, parse_s3_uri, upload_model
+from cloud.deploy_upload import (UploadResult, dir_files, dir_sha256, file_sha256, parse_s3_uri, upload_model,
+                                 upload_model_dir)
 from cloud.deploy_wait import EndpointState, SmokeResult, smoke_test, wait_for_endpoint
 from cloud.diagnosis import mode
 from cloud.logs import LogLine, LogTail
@@ -60,6 +61,7 @@ class UpOptions:
     read_timeout_s: float = 75.0
     health_check_timeout_s: int | None = None  # override ContainerStartupHealthCheckTimeoutInSeconds (60..3600)
     download_timeout_s: int | None = None  # override ModelDataDownloadTimeoutInSeconds (60..3600)
+    verify_package: bool = True  # check the archive/directory with cloud.package_verify before uploading
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +77,8 @@ class UpResult:
 def _archive_facts(options: UpOptions) -> tuple[int, str | None]:
     if options.archive is not None:
         path = Path(options.archive)
+        if path.is_dir():
+            return sum(p.stat().st_size for _, p in dir_files(path)), dir_sha256(path)
         if not path.is_file():
             raise DeployError(f"The model archive {path} does not exist.",
                               fix="Build it with `langsam-studio deploy package` or pass the right path.",
@@ -86,13 +90,21 @@ def _archive_facts(options: UpOptions) -> tuple[int, str | None]:
                       code="bad-archive")
 
 
+def data_key(options: UpOptions, sha256: str) -> str:
+    """The S3 key of the uploaded archive, or the prefix (ending in ``/``) of a package directory."""
+    key = model_data_key(prefix=options.key_prefix, deployment=options.name, sha256=sha256)
+    if options.archive is not None and Path(options.archive).is_dir():
+        return key.removesuffix("model.tar.gz") + "model/"
+    return key
+
+
 def build_spec(options: UpOptions, *, region: str, role_arn: str, bucket: str | None, image_uri: str,
                archive_size: int, sha256: str | None) -> DeploySpec:
     if sha256 is not None:
         if not bucket:
             raise DeployError("No S3 bucket was given for the model data.", fix="Set MODEL_BUCKET or pass --bucket.",
                               code="bucket-missing")
-        url = f"s3://{bucket}/{model_data_key(prefix=options.key_prefix, deployment=options.name, sha256=sha256)}"
+        url = f"s3://{bucket}/{data_key(options, sha256)}"
     else:
         url = str(options.model_data_url)
     async_output = None
@@ -125,7 +137,7 @@ def deploy_up(clients: Any, options: UpOptions, *, reporter: Reporter = Reporter
     say = reporter.say
     settings = clients.settings
     size, sha = _archive_facts(options)
-    key = model_data_key(prefix=options.key_prefix, deployment=options.name, sha256=sha) if sha else None
+    key = data_key(options, sha) if sha else None
     bucket = settings.bucket if sha else (parse_s3_uri(options.model_data_url)[0] if options.model_data_url else None)
     probe_env = DeploySpec(  # the environment does not depend on names, bucket or role
         name=options.name, image_uri="-", role_arn="-", model_data_url="-", region=clients.region or "-",
@@ -136,7 +148,8 @@ def deploy_up(clients: Any, options: UpOptions, *, reporter: Reporter = Reporter
     report = run_preflight(clients, name=options.name, role_arn=settings.role_arn, bucket=bucket,
                            instance_type=options.instance_type, instance_count=options.instance_count,
                            image_uri=options.image_uri, environment=probe_env, serverless=options.serverless,
-                           model_key=key, on_result=reporter.check)
+                           model_key=key, on_result=reporter.check,
+                           package=options.archive if options.verify_package else None)
     if not report.ok:
         first = report.failures[0]
         raise DeployError(f"Preflight failed ({len(report.failures)} problem(s)); nothing was created. "
@@ -150,8 +163,9 @@ def deploy_up(clients: Any, options: UpOptions, *, reporter: Reporter = Reporter
     upload = None
     if sha is not None:
         say(f"uploading {options.archive} ({size / 2**20:.1f} MiB) to s3://{bucket}/{key}")
-        upload = upload_model(clients.client("s3"), Path(options.archive), bucket=bucket, deployment=options.name,
-                              prefix=options.key_prefix, progress=reporter.upload, sha256=sha)
+        send = upload_model_dir if Path(options.archive).is_dir() else upload_model
+        upload = send(clients.client("s3"), Path(options.archive), bucket=bucket, deployment=options.name,
+                      prefix=options.key_prefix, progress=reporter.upload, sha256=sha)
         say("model data already in S3 (same content), upload skipped" if not upload.uploaded else
             f"uploaded in {upload.seconds:.1f} s")
     sm = clients.client("sagemaker")
@@ -253,7 +267,8 @@ def preflight_only(clients: Any, options: UpOptions, *, reporter: Reporter = Rep
     return run_preflight(clients, name=options.name, role_arn=settings.role_arn, bucket=settings.bucket,
                          instance_type=options.instance_type, instance_count=options.instance_count,
                          image_uri=options.image_uri, environment=dict(options.extra_environment),
-                         serverless=options.serverless, on_result=reporter.check)
+                         serverless=options.serverless, on_result=reporter.check,
+                         package=options.archive if options.verify_package else None)
 
 
 __all__ = ["Reporter", "UpOptions", "UpResult", "deploy_up", "deploy_down", "endpoint_status", "list_deployments",

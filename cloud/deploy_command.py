@@ -44,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="deploy_action", metavar="ACTION")
     module = _package_module()
     for action, (adder, _) in _PACKAGE_HOOKS.items():
-        text = {"package": "build model.tar.gz for the SageMaker PyTorch DLC",
-                "test-local": "run the archive in the DLC's serving stack here and measure its start-up"}[action]
+        text = {"package": getattr(module, "PACKAGE_HELP", "build model.tar.gz for the SageMaker PyTorch DLC"),
+                "test-local": getattr(module, "TEST_LOCAL_HELP", "run the package in the DLC's serving stack "
+                                      "here and measure its start-up")}[action]
         p = sub.add_parser(action, help=text if module else f"{text} (not available in this installation)")
         if module is not None and hasattr(module, adder):
             getattr(module, adder)(p)
@@ -53,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up = sub.add_parser("up", help="deploy or update an endpoint, wait, and check the model answers")
     up.add_argument("name", nargs="?", default="langsam-studio", help="deployment = endpoint name")
     src = up.add_mutually_exclusive_group()
-    src.add_argument("--archive", type=Path, help="model.tar.gz built by `deploy package`")
+    src.add_argument("--archive", type=Path, help="model.tar.gz or package directory built by `deploy package` "
+                     "(a directory is uploaded unpacked and used as an S3 prefix)")
     src.add_argument("--model-data", help="an archive already in S3 (s3://bucket/key)")
     up.add_argument("--image", help="container image URI (default: PyTorch inference DLC of the region)")
     up.add_argument("--instance-type", default="ml.g5.xlarge")
@@ -75,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--no-smoke", action="store_true", help="do not send a test request after InService")
     up.add_argument("--keep-on-failure", action="store_true", help="do not roll back on failure (to inspect)")
     up.add_argument("--preflight-only", action="store_true", help="run the checks and stop")
+    up.add_argument("--no-verify", action="store_true", help="skip the package verification in preflight")
     up.add_argument("--poll", type=float, default=15.0, help=argparse.SUPPRESS)
     _aws_options(up)
 
@@ -218,7 +221,7 @@ def _up(args: argparse.Namespace) -> int:
         worst_request_seconds=args.worst_request_seconds or worst, use_async=args.use_async, autoscaling=autoscaling,
         serverless=args.serverless, extra_environment=_parse_env(args.env), smoke=not args.no_smoke,
         keep_on_failure=args.keep_on_failure, poll_s=args.poll, health_check_timeout_s=args.startup_timeout,
-        download_timeout_s=args.download_timeout)
+        download_timeout_s=args.download_timeout, verify_package=not args.no_verify)
     clients = _clients(args)
     print(redact(f"credentials: {describe_credentials(clients.settings, clients.session)}; "
                  f"region {clients.region or '-'}"))

@@ -229,7 +229,9 @@ def teardown(sm: Any, deployment: str, *, autoscaling: Any | None = None, s3: An
             NameContains=_stem(deployment)) for m in page["Models"]]
         for name in _owned(models, deployment, "m"):
             info = describe_or_none(sm.describe_model, ModelName=name) or {}
-            url = (info.get("PrimaryContainer") or {}).get("ModelDataUrl")
+            container = info.get("PrimaryContainer") or {}
+            url = container.get("ModelDataUrl") or \
+                ((container.get("ModelDataSource") or {}).get("S3DataSource") or {}).get("S3Uri")
             if url:
                 data.append(url)
             sm.delete_model(ModelName=name)

@@ -155,6 +155,11 @@ class DeploySpec:
         })
 
     def container(self) -> dict[str, object]:
+        """An ``s3://.../`` prefix is an unpacked package (ModelDataSource, uncompressed)."""
+        if self.model_data_url.endswith("/"):
+            return {"Image": self.image_uri, "Environment": self.environment(), "ModelDataSource": {
+                "S3DataSource": {"S3Uri": self.model_data_url, "S3DataType": "S3Prefix",
+                                 "CompressionType": "None"}}}
         return {"Image": self.image_uri, "ModelDataUrl": self.model_data_url,
                 "Environment": self.environment()}
 

@@ -121,9 +121,61 @@ def upload_model(
                         seconds=time.monotonic() - started)
 
 
+def dir_files(root: Path) -> list[tuple[str, Path]]:
+    """``(posix relative path, path)`` of every regular file under ``root``, sorted."""
+    return sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
+
+
+def dir_sha256(root: Path) -> str:
+    """One digest for a package directory: its relative paths and each file's content hash."""
+    digest = hashlib.sha256()
+    for rel, path in dir_files(root):
+        digest.update(f"{rel}\0{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def upload_model_dir(
+    s3: Any, root: Path, *, bucket: str, deployment: str, prefix: str = DEFAULT_KEY_PREFIX,
+    progress: ProgressSink | None = None, config: Any | None = None, sha256: str | None = None,
+) -> UploadResult:
+    """Upload an unpacked package directory as an S3 prefix (ModelDataSource, no compression:
+    SageMaker copies the files instead of extracting a tarball). ``key`` ends with ``/``."""
+    from cloud.aws_errors import DeployError
+    from cloud.diagnosis import diagnose_exception
+
+    files = dir_files(Path(root))
+    total = sum(p.stat().st_size for _, p in files)
+    digest = sha256 or dir_sha256(Path(root))
+    base = model_data_key(prefix=prefix, deployment=deployment, sha256=digest).removesuffix("model.tar.gz") + "model/"
+    started = time.monotonic()
+    counter = Progress(total, progress)
+    uploaded = False
+    try:
+        marker = _existing(s3, bucket, base + ".complete")
+        if marker is None:
+            for rel, path in files:
+                s3.upload_file(str(path), bucket, base + rel, Config=config or transfer_config(), Callback=counter)
+            s3.put_object(Bucket=bucket, Key=base + ".complete", Body=digest.encode())
+            uploaded = True
+        elif progress is not None:
+            progress(total, total)
+    except Exception as err:  # noqa: BLE001
+        d = diagnose_exception(err)
+        raise DeployError(f"Uploading the model to s3://{bucket}/{base} failed: {d.mode.message}",
+                          fix=d.mode.fix, code=d.code, detail=d.detail) from None
+    return UploadResult(bucket=bucket, key=base, size=total, sha256=digest, uploaded=uploaded,
+                        seconds=time.monotonic() - started)
+
+
 def delete_model_data(s3: Any, s3_uri: str) -> bool:
-    """Delete one uploaded archive; True if it existed."""
+    """Delete one uploaded archive, or every object under an uploaded directory (``.../``)."""
     bucket, _, key = s3_uri.removeprefix("s3://").partition("/")
+    if key.endswith("/"):
+        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+                for o in page.get("Contents", [])]
+        for start in range(0, len(keys), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]]})
+        return bool(keys)
     if _existing(s3, bucket, key) is None:
         return False
     s3.delete_object(Bucket=bucket, Key=key)

@@ -306,10 +306,23 @@ def check_environment(env: Mapping[str, str]) -> list[CheckResult]:
     return out or [_ok("environment", f"{len(env)} entries, each within 1024 bytes")]
 
 
+def check_package(path: Any) -> CheckResult:
+    """The archive or package directory, checked by the packaging side's verifier (no import run)."""
+    try:
+        from cloud.package_verify import verify_package
+    except ImportError:
+        return CheckResult(name="package", level=Level.WARNING, code="bad-archive",
+                           message="not verified (cloud.package_verify is not installed)")
+    report = verify_package(path, import_check=False)
+    if not report.ok:
+        return _from_mode("package", "bad-archive", detail="; ".join(report.problems[:5]))
+    return _ok("package", report.summary())
+
+
 def run_preflight(
     clients: Any, *, name: str, role_arn: str | None, bucket: str | None, instance_type: str,
     instance_count: int = 1, image_uri: str | None = None, environment: Mapping[str, str] | None = None,
-    serverless: bool = False, model_key: str | None = None,
+    serverless: bool = False, model_key: str | None = None, package: Any | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
 ) -> PreflightReport:
     """Run every check; ``on_result`` sees each as it finishes (for live output)."""
@@ -320,6 +333,8 @@ def run_preflight(
         if on_result is not None:
             on_result(result)
 
+    if package is not None:
+        add(check_package(package))
     add(check_endpoint_name(name))
     add(check_instance_type(instance_type, serverless=serverless))
     for r in check_environment(environment or {}):

@@ -73,7 +73,7 @@ def test_deploy_up_creates_everything_answers_reuses_and_tears_down(moto_clients
     clients = _clients_with_runtime(moto_clients, runtime_server.url)
     lines: list[str] = []
     options = UpOptions(name="langsam-e2e", archive=_archive(tmp_path), instance_type=MOTO_GPU, load_seconds=100,
-                        poll_s=0.05)
+                        verify_package=False, poll_s=0.05)
     result = deploy_up(clients, options, reporter=Reporter(say=lines.append))
     assert result.applied.endpoint_action == "created" and result.upload.uploaded
     assert result.smoke is not None and result.smoke.latency_s > 0 and "backend classic" in result.smoke.answer
@@ -104,7 +104,8 @@ def test_deploy_up_creates_everything_answers_reuses_and_tears_down(moto_clients
     assert endpoint_status(sm, "langsam-e2e") is None
 
 
-def test_a_failed_smoke_test_rolls_back_what_this_run_created(moto_clients, tmp_path):
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_failed_smoke_test_rolls_back_what_this_run_created(moto_clients, tmp_path, keep):
     from cloud.aws_errors import DeployError
     from cloud.deploy import UpOptions, deploy_up
     from inference.server.config import ServerConfig
@@ -113,26 +114,53 @@ def test_a_failed_smoke_test_rolls_back_what_this_run_created(moto_clients, tmp_
     with run_server(backend_factory=classic_factory, config=token_config) as server:
         clients = _clients_with_runtime(moto_clients, server.url)
         options = UpOptions(name="langsam-rollback", archive=_archive(tmp_path, seed=3), instance_type=MOTO_GPU,
-                            poll_s=0.05)
+                            verify_package=False, poll_s=0.05, keep_on_failure=keep)
         with pytest.raises(DeployError) as info:
             deploy_up(clients, options)
     assert info.value.code == "access-denied"
     sm = clients.client("sagemaker")
-    assert sm.list_endpoints()["Endpoints"] == []
-    assert sm.list_endpoint_configs()["EndpointConfigs"] == [] and sm.list_models()["Models"] == []
+    counts = (len(sm.list_endpoints()["Endpoints"]), len(sm.list_endpoint_configs()["EndpointConfigs"]),
+              len(sm.list_models()["Models"]))
+    assert counts == ((1, 1, 1) if keep else (0, 0, 0))
 
 
-def test_keep_on_failure_keeps_resources_and_preflight_failure_creates_nothing(moto_clients, tmp_path):
+def test_preflight_failures_create_nothing(moto_clients, tmp_path):
+    from cloud.aws_env import AwsClients
     from cloud.aws_errors import DeployError
-    from cloud.deploy import UpOptions, deploy_up
+    from cloud.deploy import Reporter, UpOptions, deploy_up
 
     bad = dataclasses.replace(moto_clients.settings, bucket="no-such-bucket-here")
-    from cloud.aws_env import AwsClients
-
+    checks = []
     with pytest.raises(DeployError) as info:
-        deploy_up(AwsClients(bad), UpOptions(name="x1", archive=_archive(tmp_path), instance_type=MOTO_GPU))
-    assert info.value.code == "bucket-missing" and "nothing was created" in str(info.value)
+        deploy_up(AwsClients(bad), UpOptions(name="x1", archive=_archive(tmp_path), instance_type=MOTO_GPU),
+                  reporter=Reporter(check=checks.append))
+    assert "nothing was created" in str(info.value)
+    failed = {c.name: c.code for c in checks if c.level.value == "fail"}
+    assert failed == {"package": "bad-archive", "bucket": "bucket-missing"}  # random bytes are no package
     assert moto_clients.client("sagemaker").list_models()["Models"] == []
+    assert moto_clients.client("s3").list_objects_v2(Bucket=MOTO_BUCKET).get("KeyCount", 0) == 0
+
+
+def test_a_package_directory_is_uploaded_as_an_s3_prefix(moto_clients, tmp_path):
+    from cloud.deploy import UpOptions, deploy_down, deploy_up
+
+    root = tmp_path / "pkg"
+    (root / "code").mkdir(parents=True)
+    (root / "code" / "inference.py").write_text("def model_fn(model_dir):\n    return None\n")
+    (root / "weights.bin").write_bytes(b"w" * 4096)
+    options = UpOptions(name="langsam-dir", archive=root, instance_type=MOTO_GPU, verify_package=False,
+                        smoke=False, poll_s=0.05)
+    result = deploy_up(moto_clients, options)
+    assert result.upload.uploaded and result.upload.key.endswith("/model/")
+    container = result.spec.container()
+    assert container["ModelDataSource"]["S3DataSource"] == {
+        "S3Uri": f"s3://{MOTO_BUCKET}/{result.upload.key}", "S3DataType": "S3Prefix", "CompressionType": "None"}
+    s3 = moto_clients.client("s3")
+    keys = sorted(o["Key"].rsplit("/model/", 1)[1] for o in s3.list_objects_v2(Bucket=MOTO_BUCKET)["Contents"])
+    assert keys == [".complete", "code/inference.py", "weights.bin"]
+    assert not deploy_up(moto_clients, options).upload.uploaded  # same content: skipped
+    deploy_down(moto_clients, "langsam-dir", delete_model_data=True)
+    assert s3.list_objects_v2(Bucket=MOTO_BUCKET).get("KeyCount", 0) == 0
 
 
 def test_async_deploy_with_autoscaling_registers_and_teardown_deregisters(moto_clients, tmp_path):
@@ -140,7 +168,7 @@ def test_async_deploy_with_autoscaling_registers_and_teardown_deregisters(moto_c
     from cloud.deploy_spec import Autoscaling
 
     options = UpOptions(name="langsam-async", archive=_archive(tmp_path, seed=5), instance_type=MOTO_GPU,
-                        use_async=True, autoscaling=Autoscaling(min_instances=0, max_instances=2), smoke=False,
+                        verify_package=False, use_async=True, autoscaling=Autoscaling(min_instances=0, max_instances=2), smoke=False,
                         poll_s=0.05)
     result = deploy_up(moto_clients, options)
     sm = moto_clients.client("sagemaker")
@@ -184,7 +212,7 @@ def test_cli_status_logs_and_down_against_moto(moto_clients, moto_url, capsys, t
     from desktop_app.cli import main
 
     deploy_up(moto_clients, UpOptions(name="langsam-cli", archive=_archive(tmp_path, seed=7), instance_type=MOTO_GPU,
-                                      smoke=False, poll_s=0.05))
+                                      verify_package=False, smoke=False, poll_s=0.05))
     common = ["--endpoint-url", moto_url, "--region", "us-east-1"]
     assert main(["deploy", "status", *common]) == 0
     out = capsys.readouterr().out
