@@ -156,6 +156,7 @@ class MainWindow(QMainWindow):
         c.status.connect(lambda text: self.status_panel.message(text))
         c.error.connect(self.show_error)
         c.backend_changed.connect(self._on_backend_changed)
+        c.worker.backend_failed.connect(self._on_backend_failed)
         c.busy_changed.connect(lambda busy: self.status_panel.set_work("working…" if busy else "",
                                                                          done=0 if busy else None,
                                                                          total=0 if busy else None))
@@ -182,6 +183,15 @@ class MainWindow(QMainWindow):
                                       device_reason="")
         self.prompt_bar.set_text_supported(False, reason=f"Loading the {name} backend…")
         self.controller.set_backend(name, **options)
+
+    def _on_backend_failed(self, message: str) -> None:
+        """A model backend could not start (missing or broken weights, no GPU): say why and fall
+        back to the classic backend, so points, boxes and the manual tools keep working."""
+        failed = getattr(self, "_requested_backend", "")
+        self.show_error(f"{message} — using the classic backend meanwhile (Inference → Models…)")
+        if failed != "classic":
+            self._requested_backend = "classic"
+            self.controller.set_backend("classic", device="cpu")
 
     def choose_backend(self, backend: str, device: str) -> None:
         self.settings.backend, self.settings.device = backend, device
@@ -363,7 +373,7 @@ class MainWindow(QMainWindow):
 
     # -- dialogs ---------------------------------------------------------------------------
     def show_error(self, message: str) -> None:
-        self.status_panel.message(f"⚠ {message}", timeout_ms=15000)
+        self.status_panel.show_error(message)
 
     def show_shortcuts(self) -> None:
         from desktop_app.dialogs.shortcuts_dialog import ShortcutsDialog

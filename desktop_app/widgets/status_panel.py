@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
 
@@ -16,6 +17,13 @@ class StatusPanel(QStatusBar):
         self.progress.setTextVisible(True)
         self.progress.hide()
         self.work_label = QLabel("")
+        self.error_label = QLabel("")  # problems stay visible longer than passing messages
+        self.error_label.setStyleSheet("color: #c62828;")
+        self.error_label.setWordWrap(False)
+        self._error_timer = QTimer(self)
+        self._error_timer.setSingleShot(True)
+        self._error_timer.timeout.connect(lambda: self.error_label.setText(""))
+        self.addWidget(self.error_label, 1)
         self.addPermanentWidget(self.work_label)
         self.addPermanentWidget(self.progress)
         self.addPermanentWidget(self.save_label)
@@ -48,3 +56,12 @@ class StatusPanel(QStatusBar):
 
     def message(self, text: str, *, timeout_ms: int = 6000) -> None:
         self.showMessage(text, timeout_ms)
+
+    def show_error(self, text: str, *, timeout_ms: int = 20000) -> None:
+        """A problem for the person: shown in red until the next one or ``timeout_ms``."""
+        self.error_label.setText(f"⚠ {text}")
+        self.error_label.setToolTip(text)
+        self._error_timer.start(timeout_ms)
+
+    def error_text(self) -> str:
+        return self.error_label.toolTip() if self.error_label.text() else ""
