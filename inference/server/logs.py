@@ -7,7 +7,8 @@ import logging
 import sys
 import time
 
-_STANDARD = set(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) | {
+    "message", "asctime", "color_message"}  # uvicorn adds an ANSI-coloured copy of msg
 _SECRET_WORDS = ("authorization", "token", "secret", "password", "credential")
 
 

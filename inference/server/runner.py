@@ -79,7 +79,7 @@ class SegmentationRunner:
         self.backend = backend
         self.limits = limits or RunnerLimits()
         self.images: ByteBoundedLRU[_CachedImage] = ByteBoundedLRU(max_bytes=self.limits.image_cache_bytes)
-        self._sessions: OrderedDict[str, str] = OrderedDict()
+        self._sessions: OrderedDict[str, tuple[str, float]] = OrderedDict()  # id -> (image id, expiry)
         self._info: BackendInfo | None = None
 
     def info(self) -> BackendInfo:
@@ -168,7 +168,8 @@ class SegmentationRunner:
                                     code="ImageNotCached")
             return request.image_id, cached, True, 0.0
         if session is not None and session != NEW_SESSION:
-            image_id = self._sessions.get(session)
+            entry = self._sessions.get(session)
+            image_id = entry[0] if entry is not None and entry[1] > time.monotonic() else None
             cached = self.images.get(image_id) if image_id is not None else None
             if cached is None:
                 raise ProtocolError(f"session '{session}' has no image on this server (expired or evicted): send "
@@ -179,7 +180,7 @@ class SegmentationRunner:
                             field="image")
 
     def _remember_session(self, session: str, image_id: str) -> None:
-        self._sessions[session] = image_id
+        self._sessions[session] = (image_id, time.monotonic() + self.limits.session_ttl_s)
         self._sessions.move_to_end(session)
         while len(self._sessions) > self.limits.max_sessions:
             self._sessions.popitem(last=False)
