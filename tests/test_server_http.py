@@ -100,10 +100,15 @@ def test_sagemaker_session_header_keeps_the_image(classic_server):
 
 
 def test_model_expectations_are_checked(classic_server):
-    req = P.SegmentRequest(prompt=_click(), image=encode_image(scene_image(1)), backend="sam2")
+    png = encode_image(scene_image(1))
     with httpx.Client(base_url=classic_server.url) as c:
-        r = post_request(c, req)
-    assert r.status_code == 400 and r.json()["error"]["field"] == "options.backend"
+        model = c.get("/info").json()["model"]
+        r = post_request(c, P.SegmentRequest(prompt=_click(), image=png, backend="sam2"))
+        assert r.status_code == 400 and r.json()["error"]["field"] == "options.backend"
+        r = post_request(c, P.SegmentRequest(prompt=_click(), image=png, backend="classic", model="sam2.1_hiera_tiny"))
+        assert r.status_code == 400 and r.json()["error"]["field"] == "options.model"
+        assert post_request(c, P.SegmentRequest(prompt=_click(), image=png, backend="classic", model=model)
+                            ).status_code == 200
 
 
 def test_unknown_paths_and_methods_get_json_errors(classic_server):

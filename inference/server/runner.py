@@ -141,7 +141,8 @@ class SegmentationRunner:
         if request.backend and request.backend != info.backend:
             raise ProtocolError(f"this server runs the '{info.backend}' backend, the request asks for "
                                 f"'{request.backend}'", field="options.backend")
-        if request.model and request.model != info.model:
+        parts = {info.model, *(part.strip() for part in info.model.split("+"))}  # "gdino + sam2" for langsam
+        if request.model and request.model not in parts:
             raise ProtocolError(f"this server runs model '{info.model}', the request asks for '{request.model}'",
                                 field="options.model")
 
