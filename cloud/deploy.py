@@ -184,16 +184,14 @@ def deploy_up(clients: Any, options: UpOptions, *, reporter: Reporter = Reporter
             smoke = run_smoke(clients, spec, options=options, tail=tail, reporter=reporter, sleep=sleep)
             say(f"the model answers: {smoke.answer}; first answer after {smoke.seconds_to_answer:.0f} s, "
                 f"{smoke.attempts} attempt(s)")
-    except BaseException as err:
+    except BaseException:  # a failure or Ctrl-C: undo this run's changes unless asked not to
         if options.keep_on_failure:
             say("keeping the resources for inspection (--keep-on-failure); remove them with `deploy down`")
         elif ledger.created or ledger.updated_from:
             say("rolling back what this run created")
             rollback(sm, ledger, say=say)
-        if isinstance(err, KeyboardInterrupt):
-            raise
         raise
-    say(f"{mode('billing').message} Fix: {mode('billing').fix}")
+    say(f"note: {mode('billing').message} {mode('billing').fix}")
     return UpResult(spec=spec, preflight=report, upload=upload, applied=applied, state=state, smoke=smoke)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ def _aws_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--role", help="SageMaker execution role ARN (AWS_ARN_ROLE)")
     g.add_argument("--bucket", help="S3 bucket for the model data (MODEL_BUCKET), in the endpoint's region")
     g.add_argument("--endpoint-url", help=argparse.SUPPRESS)  # one URL for all services (moto, LocalStack)
+    g.add_argument("--runtime-url", help="send invocations to this URL instead of SageMaker, e.g. a local "
+                   "`langsam-studio serve` (it serves the same /endpoints/NAME/invocations path)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,6 +119,9 @@ def _clients(args: argparse.Namespace) -> Any:
 
     settings = resolve_settings(env_file=args.env_file, region=args.region, profile=args.profile,
                                 role_arn=args.role, bucket=args.bucket, endpoint_url=args.endpoint_url)
+    if args.runtime_url:
+        settings = replace(settings, service_endpoints={**settings.service_endpoints,
+                                                        "sagemaker-runtime": args.runtime_url})
     return AwsClients(settings)
 
 

@@ -88,6 +88,7 @@ def wait_for_endpoint(
     started = time.monotonic()
     watcher = _LogWatcher(tail, on_log, say)
     last_status = None
+    last_said = 0.0
     while True:
         try:
             ep = sm.describe_endpoint(EndpointName=endpoint_name)
@@ -100,9 +101,9 @@ def wait_for_endpoint(
                               fix=d.mode.fix, code=d.code, detail=d.detail) from None
         status, config = ep.get("EndpointStatus", "?"), ep.get("EndpointConfigName")
         elapsed = time.monotonic() - started
-        if status != last_status:
+        if status != last_status or elapsed - last_said >= 60:
             say(f"[{elapsed:5.0f} s] endpoint {endpoint_name}: {status}")
-            last_status = status
+            last_status, last_said = status, elapsed
         watcher.poll()
         reason = ep.get("FailureReason") or ""
         if status == "InService":

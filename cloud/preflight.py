@@ -70,13 +70,14 @@ def _from_error(name: str, err: BaseException, *, denied_is_warning: bool = Fals
     """A failed call as a result. ``check_only``: the call only informs (quota, simulation), so
     any error makes the check a warning; ``denied_is_warning``: only AccessDenied does."""
     d = diagnose_exception(err)
+    first_line = next((line.strip() for line in d.detail.splitlines() if line.strip()), "")[:200]
     if (denied_is_warning or check_only) and d.code in {"access-denied", "passrole-denied"}:
         return CheckResult(name=name, level=Level.WARNING, code="access-denied",
-                           message=f"could not check {what or name}: you may not ask ({d.detail[:200]})",
+                           message=f"could not check {what or name}: you may not ask ({first_line})",
                            fix="Nothing to do if the deploy works; grant the read permission to see this check.")
     if check_only:
         return CheckResult(name=name, level=Level.WARNING, code=d.code,
-                           message=f"could not check {what or name}: {d.detail[:200]}",
+                           message=f"could not check {what or name}: {first_line}",
                            fix="Nothing to do if the deploy works; the real call reports any problem.")
     return CheckResult(name=name, level=Level.FAIL, message=f"{d.mode.message} ({d.detail})",
                        fix=d.mode.fix, code=d.code)
