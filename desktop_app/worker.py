@@ -244,6 +244,7 @@ class InferenceWorker(QObject):
         """Start the worker thread (idempotent)."""
         if self._thread is not None:
             return
+        self._stop = False
         self._thread = QThread()
         self._thread.setObjectName("inference-worker")
         self._loop = _WorkerLoop(self)

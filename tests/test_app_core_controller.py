@@ -207,3 +207,27 @@ def test_bad_image_is_a_message(qtbot, core_app, tmp_path):
         controller.load_image(str(bad))
     assert "broken.png" in blocker.args[0]
     assert controller.document is None
+
+
+def test_gui_thread_never_imports_torch():
+    """Importing the core and running the classic backend keeps torch out of the process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys, time\n"
+        "os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "from desktop_app.canvas import ImageCanvas\n"
+        "from desktop_app.controller import AnnotationController\n"
+        "c = AnnotationController(canvas=ImageCanvas())\n"
+        "infos = []\n"
+        "c.backend_changed.connect(infos.append)\n"
+        "c.set_backend('classic')\n"
+        "t = time.time()\n"
+        "while not infos and time.time() - t < 30: app.processEvents()\n"
+        "c.shutdown()\n"
+        "print(bool(infos), 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["True", "False"], out.stderr[-2000:]
