@@ -166,27 +166,33 @@ def mask_to_polygons(mask: np.ndarray, *, epsilon: float = 0.0, min_area: float 
     contours, hierarchy = cv2.findContours(up, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     if hierarchy is None:
         return []
-    hierarchy = hierarchy[0]
+    hierarchy = hierarchy[0].tolist()
     offset = np.array([x0, y0], dtype=np.int64)
+    rings = _clean_rings(contours, offset)  # vectorised over all contours: masks may have 100k
 
-    def to_ring(contour: np.ndarray) -> Ring | None:
-        pts = (contour.reshape(-1, 2).astype(np.int64) - 1 + 1) // 2 + offset  # -1 undoes the pad
-        ring = _simplify(_drop_collinear(pts), epsilon)
-        if ring is None or ring_area(ring) < max(min_area, 1e-9):
+    def to_ring(i: int) -> Ring | None:
+        ring = rings[i]
+        if ring is None:
+            return None
+        if epsilon > 0:
+            ring = _simplify(ring, epsilon)
+            if ring is None:
+                return None
+        if min_area > 0 and ring_area(ring) < min_area:
             return None
         return ring
 
     result: list[PolygonWithHoles] = []
-    for i, contour in enumerate(contours):
+    for i in range(len(contours)):
         if hierarchy[i][3] != -1:  # a hole: collected under its parent
             continue
-        outer = to_ring(contour)
+        outer = to_ring(i)
         if outer is None:
             continue
         holes: list[Ring] = []
         child = hierarchy[i][2]
         while child != -1:
-            hole = to_ring(contours[child])
+            hole = to_ring(child)
             if hole is not None:
                 holes.append(hole)
             child = hierarchy[child][0]
@@ -194,29 +200,50 @@ def mask_to_polygons(mask: np.ndarray, *, epsilon: float = 0.0, min_area: float 
     return result
 
 
-def _drop_collinear(pts: np.ndarray) -> np.ndarray:
-    """Remove repeated vertices and vertices in the middle of a straight run."""
-    keep = np.any(pts != np.roll(pts, 1, axis=0), axis=1)
-    pts = pts[keep] if keep.any() else pts[:1]
-    if len(pts) < 3:
-        return pts
-    prev_d = pts - np.roll(pts, 1, axis=0)
-    next_d = np.roll(pts, -1, axis=0) - pts
-    cross = prev_d[:, 0] * next_d[:, 1] - prev_d[:, 1] * next_d[:, 0]
-    dot = prev_d[:, 0] * next_d[:, 0] + prev_d[:, 1] * next_d[:, 1]
-    turn = (cross != 0) | (dot < 0)  # a reversal (spike) is a real vertex
-    return pts[turn]
+def _ring_neighbours(ring_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the previous and next vertex of each vertex within its own (cyclic) ring."""
+    n = len(ring_id)
+    idx = np.arange(n)
+    is_start = np.ones(n, dtype=bool)
+    is_start[1:] = ring_id[1:] != ring_id[:-1]
+    is_end = np.ones(n, dtype=bool)
+    is_end[:-1] = is_start[1:]
+    starts, ends = idx[is_start], idx[is_end]
+    prev, nxt = idx - 1, idx + 1
+    prev[starts] = ends
+    nxt[ends] = starts
+    return prev, nxt
+
+
+def _clean_rings(contours: Sequence[np.ndarray], offset: np.ndarray) -> list[np.ndarray | None]:
+    """Map the upscaled contours onto pixel corners, drop repeated and collinear vertices;
+    ``None`` for a ring left with fewer than 3 vertices."""
+    lengths = np.fromiter((len(c) for c in contours), dtype=np.int64, count=len(contours))
+    pts = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.int64)
+    pts = (pts - 1 + 1) // 2 + offset  # -1 undoes the pad; (p + 1) // 2 maps onto the corner
+    ring_id = np.repeat(np.arange(len(contours)), lengths)
+    prev, _ = _ring_neighbours(ring_id)
+    keep = np.any(pts != pts[prev], axis=1)
+    pts, ring_id = pts[keep], ring_id[keep]
+    if len(pts):
+        prev, nxt = _ring_neighbours(ring_id)
+        d_in, d_out = pts - pts[prev], pts[nxt] - pts
+        cross = d_in[:, 0] * d_out[:, 1] - d_in[:, 1] * d_out[:, 0]
+        dot = d_in[:, 0] * d_out[:, 0] + d_in[:, 1] * d_out[:, 1]
+        turn = (cross != 0) | (dot < 0)  # a reversal (spike) is a real vertex
+        pts, ring_id = pts[turn], ring_id[turn]
+    counts = np.bincount(ring_id, minlength=len(contours))
+    pieces = np.split(pts.astype(np.float64), np.cumsum(counts)[:-1])
+    return [piece if len(piece) >= 3 else None for piece in pieces]
 
 
 def _simplify(pts: np.ndarray, epsilon: float) -> Ring | None:
-    if len(pts) < 3:
+    approx = cv2.approxPolyDP(pts.reshape(-1, 1, 2).astype(np.int32), float(epsilon), True).reshape(-1, 2)
+    if len(approx) < 3:
+        return pts
+    if ring_area(approx) <= 0:
         return None
-    if epsilon > 0:
-        approx = cv2.approxPolyDP(pts.reshape(-1, 1, 2).astype(np.int32), float(epsilon), True)
-        approx = approx.reshape(-1, 2)
-        if len(approx) >= 3:
-            pts = approx
-    return np.asarray(pts, dtype=np.float64)
+    return approx.astype(np.float64)
 
 
 def ring_area(ring: Ring) -> float:
@@ -234,48 +261,69 @@ PolygonInput = Union[Sequence[PolygonWithHoles], Sequence[Ring]]
 def polygons_to_mask(polygons: PolygonInput, *, height: int, width: int) -> np.ndarray:
     """Rasterise rings (outer rings, or ``(outer, holes)`` pairs) to an (H, W) bool mask.
 
-    Pixel-corner convention (a pixel is inside when its centre is); the result is the union of
-    the items, each item being its outer ring minus its holes. Rings may extend past the image.
-    A ring with fewer than 3 vertices covers nothing.
+    Pixel-corner convention, as pycocotools: a pixel is inside when its centre is (centres on
+    an edge count for the side the edge faces, left/top edges inclusive). Each item is filled
+    with the even-odd rule over its outer ring and holes (so holes cut it, and bridges of
+    :func:`join_rings` cancel); the result is the union of the items. Rings may extend past the
+    image; a ring with fewer than 3 vertices covers nothing.
     """
     canvas = np.zeros((height, width), dtype=bool)
-    if height == 0 or width == 0:
+    if height <= 0 or width <= 0:
         return canvas
     for item in polygons:
-        if isinstance(item, tuple):
-            outer, holes = item
-        else:
-            outer, holes = item, ()
-        outer_arr = _as_ring(outer)
-        if outer_arr is None:
+        outer, holes = item if isinstance(item, tuple) else (item, ())
+        rings = [np.asarray(r, dtype=np.float64).reshape(-1, 2) for r in (outer, *holes)]
+        lengths = np.fromiter((len(r) for r in rings), dtype=np.int64, count=len(rings))
+        pts = np.concatenate(rings)
+        ring_id = np.repeat(np.arange(len(rings)), lengths)
+        bad = np.bincount(ring_id, weights=~np.isfinite(pts).all(axis=1), minlength=len(rings)) > 0
+        usable = (lengths >= 3) & ~bad
+        if not usable[0]:  # no outer ring: nothing to fill
             continue
-        lo = np.floor(outer_arr.min(axis=0)).astype(int)
-        hi = np.ceil(outer_arr.max(axis=0)).astype(int)
+        if not usable.all():
+            keep = usable[ring_id]
+            pts, ring_id = pts[keep], ring_id[keep]
+        outer_pts = pts[ring_id == 0]
+        lo = np.floor(outer_pts.min(axis=0)).astype(int)
+        hi = np.ceil(outer_pts.max(axis=0)).astype(int)
         bx0, by0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
         bx1, by1 = min(int(hi[0]), width), min(int(hi[1]), height)
         if bx1 <= bx0 or by1 <= by0:
             continue
-        origin = np.array([bx0, by0], dtype=np.float64)
-        local = _fill_ring(outer_arr - origin, height=by1 - by0, width=bx1 - bx0)
-        for hole in holes:
-            hole_arr = _as_ring(hole)
-            if hole_arr is not None:
-                local &= ~_fill_ring(hole_arr - origin, height=by1 - by0, width=bx1 - bx0)
-        canvas[by0:by1, bx0:bx1] |= local
+        local = pts - np.array([bx0, by0], dtype=np.float64)
+        canvas[by0:by1, bx0:bx1] |= _fill_even_odd(local, ring_id, height=by1 - by0, width=bx1 - bx0)
     return canvas
 
 
-def _as_ring(ring: Any) -> np.ndarray | None:
-    arr = np.asarray(ring, dtype=np.float64).reshape(-1, 2)
-    if len(arr) < 3 or not np.isfinite(arr).all():
-        return None
-    return arr
-
-
-def _fill_ring(ring: np.ndarray, *, height: int, width: int) -> np.ndarray:
-    # pycocotools treats a 4-number list as a box, so a triangle is the smallest polygon it gets
-    rles = coco_mask.frPyObjects([ring.ravel().tolist()], height, width)
-    return coco_mask.decode(rles[0]).astype(bool)
+def _fill_even_odd(starts: np.ndarray, ring_id: np.ndarray, *, height: int, width: int) -> np.ndarray:
+    """Scanline fill at pixel centres, vectorised over every edge of every ring."""
+    _, nxt = _ring_neighbours(ring_id)
+    ends = starts[nxt]
+    y_lo, y_hi = np.minimum(starts[:, 1], ends[:, 1]), np.maximum(starts[:, 1], ends[:, 1])
+    # rows whose centre r + 0.5 lies in [y_lo, y_hi): half-open, so a vertex counts once
+    first = np.clip(np.ceil(y_lo - 0.5), 0, height).astype(np.int64)
+    last = np.clip(np.ceil(y_hi - 0.5), 0, height).astype(np.int64)
+    n_rows = last - first
+    keep = n_rows > 0  # also drops horizontal edges
+    if not keep.any():
+        return np.zeros((height, width), dtype=bool)
+    x0, y0 = starts[keep, 0], starts[keep, 1]
+    slope = (ends[keep, 0] - x0) / (ends[keep, 1] - y0)
+    counts = n_rows[keep]
+    edge = np.repeat(np.arange(len(counts)), counts)
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    rows = np.repeat(first[keep], counts) + offsets
+    xs = x0[edge] + (rows + 0.5 - y0[edge]) * slope[edge]
+    order = np.lexsort((xs, rows))
+    rows, xs = rows[order], xs[order]
+    # crossings pair up per row (closed rings cross each row an even number of times)
+    left = np.clip(np.ceil(xs[0::2] - 0.5), 0, width).astype(np.int64)
+    right = np.clip(np.ceil(xs[1::2] - 0.5), 0, width).astype(np.int64)
+    pair_rows = rows[0::2]
+    size = height * (width + 1)
+    diff = (np.bincount(pair_rows * (width + 1) + left, minlength=size)
+            - np.bincount(pair_rows * (width + 1) + right, minlength=size))
+    return np.cumsum(diff.reshape(height, width + 1)[:, :width], axis=1) > 0
 
 
 def join_rings(polygons: Sequence[PolygonWithHoles]) -> Ring | None:

@@ -232,3 +232,18 @@ def test_flat_ring_conversion():
         flat_to_ring([0, 0, 1])
     with pytest.raises(ValueError):
         flat_to_ring([0, 0, float("nan"), 1])
+
+
+def test_speckled_mask_with_thousands_of_holes_round_trips():
+    noise = np.random.default_rng(5).random((200, 200)) < 0.5  # ~10k rings
+    polys = mask_to_polygons(noise)
+    assert sum(len(holes) for _, holes in polys) > 500
+    assert np.array_equal(polygons_to_mask(polys, height=200, width=200), noise)
+
+
+def test_float_polygon_uses_pixel_centres():
+    tri = np.array([[0, 0], [8, 0], [0, 8]], float)
+    mask = polygons_to_mask([tri], height=10, width=10)
+    assert mask[0].sum() == 7 and mask[6].sum() == 1 and mask[7].sum() == 0  # centres on x+y=8 are out
+    decoded = coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects([ring_to_flat(tri)], 10, 10)))
+    assert np.array_equal(mask, decoded.astype(bool))
