@@ -202,8 +202,8 @@ def run_smoke(clients: Any, spec: DeploySpec, *, options: UpOptions, tail: LogTa
 
     client = from_settings(clients.settings, spec.endpoint_name, read_timeout=options.read_timeout_s,
                            clients=clients,
-                           async_s3_prefix=spec.async_output_s3 if spec.is_async else None)
-    client._endpoint_is_async = spec.is_async  # known from the spec: no describe call needed
+                           async_s3_prefix=spec.async_output_s3 if spec.is_async else None,
+                           endpoint_is_async=spec.is_async)  # known from the spec: no describe call
     body, content_type = smoke_request_body()
     budget = options.smoke_budget_s or float(spec.timeouts.ts_startup_timeout + 120)
     return smoke_test(lambda: client.invoke(body, content_type=content_type), validate=decode_response,

@@ -291,7 +291,8 @@ def _invoke(args: argparse.Namespace) -> int:
 
     clients = _clients(args)
     client = from_settings(clients.settings, args.name, read_timeout=args.read_timeout, clients=clients,
-                           async_endpoint_name=args.async_endpoint, async_s3_prefix=args.async_s3)
+                           async_endpoint_name=args.async_endpoint, async_s3_prefix=args.async_s3,
+                           endpoint_is_async=False if args.runtime_url else None)  # a local server is real-time
     if args.image_file is None:
         if args.text or args.box or args.point:
             _err("--text, --box and --point need --image-file")

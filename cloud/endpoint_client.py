@@ -290,8 +290,10 @@ class EndpointClient:
 
 def from_settings(settings: Any, endpoint_name: str, *, read_timeout: float = DEFAULT_READ_TIMEOUT,
                   async_endpoint_name: str | None = None, async_s3_prefix: str | None = None,
-                  clients: Any | None = None) -> EndpointClient:
-    """A client built from :class:`cloud.aws_env.AwsSettings` (the CLI's and the app's entry point)."""
+                  endpoint_is_async: bool | None = None, clients: Any | None = None) -> EndpointClient:
+    """A client built from :class:`cloud.aws_env.AwsSettings` (the CLI's and the app's entry point).
+
+    ``endpoint_is_async=None`` asks SageMaker once (DescribeEndpoint/DescribeEndpointConfig)."""
     from cloud.aws_env import AwsClients
 
     clients = clients or AwsClients(settings)
@@ -300,7 +302,8 @@ def from_settings(settings: Any, endpoint_name: str, *, read_timeout: float = DE
     return EndpointClient(endpoint_name, runtime=clients.client("sagemaker-runtime",
                                                                 config=runtime_config(read_timeout=read_timeout)),
                           s3=clients.client("s3"), sagemaker=clients.client("sagemaker"),
-                          async_endpoint_name=async_endpoint_name, async_s3_prefix=prefix)
+                          async_endpoint_name=async_endpoint_name, async_s3_prefix=prefix,
+                          endpoint_is_async=endpoint_is_async)
 
 
 def smoke_request_body() -> tuple[bytes, str]:

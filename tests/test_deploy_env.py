@@ -83,3 +83,48 @@ def test_package_actions_explain_when_the_package_module_is_missing(monkeypatch,
 def test_settings_are_frozen():
     with pytest.raises(AttributeError):
         AwsSettings(region="x").region = "y"  # type: ignore[misc]
+
+
+def test_measured_load_comes_from_a_number_or_a_test_local_report(tmp_path):
+    import json
+
+    from cloud.aws_errors import DeployError
+    from cloud.deploy_command import _measured
+
+    assert _measured("95") == (95.0, None) and _measured(None) == (None, None)
+    report = tmp_path / "local.json"
+    report.write_text(json.dumps({"ok": True, "startup_seconds": 41.5, "invoke_latency": 2.25}))
+    assert _measured(str(report)) == (41.5, 2.25)
+    with pytest.raises(DeployError, match="neither a number"):
+        _measured(str(tmp_path / "missing.json"))
+
+
+def test_preflight_without_a_region_stops_before_any_call(monkeypatch, tmp_path):
+    from cloud.aws_env import AwsClients
+    from cloud.preflight import Level, run_preflight
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    clients = AwsClients(AwsSettings(region=None, access_key_id="AKIAEXAMPLE0000000000", secret_access_key="x" * 20))
+    report = run_preflight(clients, name="demo", role_arn=None, bucket=None, instance_type="ml.g5.xlarge")
+    assert not report.ok and [c.code for c in report.checks if c.level is Level.FAIL] == ["no-region"]
+    assert "AWS_DEFAULT_REGION" in report.failures[0].fix
+
+
+def test_cli_invoke_against_a_local_server(classic_server, tmp_path, capsys, monkeypatch):
+    from desktop_app.cli import main
+    from fixtures_server import encode_image, scene_image
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE0000000000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local-secret-value")
+    image = tmp_path / "scene.png"
+    image.write_bytes(encode_image(scene_image(5)))
+    out = tmp_path / "answer.json"
+    code = main(["deploy", "invoke", "local", "--runtime-url", classic_server.url, "--region", "us-east-1",
+                 "--image-file", str(image), "--box", "40,60,160,180", "--output", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and "backend classic" in printed and "0: score" in printed and out.stat().st_size > 0
+    assert main(["deploy", "invoke", "local", "--runtime-url", classic_server.url, "--region", "us-east-1",
+                 "--image-file", str(image), "--point", "9999,5"]) == 1
+    assert "outside" in capsys.readouterr().err
