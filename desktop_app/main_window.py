@@ -116,8 +116,9 @@ class MainWindow(QMainWindow):
         undo, redo = group.createUndoAction(self, "&Undo"), group.createRedoAction(self, "&Redo")
         undo.setShortcut("Ctrl+Z")
         redo.setShortcuts(["Ctrl+Shift+Z"])
-        for action in (undo, redo):
+        for action, text in ((undo, "Undo"), (redo, "Redo")):
             action.setProperty("group", "Edit")
+            action.setProperty("help_text", text)
             self.addAction(action)
         self.actions_by_name["undo"], self.actions_by_name["redo"] = undo, redo
         for tool, action in self.canvas.actions.tools.items():

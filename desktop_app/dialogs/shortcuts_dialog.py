@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLineEdit, QTableWidget,
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLabel, QLineEdit, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 
@@ -35,12 +35,21 @@ def shortcut_rows(actions: Iterable[QAction]) -> list[ShortcutRow]:
         if not keys:
             continue
         group = action.property("group") or "Other"
+        name = action.property("help_text") or action.text()  # e.g. "Undo", not "Undo Add cup"
         rows.append(ShortcutRow(
-            group=str(group), action=_clean(action.text()),
+            group=str(group), action=_clean(str(name)),
             keys=", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in keys),
             tip=action.toolTip() if action.toolTip() != action.text() else ""))
     rows.sort(key=lambda r: (r.group, r.action))
     return rows
+
+
+MOUSE_HELP = (
+    "<b>Mouse on the image</b> — Points tool: left click = object, right click or Shift+click = "
+    "background (each click refines the mask). Box tool: drag a box, then click to refine. "
+    "Polygon: click vertices, Enter or double-click closes. Brush / Eraser: drag (right button does "
+    "the opposite). Select: click an object, Ctrl/Shift+click adds. Pan: middle-drag, Space+drag or "
+    "the wheel; zoom: Ctrl+wheel.")
 
 
 class ShortcutsDialog(QDialog):
@@ -54,6 +63,7 @@ class ShortcutsDialog(QDialog):
         self.table = QTableWidget(len(self.rows), 3)
         self.table.setHorizontalHeaderLabels(["Group", "Action", "Keys"])
         self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         for r, row in enumerate(self.rows):
@@ -71,8 +81,11 @@ class ShortcutsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.search)
         layout.addWidget(self.table)
+        mouse = QLabel(MOUSE_HELP)
+        mouse.setWordWrap(True)
+        layout.addWidget(mouse)
         layout.addWidget(buttons)
-        self.resize(560, 600)
+        self.resize(600, 680)
 
     def _filter(self, text: str) -> None:
         needle = text.strip().lower()

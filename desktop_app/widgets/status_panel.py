@@ -35,8 +35,8 @@ class StatusPanel(QStatusBar):
         self.backend_label.setToolTip(f"Backend {backend}, model {model or '–'}")
         self.device_label.setText(f"device: {device}")
         self.device_label.setToolTip(device_reason)
-        if device_reason and "not used" in device_reason:
-            self.device_label.setText(f"device: {device} ({device_reason})")
+        if device_reason and not device.startswith(("cuda", "mps")):
+            self.device_label.setText(f"device: {device} — {device_reason}")  # why the GPU is not used
 
     def set_work(self, text: str, *, done: int | None = None, total: int | None = None) -> None:
         """Show background work; ``total=0`` means busy without a known length; '' hides it."""
