@@ -160,7 +160,10 @@ class GroundingDino:
         for r in results:
             boxes = r["boxes"].detach().float().cpu().numpy().astype(np.float32, copy=False).reshape(-1, 4)
             scores = r["scores"].detach().float().cpu().numpy().astype(np.float32, copy=False).reshape(-1)
-            out.append(Detections(boxes=boxes, scores=scores, labels=tuple(r["text_labels"])))
+            labels = r["text_labels"]
+            labels = [labels] if isinstance(labels, str) else list(labels)
+            # transformers 5.x decodes an empty batch to [''] when nothing passes the threshold
+            out.append(Detections(boxes=boxes, scores=scores, labels=tuple(labels[: len(scores)])))
         return out
 
     def detect(self, images: Sequence[Any], texts: Sequence[str], *, box_threshold: float = 0.3,

@@ -27,7 +27,7 @@ from inference.results import Candidate, Prediction, PredictionKind
 
 GDINO_MODELS = ("grounding-dino-tiny", "grounding-dino-base")
 DEFAULT_GDINO_MODEL = "grounding-dino-tiny"
-SAM_BOX_CHUNK = 64  # boxes decoded per SAM call: bounds the full-resolution float masks in memory
+SAM_BOX_CHUNK = 16  # boxes decoded per SAM call: SAM repeats the image features per box (~12 MB each)
 PIXEL_CACHE_BYTES = 200_000_000
 
 
