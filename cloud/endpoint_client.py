@@ -128,7 +128,7 @@ class EndpointClient:
         except EndpointInvocationError as err:
             if err.code == "payload-too-large" and not isinstance(err, PayloadTooLargeError):
                 return self._too_large(body, content_type=content_type, accept=accept,
-                                       custom_attributes=custom_attributes, what=err.original_message or err.message)
+                                       custom_attributes=custom_attributes, what=err.detail or err.message)
             raise
 
     def _too_large(self, body: bytes, *, content_type: str, accept: str, custom_attributes: str | None,
@@ -136,7 +136,7 @@ class EndpointClient:
         target = self._async_target()
         if target is None or self._s3 is None or self.async_s3_prefix is None:
             m = mode("payload-too-large")
-            raise PayloadTooLargeError(f"{m.message} Here {what}.", fix=m.fix, code=m.code, detail=what)
+            raise PayloadTooLargeError(f"{m.message} Here: {what.rstrip('.')}.", fix=m.fix, code=m.code, detail=what)
         return self.invoke_async(body, content_type=content_type, accept=accept,
                                  custom_attributes=custom_attributes, endpoint_name=target)
 
@@ -252,11 +252,18 @@ class EndpointClient:
             found = mode("invocation-timeout")
         m = found if found is not None and found.code in {"payload-too-large", "invocation-timeout",
                                                            "worker-timeout", "module-not-found"} else mode("model-error")
+        readable = readable.strip().rstrip(".")
         status = f" (status {original_status})" if original_status else ""
         where = f" The container's log: {log_stream}." if log_stream and log_stream != "local" else ""
+        if m.code == "model-error" and original_status is not None and 400 <= original_status < 500:
+            return EndpointInvocationError(  # the model refused this request: nothing to fix on AWS
+                f"The model rejected the request{status}: {readable}.", code=m.code, detail=readable,
+                fix="Change the request as the message says (it was not retried).",
+                original_status=original_status, original_message=original_message, log_stream_arn=log_stream)
+        context = f" ({message})" if original_status is None and message else ""
         return EndpointInvocationError(
-            f"{m.message} The model said{status}: {readable.strip()}.{where}", fix=m.fix, code=m.code,
-            detail=message, original_status=original_status, original_message=original_message,
+            f"{m.message}{context} The model said{status}: {readable}.{where}", fix=m.fix, code=m.code,
+            detail=readable, original_status=original_status, original_message=original_message,
             log_stream_arn=log_stream)
 
     def _explain(self, err: BaseException, *, action: str = "") -> EndpointInvocationError:
