@@ -137,8 +137,14 @@ def deploy_up(clients: Any, options: UpOptions, *, reporter: Reporter = Reporter
     say = reporter.say
     settings = clients.settings
     size, sha = _archive_facts(options)
-    key = data_key(options, sha) if sha else None
-    bucket = settings.bucket if sha else (parse_s3_uri(options.model_data_url)[0] if options.model_data_url else None)
+    if sha is not None:
+        bucket, key = settings.bucket, data_key(options, sha)
+    else:  # an archive already in S3: check that bucket, that key
+        try:
+            bucket, key = parse_s3_uri(str(options.model_data_url))
+        except ValueError as exc:
+            raise DeployError(f"--model-data {options.model_data_url!r} is not an S3 URI.",
+                              fix="Write it as s3://BUCKET/path/model.tar.gz.", code="bad-archive") from exc
     probe_env = DeploySpec(  # the environment does not depend on names, bucket or role
         name=options.name, image_uri="-", role_arn="-", model_data_url="-", region=clients.region or "-",
         timeouts=size_timeouts(load_seconds=options.load_seconds, archive_bytes=size,

@@ -223,3 +223,19 @@ def test_cli_status_logs_and_down_against_moto(moto_clients, moto_url, capsys, t
     out = capsys.readouterr().out
     assert "deleted endpoint langsam-cli" in out and "kept the model data" in out
     assert main(["deploy", "status", "langsam-cli", *common]) == 1
+
+
+def test_an_archive_already_in_s3_is_used_as_is(moto_clients):
+    from cloud.aws_errors import DeployError
+    from cloud.deploy import UpOptions, deploy_up
+
+    s3 = moto_clients.client("s3")
+    s3.put_object(Bucket=MOTO_BUCKET, Key="manual/model.tar.gz", Body=b"archive")
+    url = f"s3://{MOTO_BUCKET}/manual/model.tar.gz"
+    result = deploy_up(moto_clients, UpOptions(name="langsam-s3", model_data_url=url, instance_type=MOTO_GPU,
+                                               smoke=False, poll_s=0.05))
+    assert result.upload is None
+    model = moto_clients.client("sagemaker").describe_model(ModelName=result.spec.model_name)
+    assert model["PrimaryContainer"]["ModelDataUrl"] == url
+    with pytest.raises(DeployError, match="not an S3 URI"):
+        deploy_up(moto_clients, UpOptions(name="langsam-s3", model_data_url="model.tar.gz", smoke=False))
