@@ -80,6 +80,7 @@ class _WorkerLoop(QObject):
         super().__init__()
         self._owner = owner
         self.backend: Any = None
+        self.owns_backend = False
 
     @Slot()
     def run(self) -> None:
@@ -109,7 +110,7 @@ class _WorkerLoop(QObject):
         self.status.emit(f"Loading the {name} backend…")
         old = self.backend
         self.backend = None
-        if old is not None and old is not name_or_backend:
+        if old is not None and self.owns_backend and old is not name_or_backend:
             try:
                 old.unload()
             except Exception:  # an unload problem must not block the new backend
@@ -129,6 +130,7 @@ class _WorkerLoop(QObject):
             self.status.emit(message)
             return
         self.backend = backend
+        self.owns_backend = isinstance(name_or_backend, str)  # adopted backends are not unloaded here
         self.backend_changed.emit(info)
         self.status.emit(f"{info.backend} ({info.model}) on {info.device}")
 
@@ -264,7 +266,7 @@ class InferenceWorker(QObject):
         if self._thread is not None:
             self._thread.quit()
             self._thread.wait(timeout_ms)
-            if self._loop is not None and self._loop.backend is not None:
+            if self._loop is not None and self._loop.backend is not None and self._loop.owns_backend:
                 try:
                     self._loop.backend.unload()
                 except Exception:
