@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,8 +192,9 @@ def model_fn(model_dir: str, context: Any = None) -> SegmentationRunner:
     backend.ensure_loaded()
     runner = SegmentationRunner(backend, limits=limits)
     info = runner.info()
-    log.info("LangSAM model loaded: backend=%s model=%s device=%s (%s)", info.backend, info.model, info.device,
-             info.device_reason)
+    # print, not logging: TorchServe copies a worker's stderr into model_log.log / CloudWatch
+    print(f"LangSAM model loaded from {model_dir}: backend={info.backend} model={info.model} "
+          f"device={info.device} ({info.device_reason})", file=sys.stderr, flush=True)
     return runner
 
 

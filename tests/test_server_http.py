@@ -213,3 +213,22 @@ def test_image_cache_is_bounded_by_bytes():
         cache = c.get("/info").json()["image_cache"]
     assert cache["entries"] == 2 and cache["bytes"] <= cache["max_bytes"]
     assert np.isfinite(cache["bytes"])
+
+
+def test_container_mode_loads_the_sagemaker_model_dir(monkeypatch, tmp_path):
+    import argparse
+
+    from inference.errors import WeightsMissingError
+    from inference.sagemaker_handler import write_model_dir_config
+    from inference.server import serve_command
+
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path))
+    (tmp_path / "model").mkdir()
+    parser = argparse.ArgumentParser()
+    serve_command.add_arguments(parser)
+    _config, worker = serve_command.build(parser.parse_args(["--container"]))
+    with pytest.raises(WeightsMissingError, match="langsam-config.json is missing"):
+        worker._factory()  # what the worker thread runs first: /ping would give this reason
+    write_model_dir_config(tmp_path / "model", backend="classic")
+    _config, worker = serve_command.build(parser.parse_args(["--container"]))
+    assert worker._factory().name == "classic"

@@ -72,8 +72,9 @@ def build(args: argparse.Namespace):
 
 
 def _backend_factory(args: argparse.Namespace, model_dir: str | None):
-    use_dir = model_dir is not None and args.backend is None and (
-        args.model_dir is not None or (Path(model_dir) / "langsam-config.json").exists())
+    # --model-dir, or the container's /opt/ml/model: its langsam-config.json decides (a missing one is
+    # the reason /ping gives); an explicit --backend overrides the directory
+    use_dir = model_dir is not None and args.backend is None
 
     def factory():
         from inference.backends.registry import create_backend
