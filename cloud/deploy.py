@@ -135,6 +135,9 @@ def deploy_up(clients: Any, options: UpOptions, *, reporter: Reporter = Reporter
 
     sleep = sleep or time.sleep
     say = reporter.say
+    if options.autoscaling is not None and options.autoscaling.min_instances == 0 and not options.use_async:
+        raise DeployError("A real-time endpoint cannot scale to zero instances; nothing was created.",
+                          fix="Use --autoscale 1:N, or deploy with --async to allow 0:N.", code="unknown")
     settings = clients.settings
     size, sha = _archive_facts(options)
     if sha is not None:
@@ -183,7 +186,7 @@ def deploy_up(clients: Any, options: UpOptions, *, reporter: Reporter = Reporter
                                   timeout_s=options.wait_timeout_s, poll_s=options.poll_s, say=say,
                                   on_log=reporter.log, sleep=sleep)
         if spec.autoscaling is not None:
-            apply_autoscaling(clients.client("application-autoscaling"), spec)
+            apply_autoscaling(clients.client("application-autoscaling"), spec, cloudwatch=clients.client("cloudwatch"))
             say(f"autoscaling {spec.autoscaling.min_instances}..{spec.autoscaling.max_instances} instances")
         smoke = None
         if options.smoke:
@@ -263,7 +266,8 @@ def deploy_down(clients: Any, name: str, *, delete_model_data: bool = False,
                 reporter: Reporter = Reporter()) -> Any:
     """Delete endpoint, endpoint configs and models of ``name`` (and its S3 archive if asked)."""
     return teardown(clients.client("sagemaker"), name, autoscaling=clients.client("application-autoscaling"),
-                    s3=clients.client("s3"), delete_model_data=delete_model_data, say=reporter.say)
+                    s3=clients.client("s3"), cloudwatch=clients.client("cloudwatch"),
+                    delete_model_data=delete_model_data, say=reporter.say)
 
 
 def preflight_only(clients: Any, options: UpOptions, *, reporter: Reporter = Reporter()) -> PreflightReport:

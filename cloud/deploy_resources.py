@@ -205,7 +205,7 @@ class Teardown:
 
 
 def teardown(sm: Any, deployment: str, *, autoscaling: Any | None = None, s3: Any | None = None,
-             delete_model_data: bool = False, say: Say = _quiet) -> Teardown:
+             cloudwatch: Any | None = None, delete_model_data: bool = False, say: Say = _quiet) -> Teardown:
     """Delete the endpoint, then every endpoint config, then every model of this deployment."""
     from cloud.deploy_upload import delete_model_data as delete_object
 
@@ -215,7 +215,7 @@ def teardown(sm: Any, deployment: str, *, autoscaling: Any | None = None, s3: An
     try:
         if endpoint is not None:
             if autoscaling is not None:
-                remove_autoscaling(autoscaling, endpoint)
+                remove_autoscaling(autoscaling, endpoint, cloudwatch=cloudwatch)
             sm.delete_endpoint(EndpointName=deployment)
             deleted.append(f"endpoint {deployment}")
             say(f"deleted endpoint {deployment}")
@@ -253,11 +253,23 @@ def _resource_id(endpoint_name: str, variant: str) -> str:
     return f"endpoint/{endpoint_name}/variant/{variant}"
 
 
-def apply_autoscaling(aas: Any, spec: DeploySpec) -> None:
-    """Register the variant as a scalable target with a target-tracking policy (idempotent)."""
+def backlog_alarm_name(endpoint_name: str) -> str:
+    return f"{endpoint_name}-has-backlog-without-capacity"
+
+
+def apply_autoscaling(aas: Any, spec: DeploySpec, *, cloudwatch: Any | None = None) -> None:
+    """Register the variant as a scalable target with a target-tracking policy (idempotent).
+
+    An asynchronous endpoint allowed to scale to zero also gets a step policy fired by a
+    ``HasBacklogWithoutCapacity`` alarm: target tracking alone never scales out from zero
+    instances (there is no per-instance metric without an instance).
+    """
     if spec.autoscaling is None:
         return
     a = spec.autoscaling
+    if a.min_instances == 0 and not spec.is_async:
+        raise DeployError("A real-time endpoint cannot scale to zero instances.",
+                          fix="Use --autoscale 1:N, or deploy with --async to allow 0:N.", code="unknown")
     resource = _resource_id(spec.endpoint_name, spec.variant_name)
     aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,
                                  ScalableDimension="sagemaker:variant:DesiredInstanceCount",
@@ -275,9 +287,28 @@ def apply_autoscaling(aas: Any, spec: DeploySpec) -> None:
         TargetTrackingScalingPolicyConfiguration={
             "TargetValue": a.target_invocations_per_instance, **metric,
             "ScaleInCooldown": a.scale_in_cooldown, "ScaleOutCooldown": a.scale_out_cooldown})
+    if a.min_instances == 0 and cloudwatch is not None:
+        policy = aas.put_scaling_policy(
+            PolicyName=f"{spec.endpoint_name}-scale-from-zero", ServiceNamespace="sagemaker", ResourceId=resource,
+            ScalableDimension="sagemaker:variant:DesiredInstanceCount", PolicyType="StepScaling",
+            StepScalingPolicyConfiguration={"AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average",
+                                            "Cooldown": a.scale_out_cooldown,
+                                            "StepAdjustments": [{"MetricIntervalLowerBound": 0.0,
+                                                                 "ScalingAdjustment": 1}]})
+        cloudwatch.put_metric_alarm(
+            AlarmName=backlog_alarm_name(spec.endpoint_name), Namespace="AWS/SageMaker",
+            MetricName="HasBacklogWithoutCapacity", Statistic="Average", Period=60, EvaluationPeriods=2,
+            DatapointsToAlarm=2, Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold",
+            TreatMissingData="missing", Dimensions=[{"Name": "EndpointName", "Value": spec.endpoint_name}],
+            AlarmActions=[policy["PolicyARN"]])
 
 
-def remove_autoscaling(aas: Any, endpoint: dict[str, Any]) -> None:
+def remove_autoscaling(aas: Any, endpoint: dict[str, Any], *, cloudwatch: Any | None = None) -> None:
+    """Deregister the variants (their policies go with them) and delete the scale-from-zero alarm."""
+    if cloudwatch is not None:
+        name = backlog_alarm_name(endpoint["EndpointName"])
+        if cloudwatch.describe_alarms(AlarmNames=[name]).get("MetricAlarms"):
+            cloudwatch.delete_alarms(AlarmNames=[name])
     for variant in endpoint.get("ProductionVariants", []) or []:
         resource = _resource_id(endpoint["EndpointName"], variant["VariantName"])
         found = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource])

@@ -179,11 +179,17 @@ def test_async_deploy_with_autoscaling_registers_and_teardown_deregisters(moto_c
     targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
     assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets] == \
         [("endpoint/langsam-async/variant/AllTraffic", 0, 2)]
-    policies = aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
-    assert policies[0]["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"][
-        "MetricName"] == "ApproximateBacklogSizePerInstance"
+    policies = {p["PolicyType"]: p for p in aas.describe_scaling_policies(ServiceNamespace="sagemaker")[
+        "ScalingPolicies"]}
+    assert policies["TargetTrackingScaling"]["TargetTrackingScalingPolicyConfiguration"][
+        "CustomizedMetricSpecification"]["MetricName"] == "ApproximateBacklogSizePerInstance"
+    cloudwatch = moto_clients.client("cloudwatch")
+    alarms = cloudwatch.describe_alarms()["MetricAlarms"]
+    assert [(a["MetricName"], a["AlarmActions"]) for a in alarms] == [
+        ("HasBacklogWithoutCapacity", [policies["StepScaling"]["PolicyARN"]])]  # scales out from zero
     deploy_down(moto_clients, "langsam-async")
     assert aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+    assert cloudwatch.describe_alarms()["MetricAlarms"] == []
 
 
 def test_log_tail_reads_new_lines_once_and_reports_a_missing_group(moto_clients):
@@ -239,3 +245,14 @@ def test_an_archive_already_in_s3_is_used_as_is(moto_clients):
     assert model["PrimaryContainer"]["ModelDataUrl"] == url
     with pytest.raises(DeployError, match="not an S3 URI"):
         deploy_up(moto_clients, UpOptions(name="langsam-s3", model_data_url="model.tar.gz", smoke=False))
+
+
+def test_real_time_endpoints_cannot_scale_to_zero(moto_clients, tmp_path):
+    from cloud.aws_errors import DeployError
+    from cloud.deploy import UpOptions, deploy_up
+    from cloud.deploy_spec import Autoscaling
+
+    with pytest.raises(DeployError, match="cannot scale to zero"):
+        deploy_up(moto_clients, UpOptions(name="rt", archive=_archive(tmp_path), instance_type=MOTO_GPU,
+                                          autoscaling=Autoscaling(min_instances=0, max_instances=1)))
+    assert moto_clients.client("s3").list_objects_v2(Bucket=MOTO_BUCKET).get("KeyCount", 0) == 0
