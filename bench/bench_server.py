@@ -98,12 +98,18 @@ class _Server:
             self.proc.kill()
 
 
+_DECODE_S: list[float] = []  # client-side decode_response time of every _post
+
+
 def _post(client, request: P.SegmentRequest) -> tuple[P.SegmentResponse, int, int]:
     body, ctype, headers = P.encode_request(request)
     r = client.post("/invocations", content=body, headers={"Content-Type": ctype, **headers})
     if r.status_code != 200:
         raise RuntimeError(f"HTTP {r.status_code}: {r.text[:300]}")
-    return P.decode_response(r.content), len(body), len(r.content)
+    t0 = time.perf_counter()
+    resp = P.decode_response(r.content)
+    _DECODE_S.append(time.perf_counter() - t0)
+    return resp, len(body), len(r.content)
 
 
 def _clicks(n: int) -> list[Prompt]:
@@ -132,7 +138,7 @@ def _bench_backend(name: str, serve_args: list[str], make_backend, *, clicks: in
             first, _, _ = _post(c, P.SegmentRequest(prompt=prompts[0], image=jpeg))
             image_id = first.image_id
             # 1. overhead: interleave in-process and HTTP clicks so machine load hits both alike
-            local, remote, resp_bytes, mask_bytes, server_predict = [], [], [], [], []
+            local, remote, resp_bytes, mask_bytes, server_predict, decode = [], [], [], [], [], []
             for prompt in prompts:
                 t0 = time.perf_counter()
                 backend.predict(image, prompt, image_key=key)
@@ -141,6 +147,7 @@ def _bench_backend(name: str, serve_args: list[str], make_backend, *, clicks: in
                 resp, _sent, got = _post(c, P.SegmentRequest(prompt=prompt, image_id=image_id))
                 remote.append(time.perf_counter() - t0)
                 server_predict.append(resp.prediction.timings["predict_ms"] / 1000.0)
+                decode.append(_DECODE_S[-1])
                 resp_bytes.append(got)
                 mask_bytes.append(sum(cand.mask.size for cand in resp.prediction.candidates))  # 1 byte per bool
             out["in_process_ms"] = _median_ms(local)
@@ -151,6 +158,7 @@ def _bench_backend(name: str, serve_args: list[str], make_backend, *, clicks: in
             out["server_predict_ms"] = _median_ms(server_predict)
             out["per_request_overhead_ms"] = _median_ms(extra)
             out["per_request_overhead_pct"] = round(100.0 * statistics.median(extra) / statistics.median(server_predict), 1)
+            out["client_decode_ms"] = _median_ms(decode)  # RLE -> bool masks (validated) on the client
             out["response_bytes"] = int(statistics.median(resp_bytes))
             out["raw_mask_bytes"] = int(statistics.median(mask_bytes))
             out["response_vs_raw_pct"] = round(100.0 * sum(resp_bytes) / sum(mask_bytes), 3)
@@ -281,6 +289,7 @@ def _print_table(results: dict[str, Any]) -> None:
             ("click over HTTP, image_id", f"{r['http_ms']} ms", f"vs in process {r['overhead_pct']:+.1f} % (goal <= 5 %)"),
             ("  of which HTTP+codec overhead", f"{r['per_request_overhead_ms']} ms",
              f"{r['per_request_overhead_pct']:+.1f} % of the server's {r['server_predict_ms']} ms predict"),
+            ("  of which client RLE decoding", f"{r['client_decode_ms']} ms", ""),
             ("response size", f"{r['response_bytes']} B", f"{r['response_vs_raw_pct']} % of raw bool masks "
                                                            f"({r['raw_mask_bytes']} B; goal <= 1 %)"),
             ("click re-sending the image", f"{r['click_resending_image_ms']} ms",

@@ -391,7 +391,7 @@ def _point(p: Any, i: int) -> Point:
     for v in (x, y):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ProtocolError(f"{field} coordinates must be finite numbers, got {v!r}", field=field)
-    if label not in (0, 1) or isinstance(label, float) and not float(label).is_integer():
+    if label not in (0, 1):  # 0/1 (also 0.0/1.0 and false/true)
         raise ProtocolError(f"{field} label must be 1 (object) or 0 (background), got {label!r}", field=field)
     return Point(x=float(x), y=float(y), positive=bool(label))
 
