@@ -79,4 +79,26 @@ def run_app(argv: Sequence[str]) -> int:
     _install_excepthook()
     window = create_window(argv)
     window.show()
+    _close_on_signals(app, window)
     return app.exec()
+
+
+def _close_on_signals(app, window) -> None:
+    """Ctrl+C or SIGTERM in a terminal closes the window normally (saving first). Python runs
+    signal handlers only when it has control, so a timer hands it control a few times a second."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def close(*_args) -> None:
+        window.close()
+        app.quit()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, close)
+        except (ValueError, OSError):  # not the main thread, or the platform lacks it
+            pass
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)

@@ -408,9 +408,17 @@ class MainWindow(QMainWindow):
             self.show_error("open a folder or an image first")
             return
         self.flush_saves()
-        dialog = ExportDialog(project=self.project, labels=self.label_editor.labels, current=self.current_name, parent=self)
+        dialog = ExportDialog(project=self.project, labels=self.label_editor.labels, current=self.current_name,
+                              parent=self)
+        self._mirror_progress(dialog.task, "exporting")
         self._dialogs["export"] = dialog
         dialog.show()
+
+    def _mirror_progress(self, task, what: str) -> None:
+        """Background work of a dialog also shows in the status bar."""
+        task.progress.connect(lambda done, total, _t: self.status_panel.set_work(
+            f"{what} {done}/{total}" if total > 0 else f"{what}…", done=done, total=max(total, 0)))
+        task.ended.connect(lambda: self.status_panel.set_work(""))
 
     def show_batch(self) -> None:
         from desktop_app.dialogs.batch_dialog import BatchDialog
@@ -425,6 +433,7 @@ class MainWindow(QMainWindow):
         dialog = BatchDialog(project=self.project, backend_factory=lambda: create_backend(name, **options),
                              text=self.prompt_bar.text(), parent=self)
         dialog.batch_finished.connect(self._after_batch)
+        self._mirror_progress(dialog.task, "batch")
         self._dialogs["batch"] = dialog
         dialog.open()
 

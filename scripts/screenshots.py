@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _random_langsam(home)
             name = "04-text-prompt-candidates-RANDOM-WEIGHTS"
-        window.choose_backend("langsam", "cpu")
+        window.choose_backend("langsam", "auto")
         if _spin(app, 600, lambda: window.controller.backend_info is not None
                  and window.controller.backend_info.backend == "langsam"):
             window.prompt_bar.set_text("cup. spoon.")
@@ -139,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             window.prompt_bar.run()
             _spin(app, 600, lambda: window.controller.candidates is not None)
             if real_store is None:
-                window.status_panel.show_error("RANDOM weights (no models installed): these boxes and "
-                                               "masks are meaningless; the state is real")
+                window.status_panel.show_error("RANDOM test weights (none installed): masks meaningless")
             shot(window, name)
         else:
             print("the Lang-SAM backend did not load:", window.status_panel.error_text())

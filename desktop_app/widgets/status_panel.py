@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
+from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QStatusBar, QWidget
 
 
 class StatusPanel(QStatusBar):
@@ -22,8 +22,17 @@ class StatusPanel(QStatusBar):
         self.error_label.setWordWrap(False)
         self._error_timer = QTimer(self)
         self._error_timer.setSingleShot(True)
-        self._error_timer.timeout.connect(lambda: self.error_label.setText(""))
-        self.addWidget(self.error_label, 1)
+        self._error_timer.timeout.connect(lambda: (self.error_label.setText(""), self.error_label.hide()))
+        # our own message label: QStatusBar.showMessage would hide the error label while it shows
+        self.message_label = QLabel("")
+        self._message_timer = QTimer(self)
+        self._message_timer.setSingleShot(True)
+        self._message_timer.timeout.connect(lambda: self.message_label.setText(""))
+        for label in (self.error_label, self.message_label):  # long texts are clipped, never widen the window
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.addWidget(self.error_label, 2)
+        self.addWidget(self.message_label, 1)
+        self.error_label.hide()  # shown only while there is a problem to read
         self.addPermanentWidget(self.work_label)
         self.addPermanentWidget(self.progress)
         self.addPermanentWidget(self.save_label)
@@ -55,12 +64,17 @@ class StatusPanel(QStatusBar):
         self.save_label.setText(text)
 
     def message(self, text: str, *, timeout_ms: int = 6000) -> None:
-        self.showMessage(text, timeout_ms)
+        self.message_label.setText(text)
+        self._message_timer.start(timeout_ms)
+
+    def message_text(self) -> str:
+        return self.message_label.text()
 
     def show_error(self, text: str, *, timeout_ms: int = 20000) -> None:
         """A problem for the person: shown in red until the next one or ``timeout_ms``."""
         self.error_label.setText(f"⚠ {text}")
         self.error_label.setToolTip(text)
+        self.error_label.show()
         self._error_timer.start(timeout_ms)
 
     def error_text(self) -> str:
