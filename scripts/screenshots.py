@@ -41,6 +41,15 @@ def _click(canvas, x: float, y: float) -> None:
                      QPoint(round(p.x()), round(p.y())))
 
 
+def _shrink(path: Path) -> None:
+    """256-colour PNG: a third of the size for the repository, indistinguishable for UI pictures."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        small = img.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
+
+
 def _real_langsam_store():
     """The person's weights store if it holds Lang-SAM's two models, else ``None``."""
     from inference.weights import WeightsStore, installed_model
@@ -93,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         _spin(app, 0.3)
         path = out / f"{name}.png"
         widget.grab().save(str(path))
+        _shrink(path)
         saved.append(path.name)
         print(f"saved {path}")
 
