@@ -121,11 +121,6 @@ class MainWindow(QMainWindow):
             action.setProperty("help_text", text)
             self.addAction(action)
         self.actions_by_name["undo"], self.actions_by_name["redo"] = undo, redo
-        for tool, action in self.canvas.actions.tools.items():
-            # the canvas's own connection passes triggered(checked) on as the tool (a bool):
-            # connect the tool explicitly (reported to APP-CORE; harmless once fixed there)
-            action.triggered.disconnect()
-            action.triggered.connect(lambda _checked=False, t=tool: self.canvas.set_tool(t))
         keep_local = {self.controller.actions.accept, self.controller.actions.next_candidate}
         core = self._core_actions()
         for group_name, action in core:
@@ -205,8 +200,9 @@ class MainWindow(QMainWindow):
             info.supports_text, reason="Text prompts need the Lang-SAM models: Inference → Models… "
                                        "(points, boxes and manual tools work now)")
 
-    def run_text(self, text: str, box_threshold: float, text_threshold: float) -> None:
-        self.controller.run_text(text, box_threshold=box_threshold, text_threshold=text_threshold)
+    def run_text(self, text: str, box_threshold: float, text_threshold: float, max_detections: int = 50) -> None:
+        self.controller.run_text(text, box_threshold=box_threshold, text_threshold=text_threshold,
+                                 max_detections=max_detections)
         self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)  # Enter now accepts the detections
 
     # -- folders and images ----------------------------------------------------------------

@@ -45,7 +45,7 @@ def test_object_list_actions(qtbot, make_window, synthetic_folder):
     # untick it: hidden, saved
     item = tree.topLevelItem(1)
     item.setCheckState(0, Qt.CheckState.Unchecked)
-    assert window.controller.document.get("b1").hidden
+    qtbot.waitUntil(lambda: window.controller.document.get("b1").hidden)
     window.flush_saves()
     assert project.load("img1.png").get("b1").hidden
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QToolButton, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
@@ -71,31 +71,36 @@ class ObjectListWidget(QWidget):
     # -- API -------------------------------------------------------------------------------
     def set_objects(self, objects: Sequence[AnnotationObject], *, colours: Mapping[str, str],
                     selected: Sequence[str] = ()) -> None:
+        """Show ``objects``; rows are updated in place when the same objects are listed (keeps the
+        scroll position and never deletes an item whose signal is being delivered)."""
         with QSignalBlocker(self.tree):
-            self.tree.clear()
+            if [o.id for o in objects] != self.ids():
+                self.tree.clear()
+                for obj in objects:
+                    item = QTreeWidgetItem()
+                    item.setData(0, ID_ROLE, obj.id)
+                    item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                    for col in (1, 3):
+                        item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                    self.tree.addTopLevelItem(item)
             wanted = set(selected)
-            for obj in objects:
-                item = QTreeWidgetItem([
-                    obj.label,
-                    "" if obj.score is None else f"{obj.score:.2f}",
-                    obj.source,
-                    str(obj.area),
-                ])
-                item.setData(0, ID_ROLE, obj.id)
-                item.setIcon(0, colour_icon(colours.get(obj.label, FALLBACK_COLOUR)))
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                item.setCheckState(0, Qt.CheckState.Unchecked if obj.hidden else Qt.CheckState.Checked)
-                tip = f"{obj.label}, {obj.area} px, made by {obj.source}"
-                if obj.needs_review:
-                    tip += " — needs review"
-                    item.setText(2, f"{obj.source} (review)")
-                item.setToolTip(0, tip + ". Untick to hide it.")
-                for col in (1, 3):
-                    item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.tree.addTopLevelItem(item)
-                if obj.id in wanted:
-                    item.setSelected(True)
+            for item, obj in zip(self._items(), objects):
+                self._fill(item, obj, colours)
+                item.setSelected(obj.id in wanted)
         self._update_buttons()
+
+    @staticmethod
+    def _fill(item: QTreeWidgetItem, obj: AnnotationObject, colours: Mapping[str, str]) -> None:
+        item.setText(0, obj.label)
+        item.setText(1, "" if obj.score is None else f"{obj.score:.2f}")
+        item.setText(2, f"{obj.source} (review)" if obj.needs_review else obj.source)
+        item.setText(3, str(obj.area))
+        item.setIcon(0, colour_icon(colours.get(obj.label, FALLBACK_COLOUR)))
+        item.setCheckState(0, Qt.CheckState.Unchecked if obj.hidden else Qt.CheckState.Checked)
+        tip = f"{obj.label}, {obj.area} px, made by {obj.source}"
+        if obj.needs_review:
+            tip += " — needs review"
+        item.setToolTip(0, tip + ". Untick to hide it.")
 
     def set_selection(self, ids: Sequence[str]) -> None:
         wanted = set(ids)
@@ -121,7 +126,9 @@ class ObjectListWidget(QWidget):
 
     def _item_changed(self, item: QTreeWidgetItem, column: int) -> None:
         if column == 0:
-            self.visibility_changed.emit(item.data(0, ID_ROLE), item.checkState(0) == Qt.CheckState.Checked)
+            # delivered after the item's own setData returns: the receiver may rebuild the list
+            object_id, visible = item.data(0, ID_ROLE), item.checkState(0) == Qt.CheckState.Checked
+            QTimer.singleShot(0, lambda: self.visibility_changed.emit(object_id, visible))
 
     def _emit_for_selection(self, signal) -> None:
         ids = self.selected_ids()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                               QWidget)
+                               QSpinBox, QWidget)
 
 
 class PromptBar(QWidget):
-    """Emits :attr:`run_requested` (text, box threshold, text threshold) on Enter or Run."""
+    """Emits :attr:`run_requested` (text, box threshold, text threshold, max detections) on Enter
+    or Run."""
 
-    run_requested = Signal(str, float, float)
+    run_requested = Signal(str, float, float, int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -20,6 +21,10 @@ class PromptBar(QWidget):
         self.field.returnPressed.connect(self.run)
         self.box_threshold = self._spin(0.30, "Detection threshold: boxes scoring below it are dropped")
         self.text_threshold = self._spin(0.25, "Text threshold: how well a box must match a phrase")
+        self.max_detections = QSpinBox()
+        self.max_detections.setRange(1, 500)
+        self.max_detections.setValue(50)
+        self.max_detections.setToolTip("Keep at most this many detections (the best scoring)")
         self.run_button = QPushButton("Segment")
         self.run_button.setToolTip("Run the text prompt on this image (Enter)")
         self.run_button.clicked.connect(self.run)
@@ -33,6 +38,8 @@ class PromptBar(QWidget):
         layout.addWidget(self.box_threshold)
         layout.addWidget(QLabel("text ≥"))
         layout.addWidget(self.text_threshold)
+        layout.addWidget(QLabel("max"))
+        layout.addWidget(self.max_detections)
         layout.addWidget(self.run_button)
 
     @staticmethod
@@ -66,4 +73,5 @@ class PromptBar(QWidget):
     def run(self) -> None:
         text = self.field.text().strip()
         if text:
-            self.run_requested.emit(text, self.box_threshold.value(), self.text_threshold.value())
+            self.run_requested.emit(text, self.box_threshold.value(), self.text_threshold.value(),
+                                    self.max_detections.value())
