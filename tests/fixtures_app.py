@@ -11,6 +11,8 @@ import pytest
 
 IMAGE_W, IMAGE_H = 200, 150
 
+__all__ = ["synthetic_folder", "make_window"]  # conftest imports the fixtures; tests import helpers
+
 
 @dataclass(frozen=True)
 class SyntheticFolder:
