@@ -6,12 +6,19 @@ the backbone's ``forward`` (the module tree and ``state_dict`` stay unchanged) a
 output by a content hash of ``pixel_values`` and ``pixel_mask``: a cache hit is therefore only
 possible for exactly the same input tensors, which makes the cached forward bit-identical to an
 uncached one (proved in ``tests/test_models_gdino.py``).
+
+The 1x1/3x3 input projections of the backbone's feature maps (``input_proj_vision``) do not see
+the text either: on a cache hit the backbone returns the very same tensor objects, and the
+projections of those objects are remembered too (by object identity, checked against the
+tensor's version counter). The content hash of ``pixel_values`` is likewise computed once per
+tensor object, so a second prompt on the cached pixel inputs hashes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -47,42 +54,118 @@ def _tensor_digest(h: "hashlib._Hash", tensor: "torch.Tensor") -> None:
     h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
 
 
+class TensorMemo:
+    """Values computed from one tensor object, valid while it lives and is not modified in place.
+
+    Keyed by ``id``; a weak reference proves the object is still the same one and ``_version``
+    that it was not written to since, so a reused ``id`` or an in-place edit is never a hit.
+    Inference-mode tensors have no version counter: with ``identity_only=False`` they are never
+    remembered; with ``identity_only=True`` (for tensors this module created and hands out
+    read-only, like the cached feature maps) identity alone decides.
+    """
+
+    def __init__(self, *, identity_only: bool = False) -> None:
+        self._items: dict[int, tuple[weakref.ref, int | None, Any]] = {}
+        self._identity_only = identity_only
+
+    def _version(self, tensor: "torch.Tensor") -> int | None:
+        return None if tensor.is_inference() else tensor._version
+
+    def get(self, tensor: "torch.Tensor") -> Any | None:
+        item = self._items.get(id(tensor))
+        if item is None:
+            return None
+        ref, version, value = item
+        return value if ref() is tensor and self._version(tensor) == version else None
+
+    def put(self, tensor: "torch.Tensor", value: Any) -> None:
+        if tensor.is_inference() and not self._identity_only:
+            return
+        self._items = {k: v for k, v in self._items.items() if v[0]() is not None}  # drop the dead
+        self._items[id(tensor)] = (weakref.ref(tensor), self._version(tensor), value)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+class _ProjectionMemo:
+    """Wraps one ``input_proj_vision`` level: same module tree, remembered outputs for cached inputs."""
+
+    def __init__(self, owner: "BackboneCache", module: "torch.nn.Module") -> None:
+        self._owner = owner
+        self._module = module
+        self._original_forward = module.forward
+        self._memo = TensorMemo(identity_only=True)
+        module.forward = self._forward
+
+    def detach(self) -> None:
+        self._module.forward = self._original_forward
+        self._memo.clear()
+
+    def _forward(self, source):
+        if not (self._owner.enabled and self._owner.is_cached_output(source)):
+            return self._original_forward(source)
+        out = self._memo.get(source)
+        if out is None:
+            out = self._original_forward(source)
+            self._memo.put(source, out)
+        else:
+            self._owner.projection_hits += 1
+        return out
+
+
 class BackboneCache:
     """Memoises ``GroundingDinoConvModel.forward(pixel_values, pixel_mask)`` by input content.
 
-    ``calls`` counts real backbone runs, ``hits`` reuses, so tests can prove the skip.
+    ``calls`` counts real backbone runs, ``hits`` reuses, so tests can prove the skip;
+    ``projection_hits`` counts input projections reused (pass ``input_projections``).
     """
 
-    def __init__(self, backbone: "torch.nn.Module", *, max_bytes: int = DEFAULT_BACKBONE_CACHE_BYTES) -> None:
+    def __init__(self, backbone: "torch.nn.Module", *, max_bytes: int = DEFAULT_BACKBONE_CACHE_BYTES,
+                 input_projections: Sequence["torch.nn.Module"] = ()) -> None:
         self._backbone = backbone
         self._original_forward = backbone.forward
         self._lru: ByteBoundedLRU[tuple[list, list]] = ByteBoundedLRU(max_bytes=max_bytes)
+        self._digests = TensorMemo()  # pixel_values / pixel_mask object -> content digest
+        self._outputs = TensorMemo(identity_only=True)  # feature maps handed out from the cache
         self.enabled = True
         self.calls = 0
         self.hits = 0
+        self.projection_hits = 0
         backbone.forward = self._forward  # instance attribute: nn.Module.__call__ picks it up
+        self._projections = [_ProjectionMemo(self, m) for m in input_projections]
 
     def detach(self) -> None:
-        """Restore the backbone's own ``forward``."""
+        """Restore the backbone's and the projections' own ``forward``."""
         self._backbone.forward = self._original_forward
-        self._lru.clear()
+        for memo in self._projections:
+            memo.detach()
+        self.clear()
 
     def clear(self) -> None:
         self._lru.clear()
+        self._digests.clear()
+        self._outputs.clear()
 
-    @staticmethod
-    def key(pixel_values: "torch.Tensor", pixel_mask: "torch.Tensor") -> str:
-        h = hashlib.blake2b(digest_size=16)
-        _tensor_digest(h, pixel_values)
-        _tensor_digest(h, pixel_mask)
-        h.update(str(pixel_values.device).encode())
-        return h.hexdigest()
+    def is_cached_output(self, tensor: "torch.Tensor") -> bool:
+        """Whether ``tensor`` is a feature map this cache holds (so anything derived is reusable)."""
+        return self._outputs.get(tensor) is not None
+
+    def _digest(self, tensor: "torch.Tensor") -> str:
+        digest = self._digests.get(tensor)
+        if digest is None:
+            h = hashlib.blake2b(digest_size=16)
+            _tensor_digest(h, tensor)
+            h.update(str(tensor.device).encode())
+            digest = h.hexdigest()
+            self._digests.put(tensor, digest)
+        return digest
 
     def _forward(self, pixel_values, pixel_mask):
         if not self.enabled:
             self.calls += 1
             return self._original_forward(pixel_values, pixel_mask)
-        key = self.key(pixel_values, pixel_mask)
+        key = self._digest(pixel_values) + self._digest(pixel_mask)
         cached = self._lru.get(key)
         if cached is not None:
             self.hits += 1
@@ -93,6 +176,8 @@ class BackboneCache:
             nbytes = sum(f.numel() * f.element_size() + m.numel() * m.element_size() for f, m in features)
             nbytes += sum(p.numel() * p.element_size() for p in positions)
             self._lru.put(key, (list(features), list(positions)), nbytes=nbytes)
+            for feature_map, _mask in features:
+                self._outputs.put(feature_map, True)
         # fresh lists: GroundingDinoModel.forward appends extra levels to the position list
         return list(features), list(positions)
 
@@ -130,7 +215,8 @@ class GroundingDino:
             p.requires_grad_(False)
         self.device = device
         self.directory = model_dir
-        self.backbone_cache = (BackboneCache(self.model.model.backbone, max_bytes=backbone_cache_bytes)
+        self.backbone_cache = (BackboneCache(self.model.model.backbone, max_bytes=backbone_cache_bytes,
+                                             input_projections=self.model.model.input_proj_vision)
                                if cache_backbone else None)
 
     # -- the steps of one detection ---------------------------------------------------------

@@ -89,12 +89,23 @@ def _gdino_config(size: str, vocab_size: int):
     )
 
 
+def spread_logit_scale(size: Literal["test", "tiny"]) -> float:
+    """A ``logit_scale`` giving O(1) detection logits: ``1/sqrt(d_model)``."""
+    return 1.0 / (256 if size == "tiny" else 32) ** 0.5
+
+
 def write_random_gdino(directory: str | os.PathLike, *, size: Literal["test", "tiny"] = "test",
-                       seed: int = 0) -> Path:
+                       seed: int = 0, logit_scale: float = 1.0) -> Path:
     """Write a random Grounding DINO (model + processor + tokenizer) into ``directory``.
 
     ``"test"`` also shrinks the processor's resize (shortest edge 256) so tests run in
     milliseconds; ``"tiny"`` keeps the real 800/1333 preprocessing.
+
+    ``logit_scale`` multiplies the decoder's output LayerNorm (weight and bias). The detection
+    logits are dot products of that LayerNorm's output with the text features, so they scale by
+    the same factor: with random weights and ``d_model=256`` they are O(16) and the sigmoid
+    scores tie at 1.0 for dozens of queries; ``logit_scale=1/16`` makes them O(1), so scores
+    are distinct and a threshold keeps a realistic handful of boxes (see :func:`spread_logit_scale`).
     """
     import torch
     from transformers import (BertTokenizerFast, GroundingDinoForObjectDetection,
@@ -120,6 +131,11 @@ def write_random_gdino(directory: str | os.PathLike, *, size: Literal["test", "t
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = GroundingDinoForObjectDetection(config).eval()
+    if logit_scale != 1.0:
+        norm = model.model.decoder.layer_norm
+        with torch.no_grad():
+            norm.weight.mul_(float(logit_scale))
+            norm.bias.mul_(float(logit_scale))
     model.save_pretrained(target)
     processor.save_pretrained(target)
     image_processor.save_pretrained(target)  # preprocessor_config.json, as in the Hub repositories

@@ -49,10 +49,12 @@ def test_cached_backbone_gives_bit_identical_outputs_and_skips_the_swin(gdino):
         reference = gdino.forward(pixels, gdino.tokenize(["dog."]))
     finally:
         cache.enabled = True
-    calls, hits = cache.calls, cache.hits
+    calls, hits, projections = cache.calls, cache.hits, cache.projection_hits
     first = gdino.forward(pixels, gdino.tokenize(["car. person."]))
     second = gdino.forward(pixels, gdino.tokenize(["dog."]))
     assert cache.calls == calls + 1 and cache.hits == hits + 1  # second prompt skipped the backbone
+    levels = gdino.model.config.num_feature_levels
+    assert cache.projection_hits == projections + levels  # ... and the input projections of its maps
     assert torch.equal(second.logits, reference.logits)
     assert torch.equal(second.pred_boxes, reference.pred_boxes)
     assert not torch.equal(first.logits[..., :3], second.logits[..., :3])  # the text does matter
@@ -60,6 +62,12 @@ def test_cached_backbone_gives_bit_identical_outputs_and_skips_the_swin(gdino):
     other = gdino.preprocess_images([make_test_image(21)])
     gdino.forward(other, gdino.tokenize(["dog."]))
     assert cache.calls == calls + 2
+    # equal content in a new tensor object is still a hit; an in-place edit is a new key
+    gdino.forward({k: v.clone() for k, v in other.items()}, gdino.tokenize(["dog."]))
+    assert cache.calls == calls + 2
+    other["pixel_values"][0, 0, 0, 0] += 1.0
+    gdino.forward(other, gdino.tokenize(["dog."]))
+    assert cache.calls == calls + 3
 
 
 def test_split_preprocessing_equals_the_processor_lang_sam_calls(gdino):

@@ -69,6 +69,17 @@ def test_box_prompt_keeps_the_box_and_reuses_the_embedding(clicked, sam2_backend
     assert pred.candidates[0].box == (10.0, 12.0, 70.0, 60.0)
 
 
+def test_neck_position_encoding_is_served_as_a_view_with_upstream_values(clicked, sam2_backend):
+    import torch
+
+    encoding = sam2_backend.sam_model.image_encoder.neck.position_encoding
+    x = torch.zeros(1, 256, 256, 256)
+    ours = encoding(x)
+    upstream = type(encoding).forward(encoding, x)  # sam2's own code: a repeated copy
+    assert torch.equal(ours, upstream) and ours.shape == (1, 256, 256, 256)
+    assert ours.data_ptr() == encoding.cache[(256, 256)].data_ptr() != upstream.data_ptr()
+
+
 def test_encode_prefetches_and_predict_reuses(sam2_backend):
     image = make_test_image(2)
     key = sam2_backend.image_key(image)

@@ -27,7 +27,12 @@ from inference.results import Candidate, Prediction, PredictionKind
 
 GDINO_MODELS = ("grounding-dino-tiny", "grounding-dino-base")
 DEFAULT_GDINO_MODEL = "grounding-dino-tiny"
-SAM_BOX_CHUNK = 16  # boxes decoded per SAM call: SAM repeats the image features per box (~12 MB each)
+# Boxes decoded per SAM call. Lang-SAM decodes all boxes of an image in one call; up to this many
+# we do the same, so masks and scores are bit-identical to Lang-SAM (batch size changes the
+# reduction order of the decoder's matrix products, so chunking would not be). More boxes are
+# decoded in chunks of this size to bound memory (SAM repeats the image features per box, some
+# tens of MB each at the peak): those agree with one call within float rounding only.
+SAM_BOX_BATCH = 32
 PIXEL_CACHE_BYTES = 200_000_000
 
 
@@ -147,9 +152,9 @@ class LangSamBackend(Sam2Backend):
             return (np.zeros((0, entry.height, entry.width), bool), np.zeros((0,), np.float32),
                     np.zeros((0, 256, 256), np.float32))
         masks, scores, logits = [], [], []
-        for start in range(0, n, SAM_BOX_CHUNK):
+        for start in range(0, n, SAM_BOX_BATCH):
             check(cancel)
-            chunk = boxes[start:start + SAM_BOX_CHUNK]
+            chunk = boxes[start:start + SAM_BOX_BATCH]
             m, s, lg = self.decode(entry, box=chunk, multimask=False)
             # one box: (1,H,W), (1,), (1,256,256); several: (B,1,H,W), (B,1), (B,1,256,256)
             masks.append(m.reshape(len(chunk), entry.height, entry.width).astype(bool))
