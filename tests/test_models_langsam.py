@@ -92,34 +92,40 @@ def compat_image():
     return Image.fromarray(make_test_image(40, height=72, width=100))
 
 
-def _lang_sam_reference(sam_checkpoint, gdino_dir, images, texts, box_threshold, text_threshold=0.25):
-    """Lang-SAM v0.2.3's predict, step for step, on the raw sam2 / transformers components."""
+@pytest.fixture(scope="module")
+def lang_sam_reference(tiny_sam2_checkpoint, tiny_gdino_dir, compat_image):
+    """Lang-SAM v0.2.3's predict, step for step, on the raw sam2 / transformers components.
+
+    Loaded once per module: the Grounding DINO forward and SAM 2's ``set_image_batch`` do not
+    depend on the threshold, so they run once and each call post-processes and decodes (Lang-SAM
+    repeats them per call with the same result).
+    """
     from sam2.sam2_image_predictor import SAM2ImagePredictor
     from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
     from inference.sam2_model import build_sam2_model
 
-    processor = AutoProcessor.from_pretrained(gdino_dir, local_files_only=True)
-    model = AutoModelForZeroShotObjectDetection.from_pretrained(gdino_dir, local_files_only=True).eval()
-    texts = [t if t[-1] == "." else t + "." for t in texts]
-    inputs = processor(images=images, text=texts, padding=True, return_tensors="pt")
+    processor = AutoProcessor.from_pretrained(tiny_gdino_dir, local_files_only=True)
+    model = AutoModelForZeroShotObjectDetection.from_pretrained(tiny_gdino_dir, local_files_only=True).eval()
+    inputs = processor(images=[compat_image], text=["car."], padding=True, return_tensors="pt")
     with torch.no_grad():
         outputs = model(**inputs)
-    results = processor.post_process_grounded_object_detection(
-        outputs, inputs.input_ids, box_threshold, text_threshold=text_threshold,
-        target_sizes=[k.size[::-1] for k in images])
-    predictor = SAM2ImagePredictor(build_sam2_model("sam2.1_hiera_tiny", checkpoint=sam_checkpoint,
+    predictor = SAM2ImagePredictor(build_sam2_model("sam2.1_hiera_tiny", checkpoint=tiny_sam2_checkpoint,
                                                     device="cpu", postprocessing=False))
-    out = []
-    for image, r in zip(images, results):
+    predictor.set_image_batch([np.asarray(compat_image)])
+
+    def run(box_threshold, text_threshold=0.25):
+        r = processor.post_process_grounded_object_detection(
+            outputs, inputs.input_ids, box_threshold, text_threshold=text_threshold,
+            target_sizes=[compat_image.size[::-1]])[0]
         r = {"scores": r["scores"].numpy(), "boxes": r["boxes"].numpy(), "labels": r["text_labels"]}
         if r["labels"]:
-            predictor.set_image_batch([np.asarray(image)])
             masks, scores, _ = predictor.predict_batch(box_batch=[r["boxes"]], multimask_output=False)
             r["masks"] = masks[0].squeeze(1) if masks[0].ndim > 3 else masks[0]
             r["mask_scores"] = np.squeeze(scores[0])
-        out.append(r)
-    return out
+        return r
+
+    return run
 
 
 def _threshold_for(compat, image, count):
@@ -130,11 +136,20 @@ def _threshold_for(compat, image, count):
     return float((scores[count - 1] + scores[count]) / 2)
 
 
-@pytest.mark.parametrize("count", [1, 4])
-def test_compat_matches_lang_sam_exactly(compat, compat_image, tiny_sam2_checkpoint, tiny_gdino_dir, count):
+@pytest.fixture()
+def small_box_batch(monkeypatch):
+    """SAM_BOX_BATCH = 5, so the batch limit is exercised with few (cheap) boxes."""
+    import inference.backends.langsam_backend as module
+
+    monkeypatch.setattr(module, "SAM_BOX_BATCH", 5)
+    return 5
+
+
+@pytest.mark.parametrize("count", [1, 5])  # 5 = the (patched) batch limit: still one decoder call
+def test_compat_matches_lang_sam_exactly(compat, compat_image, lang_sam_reference, small_box_batch, count):
     threshold = _threshold_for(compat, compat_image, count)
     ours = compat.predict([compat_image], ["car"], box_threshold=threshold)[0]
-    ref = _lang_sam_reference(tiny_sam2_checkpoint, tiny_gdino_dir, [compat_image], ["car"], threshold)[0]
+    ref = lang_sam_reference(threshold)
     assert ours["labels"] == ref["labels"] == ours["text_labels"]
     np.testing.assert_array_equal(ours["boxes"], ref["boxes"])
     np.testing.assert_array_equal(ours["scores"], ref["scores"])
@@ -142,6 +157,17 @@ def test_compat_matches_lang_sam_exactly(compat, compat_image, tiny_sam2_checkpo
     np.testing.assert_array_equal(ours["mask_scores"], np.atleast_1d(ref["mask_scores"]))
     # Lang-SAM's shape defect for one detection (0-d mask_scores) is fixed
     assert ours["mask_scores"].shape == (count,) and ours["masks"].shape == (count, 72, 100)
+
+
+def test_more_boxes_than_one_decoder_call_agree_within_float_rounding(compat, compat_image, lang_sam_reference,
+                                                                    small_box_batch):
+    count = small_box_batch + 3
+    threshold = _threshold_for(compat, compat_image, count)
+    ours = compat.predict([compat_image], ["car"], box_threshold=threshold)[0]
+    ref = lang_sam_reference(threshold)
+    np.testing.assert_array_equal(ours["boxes"], ref["boxes"])
+    np.testing.assert_allclose(ours["mask_scores"], ref["mask_scores"], rtol=0, atol=1e-4)
+    assert (ours["masks"] != ref["masks"]).mean() < 1e-3
 
 
 def test_compat_shapes_and_dtypes_for_zero_one_and_many(compat, compat_image):
