@@ -19,6 +19,16 @@ PAYLOAD = make_torch_like_checkpoint(2_500_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
+def _hub_mode(monkeypatch, *, offline: bool) -> None:
+    """Set Hugging Face offline mode for this test. huggingface_hub caches HF_HUB_OFFLINE in
+    ``constants`` at import, and an earlier test (transformers) may have imported it under the
+    suite-wide HF_HUB_OFFLINE=1, so both the variable and the cached constant are set."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1" if offline else "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+
+
 def _spec(model_id: str, *, urls=(), sha256=None, size=len(PAYLOAD), repo="test/sam2-mini") -> ModelSpec:
     return ModelSpec(id=model_id, display_name="Test SAM", kind="sam2", layout="file", size_bytes=size,
                      size_exact=True, licence="Apache-2.0", hub_repo=repo,
@@ -155,7 +165,7 @@ def test_wrong_size_file_is_rejected(file_server, register, tmp_path):
 
 
 def test_offline_real_model_message_names_everything(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _hub_mode(monkeypatch, offline=True)
     store = WeightsStore(cache_dir=tmp_path)
     dead = _closed_port_url() + "/sam2.1_hiera_small.pt"
     start = time.monotonic()
@@ -171,7 +181,7 @@ def test_offline_real_model_message_names_everything(tmp_path, monkeypatch):
 
 
 def test_unreachable_hub_fails_fast_and_falls_back_to_url(file_server, register, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    _hub_mode(monkeypatch, offline=False)
     file_server.files["/w.pt"] = PAYLOAD
     spec = register(_spec("t-fallback", urls=(file_server.url("/w.pt"),), sha256=SHA))
     store = WeightsStore(cache_dir=tmp_path)
@@ -183,7 +193,7 @@ def test_unreachable_hub_fails_fast_and_falls_back_to_url(file_server, register,
 
 
 def test_download_through_a_hub_endpoint_checks_the_lfs_sha(file_server, register, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    _hub_mode(monkeypatch, offline=False)
     spec = register(_spec("t-hub", repo="test/sam2-mini"))  # no sha256 in the catalog: the Hub's ETag
     hub_path = "/test/sam2-mini/resolve/main/t-hub.pt"
     file_server.files[hub_path] = PAYLOAD
@@ -213,7 +223,7 @@ def _serve_gdino(file_server, files: dict[str, bytes]) -> None:
 
 
 def test_directory_model_from_hub_is_placed_whole(file_server, register, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    _hub_mode(monkeypatch, offline=False)
     spec = register(_gdino_spec("t-gdino"))
     files = make_gdino_files()
     _serve_gdino(file_server, files)
@@ -234,7 +244,7 @@ def test_directory_model_from_hub_is_placed_whole(file_server, register, tmp_pat
 
 
 def test_directory_model_with_truncated_weights_is_not_installed(file_server, register, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    _hub_mode(monkeypatch, offline=False)
     spec = register(_gdino_spec("t-gdino-bad"))
     files = make_gdino_files()
     files["model.safetensors"] = files["model.safetensors"][:-1000]  # consistent ETag, broken content
@@ -250,7 +260,7 @@ def test_directory_model_with_truncated_weights_is_not_installed(file_server, re
 
 
 def test_directory_model_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _hub_mode(monkeypatch, offline=True)
     with pytest.raises(WeightsMissingError) as err:
         download("grounding-dino-tiny", store=WeightsStore(cache_dir=tmp_path))
     msg = str(err.value)
