@@ -159,6 +159,28 @@ def test_compat_matches_lang_sam_exactly(compat, compat_image, lang_sam_referenc
     assert ours["mask_scores"].shape == (count,) and ours["masks"].shape == (count, 72, 100)
 
 
+def test_backend_text_prompt_matches_lang_sam_exactly(langsam_backend, compat, compat_image, lang_sam_reference):
+    """The backend's answer (clipped boxes, sorted by score) has Lang-SAM's masks bit for bit.
+
+    Random boxes reach outside the image: SAM must get them unclipped, as Lang-SAM gives them.
+    """
+    dets = compat.backend.detect([np.array(compat_image)], ["car."], box_threshold=0.0)[0]
+    boxes = dets.boxes[np.argsort(-dets.scores, kind="stable")]
+    outside = np.flatnonzero((boxes[:, :2] < 0).any(1) | (boxes[:, 2] > 100) | (boxes[:, 3] > 72))
+    count = max(int(outside[0]) + 1, 3)  # the best few detections, one of them reaching outside
+    assert count <= 40
+    threshold = _threshold_for(compat, compat_image, count)
+    ref = lang_sam_reference(threshold)
+    pred = langsam_backend.predict(np.array(compat_image), Prompt(text="car", box_threshold=threshold))
+    order = np.argsort(-ref["scores"], kind="stable")
+    assert [c.box_score for c in pred.candidates] == [float(v) for v in ref["scores"][order]]
+    np.testing.assert_array_equal(np.stack([c.mask for c in pred.candidates]), ref["masks"][order].astype(bool))
+    np.testing.assert_array_equal(np.array([c.score for c in pred.candidates], np.float32),
+                                  np.atleast_1d(ref["mask_scores"])[order])
+    clipped = np.clip(ref["boxes"][order], 0, [100, 72, 100, 72])
+    np.testing.assert_array_equal(np.array([c.box for c in pred.candidates], np.float32), clipped)
+
+
 def test_more_boxes_than_one_decoder_call_agree_within_float_rounding(compat, compat_image, lang_sam_reference,
                                                                     small_box_batch):
     count = small_box_batch + 3

@@ -80,6 +80,17 @@ def test_neck_position_encoding_is_served_as_a_view_with_upstream_values(clicked
     assert ours.data_ptr() == encoding.cache[(256, 256)].data_ptr() != upstream.data_ptr()
 
 
+def test_trunk_position_embedding_is_memoised_with_upstream_values(sam2_backend):
+    import torch
+
+    trunk = sam2_backend.sam_model.image_encoder.trunk
+    first = trunk._get_pos_embed((256, 256))
+    assert trunk._get_pos_embed((256, 256)) is first  # computed once per grid size
+    assert torch.equal(first, type(trunk)._get_pos_embed(trunk, (256, 256)))
+    other = trunk._get_pos_embed((64, 96))
+    assert other.shape == (1, 64, 96, trunk.pos_embed.shape[1])
+
+
 def test_encode_prefetches_and_predict_reuses(sam2_backend):
     image = make_test_image(2)
     key = sam2_backend.image_key(image)

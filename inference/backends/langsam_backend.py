@@ -54,30 +54,43 @@ def resolve_gdino_directory(model_id: str, path: str | Path | None) -> Path:
     return Path(WeightsStore().require(model_id))
 
 
+def select_indices(dets: Detections, *, width: int, height: int, clip: bool = True,
+                   nms_iou: float | None = None, max_detections: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Which detections to keep, best first, and all boxes clipped to the image (if ``clip``).
+
+    Boxes that become empty when clipped are dropped; optional NMS on the clipped boxes; at
+    most ``max_detections``. Returns (indices into ``dets``, (N, 4) float32 boxes).
+    """
+    boxes, scores = dets.boxes.astype(np.float32, copy=True).reshape(-1, 4), dets.scores
+    keep = np.arange(len(scores))
+    if clip and len(scores):
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+        keep = np.flatnonzero((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
+    if nms_iou is not None and len(keep):
+        import torch
+        from torchvision.ops import nms
+
+        order = nms(torch.from_numpy(boxes[keep]), torch.from_numpy(np.ascontiguousarray(scores[keep])),
+                    float(nms_iou)).numpy()
+    else:
+        order = np.argsort(-scores[keep], kind="stable")
+    if max_detections is not None:
+        order = order[:max_detections]
+    return keep[order], boxes
+
+
 def select_detections(dets: Detections, *, width: int, height: int, clip: bool = True,
                       nms_iou: float | None = None, max_detections: int | None = None) -> Detections:
     """Clip boxes to the image, drop boxes that become empty, optional NMS, keep the best N.
 
     The result is ordered by decreasing score.
     """
-    boxes, scores, labels = dets.boxes.astype(np.float32, copy=True), dets.scores, list(dets.labels)
-    if clip and len(scores):
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
-        keep = np.flatnonzero((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
-        boxes, scores, labels = boxes[keep], scores[keep], [labels[i] for i in keep]
-    if nms_iou is not None and len(scores):
-        import torch
-        from torchvision.ops import nms
-
-        order = nms(torch.from_numpy(boxes), torch.from_numpy(np.ascontiguousarray(scores)), float(nms_iou))
-        order = order.numpy()
-    else:
-        order = np.argsort(-scores, kind="stable")
-    if max_detections is not None:
-        order = order[:max_detections]
-    return Detections(boxes=boxes[order].reshape(-1, 4), scores=scores[order].reshape(-1),
-                      labels=tuple(labels[i] for i in order))
+    index, boxes = select_indices(dets, width=width, height=height, clip=clip, nms_iou=nms_iou,
+                                  max_detections=max_detections)
+    return Detections(boxes=boxes[index].reshape(-1, 4), scores=dets.scores[index].reshape(-1),
+                      labels=tuple(dets.labels[i] for i in index))
 
 
 @register_backend
@@ -177,20 +190,21 @@ class LangSamBackend(Sam2Backend):
                           text_threshold=prompt.text_threshold)[0]
         detected = time.perf_counter()
         check(cancel)
-        dets = select_detections(raw, width=width, height=height, clip=True, nms_iou=prompt.nms_iou,
-                                 max_detections=prompt.max_detections)
+        index, clipped = select_indices(raw, width=width, height=height, clip=True, nms_iou=prompt.nms_iou,
+                                        max_detections=prompt.max_detections)
         hit = self.is_encoded(key)
         encode_seconds = 0.0
         candidates: list[Candidate] = []
-        if len(dets):
+        if len(index):
             entry = self.embedding(image, key, cancel=cancel)
             encode_seconds = 0.0 if hit else entry.seconds
-            masks, scores, logits = self.masks_for_boxes(entry, dets.boxes, cancel=cancel)
-            for i in range(len(dets)):
+            # SAM gets the boxes as detected (Lang-SAM does not clip them); the answer shows them clipped
+            masks, scores, logits = self.masks_for_boxes(entry, raw.boxes[index].reshape(-1, 4), cancel=cancel)
+            for i, j in enumerate(index):
                 candidates.append(Candidate(
                     mask=masks[i].astype(bool, copy=False), score=float(scores[i]),
-                    box=tuple(float(v) for v in dets.boxes[i]), label=dets.labels[i],
-                    box_score=float(dets.scores[i]), low_res_logits=logits[i]))
+                    box=tuple(float(v) for v in clipped[j]), label=raw.labels[j],
+                    box_score=float(raw.scores[j]), low_res_logits=logits[i]))
         timings = {"detect": detected - start, "encode": encode_seconds,
                    "total": time.perf_counter() - start, "embedding_cached": float(hit),
                    "detections_before_selection": float(len(raw))}

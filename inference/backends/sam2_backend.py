@@ -97,7 +97,7 @@ class Sam2Backend(SegmentationBackend):
     # -- lifecycle -------------------------------------------------------------------------
     def load(self) -> None:
         from inference.device import configure_cpu_threads, resolve_device
-        from inference.sam2_model import build_sam2_model, expand_neck_position_encoding
+        from inference.sam2_model import apply_exact_encoder_speedups, build_sam2_model
 
         choice = resolve_device(self.device_preference)
         self.device, self.device_reason = choice.device, choice.reason
@@ -105,7 +105,7 @@ class Sam2Backend(SegmentationBackend):
         path = resolve_checkpoint(self.model_id, self.checkpoint)
         self.sam_model = build_sam2_model(self.model_id, checkpoint=path, device=self.device,
                                           postprocessing=self.postprocessing)
-        expand_neck_position_encoding(self.sam_model)
+        apply_exact_encoder_speedups(self.sam_model)
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
         self.predictor = SAM2ImagePredictor(self.sam_model)
