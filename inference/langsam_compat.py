@@ -61,12 +61,13 @@ class LangSAM:
                  gdino_model_ckpt_path: str | None = None, gdino_processor_ckpt_path: str | None = None,
                  device: Any = "auto", *, gdino_model: str = "grounding-dino-base",
                  cpu_threads: int | None = None) -> None:
-        from inference.backends.langsam_backend import LangSamBackend, resolve_gdino_directory
+        from inference.backends.langsam_backend import LangSamBackend
+        from inference.weights.store import resolve_weights
 
         if sam_type not in SAM_TYPES:
             raise ValueError(f"unknown sam_type '{sam_type}': choose one of {', '.join(SAM_TYPES)}")
         self.sam_type = sam_type
-        model_dir = resolve_gdino_directory(gdino_model, gdino_model_ckpt_path)
+        model_dir = resolve_weights(gdino_model, gdino_model_ckpt_path)
         processor_dir = Path(gdino_processor_ckpt_path) if gdino_processor_ckpt_path else model_dir
         self.backend = LangSamBackend(device=str(device), model=sam_type, checkpoint=sam_ckpt_path,
                                       gdino_model=gdino_model, gdino_path=model_dir,

@@ -20,7 +20,7 @@ from inference.backends.registry import register_backend
 from inference.backends.sam2_backend import DEFAULT_SAM2_MODEL, ImageEmbedding, Sam2Backend, as_rgb_image
 from inference.cancel import CancelToken, check
 from inference.embedding_cache import ByteBoundedLRU
-from inference.errors import BackendUnavailableError, WeightsMissingError
+from inference.errors import BackendUnavailableError
 from inference.gdino_model import Detections, GroundingDino
 from inference.prompts import Prompt, normalise_text
 from inference.results import Candidate, Prediction, PredictionKind
@@ -34,24 +34,6 @@ DEFAULT_GDINO_MODEL = "grounding-dino-tiny"
 # tens of MB each at the peak): those agree with one call within float rounding only.
 SAM_BOX_BATCH = 32
 PIXEL_CACHE_BYTES = 200_000_000
-
-
-def resolve_gdino_directory(model_id: str, path: str | Path | None) -> Path:
-    """An explicit folder, or the weights store's local copy of ``model_id``."""
-    if path is not None:
-        folder = Path(path).expanduser()
-        if not folder.is_dir():
-            raise WeightsMissingError(
-                f"the Grounding DINO folder '{folder}' given for {model_id} does not exist; check the path "
-                f"or leave it empty to use the downloaded {model_id} weights")
-        return folder
-    try:
-        from inference.weights.store import WeightsStore
-    except ImportError as exc:
-        raise WeightsMissingError(
-            f"no folder was given for {model_id} and the weights store is not available ({exc}); "
-            "pass gdino_path=FOLDER saved with save_pretrained") from exc
-    return Path(WeightsStore().require(model_id))
 
 
 def select_indices(dets: Detections, *, width: int, height: int, clip: bool = True,
@@ -118,7 +100,9 @@ class LangSamBackend(Sam2Backend):
         self.pixel_inputs: ByteBoundedLRU[dict] = ByteBoundedLRU(max_bytes=PIXEL_CACHE_BYTES)
 
     def load(self) -> None:
-        folder = resolve_gdino_directory(self.gdino_model_id, self.gdino_path)
+        from inference.weights.store import resolve_weights
+
+        folder = resolve_weights(self.gdino_model_id, self.gdino_path)
         super().load()
         self.gdino = GroundingDino(directory=folder, processor_directory=self.gdino_processor_path,
                                    device=self.device)

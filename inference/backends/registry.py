@@ -7,7 +7,7 @@ provides a known name lazily, so choosing ``classic`` never imports torch.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from inference.backends.base import SegmentationBackend
 from inference.errors import BackendUnavailableError

@@ -20,7 +20,7 @@ from inference.backends.base import DEFAULT_CACHE_BYTES, SegmentationBackend
 from inference.backends.registry import register_backend
 from inference.cancel import CancelToken, check
 from inference.embedding_cache import ByteBoundedLRU
-from inference.errors import ImageLoadError, PromptError, WeightsMissingError
+from inference.errors import ImageLoadError, PromptError
 from inference.prompts import Prompt
 from inference.results import BackendInfo, Candidate, Prediction, PredictionKind
 
@@ -47,24 +47,6 @@ def as_rgb_image(image: Any) -> np.ndarray:
     from inference.images import load_image
 
     return load_image(image)
-
-
-def resolve_checkpoint(model_id: str, checkpoint: str | Path | None) -> Path:
-    """An explicit ``.pt`` path, or the weights store's local copy of ``model_id``."""
-    if checkpoint is not None:
-        path = Path(checkpoint).expanduser()
-        if not path.is_file():
-            raise WeightsMissingError(
-                f"the SAM 2 checkpoint '{path}' given for {model_id} does not exist; check the path or "
-                f"leave it empty to use the downloaded {model_id} weights")
-        return path
-    try:
-        from inference.weights.store import WeightsStore
-    except ImportError as exc:
-        raise WeightsMissingError(
-            f"no checkpoint was given for {model_id} and the weights store is not available ({exc}); "
-            "pass checkpoint=PATH to the official .pt file") from exc
-    return Path(WeightsStore().require(model_id))
 
 
 @register_backend
@@ -96,13 +78,15 @@ class Sam2Backend(SegmentationBackend):
 
     # -- lifecycle -------------------------------------------------------------------------
     def load(self) -> None:
+        from inference.weights.store import resolve_weights
+
+        path = resolve_weights(self.model_id, self.checkpoint)  # before torch: missing weights say so at once
         from inference.device import configure_cpu_threads, resolve_device
         from inference.sam2_model import apply_exact_encoder_speedups, build_sam2_model
 
         choice = resolve_device(self.device_preference)
         self.device, self.device_reason = choice.device, choice.reason
         configure_cpu_threads(self.cpu_threads)
-        path = resolve_checkpoint(self.model_id, self.checkpoint)
         self.sam_model = build_sam2_model(self.model_id, checkpoint=path, device=self.device,
                                           postprocessing=self.postprocessing)
         apply_exact_encoder_speedups(self.sam_model)

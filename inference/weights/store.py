@@ -17,7 +17,7 @@ from typing import Literal, Mapping
 
 from inference.errors import InferenceError, WeightsMissingError
 from inference.weights import integrity
-from inference.weights.catalog import ModelSpec, get_model
+from inference.weights.catalog import ModelSpec, get_model, is_known
 
 ModelState = Literal["installed", "missing", "partial", "override"]
 
@@ -296,3 +296,23 @@ class WeightsStore:
             checks.append("local file present")
         return VerifyResult(model_id=model_id, ok=not problems, state=state, path=path,
                             checks=tuple(checks), problems=tuple(problems))
+
+
+def resolve_weights(model_id: str, explicit: str | os.PathLike | None = None, *,
+                    store: WeightsStore | None = None) -> Path:
+    """The weights a backend loads: an explicit path (checked to exist, file or folder as the
+    model's layout says), else the store's local copy of ``model_id``.
+
+    Raises :class:`WeightsMissingError` with a message that says how to fix it.
+    """
+    if explicit is None:
+        return Path((store or WeightsStore()).require(model_id))
+    path = Path(explicit).expanduser()
+    folder = get_model(model_id).layout == "directory" if is_known(model_id) else path.is_dir()
+    if not (path.is_dir() if folder else path.is_file()):
+        what = "folder" if folder else "file"
+        raise WeightsMissingError(
+            f"the {what} '{path}' given for {model_id} does not exist; check the path, or leave it empty "
+            f"to use the downloaded {model_id} weights (`langsam-studio models download {model_id}`)")
+    return path
+
