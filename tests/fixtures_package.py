@@ -2,7 +2,8 @@
 
 Wheels and the DLC serving environment are cached in stable places keyed by versions (the
 user cache dir, or ``LANGSAM_TEST_CACHE``), so only the first run on a machine downloads them.
-The package index must be reachable for that first run; without it the tests skip and say why.
+The package index must be reachable for that first run; without it the tests skip and say why
+(in CI, with CI=true, they fail instead).
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ def package_cache_dir() -> Path:
     return package_test_cache() / "package"
 
 
+def _skip_or_fail(reason: str) -> None:
+    """On a developer's offline machine, skip with the reason; in CI (CI=true), where the package
+    index is reachable, the same condition is a failure, so a green CI cannot hide untested DLC work."""
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def build_test_package(package_cache_dir):
     """``build_test_package(output=..., backend=..., **kw)``: build_package with the shared cache;
@@ -41,7 +50,7 @@ def build_test_package(package_cache_dir):
         try:
             return build_package(**kwargs)
         except PackageIndexUnreachable as exc:
-            pytest.skip(str(exc))
+            _skip_or_fail(str(exc))
 
     return build
 
@@ -64,4 +73,4 @@ def dlc_venv():
     try:
         return ensure_dlc_venv(parent=package_test_cache() / "dlc-venv", log=lambda _m: None)
     except LocalDlcError as exc:
-        pytest.skip(f"the DLC serving environment cannot be created here: {exc}")
+        _skip_or_fail(f"the DLC serving environment cannot be created here: {exc}")
