@@ -21,6 +21,7 @@ SUITES = {
     "models": "bench.bench_models",
     "app": "bench.bench_app",
     "server": "bench.bench_server",
+    "startup": "bench.bench_startup",
 }
 
 
