@@ -97,12 +97,12 @@ def test_brush_eraser_and_undo_redo(qtbot, classic):
     assert iou(before, truth["rect"]) > 0.85
     # brush a stroke below the rectangle onto the selected object
     qtbot.keyClick(canvas, Qt.Key.Key_B)
-    canvas.set_brush_size(10)
+    canvas.set_brush_size(6)
     with qtbot.waitSignal(controller.document_changed, timeout=5_000):
         drag(qtbot, canvas, screen_point(canvas, 180, 130), screen_point(canvas, 280, 130))
     brushed = controller.document.get(obj.id).mask
     added = brushed & ~before
-    assert added[128:133, 185:275].all() and 500 < added.sum() < 1200  # a 7-px line (brush 10 screen px at zoom ~2)
+    assert added[128:133, 185:275].all() and 550 < added.sum() < 800  # a 6-image-px line, whatever the zoom
     assert not (before & ~brushed).any()
     # erase a hole in the middle of the rectangle
     qtbot.keyClick(canvas, Qt.Key.Key_E)
@@ -231,3 +231,29 @@ def test_gui_thread_never_imports_torch():
         "print(bool(infos), 'torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["True", "False"], out.stderr[-2000:]
+
+
+def test_brush_size_is_in_image_pixels(qtbot, classic):
+    """Zooming does not change what a stroke covers; the cursor circle scales with the zoom; [ ] resize."""
+    canvas, controller = classic
+    qtbot.keyClick(canvas, Qt.Key.Key_B)
+    canvas.set_brush_size(8)
+    strokes = []
+    for scale in (1.0, 3.0):
+        here = screen_point(canvas, 230, 150)
+        canvas.set_zoom(scale, anchor=(here.x(), here.y()))  # image point (230, 150) stays in view
+        assert abs(canvas.brush_screen_radius() - 4 * scale) < 1e-6
+        with qtbot.waitSignal(controller.document_changed, timeout=5_000):
+            drag(qtbot, canvas, screen_point(canvas, 220, 150), screen_point(canvas, 240, 150))
+        strokes.append(controller.document.objects[-1].mask.copy())
+        controller.history.stack.undo()
+    a, b = strokes  # mouse positions are whole screen pixels: allow a one-image-pixel shift
+    assert a.any() and (a & b).sum() / (a | b).sum() > 0.85 and abs(int(a.sum()) - int(b.sum())) < 0.15 * a.sum()
+    rows = np.flatnonzero(strokes[0].any(axis=1))
+    assert rows.max() - rows.min() + 1 in (8, 9)  # the diameter, in image pixels
+    size = canvas.brush_size
+    qtbot.keyClick(canvas, Qt.Key.Key_BracketRight)
+    assert canvas.brush_size > size
+    qtbot.keyClick(canvas, Qt.Key.Key_BracketLeft)
+    qtbot.keyClick(canvas, Qt.Key.Key_BracketLeft)
+    assert canvas.brush_size < size

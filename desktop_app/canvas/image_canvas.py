@@ -33,7 +33,7 @@ from desktop_app.canvas.tools import Tool
 from desktop_app.canvas.view import ZOOM_STEP, ViewTransform
 from inference.prompts import Box, Point
 
-DEFAULT_BRUSH_SIZE = 24  # screen pixels (diameter)
+DEFAULT_BRUSH_SIZE = 16  # image pixels (diameter): zooming does not change what a stroke covers
 CLICK_SLOP = 4  # screen pixels a press may move and still count as a click
 
 
@@ -170,7 +170,12 @@ class ImageCanvas(QWidget):
 
     @property
     def brush_size(self) -> int:
+        """The brush/eraser diameter in IMAGE pixels."""
         return self._brush_size
+
+    def brush_screen_radius(self) -> float:
+        """The brush circle's radius on screen at the current zoom (what the cursor shows)."""
+        return self._brush_size / 2 * self.view.scale
 
     def set_brush_size(self, size: int) -> None:
         self._brush_size = int(min(max(size, 1), 500))
@@ -433,7 +438,8 @@ class ImageCanvas(QWidget):
 
     # -- brush ---------------------------------------------------------------------------------
     def _brush_radius_px(self) -> int:
-        return max(1, int(round(self._brush_size / 2 / max(self.view.scale, 1e-6))))
+        """Half the brush diameter in image pixels, rounded up (for invalidation rectangles)."""
+        return (self._brush_size + 1) // 2
 
     def _start_stroke(self, x: float, y: float, *, erase: bool) -> None:
         if self._image is None or self._document is None:
@@ -462,7 +468,7 @@ class ImageCanvas(QWidget):
         r = self._brush_radius_px()
         canvas = mask.view(np.uint8)
         cv2.line(canvas, (int(round(ax)), int(round(ay))), (int(round(bx)), int(round(by))),
-                 0 if erase else 1, thickness=2 * r + 1, lineType=cv2.LINE_8)
+                 0 if erase else 1, thickness=self._brush_size, lineType=cv2.LINE_8)
         self._stroke = (target, mask, erase, (bx, by))
         rect = (int(min(ax, bx)) - r - 1, int(min(ay, by)) - r - 1, int(max(ax, bx)) + r + 2, int(max(ay, by)) + r + 2)
         self.overlays.invalidate("stroke", mask, rect)

@@ -135,7 +135,7 @@ def _paint_tool_feedback(canvas: "ImageCanvas", painter: QPainter, state: dict) 
         for p in pts:
             painter.drawEllipse(p, 3, 3)
     if cursor is not None and state["tool"] in (Tool.BRUSH, Tool.ERASER):
-        r = canvas.brush_size / 2
+        r = canvas.brush_screen_radius()  # the brush size is in image pixels
         colour = QColor(255, 255, 255) if state["tool"] is Tool.BRUSH else QColor(255, 120, 120)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.setPen(QPen(QColor(0, 0, 0), 3))
