@@ -177,7 +177,8 @@ class MainWindow(QMainWindow):
         self._requested_backend = name
         self.status_panel.set_backend(backend=name, model="loading…", device=self.settings.device,
                                       device_reason="")
-        self.prompt_bar.set_text_supported(False, reason=f"Loading the {name} backend…")
+        # never refuse a prompt while loading: the worker keeps it and runs it once the model is ready
+        self.prompt_bar.set_text_supported(True)
         self.controller.set_backend(name, **options)
 
     def _on_backend_failed(self, message: str) -> None:

@@ -13,7 +13,9 @@ one (through :class:`inference.cancel.CancelToken`, which backends also check in
 encoder) and replaces any queued one; the superseded request is dropped without a signal. The
 encoder is only cancelled when the new prompt is on a different image (the work is reused
 otherwise). When idle the worker encodes the images named by :meth:`prefetch` ahead of time.
-Nothing here knows which backend runs: local models, an HTTP server or SageMaker all fit.
+A prediction asked for while a backend is loading waits in the queue (still latest-wins) and runs
+as soon as the backend is ready; a backend switch keeps the latest prompt and runs it on the new
+backend instead of dropping it. Nothing here knows which backend runs: local models, an HTTP server or SageMaker all fit.
 torch is never imported on the GUI thread: backends are created inside the worker thread.
 """
 
@@ -35,6 +37,7 @@ from inference.prompts import Prompt
 
 DEFAULT_PREFETCH_COUNT = 2
 _PREEMPTED = "preempted by more urgent work"
+WAITING_FOR_BACKEND = "loading model… your prompt will run when it is ready"
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -90,7 +93,10 @@ class _WorkerLoop(QObject):
             if job is None and backend_request is None:
                 return  # shut down
             if backend_request is not None:
-                self._switch_backend(*backend_request)
+                try:
+                    self._switch_backend(*backend_request)
+                finally:
+                    owner._backend_settled()
                 continue
             assert job is not None
             self.busy_changed.emit(True)
@@ -238,6 +244,7 @@ class InferenceWorker(QObject):
         self._next_id = 0
         self._latest_predict = 0
         self._backend_name: str | None = None
+        self._loading = False  # a backend request is queued or being loaded: predictions wait
         self._thread: QThread | None = None
         self._loop: _WorkerLoop | None = None
 
@@ -288,9 +295,7 @@ class InferenceWorker(QObject):
         with self._cond:
             self._backend_name = name
             self._backend_request = (name, dict(options))
-            self._cancel_all_locked("the backend changed")
-            self._pending_predict = None
-            self._pending_encode = None
+            self._switch_locked()
             self._cond.notify_all()
 
     def use_backend(self, backend: Any) -> None:
@@ -300,9 +305,7 @@ class InferenceWorker(QObject):
         with self._cond:
             self._backend_name = backend.name
             self._backend_request = (backend, {})
-            self._cancel_all_locked("the backend changed")
-            self._pending_predict = None
-            self._pending_encode = None
+            self._switch_locked()
             self._cond.notify_all()
 
     def predict(self, *, image: ImageRef, prompt: Prompt) -> int:
@@ -327,8 +330,11 @@ class InferenceWorker(QObject):
                     running.token.cancel(_PREEMPTED if running.kind == "prefetch" else "superseded")
                 if other_image:
                     running.encode_token.cancel()
+            waiting = self._loading
             self._cond.notify_all()
-            return job.request_id
+        if waiting:
+            self.status.emit(WAITING_FOR_BACKEND)
+        return job.request_id
 
     def encode(self, image: ImageRef) -> None:
         """Encode ``image`` soon (the image on screen): before prefetching, after predictions.
@@ -387,7 +393,7 @@ class InferenceWorker(QObject):
                     request, self._backend_request = self._backend_request, None
                     return None, request
                 job: _Job | None = None
-                if self._pending_predict is not None:
+                if self._pending_predict is not None and not self._loading:
                     job, self._pending_predict = self._pending_predict, None
                 elif self._pending_encode is not None:
                     job, self._pending_encode = self._pending_encode, None
@@ -397,6 +403,25 @@ class InferenceWorker(QObject):
                     self._running = job
                     return job, None
                 self._cond.wait()
+
+    def _switch_locked(self) -> None:
+        """A backend change is queued: cancel the running job but keep the latest prompt, which
+        then runs on the new backend once it is loaded (a running prediction is queued again)."""
+        self._loading = True
+        running = self._running
+        if (running is not None and running.kind == "predict" and self._pending_predict is None
+                and running.request_id == self._latest_predict):
+            self._pending_predict = _Job(kind="predict", image=running.image, request_id=running.request_id,
+                                         prompt=running.prompt)
+        if running is not None:
+            running.token.cancel("the backend changed")
+            running.encode_token.cancel("the backend changed")
+        self._pending_encode = None
+
+    def _backend_settled(self) -> None:
+        with self._cond:
+            self._loading = self._backend_request is not None
+            self._cond.notify_all()
 
     def _finish(self, job: _Job) -> None:
         with self._cond:

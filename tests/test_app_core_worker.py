@@ -184,3 +184,52 @@ def test_bad_backend_and_bad_prompt_give_messages(qtbot):
         assert "no segmentation backend" in blocker.args[1]
     finally:
         worker.shutdown()
+
+
+@pytest.fixture
+def slow_classic_backend():
+    """A real classic backend whose load() takes a while (as a model load does), registered for
+    the test under its own name."""
+    from inference.backends import registry
+    from inference.backends.classic_backend import ClassicBackend
+
+    class SlowClassicBackend(ClassicBackend):
+        name = "slow-classic-test"
+
+        def load(self) -> None:
+            time.sleep(1.0)
+            super().load()
+
+    registry.register_backend(SlowClassicBackend)
+    yield SlowClassicBackend.name
+    registry._BACKENDS.pop(SlowClassicBackend.name, None)
+
+
+def test_prompt_sent_while_loading_waits_and_runs(qtbot, slow_classic_backend):
+    """Never refuse a prompt while the backend loads: it waits, the latest one wins and is answered."""
+    from fixtures_app_core import scene_image
+    from desktop_app.worker import WAITING_FOR_BACKEND
+
+    worker = InferenceWorker()
+    answers, failures, statuses, loaded = [], [], [], []
+    worker.prediction_ready.connect(lambda rid, p: answers.append((rid, p)))
+    worker.failed.connect(lambda rid, msg: failures.append((rid, msg)))
+    worker.status.connect(statuses.append)
+    worker.backend_changed.connect(loaded.append)
+    try:
+        worker.set_backend(slow_classic_backend)
+        image = ImageRef(array=scene_image(), key="scene")
+        worker.predict(image=image, prompt=Prompt(points=(Point(x=20, y=20),)))
+        latest = worker.predict(image=image, prompt=Prompt(points=(Point(x=230, y=75),)))
+        assert not loaded and WAITING_FOR_BACKEND in statuses  # sent during the load
+        qtbot.waitUntil(lambda: bool(answers) or bool(failures), timeout=30_000)
+        qtbot.waitUntil(worker.is_idle, timeout=30_000)
+        assert failures == [] and loaded and [rid for rid, _ in answers] == [latest]
+        assert answers[0][1].candidates and answers[0][1].candidates[0].mask.any()
+        # a backend switch keeps the latest prompt: it runs on the new backend instead of being lost
+        again = worker.predict(image=image, prompt=Prompt(points=(Point(x=230, y=75),)))
+        worker.set_backend(slow_classic_backend)
+        qtbot.waitUntil(lambda: any(rid == again for rid, _ in answers) or bool(failures), timeout=30_000)
+        assert failures == []
+    finally:
+        worker.shutdown()
