@@ -185,6 +185,7 @@ class MainWindow(QMainWindow):
         """A model backend could not start (missing or broken weights, no GPU): say why and fall
         back to the classic backend, so points, boxes and the manual tools keep working."""
         failed = getattr(self, "_requested_backend", "")
+        self._last_backend_failure = message
         self.show_error(f"{message} — using the classic backend meanwhile (Inference → Models…)")
         if failed != "classic":
             self._requested_backend = "classic"
@@ -418,16 +419,29 @@ class MainWindow(QMainWindow):
         task.ended.connect(lambda: self.status_panel.set_work(""))
 
     def show_batch(self) -> None:
+        """Batch runs through the one inference worker and its loaded backend (no second copy of
+        the models); it waits if that backend is still loading."""
         from desktop_app.dialogs.batch_dialog import BatchDialog
-        from inference.backends.registry import create_backend
 
         if self.project is None:
             self.show_error("open a folder first")
             return
         self.flush_saves()
-        name, options = backend_request(backend="langsam", device=self.settings.device,
-                                        cache_dir=self.settings.cache_dir)
-        dialog = BatchDialog(project=self.project, backend_factory=lambda: create_backend(name, **options),
+        worker = self.controller.worker
+
+        def predict(image, prompt, *, cancel=None):
+            return worker.predict_blocking(image=image, prompt=prompt, cancel=cancel)
+
+        def check_ready() -> str | None:
+            info = self.controller.backend_info
+            if info is None or info.supports_text:
+                return None  # ready, or loading (the batch waits for it)
+            failure = getattr(self, "_last_backend_failure", "")
+            return (f"the {info.backend} backend cannot run text prompts: the Lang-SAM models are not "
+                    f"installed or not chosen (Inference → Models…, then choose Lang-SAM)"
+                    + (f". Last problem: {failure}" if failure else ""))
+
+        dialog = BatchDialog(project=self.project, predict=predict, check_ready=check_ready,
                              text=self.prompt_bar.text(), parent=self)
         dialog.batch_finished.connect(self._after_batch)
         self._mirror_progress(dialog.task, "batch")

@@ -15,7 +15,9 @@ encoder is only cancelled when the new prompt is on a different image (the work 
 otherwise). When idle the worker encodes the images named by :meth:`prefetch` ahead of time.
 A prediction asked for while a backend is loading waits in the queue (still latest-wins) and runs
 as soon as the backend is ready; a backend switch keeps the latest prompt and runs it on the new
-backend instead of dropping it. Nothing here knows which backend runs: local models, an HTTP server or SageMaker all fit.
+backend instead of dropping it. Batch work (:meth:`InferenceWorker.predict_blocking`, called from a background thread) runs on
+the SAME backend, below interactive prompts and encodings and above prefetching: an interactive
+prompt preempts a running batch prediction, which is queued again. Nothing here knows which backend runs: local models, an HTTP server or SageMaker all fit.
 torch is never imported on the GUI thread: backends are created inside the worker thread.
 """
 
@@ -59,13 +61,26 @@ class ImageRef:
 
 
 @dataclass(kw_only=True, eq=False)
+class _BatchCall:
+    """One blocking prediction for a background thread: the answer or the error, then ``done``."""
+
+    image: np.ndarray = field(repr=False)
+    prompt: Prompt
+    cancel: CancelToken
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass(kw_only=True, eq=False)
 class _Job:
-    kind: str  # "predict" | "encode" | "prefetch"
+    kind: str  # "predict" | "encode" | "batch" | "prefetch"
     image: ImageRef
     request_id: int = 0
     prompt: Prompt | None = None
     token: CancelToken = field(default_factory=CancelToken)  # cancels the whole job
     encode_token: CancelToken = field(default_factory=CancelToken)  # cancels only its encoding
+    call: _BatchCall | None = None  # kind "batch"
 
 
 class _WorkerLoop(QObject):
@@ -148,7 +163,30 @@ class _WorkerLoop(QObject):
         decoded = self._owner.cache.get_or_load(ref.path)
         return decoded.array, decoded.key
 
+    def _run_batch_call(self, job: _Job) -> None:
+        call = job.call
+        assert call is not None
+        try:
+            if self.backend is None:
+                from inference.errors import BackendUnavailableError
+
+                raise BackendUnavailableError("no segmentation backend is loaded; choose one in the model menu")
+            token = _either(job.token, call.cancel)
+            token.raise_if_cancelled()
+            call.result = self.backend.predict(call.image, call.prompt, cancel=token)
+        except Cancelled as exc:
+            if job.token.reason == _PREEMPTED and not call.cancel.cancelled:
+                self._owner._requeue_batch(call)  # an interactive prompt came first: run it later
+                return
+            call.error = exc
+        except BaseException as exc:  # handed to the waiting thread, which reports it
+            call.error = exc
+        call.done.set()
+
     def _run_job(self, job: _Job) -> None:
+        if job.kind == "batch":
+            self._run_batch_call(job)
+            return
         backend = self.backend
         if backend is None:
             if job.kind == "predict":
@@ -240,6 +278,7 @@ class InferenceWorker(QObject):
         self._pending_predict: _Job | None = None
         self._pending_encode: _Job | None = None
         self._prefetch: deque[ImageRef] = deque()
+        self._batch: deque[_BatchCall] = deque()
         self._running: _Job | None = None
         self._next_id = 0
         self._latest_predict = 0
@@ -326,6 +365,8 @@ class InferenceWorker(QObject):
                 other_image = not _same_image(running.image, image)
                 if running.kind == "predict":
                     running.token.cancel()
+                elif running.kind == "batch":
+                    running.token.cancel(_PREEMPTED)  # interactive work first; the batch call is requeued
                 elif other_image:
                     running.token.cancel(_PREEMPTED if running.kind == "prefetch" else "superseded")
                 if other_image:
@@ -335,6 +376,26 @@ class InferenceWorker(QObject):
         if waiting:
             self.status.emit(WAITING_FOR_BACKEND)
         return job.request_id
+
+    def predict_blocking(self, *, image: np.ndarray, prompt: Prompt,
+                         cancel: CancelToken | None = None) -> Any:
+        """Run ``prompt`` on ``image`` with the worker's backend and wait for the Prediction.
+
+        For background threads (batch): never call it on the GUI thread. Queued below interactive
+        prompts and encodings, above prefetching; waits while a backend is loading. Raises the
+        backend's :class:`~inference.errors.InferenceError` or ``Cancelled`` (``cancel``, shutdown).
+        """
+        self.start()
+        call = _BatchCall(image=image, prompt=prompt, cancel=cancel or CancelToken())
+        with self._cond:
+            if self._stop:
+                raise Cancelled("the app is closing")
+            self._batch.append(call)
+            self._cond.notify_all()
+        call.done.wait()
+        if call.error is not None:
+            raise call.error
+        return call.result
 
     def encode(self, image: ImageRef) -> None:
         """Encode ``image`` soon (the image on screen): before prefetching, after predictions.
@@ -347,7 +408,7 @@ class InferenceWorker(QObject):
             self._pending_encode = _Job(kind="encode", image=image)
             running = self._running
             if running is not None and running.kind != "predict" and not _same_image(running.image, image):
-                running.token.cancel(_PREEMPTED if running.kind == "prefetch" else "superseded")
+                running.token.cancel(_PREEMPTED if running.kind in ("prefetch", "batch") else "superseded")
             self._cond.notify_all()
 
     def prefetch(self, paths: Sequence[str]) -> None:
@@ -397,6 +458,9 @@ class InferenceWorker(QObject):
                     job, self._pending_predict = self._pending_predict, None
                 elif self._pending_encode is not None:
                     job, self._pending_encode = self._pending_encode, None
+                elif self._batch and not self._loading:
+                    call = self._batch.popleft()
+                    job = _Job(kind="batch", image=ImageRef(array=call.image, key="batch"), call=call)
                 elif self._prefetch and self._loop is not None and self._loop.backend is not None:
                     job = _Job(kind="prefetch", image=self._prefetch.popleft())
                 if job is not None:
@@ -413,8 +477,8 @@ class InferenceWorker(QObject):
                 and running.request_id == self._latest_predict):
             self._pending_predict = _Job(kind="predict", image=running.image, request_id=running.request_id,
                                          prompt=running.prompt)
-        if running is not None:
-            running.token.cancel("the backend changed")
+        if running is not None:  # a batch call is preempted: it runs again on the new backend
+            running.token.cancel(_PREEMPTED if running.kind == "batch" else "the backend changed")
             running.encode_token.cancel("the backend changed")
         self._pending_encode = None
 
@@ -434,12 +498,22 @@ class InferenceWorker(QObject):
 
     def _idle_locked(self) -> bool:
         return (self._running is None and self._pending_predict is None and self._pending_encode is None
+                and not self._batch
                 and not (self._prefetch and self._loop is not None and self._loop.backend is not None)
                 and self._backend_request is None)
 
     def _superseded(self, request_id: int) -> bool:
         with self._cond:
             return request_id != self._latest_predict
+
+    def _requeue_batch(self, call: _BatchCall) -> None:
+        with self._cond:
+            if self._stop:
+                call.error = Cancelled("the app is closing")
+                call.done.set()
+                return
+            self._batch.appendleft(call)
+            self._cond.notify_all()
 
     def _requeue_prefetch(self, image: ImageRef) -> None:
         with self._cond:
@@ -450,6 +524,10 @@ class InferenceWorker(QObject):
             self._cond.notify_all()
 
     def _cancel_all_locked(self, reason: str) -> None:
+        while self._batch:  # shutting down: no waiting batch thread may hang
+            call = self._batch.popleft()
+            call.error = Cancelled(reason)
+            call.done.set()
         if self._pending_predict is not None:
             self._pending_predict.token.cancel(reason)
         if self._running is not None:

@@ -1,5 +1,6 @@
 """Batch (Ctrl+B) with a tiny random-weight Lang-SAM installed as local model copies: every image
-not marked done gets the detections as objects to review, exactly the masks the backend gives."""
+not marked done gets the detections as objects to review, exactly the masks the backend gives,
+computed by the app's one inference worker (no second copy of the models)."""
 
 from __future__ import annotations
 
@@ -37,11 +38,12 @@ def test_batch_marks_results_for_review(qtbot, make_window, synthetic_folder, lo
         done.add(AnnotationObject(label=label, mask=truth[name][label]))
         done.status = ImageStatus.DONE
         project.save(done)
-    AppSettings().backend = "classic"  # keep the interactive worker light; the batch loads Lang-SAM
+    AppSettings().backend = "langsam"  # the batch runs on the interactive worker's backend
 
     window = make_window([str(folder)])
     wait_image(qtbot, window, "img1.png")
-    wait_backend(qtbot, window, "classic")
+    wait_backend(qtbot, window, "langsam", timeout=240_000)
+    shared = window.controller.worker._loop.backend
     window.prompt_bar.set_text("red square.")
     key(qtbot, window.canvas, "Ctrl+B")
     dialog = window._dialogs["batch"]
@@ -53,6 +55,8 @@ def test_batch_marks_results_for_review(qtbot, make_window, synthetic_folder, lo
     assert result is not None, dialog.log.toPlainText()
     assert result.skipped == ("img2.png", "img10.png") and result.changed == ("img1.png",)
     assert result.problems == ()
+    # no second copy of the models: the worker's one backend did the work and is still loaded
+    assert window.controller.worker._loop.backend is shared and shared.loaded
 
     # on disk: review state, needs_review objects, exactly the backend's masks for that prompt
     for name in ("img1.png",):

@@ -233,3 +233,51 @@ def test_prompt_sent_while_loading_waits_and_runs(qtbot, slow_classic_backend):
         assert failures == []
     finally:
         worker.shutdown()
+
+
+def test_batch_calls_share_the_backend_and_yield_to_prompts(qtbot):
+    """Batch predictions (from a background thread) run on the worker's one backend, below
+    interactive prompts: a prompt sent during a batch is answered before the batch ends."""
+    import threading
+
+    from fixtures_app_core import scene_image
+    from inference.backends.registry import create_backend
+
+    backend = create_backend("classic")
+    worker = InferenceWorker()
+    answers, order, batch_results = [], [], []
+    worker.prediction_ready.connect(lambda rid, p: (answers.append(rid), order.append("prompt")))
+    try:
+        with qtbot.waitSignal(worker.backend_changed, timeout=10_000):
+            worker.use_backend(backend)
+        image = scene_image()
+        prompt = Prompt(points=(Point(x=230, y=75),))
+        started = threading.Event()
+
+        def batch() -> None:
+            for _ in range(6):
+                started.set()
+                batch_results.append(worker.predict_blocking(image=image, prompt=prompt))
+                order.append("batch")
+
+        thread = threading.Thread(target=batch)
+        thread.start()
+        started.wait(5)
+        rid = worker.predict(image=ImageRef(array=image, key="scene"), prompt=prompt)
+        qtbot.waitUntil(lambda: rid in answers, timeout=30_000)
+        thread.join(60)
+        assert not thread.is_alive() and len(batch_results) == 6
+        assert order.index("prompt") < len(order) - 1  # answered while batch work was still queued
+        assert worker._loop.backend is backend  # one backend for both
+        reference = backend.predict(image, prompt)
+        assert all(np.array_equal(r.candidates[0].mask, reference.candidates[0].mask) for r in batch_results)
+        # a cancelled batch call raises Cancelled instead of hanging
+        from inference.cancel import CancelToken
+        from inference.errors import Cancelled
+
+        token = CancelToken()
+        token.cancel("the batch was cancelled")
+        with pytest.raises(Cancelled):
+            worker.predict_blocking(image=image, prompt=prompt, cancel=token)
+    finally:
+        worker.shutdown()

@@ -1,7 +1,9 @@
 """Inference -> Batch: run one text prompt over every image of the folder.
 
-Runs in a background thread with its own backend instance (backends are single-threaded; the
-interactive worker keeps its own). Each image's new objects are added with ``needs_review`` and
+Reading and saving run in a background thread; every prediction goes through the app's ONE
+inference worker and its loaded backend (``predict(image, prompt, cancel)`` is
+:meth:`desktop_app.worker.InferenceWorker.predict_blocking`), queued below interactive prompts, so
+no second copy of the models is loaded. Each image's new objects are added with ``needs_review`` and
 the image's state becomes REVIEW, saved atomically right away, so cancelling or a crash keeps
 every image finished so far. The dialog is modal: the folder is not edited while it runs.
 """
@@ -31,12 +33,13 @@ class BatchResult:
     changed: tuple[str, ...] = field(default=())  # images whose annotations were written
 
 
-def run_batch(*, project, image_names: list[str], text: str, backend_factory: Callable[[], Any],
+def run_batch(*, project, image_names: list[str], text: str, predict: Callable[..., Any],
               box_threshold: float = 0.3, text_threshold: float = 0.25, max_objects: int = 20,
               skip_done: bool = True,
               report: Callable[..., None] = lambda *a: None, cancel: CancelToken | None = None,
               ) -> BatchResult:
-    """The batch itself, Qt-free. ``project`` is a :class:`ProjectFolder`."""
+    """The batch itself, Qt-free. ``project`` is a :class:`ProjectFolder`; ``predict(image, prompt,
+    cancel=token)`` answers with a Prediction (the shared worker's backend)."""
     from inference.errors import InferenceError
     from inference.images import load_image
     from inference.prompts import Prompt, normalise_text
@@ -46,56 +49,48 @@ def run_batch(*, project, image_names: list[str], text: str, backend_factory: Ca
     prompt = Prompt(text=prompt_text, box_threshold=box_threshold, text_threshold=text_threshold,
                     max_detections=max(1, int(max_objects)))
     total = len(image_names)
-    report(0, total, "loading the model…")
-    backend = backend_factory()
-    backend.ensure_loaded()
+    report(0, total, "starting…")
     done = added = 0
     labels: list[str] = []
     skipped: list[str] = []
     problems: list[str] = []
     changed: list[str] = []
-    try:
-        for i, name in enumerate(image_names):
-            cancel.raise_if_cancelled()
-            report(i, total, name)
-            try:
-                summary = project.summary(name)
-                if skip_done and summary.status == ImageStatus.DONE:
-                    skipped.append(name)
-                    continue
-                image = load_image(project.image_path(name))
-                doc = project.load(name, size=(image.shape[1], image.shape[0]))
-                prediction = backend.predict(image, prompt, cancel=cancel)
-            except InferenceError as exc:
-                if cancel.cancelled:
-                    raise
-                problems.append(f"{name}: {exc}")
-                continue
-            except (OSError, ValueError) as exc:
-                problems.append(f"{name}: {exc}")
-                continue
-            for candidate in prediction.candidates:
-                if not candidate.mask.any():
-                    continue
-                label = (candidate.label or prompt_text.rstrip(".")).strip() or "object"
-                doc.add(AnnotationObject(
-                    label=label, mask=candidate.mask, score=float(candidate.score), source="batch",
-                    prompt={"text": prompt_text, "box": list(candidate.box),
-                            "box_score": candidate.box_score},
-                    needs_review=True))
-                added += 1
-                if label not in labels:
-                    labels.append(label)
-            doc.status = ImageStatus.REVIEW
-            project.save(doc)
-            changed.append(name)
-            done += 1
-        report(total, total, "finished")
-    finally:
+    for i, name in enumerate(image_names):
+        cancel.raise_if_cancelled()
+        report(i, total, name)
         try:
-            backend.unload()
-        except Exception:
-            pass
+            summary = project.summary(name)
+            if skip_done and summary.status == ImageStatus.DONE:
+                skipped.append(name)
+                continue
+            image = load_image(project.image_path(name))
+            doc = project.load(name, size=(image.shape[1], image.shape[0]))
+            prediction = predict(image, prompt, cancel=cancel)
+        except InferenceError as exc:
+            if cancel.cancelled:
+                raise
+            problems.append(f"{name}: {exc}")
+            continue
+        except (OSError, ValueError) as exc:
+            problems.append(f"{name}: {exc}")
+            continue
+        for candidate in prediction.candidates:
+            if not candidate.mask.any():
+                continue
+            label = (candidate.label or prompt_text.rstrip(".")).strip() or "object"
+            doc.add(AnnotationObject(
+                label=label, mask=candidate.mask, score=float(candidate.score), source="batch",
+                prompt={"text": prompt_text, "box": list(candidate.box),
+                        "box_score": candidate.box_score},
+                needs_review=True))
+            added += 1
+            if label not in labels:
+                labels.append(label)
+        doc.status = ImageStatus.REVIEW
+        project.save(doc)
+        changed.append(name)
+        done += 1
+    report(total, total, "finished")
     return BatchResult(images_done=done, objects_added=added, labels=tuple(labels),
                        skipped=tuple(skipped), problems=tuple(problems), changed=tuple(changed))
 
@@ -105,13 +100,17 @@ class BatchDialog(QDialog):
 
     batch_finished = Signal(object)
 
-    def __init__(self, *, project, backend_factory: Callable[[], Any], text: str = "",
+    def __init__(self, *, project, predict: Callable[..., Any], text: str = "",
+                 check_ready: Callable[[], str | None] = lambda: None,
                  parent: QWidget | None = None) -> None:
+        """``predict(image, prompt, cancel=token)``: blocking, from a background thread (the shared
+        worker). ``check_ready()``: None, or why text prompts cannot run now (shown, nothing starts)."""
         super().__init__(parent)
         self.setWindowTitle("Batch: text prompt over the folder")
         self.setModal(True)
         self.project = project
-        self.backend_factory = backend_factory
+        self.predict = predict
+        self.check_ready = check_ready
         self.result: BatchResult | None = None
         self._partial = {"done": 0}
         self.task = BackgroundTask(self)
@@ -183,8 +182,13 @@ class BatchDialog(QDialog):
         if not text:
             self.log.setPlainText("Type what to segment first, e.g. 'cup. spoon.'")
             return
+        problem = self.check_ready()
+        if problem:
+            self._end(f"The batch cannot run: {problem}")
+            self.batch_finished.emit(None)
+            return
         names = self.project.images()
-        project, factory = self.project, self.backend_factory
+        project, predict = self.project, self.predict
         box_t, text_t, skip = self.box_threshold.value(), self.text_threshold.value(), self.skip_done.isChecked()
         max_objects = self.max_objects.value()
         self.run_button.setEnabled(False)
@@ -193,7 +197,7 @@ class BatchDialog(QDialog):
         self.log.setPlainText(f"Running '{text}' over {len(names)} image(s)…")
 
         def job(report, cancel):
-            return run_batch(project=project, image_names=names, text=text, backend_factory=factory,
+            return run_batch(project=project, image_names=names, text=text, predict=predict,
                              box_threshold=box_t, text_threshold=text_t, max_objects=max_objects, skip_done=skip,
                              report=report, cancel=cancel)
 
