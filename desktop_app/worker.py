@@ -23,6 +23,7 @@ torch is never imported on the GUI thread: backends are created inside the worke
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
@@ -40,6 +41,8 @@ from inference.prompts import Prompt
 DEFAULT_PREFETCH_COUNT = 2
 _PREEMPTED = "preempted by more urgent work"
 WAITING_FOR_BACKEND = "loading model… your prompt will run when it is ready"
+STOP_GRACE_MS = 120_000  # after the first timeout of shutdown(): how long a model load may still take
+_UNFINISHED_THREADS: list[QThread] = []  # worker threads still busy at shutdown, kept from destruction
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -311,12 +314,20 @@ class InferenceWorker(QObject):
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.quit()
-            self._thread.wait(timeout_ms)
+            if not self._thread.wait(timeout_ms):
+                # Work that cannot be interrupted (a model load) is still running. Destroying a
+                # running QThread aborts the process, so wait for it, then keep it alive if needed.
+                print("LangSAM Studio: waiting for the inference worker to finish its current step",
+                      file=sys.stderr, flush=True)
+                if not self._thread.wait(STOP_GRACE_MS):
+                    _UNFINISHED_THREADS.append(self._thread)
+                    self._thread = None
+                    return
             if self._loop is not None and self._loop.backend is not None and self._loop.owns_backend:
                 try:
                     self._loop.backend.unload()
-                except Exception:
-                    pass
+                except Exception as exc:  # closing must go on; say what failed
+                    print(f"LangSAM Studio: unloading the backend failed: {exc}", file=sys.stderr)
             self._thread = None
 
     # -- requests (GUI thread) ------------------------------------------------------------

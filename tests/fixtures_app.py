@@ -131,3 +131,5 @@ def make_window(qtbot):
     for window in windows:
         if window.isVisible():
             window.close()
+        else:  # closed by the test, or never shown: its worker thread must still stop
+            window.controller.shutdown()

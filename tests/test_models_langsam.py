@@ -8,7 +8,8 @@ import torch
 from fixtures_models import make_test_image
 from PIL import Image
 
-from inference.errors import PromptError, WeightsMissingError
+from inference.cancel import CancelToken
+from inference.errors import Cancelled, PromptError, WeightsMissingError
 from inference.prompts import Point, Prompt
 from inference.results import PredictionKind
 
@@ -70,6 +71,24 @@ def test_geometry_prompts_use_the_same_sam(langsam_backend, text_run):
     pred = langsam_backend.predict(text_run[0], Prompt(points=(Point(x=30, y=30),)))
     assert pred.kind is PredictionKind.ALTERNATIVES and len(pred.candidates) == 3
     assert langsam_backend.encoder_runs == runs
+
+
+def test_cancel_stops_grounding_dino_inside_its_forward(langsam_backend):
+    """The token is checked before each Swin/BERT/encoder/decoder layer, not only between steps:
+    a superseded text prompt (or closing the app) does not wait for a forward of seconds."""
+    image = make_test_image(seed=7)
+    token = CancelToken()
+    token.cancel("a newer prompt")
+    calls = []
+    swin = next(m for m in langsam_backend.gdino.model.modules() if type(m).__name__ == "SwinLayer")
+    handle = swin.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        with pytest.raises(Cancelled, match="a newer prompt"):
+            langsam_backend.detect([image], ["a cat."], cancel=token)
+    finally:
+        handle.remove()
+    assert calls == []  # stopped before the first Swin layer ran
+    assert len(langsam_backend.detect([image], ["a cat."])) == 1  # an uncancelled call still works
 
 
 def test_empty_text_is_rejected(langsam_backend):

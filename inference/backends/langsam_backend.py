@@ -34,6 +34,9 @@ DEFAULT_GDINO_MODEL = "grounding-dino-tiny"
 # tens of MB each at the peak): those agree with one call within float rounding only.
 SAM_BOX_BATCH = 32
 PIXEL_CACHE_BYTES = 200_000_000
+# Grounding DINO modules (transformers) before which a cancelled request stops
+GDINO_CANCEL_POINTS = frozenset({"SwinLayer", "BertLayer", "GroundingDinoEncoderLayer",
+                                 "GroundingDinoDecoderLayer"})
 
 
 def select_indices(dets: Detections, *, width: int, height: int, clip: bool = True,
@@ -106,6 +109,17 @@ class LangSamBackend(Sam2Backend):
         super().load()
         self.gdino = GroundingDino(directory=folder, processor_directory=self.gdino_processor_path,
                                    device=self.device)
+        self._install_gdino_cancel_hooks()
+
+    def _install_gdino_cancel_hooks(self) -> None:
+        """Check the cancel token before each backbone, text, encoder and decoder layer, so a
+        superseded text prompt (or closing the app) stops a forward of several seconds promptly."""
+        def hook(_module, _inputs):
+            check(self._cancel)
+
+        for module in self.gdino.model.modules():
+            if type(module).__name__ in GDINO_CANCEL_POINTS:
+                self._hooks.append(module.register_forward_pre_hook(hook))
 
     def unload(self) -> None:
         self.gdino = None
@@ -120,7 +134,8 @@ class LangSamBackend(Sam2Backend):
 
     # -- text ------------------------------------------------------------------------------
     def detect(self, images: list[np.ndarray], texts: list[str], *, keys: list[str] | None = None,
-               box_threshold: float = 0.3, text_threshold: float = 0.25) -> list[Detections]:
+               box_threshold: float = 0.3, text_threshold: float = 0.25,
+               cancel: CancelToken | None = None) -> list[Detections]:
         """Raw Grounding DINO detections (Lang-SAM semantics: no clipping, NMS or cap).
 
         Several images go through one batched forward (as Lang-SAM does); a single image reuses
@@ -137,9 +152,13 @@ class LangSamBackend(Sam2Backend):
                 pixel_inputs = self.gdino.preprocess_images(images)
                 nbytes = sum(t.numel() * t.element_size() for t in pixel_inputs.values())
                 self.pixel_inputs.put(key, pixel_inputs, nbytes=nbytes)
-        with inference_context(self.device):
-            return self.gdino.detect(images, texts, box_threshold=box_threshold,
-                                     text_threshold=text_threshold, pixel_inputs=pixel_inputs)
+        self._cancel = cancel
+        try:
+            with inference_context(self.device):
+                return self.gdino.detect(images, texts, box_threshold=box_threshold,
+                                         text_threshold=text_threshold, pixel_inputs=pixel_inputs)
+        finally:
+            self._cancel = None
 
     def masks_for_boxes(self, entry: ImageEmbedding, boxes: np.ndarray, *, cancel: CancelToken | None = None
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -171,7 +190,7 @@ class LangSamBackend(Sam2Backend):
         start = time.perf_counter()
         text = normalise_text(prompt.text)
         raw = self.detect([image], [text], keys=[key], box_threshold=prompt.box_threshold,
-                          text_threshold=prompt.text_threshold)[0]
+                          text_threshold=prompt.text_threshold, cancel=cancel)[0]
         detected = time.perf_counter()
         check(cancel)
         index, clipped = select_indices(raw, width=width, height=height, clip=True, nms_iou=prompt.nms_iou,
