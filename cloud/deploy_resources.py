@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from cloud.aws_errors import DeployError
 from cloud.deploy_spec import TAG_KEY, DeploySpec, derived_name
-from cloud.diagnosis import diagnose_exception
+from cloud.diagnosis import deploy_error, diagnose_exception
 
 Say = Callable[[str], None]
 BUSY = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed"}
@@ -32,11 +32,6 @@ def is_not_found(err: BaseException) -> bool:
     error = response.get("Error", {})
     return error.get("Code") in {"ValidationException", "ResourceNotFound"} and \
         "could not find" in str(error.get("Message", "")).lower()
-
-
-def _fail(action: str, err: BaseException) -> DeployError:
-    d = diagnose_exception(err)
-    return DeployError(f"{action} failed: {d.mode.message}", fix=d.mode.fix, code=d.code, detail=d.detail)
 
 
 def describe_or_none(call: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any] | None:
@@ -81,7 +76,7 @@ def ensure_model(sm: Any, spec: DeploySpec, ledger: Ledger) -> bool:
         sm.create_model(ModelName=spec.model_name, PrimaryContainer=spec.container(),
                         ExecutionRoleArn=spec.role_arn, Tags=_tags(spec))
     except Exception as err:  # noqa: BLE001
-        raise _fail(f"Creating the model {spec.model_name}", err) from None
+        raise deploy_error(f"Creating the model {spec.model_name}", err) from None
     ledger.add("model", spec.model_name)
     return True
 
@@ -96,7 +91,7 @@ def ensure_endpoint_config(sm: Any, spec: DeploySpec, ledger: Ledger) -> bool:
     try:
         sm.create_endpoint_config(**kwargs)
     except Exception as err:  # noqa: BLE001
-        raise _fail(f"Creating the endpoint config {spec.endpoint_config_name}", err) from None
+        raise deploy_error(f"Creating the endpoint config {spec.endpoint_config_name}", err) from None
     ledger.add("endpoint-config", spec.endpoint_config_name)
     return True
 
@@ -145,7 +140,7 @@ def ensure_endpoint(sm: Any, spec: DeploySpec, ledger: Ledger, *, say: Say = _qu
     except DeployError:
         raise
     except Exception as err:  # noqa: BLE001
-        raise _fail(f"Creating or updating the endpoint {name}", err) from None
+        raise deploy_error(f"Creating or updating the endpoint {name}", err) from None
 
 
 def apply(sm: Any, spec: DeploySpec, ledger: Ledger, *, say: Say = _quiet, poll: float = 10.0) -> Applied:
@@ -245,7 +240,7 @@ def teardown(sm: Any, deployment: str, *, autoscaling: Any | None = None, s3: An
     except DeployError:
         raise
     except Exception as err:  # noqa: BLE001
-        raise _fail(f"Deleting deployment {deployment}", err) from None
+        raise deploy_error(f"Deleting deployment {deployment}", err) from None
     return Teardown(deleted=tuple(deleted), model_data=tuple(sorted(set(data))))
 
 

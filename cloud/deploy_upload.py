@@ -88,7 +88,7 @@ def upload_model(
 ) -> UploadResult:
     """Upload ``archive`` unless the same bytes are already at its content-addressed key."""
     from cloud.aws_errors import DeployError
-    from cloud.diagnosis import diagnose_exception
+    from cloud.diagnosis import deploy_error
 
     archive = Path(archive)
     if not archive.is_file():
@@ -114,9 +114,7 @@ def upload_model(
     except DeployError:
         raise
     except Exception as err:  # noqa: BLE001
-        d = diagnose_exception(err)
-        raise DeployError(f"Uploading the model to s3://{bucket}/{key} failed: {d.mode.message}",
-                          fix=d.mode.fix, code=d.code, detail=d.detail) from None
+        raise deploy_error(f"Uploading the model to s3://{bucket}/{key}", err) from None
     return UploadResult(bucket=bucket, key=key, size=size, sha256=digest, uploaded=True,
                         seconds=time.monotonic() - started)
 
@@ -140,8 +138,7 @@ def upload_model_dir(
 ) -> UploadResult:
     """Upload an unpacked package directory as an S3 prefix (ModelDataSource, no compression:
     SageMaker copies the files instead of extracting a tarball). ``key`` ends with ``/``."""
-    from cloud.aws_errors import DeployError
-    from cloud.diagnosis import diagnose_exception
+    from cloud.diagnosis import deploy_error
 
     files = dir_files(Path(root))
     total = sum(p.stat().st_size for _, p in files)
@@ -160,9 +157,7 @@ def upload_model_dir(
         elif progress is not None:
             progress(total, total)
     except Exception as err:  # noqa: BLE001
-        d = diagnose_exception(err)
-        raise DeployError(f"Uploading the model to s3://{bucket}/{base} failed: {d.mode.message}",
-                          fix=d.mode.fix, code=d.code, detail=d.detail) from None
+        raise deploy_error(f"Uploading the model to s3://{bucket}/{base}", err) from None
     return UploadResult(bucket=bucket, key=base, size=total, sha256=digest, uploaded=uploaded,
                         seconds=time.monotonic() - started)
 

@@ -18,7 +18,6 @@ from cloud.logs import LogLine, LogTail, TailState
 
 Say = Callable[[str], None]
 OnLog = Callable[[LogLine], None]
-TRANSITIONAL = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
 # Failures in the log that no amount of waiting fixes.
 FATAL_LOG_CODES = {"module-not-found", "requirements-failed", "bad-archive", "torch-pinned"}
 RETRYABLE_INVOKE = {"model-error", "invocation-timeout", "worker-timeout", "client-read-timeout",

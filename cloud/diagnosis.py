@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cloud.aws_errors import DeployError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -367,3 +370,11 @@ def failure_table_markdown() -> str:
 
 if __name__ == "__main__":  # pragma: no cover - a documentation generator
     print(failure_table_markdown(), end="")
+
+
+def deploy_error(action: str, err: BaseException) -> "DeployError":
+    """A :class:`~cloud.aws_errors.DeployError` saying that ``action`` failed, why, and the fix."""
+    from cloud.aws_errors import DeployError
+
+    d = diagnose_exception(err)
+    return DeployError(f"{action} failed: {d.mode.message}", fix=d.mode.fix, code=d.code, detail=d.detail)

@@ -38,7 +38,6 @@ class MainWindow(QMainWindow):
         self.project = None  # desktop_app.annotation.project.ProjectFolder
         self.current_name: str | None = None
         self._loading_name: str | None = None
-        self._closing = False
         self._dialogs: dict[str, QWidget] = {}
 
         self.canvas = ImageCanvas()

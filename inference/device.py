@@ -6,7 +6,6 @@ torch is imported lazily so that the GUI starts without paying for it.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -91,10 +90,3 @@ def inference_context(device: str, *, cuda_bf16: bool = True) -> Iterator[None]:
             if cuda_bf16 and torch.cuda.is_bf16_supported():
                 stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
         yield
-
-
-def env_flag(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}

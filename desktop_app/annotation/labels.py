@@ -117,12 +117,6 @@ class LabelSet:
     def get(self, name: str) -> Label:
         return self._labels[self.index_of(name)]
 
-    def color_of(self, name: str) -> str:
-        """The label's colour; an unknown name gets the palette colour it would get if added."""
-        if name in self:
-            return self.get(name).color
-        return self._next_color()
-
     # -- edits -----------------------------------------------------------------------------
     def add(self, name: str, *, color: str | tuple[int, int, int] | None = None) -> Label:
         """Append a label (returns the existing one if the name is already there)."""

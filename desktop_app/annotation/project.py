@@ -136,9 +136,6 @@ class ProjectFolder:
             return path
         return save_document(doc, path)
 
-    def has_annotations(self, image_name: str) -> bool:
-        return self.annotation_path(image_name).is_file()
-
     # -- summaries -------------------------------------------------------------------------
     def summary(self, image_name: str) -> ImageSummary:
         """Status and object count, re-read only when the file changed (size + mtime)."""

@@ -31,4 +31,3 @@ TOOL_TITLES: dict[Tool, str] = {
     Tool.POINT: "Points", Tool.BOX: "Box", Tool.POLYGON: "Polygon", Tool.BRUSH: "Brush",
     Tool.ERASER: "Eraser", Tool.SELECT: "Select / pan",
 }
-PROMPT_TOOLS = frozenset({Tool.POINT, Tool.BOX})

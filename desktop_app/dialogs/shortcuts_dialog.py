@@ -92,7 +92,3 @@ class ShortcutsDialog(QDialog):
         for r, row in enumerate(self.rows):
             hay = f"{row.group} {row.action} {row.keys} {row.tip}".lower()
             self.table.setRowHidden(r, bool(needle) and needle not in hay)
-
-    def listed_actions(self) -> list[str]:
-        return [row.action for row in self.rows]
-

@@ -47,10 +47,6 @@ FORMATS: dict[str, ExportFormat] = {
 EXPORTERS: dict[str, Exporter] = {name: fmt.export for name, fmt in FORMATS.items()}
 
 
-def format_names() -> list[str]:
-    return list(FORMATS)
-
-
 def get_exporter(name: str) -> Exporter:
     try:
         return EXPORTERS[name]

@@ -50,13 +50,6 @@ class ModelSpec:
         return self.files[0].name if self.layout == "file" else self.id
 
     @property
-    def main_file(self) -> RemoteFile:
-        """The checkpoint file itself (the weights for a directory model)."""
-        if self.layout == "file":
-            return self.files[0]
-        return next(f for f in self.files if f.name.endswith(".safetensors"))
-
-    @property
     def sources(self) -> tuple[str, ...]:
         """Human-readable places the model comes from, in the order they are tried."""
         hub = f"https://huggingface.co/{self.hub_repo}"
