@@ -101,8 +101,8 @@ def run(*, out_json: str | os.PathLike | None = None) -> dict:
         Image.fromarray(_image(i)).save(path)
         paths.append(str(path))
 
-    from desktop_app.canvas import ImageCanvas
-    from desktop_app.controller import AnnotationController
+    from desktop_app.gui.canvas import ImageCanvas
+    from desktop_app.gui.controller import AnnotationController
     from inference.backends import create_backend
     from inference.prompts import Point, Prompt
 

@@ -71,7 +71,7 @@ class _Server:
 
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-c", "import sys; from desktop_app.cli import main; sys.exit(main(sys.argv[1:]))",
+        cmd = [sys.executable, "-c", "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
                "serve", "--port", str(self.port), "--log-level", "warning", *args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout

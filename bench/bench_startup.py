@@ -30,7 +30,7 @@ APP_PROBE = r"""
 import sys
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
-from desktop_app.app import create_window
+from desktop_app.gui.app import create_window
 window = create_window(sys.argv[1:])
 window.show()
 app.processEvents()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cloud.aws_errors import DeployError
+    from cloud.aws.errors import DeployError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -373,8 +373,8 @@ if __name__ == "__main__":  # pragma: no cover - a documentation generator
 
 
 def deploy_error(action: str, err: BaseException) -> "DeployError":
-    """A :class:`~cloud.aws_errors.DeployError` saying that ``action`` failed, why, and the fix."""
-    from cloud.aws_errors import DeployError
+    """A :class:`~cloud.aws.errors.DeployError` saying that ``action`` failed, why, and the fix."""
+    from cloud.aws.errors import DeployError
 
     d = diagnose_exception(err)
     return DeployError(f"{action} failed: {d.mode.message}", fix=d.mode.fix, code=d.code, detail=d.detail)

@@ -1,10 +1,21 @@
-"""Errors the inference layer raises. Each carries a message meant for a person, not a traceback."""
+"""The application's one error base, and the errors the inference layer raises.
+
+:class:`StudioError` is the base of every error a person can cause or fix (a bad file, a missing
+model, a wrong credential, a failed deploy). ``str(err)`` is a complete sentence for that person;
+code that faces a person (GUI, CLI, server) shows it as a message, never as a crash or traceback.
+Anything that is not a ``StudioError`` is a bug. It lives here, in the lowest layer, because
+``inference/`` may import neither ``cloud/`` nor ``desktop_app/``, and both of those derive from it.
+"""
 
 from __future__ import annotations
 
 
-class InferenceError(Exception):
-    """Base class: ``str(err)`` is a complete, user-facing explanation."""
+class StudioError(Exception):
+    """Base of every user-facing error in the application: ``str(err)`` says what and what to do."""
+
+
+class InferenceError(StudioError):
+    """A model, prompt, image or weights problem: ``str(err)`` is a complete, user-facing explanation."""
 
 
 class PromptError(InferenceError, ValueError):

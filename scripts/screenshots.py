@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([sys.argv[0]])
-    from desktop_app.app import create_window
-    from desktop_app.settings import AppSettings
+    from desktop_app.gui.app import create_window
+    from desktop_app.gui.settings import AppSettings
 
     settings = AppSettings()
     settings.backend = "classic"

@@ -118,7 +118,7 @@ def make_window(qtbot):
     windows = []
 
     def make(argv=()):
-        from desktop_app.app import create_window
+        from desktop_app.gui.app import create_window
 
         window = create_window(list(argv))
         qtbot.addWidget(window)

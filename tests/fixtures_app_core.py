@@ -47,8 +47,8 @@ def scene_path(tmp_path):
 @pytest.fixture
 def core_app(qtbot):
     """(canvas, controller) in a shown 640x480 canvas, torn down with the worker threads."""
-    from desktop_app.canvas import ImageCanvas
-    from desktop_app.controller import AnnotationController
+    from desktop_app.gui.canvas import ImageCanvas
+    from desktop_app.gui.controller import AnnotationController
 
     canvas = ImageCanvas()
     qtbot.addWidget(canvas)

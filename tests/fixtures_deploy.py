@@ -1,6 +1,6 @@
 """Deploy/client fixtures: one moto server per session (S3, SageMaker control plane, Logs, IAM, STS).
 
-``moto_clients`` resets moto's state and returns :class:`cloud.aws_env.AwsClients` pointed at it,
+``moto_clients`` resets moto's state and returns :class:`cloud.aws.env.AwsClients` pointed at it,
 with a bucket and a SageMaker execution role already created. Moto is never used for inference.
 """
 
@@ -31,7 +31,7 @@ def moto_url():
 
 @pytest.fixture()
 def moto_clients(moto_url, monkeypatch):
-    from cloud.aws_env import AwsClients, AwsSettings
+    from cloud.aws.env import AwsClients, AwsSettings
 
     urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10).read()
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from desktop_app.annotation.document import AnnotationObject, ImageDocument, ImageStatus
-from desktop_app.annotation.labels import LabelSet
+from desktop_app.core.annotation.document import AnnotationObject, ImageDocument, ImageStatus
+from desktop_app.core.annotation.labels import LabelSet
 
 
 @dataclass

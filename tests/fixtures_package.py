@@ -41,8 +41,8 @@ def _skip_or_fail(reason: str) -> None:
 def build_test_package(package_cache_dir):
     """``build_test_package(output=..., backend=..., **kw)``: build_package with the shared cache;
     skips the test when wheels are missing and the package index cannot be reached."""
-    from cloud.package_errors import PackageIndexUnreachable
-    from cloud.packaging import build_package
+    from cloud.packaging.errors import PackageIndexUnreachable
+    from cloud.packaging.build import build_package
 
     def build(**kwargs):
         kwargs.setdefault("cache_dir", package_cache_dir)
@@ -58,7 +58,7 @@ def build_test_package(package_cache_dir):
 @pytest.fixture(scope="session")
 def local_classic_package(build_test_package, tmp_path_factory) -> Path:
     """A classic-backend package directory with wheels for this interpreter (built once)."""
-    from cloud.package_wheels import TargetPython
+    from cloud.packaging.wheels import TargetPython
 
     out = tmp_path_factory.mktemp("pkg") / "classic-local"
     return build_test_package(output=out, backend="classic", target=TargetPython.local()).path
@@ -67,8 +67,8 @@ def local_classic_package(build_test_package, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def dlc_venv():
     """The DLC serving environment (TorchServe 0.12.0 + toolkit 2.0.25), created once per machine."""
-    from cloud.local_dlc_venv import ensure_dlc_venv
-    from cloud.package_errors import LocalDlcError
+    from cloud.dry_run.venv import ensure_dlc_venv
+    from cloud.packaging.errors import LocalDlcError
 
     try:
         return ensure_dlc_venv(parent=package_test_cache() / "dlc-venv", log=lambda _m: None)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from desktop_app.annotation.document import AnnotationObject, ImageDocument, ImageStatus
-from desktop_app.annotation.labels import DEFAULT_PALETTE, LabelError, LabelSet, ProjectFileError
-from desktop_app.annotation.project import ProjectFolder, image_size, natural_sorted
-from desktop_app.annotation.storage import DocumentFileError
+from desktop_app.core.annotation.document import AnnotationObject, ImageDocument, ImageStatus
+from desktop_app.core.annotation.labels import DEFAULT_PALETTE, LabelError, LabelSet, ProjectFileError
+from desktop_app.core.annotation.project import ProjectFolder, image_size, natural_sorted
+from desktop_app.core.annotation.storage import DocumentFileError
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -158,7 +158,7 @@ def test_summaries_of_thousands_of_images_are_fast(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(20):
         doc.add(AnnotationObject(label=f"l{i % 3}", mask=rng.random((300, 400)) < 0.5))
-    from desktop_app.annotation.storage import document_to_bytes
+    from desktop_app.core.annotation.storage import document_to_bytes
 
     payload = document_to_bytes(doc)  # ~20 noisy masks: a large file
     assert len(payload) > 200_000

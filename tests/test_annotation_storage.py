@@ -9,10 +9,10 @@ import os
 import numpy as np
 import pytest
 
-from desktop_app.annotation import atomic
-from desktop_app.annotation.atomic import SaveError, write_bytes_atomic
-from desktop_app.annotation.document import AnnotationObject, ImageDocument, ImageStatus
-from desktop_app.annotation.storage import (
+from desktop_app.core.annotation import atomic
+from desktop_app.core.annotation.atomic import SaveError, write_bytes_atomic
+from desktop_app.core.annotation.document import AnnotationObject, ImageDocument, ImageStatus
+from desktop_app.core.annotation.storage import (
     DocumentFileError,
     FutureVersionError,
     load_document,

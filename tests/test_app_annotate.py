@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from fixtures_app import click_image, drag_image, iou, key, wait_backend, wait_image
 
-from desktop_app.annotation.document import ImageStatus
-from desktop_app.annotation.project import ProjectFolder
+from desktop_app.core.annotation.document import ImageStatus
+from desktop_app.core.annotation.project import ProjectFolder
 
 
 def _accept_candidate(qtbot, window) -> list[str]:
@@ -116,7 +116,7 @@ def test_annotate_navigate_restart(qtbot, make_window, synthetic_folder):
 
 
 def test_review_filter_walks_only_review_images(qtbot, make_window, synthetic_folder):
-    from desktop_app.annotation.document import AnnotationObject
+    from desktop_app.core.annotation.document import AnnotationObject
 
     project = ProjectFolder(synthetic_folder.folder)
     doc = project.load("img10.png")

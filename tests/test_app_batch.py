@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from fixtures_app import key, wait_backend, wait_image
 
-from desktop_app.annotation.document import AnnotationObject, ImageStatus
-from desktop_app.annotation.project import ProjectFolder
+from desktop_app.core.annotation.document import AnnotationObject, ImageStatus
+from desktop_app.core.annotation.project import ProjectFolder
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def local_tiny_models(tiny_sam2_checkpoint, tiny_gdino_dir):
 
 def test_batch_marks_results_for_review(qtbot, make_window, synthetic_folder, local_tiny_models,
                                         langsam_backend):
-    from desktop_app.settings import AppSettings
+    from desktop_app.gui.settings import AppSettings
     from inference.images import load_image
     from inference.prompts import Prompt
 

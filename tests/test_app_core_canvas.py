@@ -12,8 +12,8 @@ from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from fixtures_app_core import drag, open_image, screen_point
-from desktop_app.annotation.document import AnnotationObject, ImageDocument
-from desktop_app.canvas.image_canvas import CandidateOverlay
+from desktop_app.core.annotation.document import AnnotationObject, ImageDocument
+from desktop_app.gui.canvas.image_canvas import CandidateOverlay
 from inference.prompts import Box, Point
 
 pytest.importorskip("pytestqt")
@@ -56,7 +56,7 @@ def test_big_image_opens_zooms_and_pans_smoothly(qtbot, core_app, big_image_path
     # one big object (full-resolution mask) selected, drawn in tiles
     mask = np.zeros((BIG_H, BIG_W), dtype=bool)
     mask[2000:4000, 3000:6000] = True
-    from desktop_app.commands import AddObjectsCommand
+    from desktop_app.gui.commands import AddObjectsCommand
 
     controller.history.push(AddObjectsCommand(controller.history, objects=[AnnotationObject(label="red", mask=mask)]))
     fit_scale = canvas.scale

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from fixtures_app_core import drag, iou, open_image, scene_objects, screen_point
-from desktop_app.canvas import Tool
+from desktop_app.gui.canvas import Tool
 
 pytest.importorskip("pytestqt")
 
@@ -173,7 +173,7 @@ def test_polygon_merge_subtract_hide_label_delete(qtbot, classic):
 
 
 def test_undo_history_is_memory_bounded(qtbot, classic):
-    from desktop_app.commands import ReplaceMaskCommand
+    from desktop_app.gui.commands import ReplaceMaskCommand
 
     canvas, controller = classic
     history = controller.history
@@ -219,8 +219,8 @@ def test_gui_thread_never_imports_torch():
         "os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
         "from PySide6.QtWidgets import QApplication\n"
         "app = QApplication([])\n"
-        "from desktop_app.canvas import ImageCanvas\n"
-        "from desktop_app.controller import AnnotationController\n"
+        "from desktop_app.gui.canvas import ImageCanvas\n"
+        "from desktop_app.gui.controller import AnnotationController\n"
         "c = AnnotationController(canvas=ImageCanvas())\n"
         "infos = []\n"
         "c.backend_changed.connect(infos.append)\n"

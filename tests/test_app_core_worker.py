@@ -13,7 +13,7 @@ from fixtures_models import make_test_image
 
 pytest.importorskip("pytestqt")
 
-from desktop_app.worker import ImageRef, InferenceWorker  # noqa: E402
+from desktop_app.gui.worker import ImageRef, InferenceWorker  # noqa: E402
 from inference.prompts import Point, Prompt  # noqa: E402
 
 STALL_LIMIT_S = 0.25
@@ -208,7 +208,7 @@ def slow_classic_backend():
 def test_prompt_sent_while_loading_waits_and_runs(qtbot, slow_classic_backend):
     """Never refuse a prompt while the backend loads: it waits, the latest one wins and is answered."""
     from fixtures_app_core import scene_image
-    from desktop_app.worker import WAITING_FOR_BACKEND
+    from desktop_app.gui.worker import WAITING_FOR_BACKEND
 
     worker = InferenceWorker()
     answers, failures, statuses, loaded = [], [], [], []

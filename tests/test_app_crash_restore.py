@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop_app.annotation.project import ProjectFolder
+from desktop_app.core.annotation.project import ProjectFolder
 from inference.masks import rle_to_mask
 
 CHILD = r"""
@@ -29,7 +29,7 @@ from PySide6.QtWidgets import QApplication
 from inference.masks import mask_to_rle
 
 app = QApplication([])
-from desktop_app.app import create_window
+from desktop_app.gui.app import create_window
 
 window = create_window([sys.argv[1]])
 window.show()
@@ -88,7 +88,7 @@ def test_kill_minus_nine_loses_at_most_the_last_edit(synthetic_folder, tmp_path,
     folder = synthetic_folder.folder
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LANGSAM_STUDIO_HOME=str(tmp_path / "home"))
     # a label set with "red" second, so that digit 2 means red
-    from desktop_app.annotation.labels import LabelSet
+    from desktop_app.core.annotation.labels import LabelSet
 
     ProjectFolder(folder).save_labels(LabelSet(["object", "red"]))
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(folder)], env=env, cwd=Path(__file__).parent.parent,

@@ -105,7 +105,7 @@ def registered_test_model(file_server):
 
 
 def test_models_dialog_download_cancel_resume(qtbot, file_server, registered_test_model):
-    from desktop_app.dialogs.models_dialog import ModelsDialog
+    from desktop_app.gui.dialogs.models_dialog import ModelsDialog
     from inference.weights import WeightsStore
 
     spec, data = registered_test_model
@@ -141,8 +141,8 @@ def test_models_dialog_download_cancel_resume(qtbot, file_server, registered_tes
 
 
 def test_first_start_opens_the_sample_outside_the_package(qtbot, make_window):
-    from desktop_app.app import SAMPLE_IMAGE
-    from desktop_app.settings import AppSettings, settings_dir
+    from desktop_app.gui.app import SAMPLE_IMAGE
+    from desktop_app.gui.settings import AppSettings, settings_dir
 
     window = make_window([])
     wait_image(qtbot, window, SAMPLE_IMAGE.name)
@@ -161,7 +161,7 @@ import json, sys, time
 t0, c0 = time.perf_counter(), time.process_time()
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
-from desktop_app.app import create_window
+from desktop_app.gui.app import create_window
 window = create_window(sys.argv[1:])
 window.show()
 app.processEvents()

@@ -10,8 +10,8 @@ import numpy as np
 from fixtures_app import click_image, key, wait_backend, wait_image
 from PIL import Image, ImageDraw
 
-from desktop_app.annotation.document import AnnotationObject, ImageStatus
-from desktop_app.annotation.project import ProjectFolder
+from desktop_app.core.annotation.document import AnnotationObject, ImageStatus
+from desktop_app.core.annotation.project import ProjectFolder
 
 
 def _run_export(qtbot, dialog, fmt: str, scope: str = "folder") -> list[Path]:

@@ -30,7 +30,7 @@ def slow_backend_name():
 
 
 def test_click_while_loading_runs_when_ready(qtbot, make_window, synthetic_folder, slow_backend_name):
-    from desktop_app.worker import WAITING_FOR_BACKEND
+    from desktop_app.gui.worker import WAITING_FOR_BACKEND
 
     window = make_window([str(synthetic_folder.folder)])
     wait_image(qtbot, window, "img1.png")

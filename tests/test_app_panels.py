@@ -8,9 +8,9 @@ from fixtures_app import key, wait_backend, wait_image
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QInputDialog
 
-from desktop_app.annotation.document import AnnotationObject
-from desktop_app.annotation.labels import LabelSet
-from desktop_app.annotation.project import ProjectFolder
+from desktop_app.core.annotation.document import AnnotationObject
+from desktop_app.core.annotation.labels import LabelSet
+from desktop_app.core.annotation.project import ProjectFolder
 
 
 def _seed(folder, truth):

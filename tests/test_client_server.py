@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from cloud.aws_errors import EndpointInvocationError, PayloadTooLargeError
-from cloud.endpoint_client import REALTIME_LIMIT_BYTES, EndpointClient, runtime_config
+from cloud.aws.errors import EndpointInvocationError, PayloadTooLargeError
+from cloud.endpoint.client import REALTIME_LIMIT_BYTES, EndpointClient, runtime_config
 from fixtures_deploy import MOTO_BUCKET
 from fixtures_server import classic_factory, encode_image, run_server, scene_image
 

@@ -7,8 +7,8 @@ import io
 import pytest
 from botocore.response import StreamingBody
 
-from cloud.aws_errors import EndpointInvocationError
-from cloud.endpoint_client import EndpointClient, runtime_config
+from cloud.aws.errors import EndpointInvocationError
+from cloud.endpoint.client import EndpointClient, runtime_config
 from test_deploy_preflight import stubbed
 
 LOG_ARN = "arn:aws:logs:us-east-1:1:log-group:/aws/sagemaker/Endpoints/ep:log-stream:AllTraffic/i-0abc"
@@ -39,7 +39,7 @@ def test_model_error_carries_status_message_and_log_stream():
     assert (err.original_status, err.original_message, err.log_stream_arn) == (500, original, LOG_ARN)
     assert "CUDA out of memory" in str(err) and LOG_ARN in str(err) and err.code == "model-error"
 
-    from cloud.logs import stream_from_arn
+    from cloud.aws.logs import stream_from_arn
 
     assert stream_from_arn(LOG_ARN) == ("/aws/sagemaker/Endpoints/ep", "AllTraffic/i-0abc")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.aws_env import AwsSettings, describe_credentials, make_session, redact, resolve_settings
+from cloud.aws.env import AwsSettings, describe_credentials, make_session, redact, resolve_settings
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"
@@ -33,7 +33,7 @@ def test_dotenv_supplies_the_old_names_without_overriding_the_environment(tmp_pa
 
 
 def test_default_dotenv_is_the_current_folder_and_a_missing_given_file_is_an_error(tmp_path, monkeypatch):
-    from cloud.aws_errors import DeployError
+    from cloud.aws.errors import DeployError
 
     monkeypatch.chdir(tmp_path)
     assert resolve_settings(environ={}).region is None
@@ -57,7 +57,7 @@ def test_secrets_are_never_in_reprs_descriptions_or_redacted_text(tmp_path):
 
 
 def test_cli_does_not_print_secrets(tmp_path, moto_url, capsys, monkeypatch):
-    from desktop_app.cli import main
+    from desktop_app.cli.main import main
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
@@ -73,9 +73,9 @@ def test_cli_does_not_print_secrets(tmp_path, moto_url, capsys, monkeypatch):
 def test_package_actions_explain_when_the_package_module_is_missing(monkeypatch, capsys):
     import sys
 
-    from desktop_app.cli import main
+    from desktop_app.cli.main import main
 
-    monkeypatch.setitem(sys.modules, "cloud.package_command", None)  # import raises ImportError
+    monkeypatch.setitem(sys.modules, "desktop_app.cli.deploy_package_command", None)  # import raises ImportError
     assert main(["deploy", "package"]) == 2
     assert "not available" in capsys.readouterr().err
 
@@ -88,8 +88,8 @@ def test_settings_are_frozen():
 def test_measured_load_comes_from_a_number_or_a_test_local_report(tmp_path):
     import json
 
-    from cloud.aws_errors import DeployError
-    from cloud.deploy_command import _measured
+    from cloud.aws.errors import DeployError
+    from desktop_app.cli.deploy_command import _measured
 
     assert _measured("95") == (95.0, None) and _measured(None) == (None, None)
     report = tmp_path / "local.json"
@@ -100,8 +100,8 @@ def test_measured_load_comes_from_a_number_or_a_test_local_report(tmp_path):
 
 
 def test_preflight_without_a_region_stops_before_any_call(monkeypatch, tmp_path):
-    from cloud.aws_env import AwsClients
-    from cloud.preflight import Level, run_preflight
+    from cloud.aws.env import AwsClients
+    from cloud.deploy.preflight import Level, run_preflight
 
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     monkeypatch.delenv("AWS_REGION", raising=False)
@@ -113,7 +113,7 @@ def test_preflight_without_a_region_stops_before_any_call(monkeypatch, tmp_path)
 
 
 def test_cli_invoke_against_a_local_server(classic_server, tmp_path, capsys, monkeypatch):
-    from desktop_app.cli import main
+    from desktop_app.cli.main import main
     from fixtures_server import encode_image, scene_image
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE0000000000")

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from botocore.stub import ANY
 
-from cloud.aws_errors import DeployError
-from cloud.deploy_resources import Ledger, apply, rollback
-from cloud.deploy_spec import DeploySpec, size_timeouts
-from cloud.deploy_wait import smoke_test, wait_for_endpoint
-from cloud.endpoint_client import EndpointClient
-from cloud.logs import LogTail
+from cloud.aws.errors import DeployError
+from cloud.deploy.resources import Ledger, apply, rollback
+from cloud.deploy.spec import DeploySpec, size_timeouts
+from cloud.deploy.wait import smoke_test, wait_for_endpoint
+from cloud.endpoint.client import EndpointClient
+from cloud.aws.logs import LogTail
 from test_deploy_preflight import stubbed
 
 ROLE = "arn:aws:iam::111122223333:role/SageMakerRole"

@@ -33,14 +33,14 @@ def _archive(tmp_path, size: int = 1024, seed: int = 0):
 
 
 def _clients_with_runtime(moto_clients, url):
-    from cloud.aws_env import AwsClients
+    from cloud.aws.env import AwsClients
 
     settings = dataclasses.replace(moto_clients.settings, service_endpoints={"sagemaker-runtime": url})
     return AwsClients(settings)
 
 
 def test_multipart_upload_reports_progress_from_worker_threads_and_is_content_addressed(moto_clients, tmp_path):
-    from cloud.deploy_upload import MIB, file_sha256, transfer_config, upload_model
+    from cloud.deploy.upload import MIB, file_sha256, transfer_config, upload_model
 
     path = tmp_path / "model.tar.gz"
     path.write_bytes(os.urandom(11 * MIB))
@@ -68,7 +68,7 @@ def test_multipart_upload_reports_progress_from_worker_threads_and_is_content_ad
 
 
 def test_deploy_up_creates_everything_answers_reuses_and_tears_down(moto_clients, runtime_server, tmp_path):
-    from cloud.deploy import Reporter, UpOptions, deploy_down, deploy_up, endpoint_status, list_deployments
+    from cloud.deploy.flow import Reporter, UpOptions, deploy_down, deploy_up, endpoint_status, list_deployments
 
     clients = _clients_with_runtime(moto_clients, runtime_server.url)
     lines: list[str] = []
@@ -106,8 +106,8 @@ def test_deploy_up_creates_everything_answers_reuses_and_tears_down(moto_clients
 
 @pytest.mark.parametrize("keep", [False, True])
 def test_a_failed_smoke_test_rolls_back_what_this_run_created(moto_clients, tmp_path, keep):
-    from cloud.aws_errors import DeployError
-    from cloud.deploy import UpOptions, deploy_up
+    from cloud.aws.errors import DeployError
+    from cloud.deploy.flow import UpOptions, deploy_up
     from inference.server.config import ServerConfig
 
     token_config = ServerConfig(token="x" * 32)  # the runtime answers 403: not retryable
@@ -125,9 +125,9 @@ def test_a_failed_smoke_test_rolls_back_what_this_run_created(moto_clients, tmp_
 
 
 def test_preflight_failures_create_nothing(moto_clients, tmp_path):
-    from cloud.aws_env import AwsClients
-    from cloud.aws_errors import DeployError
-    from cloud.deploy import Reporter, UpOptions, deploy_up
+    from cloud.aws.env import AwsClients
+    from cloud.aws.errors import DeployError
+    from cloud.deploy.flow import Reporter, UpOptions, deploy_up
 
     bad = dataclasses.replace(moto_clients.settings, bucket="no-such-bucket-here")
     checks = []
@@ -142,7 +142,7 @@ def test_preflight_failures_create_nothing(moto_clients, tmp_path):
 
 
 def test_a_package_directory_is_uploaded_as_an_s3_prefix(moto_clients, tmp_path):
-    from cloud.deploy import UpOptions, deploy_down, deploy_up
+    from cloud.deploy.flow import UpOptions, deploy_down, deploy_up
 
     root = tmp_path / "pkg"
     (root / "code").mkdir(parents=True)
@@ -164,8 +164,8 @@ def test_a_package_directory_is_uploaded_as_an_s3_prefix(moto_clients, tmp_path)
 
 
 def test_async_deploy_with_autoscaling_registers_and_teardown_deregisters(moto_clients, tmp_path):
-    from cloud.deploy import UpOptions, deploy_down, deploy_up
-    from cloud.deploy_spec import Autoscaling
+    from cloud.deploy.flow import UpOptions, deploy_down, deploy_up
+    from cloud.deploy.spec import Autoscaling
 
     options = UpOptions(name="langsam-async", archive=_archive(tmp_path, seed=5), instance_type=MOTO_GPU,
                         verify_package=False, use_async=True, autoscaling=Autoscaling(min_instances=0, max_instances=2), smoke=False,
@@ -193,7 +193,7 @@ def test_async_deploy_with_autoscaling_registers_and_teardown_deregisters(moto_c
 
 
 def test_log_tail_reads_new_lines_once_and_reports_a_missing_group(moto_clients):
-    from cloud.logs import LogTail, TailState, log_group, recent_lines
+    from cloud.aws.logs import LogTail, TailState, log_group, recent_lines
 
     logs = moto_clients.client("logs")
     tail = LogTail(logs, "ep-logs")
@@ -214,8 +214,8 @@ def test_log_tail_reads_new_lines_once_and_reports_a_missing_group(moto_clients)
 
 
 def test_cli_status_logs_and_down_against_moto(moto_clients, moto_url, capsys, tmp_path):
-    from cloud.deploy import UpOptions, deploy_up
-    from desktop_app.cli import main
+    from cloud.deploy.flow import UpOptions, deploy_up
+    from desktop_app.cli.main import main
 
     deploy_up(moto_clients, UpOptions(name="langsam-cli", archive=_archive(tmp_path, seed=7), instance_type=MOTO_GPU,
                                       verify_package=False, smoke=False, poll_s=0.05))
@@ -232,8 +232,8 @@ def test_cli_status_logs_and_down_against_moto(moto_clients, moto_url, capsys, t
 
 
 def test_an_archive_already_in_s3_is_used_as_is(moto_clients):
-    from cloud.aws_errors import DeployError
-    from cloud.deploy import UpOptions, deploy_up
+    from cloud.aws.errors import DeployError
+    from cloud.deploy.flow import UpOptions, deploy_up
 
     s3 = moto_clients.client("s3")
     s3.put_object(Bucket=MOTO_BUCKET, Key="manual/model.tar.gz", Body=b"archive")
@@ -248,9 +248,9 @@ def test_an_archive_already_in_s3_is_used_as_is(moto_clients):
 
 
 def test_real_time_endpoints_cannot_scale_to_zero(moto_clients, tmp_path):
-    from cloud.aws_errors import DeployError
-    from cloud.deploy import UpOptions, deploy_up
-    from cloud.deploy_spec import Autoscaling
+    from cloud.aws.errors import DeployError
+    from cloud.deploy.flow import UpOptions, deploy_up
+    from cloud.deploy.spec import Autoscaling
 
     with pytest.raises(DeployError, match="cannot scale to zero"):
         deploy_up(moto_clients, UpOptions(name="rt", archive=_archive(tmp_path), instance_type=MOTO_GPU,

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from cloud.preflight import (Level, check_bucket, check_endpoint_name, check_environment, check_identity,
+from cloud.deploy.preflight import (Level, check_bucket, check_endpoint_name, check_environment, check_identity,
                              check_image, check_instance_type, check_pass_role, check_quota, check_role,
                              principal_arn, resolve_image)
 

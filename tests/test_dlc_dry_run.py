@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cloud.local_dlc import run_dry_run
-from cloud.package_command import default_request
+from cloud.dry_run.dlc import run_dry_run
+from desktop_app.cli.deploy_package_command import default_request
 
 pytestmark = [pytest.mark.dlc, pytest.mark.slow]
 
@@ -77,7 +77,7 @@ def test_classic_package_serves_in_the_dlc_stack(local_classic_package, dlc_venv
 
 
 def test_sam2_package_with_random_weights(build_test_package, dlc_venv, tmp_path):
-    from cloud.package_wheels import TargetPython
+    from cloud.packaging.wheels import TargetPython
     from inference.random_weights import write_random_sam2_checkpoint
 
     ckpt = write_random_sam2_checkpoint(tmp_path / "tiny.pt", model_id="sam2.1_hiera_tiny")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from desktop_app.formats.coco import export_coco, import_coco
-from desktop_app.formats.common import FormatError
+from desktop_app.core.formats.coco import export_coco, import_coco
+from desktop_app.core.formats.common import FormatError
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from desktop_app.annotation.document import AnnotationObject, ImageDocument
-from desktop_app.formats.common import FormatError
-from desktop_app.formats.labelme import export_labelme, import_labelme, object_shapes, shape_to_mask
+from desktop_app.core.annotation.document import AnnotationObject, ImageDocument
+from desktop_app.core.formats.common import FormatError
+from desktop_app.core.formats.labelme import export_labelme, import_labelme, object_shapes, shape_to_mask
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 

@@ -7,11 +7,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from desktop_app.annotation.document import AnnotationObject, ImageDocument
-from desktop_app.formats.common import FormatError
-from desktop_app.formats.png import export_png, import_png
-from desktop_app.formats.registry import EXPORTERS, FORMATS, get_exporter
-from desktop_app.formats.yolo import export_yolo, import_yolo
+from desktop_app.core.annotation.document import AnnotationObject, ImageDocument
+from desktop_app.core.formats.common import FormatError
+from desktop_app.core.formats.png import export_png, import_png
+from desktop_app.core.formats.registry import EXPORTERS, FORMATS, get_exporter
+from desktop_app.core.formats.yolo import export_yolo, import_yolo
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 

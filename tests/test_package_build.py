@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cloud.package_verify import verify_package
-from cloud.package_wheels import DLC_PY312, TargetPython, _missing_requirements
+from cloud.packaging.verify import verify_package
+from cloud.packaging.wheels import DLC_PY312, TargetPython, _missing_requirements
 
 
 def _requirement_names(text: str) -> list[str]:
@@ -137,7 +137,7 @@ def test_pip_resolution_failure_names_the_sdist_only_requirement():
 
 
 def test_refuses_torch_as_an_extra_requirement(build_test_package, tmp_path):
-    from cloud.package_errors import PackagingError
+    from cloud.packaging.errors import PackagingError
 
     with pytest.raises(PackagingError, match="torch"):
         build_test_package(output=tmp_path / "p", backend="classic", extra_requirements=["torch==2.6.0"])

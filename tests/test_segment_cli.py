@@ -12,8 +12,8 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from desktop_app import segment_command
-from desktop_app.cli import main
-from desktop_app.formats.registry import FORMATS
+from desktop_app.cli.main import main
+from desktop_app.core.formats.registry import FORMATS
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from desktop_app.cli import main
+from desktop_app.cli.main import main
 
 # each test loads a model and encodes one image on the CPU (~5 s alone, far more on a busy machine)
 pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),

@@ -26,7 +26,7 @@ def _free_port() -> int:
 
 def test_serve_command_runs_the_classic_backend_and_stops_on_sigterm(tmp_path):
     port = _free_port()
-    cmd = [sys.executable, "-c", "import sys; from desktop_app.cli import main; sys.exit(main(sys.argv[1:]))",
+    cmd = [sys.executable, "-c", "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
            "serve", "--backend", "classic", "--port", str(port), "--queue-size", "2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

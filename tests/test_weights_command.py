@@ -1,4 +1,4 @@
-"""``langsam-studio models ...`` through desktop_app.cli.main."""
+"""``langsam-studio models ...`` through desktop_app.cli.main.main."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from fixtures_weights import make_torch_like_checkpoint, write_file
 
-from desktop_app.cli import main
+from desktop_app.cli.main import main
 from inference.weights import WeightsStore, register_model, unregister_model
 from inference.weights.catalog import ModelSpec, RemoteFile
 

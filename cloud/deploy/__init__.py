@@ -1,0 +1,1 @@
+"""Deploy to SageMaker: spec, preflight, upload, resources, wait, teardown."""

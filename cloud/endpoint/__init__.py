@@ -1,0 +1,1 @@
+"""Calling a deployed endpoint (or our own server through the same contract)."""

@@ -1,0 +1,1 @@
+"""Model packages for SageMaker: build, bundled wheels, the handler shim, verification."""

@@ -1,8 +1,0 @@
-"""The image canvas: display pyramid, overlay tiles, tools. Draws; never runs a model."""
-
-from desktop_app.canvas.image_canvas import CandidateOverlay, CanvasActions, ImageCanvas
-from desktop_app.canvas.loading import DecodedImage, DecodedImageCache, ImageLoader, LoadedImage
-from desktop_app.canvas.tools import Tool
-
-__all__ = ["CandidateOverlay", "CanvasActions", "DecodedImage", "DecodedImageCache", "ImageCanvas",
-           "ImageLoader", "LoadedImage", "Tool"]

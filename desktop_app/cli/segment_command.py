@@ -1,0 +1,313 @@
+"""``langsam-studio segment``: run one prompt over images or folders and export the masks.
+
+Exit codes: 0 all images done; 1 some images skipped (unreadable, prompt outside the image,
+inference failed); 2 bad command line (bad syntax, no images, a prompt the backend cannot
+take); 3 the backend cannot run (weights missing, package or device unavailable); 4 the export
+could not be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+HELP = "segment images from the command line (text, points or a box) and export the masks"
+
+EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, EXIT_BACKEND, EXIT_OUTPUT = 0, 1, 2, 3, 4
+FORMAT_NAMES = ("coco", "labelme", "yolo", "png")  # = desktop_app.core.formats.registry, kept light here
+EPILOG = ("examples:\n"
+          "  langsam-studio segment photos/ --text \"car. person.\" --format coco --out export/\n"
+          "  langsam-studio segment a.jpg --point 120,80 --point 30,40,0 --format png --out masks/\n"
+          "  langsam-studio segment a.jpg b.jpg --box 10,10,200,150 --label box --format yolo --out ds/\n"
+          "\nexit codes: 0 done, 1 some images skipped, 2 bad arguments or no images,\n"
+          "            3 backend cannot run (e.g. weights missing), 4 export not written")
+
+
+# -- argument parsing ---------------------------------------------------------------------------
+def _numbers(text: str, what: str, counts: tuple[int, ...]) -> list[float]:
+    parts = [p.strip() for p in text.replace(" ", "").split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in counts or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"{what} {text!r}: expected {_shape(what)}")
+    return values
+
+
+def _shape(what: str) -> str:
+    return {"point": "x,y or x,y,1 (positive) or x,y,0 (negative), in pixels",
+            "box": "x0,y0,x1,y1 in pixels"}[what]
+
+
+def parse_point(text: str):
+    from inference.prompts import Point
+
+    values = _numbers(text, "point", (2, 3))
+    if len(values) == 3 and values[2] not in (0.0, 1.0):
+        raise argparse.ArgumentTypeError(f"point {text!r}: the third value must be 1 (positive) or 0 (negative)")
+    return Point(x=values[0], y=values[1], positive=len(values) == 2 or values[2] == 1.0)
+
+
+def parse_box(text: str):
+    from inference.prompts import Box
+
+    x0, y0, x1, y1 = _numbers(text, "box", (4,))
+    if x0 == x1 or y0 == y1:
+        raise argparse.ArgumentTypeError(f"box {text!r} has no area")
+    return Box.from_corners(x0, y0, x1, y1)
+
+
+def _unit(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDER",
+                        help="image files and/or folders of images (not searched recursively)")
+    prompt = parser.add_argument_group("prompt (give --text, or --point/--box, or both)")
+    prompt.add_argument("--text", help='what to find, e.g. "car. person." (needs the langsam backend)')
+    prompt.add_argument("--point", action="append", type=parse_point, default=[], metavar="X,Y[,1|0]",
+                        help="a click in pixels; ,0 marks background; repeat for several")
+    prompt.add_argument("--box", type=parse_box, metavar="X0,Y0,X1,Y1", help="a box in pixels")
+    prompt.add_argument("--label", default="object",
+                        help="label of point/box results (text results are labelled by phrase)")
+    prompt.add_argument("--box-threshold", type=_unit, default=None, help="detection score cut-off (0-1)")
+    prompt.add_argument("--text-threshold", type=_unit, default=None, help="phrase match cut-off (0-1)")
+    prompt.add_argument("--max-detections", type=_positive_int, default=None,
+                        help="at most this many objects per image for text prompts")
+    model = parser.add_argument_group("model")
+    model.add_argument("--backend", help="classic, sam2 or langsam (default: langsam for --text, "
+                                         "else the best one whose weights are installed)")
+    model.add_argument("--model", help="model id, e.g. sam2.1_hiera_small (see `langsam-studio models list`)")
+    model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    out = parser.add_argument_group("output")
+    out.add_argument("--format", required=True, choices=FORMAT_NAMES, help="export format")
+    out.add_argument("--out", required=True, metavar="DIR", help="folder to write the export into")
+    out.add_argument("--polygons", action="store_true", help="COCO: polygons instead of RLE masks")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+# -- running ------------------------------------------------------------------------------------
+def _err(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"langsam-studio segment: {message}", file=sys.stderr)
+
+
+def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """Image paths in the order given (folders listed naturally), and problems with inputs."""
+    from desktop_app.core.annotation.project import ProjectFolder
+
+    images: list[Path] = []
+    problems: list[str] = []
+    seen: set[Path] = set()
+    for raw in inputs:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found = [path / name for name in ProjectFolder(path).images()]
+            if not found:
+                problems.append(f"'{raw}' has no images")
+        elif path.is_file():
+            found = [path]
+        else:
+            problems.append(f"'{raw}' does not exist")
+            continue
+        for image in found:
+            key = image.resolve()
+            if key not in seen:
+                seen.add(key)
+                images.append(image)
+    return images, problems
+
+
+def default_backend(text: str | None) -> str:
+    if text is not None:
+        return "langsam"
+    try:
+        from inference.weights import default_backend_name
+    except ImportError:
+        return "classic"
+    try:
+        return default_backend_name()
+    except Exception:  # an unreadable models folder must not stop a classic run
+        return "classic"
+
+
+@dataclass
+class _Counts:
+    images: int = 0
+    objects: int = 0
+    skipped: int = 0
+
+
+def _documents(image_paths: list[Path], images_dir: Path, backend, prompt, args, counts: _Counts,
+               progress) -> Iterator:
+    from desktop_app.core.annotation.document import AnnotationObject, ImageDocument, ImageStatus
+    from inference.errors import InferenceError, PromptError
+    from inference.images import load_image
+    from inference.results import PredictionKind
+
+    record = {"backend": backend.name}
+    if prompt.text is not None:
+        record["text"] = prompt.text
+    if prompt.points:
+        record["points"] = [[p.x, p.y, int(p.positive)] for p in prompt.points]
+    if prompt.box is not None:
+        record["box"] = list(prompt.box.as_xyxy())
+    for path in image_paths:
+        progress.set_postfix_str(path.name[-30:], refresh=False)
+        try:
+            image = load_image(path)
+            height, width = image.shape[:2]
+            prompt.validate(width=width, height=height)
+            prediction = backend.predict(image, prompt)
+        except PromptError as exc:
+            counts.skipped += 1
+            _err(f"skipped '{path}': {exc}")
+            progress.update(1)
+            continue
+        except InferenceError as exc:  # unreadable image, inference failure
+            counts.skipped += 1
+            _err(f"skipped '{path}': {exc}")
+            progress.update(1)
+            continue
+        doc = ImageDocument(image_name=path.relative_to(images_dir).as_posix(), width=width,
+                            height=height, status=ImageStatus.REVIEW)
+        candidates = list(prediction.candidates)
+        if prediction.kind != PredictionKind.INSTANCES and candidates:
+            candidates = [prediction.best]
+        for cand in candidates:
+            if not cand.mask.any():
+                continue
+            label = (cand.label or "").strip() or args.label
+            doc.add(AnnotationObject(label=label, mask=cand.mask, score=float(cand.score),
+                                     source="batch", prompt=dict(record), needs_review=True))
+        counts.images += 1
+        counts.objects += len(doc)
+        progress.update(1)
+        yield doc
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from inference.errors import BackendUnavailableError, InferenceError, WeightsMissingError
+    from inference.prompts import Prompt, normalise_text
+
+    text = args.text
+    if text is not None:
+        try:
+            text = normalise_text(text)
+        except InferenceError as exc:
+            _err(str(exc))
+            return EXIT_USAGE
+        if not text:
+            _err("the --text prompt is empty: say what to segment, e.g. --text \"car. person.\"")
+            return EXIT_USAGE
+    if text is None and not args.point and args.box is None:
+        _err("no prompt: give --text \"what to find\", or --point X,Y and/or --box X0,Y0,X1,Y1")
+        return EXIT_USAGE
+    if args.point and not any(p.positive for p in args.point) and args.box is None and text is None:
+        _err("only negative points (X,Y,0) were given: add a positive point or a box")
+        return EXIT_USAGE
+
+    image_paths, problems = collect_images(args.inputs)
+    for problem in problems:
+        _err(problem)
+    if not image_paths:
+        _err("no images found: give image files or folders with images in them")
+        return EXIT_USAGE
+    if any("does not exist" in p for p in problems):
+        return EXIT_USAGE
+    images_dir = Path(os.path.commonpath([p.parent.resolve() for p in image_paths]))
+    image_paths = [p.resolve() for p in image_paths]
+
+    from inference.backends.registry import create_backend
+
+    name = args.backend or default_backend(text)
+    options = {"device": args.device}
+    if args.model:
+        options["model"] = args.model
+    try:
+        backend = create_backend(name, **options)
+    except BackendUnavailableError as exc:
+        _err(str(exc))
+        return EXIT_USAGE if "unknown backend" in str(exc) else EXIT_BACKEND
+    except (InferenceError, ValueError) as exc:  # e.g. an unknown model id
+        _err(str(exc))
+        return EXIT_USAGE
+    if text is not None and not backend.supports_text:
+        _err(f"the '{name}' backend cannot find objects from text; use --backend langsam "
+             f"(needs the SAM 2 and Grounding DINO weights: see `langsam-studio models list`), "
+             f"or prompt with --point/--box")
+        return EXIT_USAGE
+    if text is None and not backend.supports_points:
+        _err(f"the '{name}' backend takes only text prompts: give --text")
+        return EXIT_USAGE
+    try:
+        backend.ensure_loaded()
+    except (WeightsMissingError, BackendUnavailableError) as exc:
+        _err(str(exc))
+        return EXIT_BACKEND
+    except InferenceError as exc:
+        _err(f"the '{name}' backend could not start: {exc}")
+        return EXIT_BACKEND
+
+    prompt_options = {}
+    for key in ("box_threshold", "text_threshold", "max_detections"):
+        if getattr(args, key) is not None:
+            prompt_options[key] = getattr(args, key)
+    prompt = Prompt(points=tuple(args.point), box=args.box, text=text,
+                    multimask=text is None, **prompt_options)
+
+    from desktop_app.core.annotation.atomic import SaveError
+    from desktop_app.core.annotation.labels import LabelSet
+    from desktop_app.core.formats.common import FormatError
+    from desktop_app.core.formats.registry import get_exporter
+
+    labels = LabelSet([p.strip() for p in text.split(".") if p.strip()] if text else [args.label])
+    options = {"segmentation": "polygon" if args.polygons else "rle"} if args.format == "coco" else {}
+    counts = _Counts()
+    progress = tqdm(total=len(image_paths), unit="image", desc=f"segment ({name})",
+                    disable=args.no_progress, file=sys.stderr, dynamic_ncols=True)
+    try:
+        written = get_exporter(args.format)(
+            _documents(image_paths, images_dir, backend, prompt, args, counts, progress),
+            images_dir=images_dir, out_dir=Path(args.out), labels=labels, **options)
+    except (FormatError, SaveError) as exc:
+        progress.close()
+        _err(f"the export failed: {exc}")
+        return EXIT_OUTPUT
+    finally:
+        progress.close()
+    print(f"segmented {counts.images} image{'s' * (counts.images != 1)}, found {counts.objects} "
+          f"object{'s' * (counts.objects != 1)}; wrote {len(written)} file{'s' * (len(written) != 1)} "
+          f"({args.format}) to {args.out}")
+    if counts.skipped:
+        _err(f"{counts.skipped} image{'s were' if counts.skipped != 1 else ' was'} skipped (see above)")
+        return EXIT_SKIPPED
+    return EXIT_OK

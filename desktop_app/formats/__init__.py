@@ -1,4 +1,0 @@
-"""Exporters and importers for other tools' formats (COCO, labelme, YOLO-seg, PNG masks).
-
-Qt-free. Use :mod:`desktop_app.formats.registry` to pick one by name.
-"""

@@ -1,0 +1,104 @@
+"""Start the Qt application: settings, the main window, then what to open.
+
+The window is shown before anything slow happens: torch and the models are loaded in the
+inference worker's thread after the window is up, never here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "resources" / "samples"
+SAMPLE_IMAGE = SAMPLES_DIR / "coffee.jpg"
+
+
+def _install_excepthook() -> None:
+    """An unexpected error in a slot is printed and shown in a message box; the app keeps running."""
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    def hook(exc_type, exc, tb) -> None:
+        traceback.print_exception(exc_type, exc, tb, file=sys.stderr)
+        app = QApplication.instance()
+        if app is None or os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+            return
+        QMessageBox.critical(app.activeWindow(), "Unexpected error",
+                             f"{exc}\n\nYour annotations were saved; details are in the terminal.")
+
+    sys.excepthook = hook
+
+
+def initial_target(argv: Sequence[str], settings) -> tuple[str, str | None]:
+    """What to open at start: ('path', p) from the command line, ('restore', folder) for the
+    last session, ('sample', path) on a fresh install, or ('none', None)."""
+    paths = [a for a in argv if not a.startswith("-")]
+    if paths:
+        return "path", os.path.abspath(paths[0])
+    last = settings.last_folder
+    if last and Path(last).is_dir():
+        return "restore", last
+    if not settings.first_run_done and SAMPLE_IMAGE.is_file():
+        return "sample", str(SAMPLE_IMAGE)
+    return "none", None
+
+
+def create_window(argv: Sequence[str] = ()):
+    """Build settings and the main window and schedule the initial open (used by tests too)."""
+    from PySide6.QtCore import QTimer
+
+    from desktop_app.gui.main_window import MainWindow
+    from desktop_app.gui.settings import AppSettings
+
+    settings = AppSettings()
+    window = MainWindow(settings=settings)
+    kind, target = initial_target(argv, settings)
+
+    def open_initial() -> None:
+        if kind == "path" and target:
+            window.open_path(target)
+        elif kind == "restore" and target:
+            window.open_folder(target, select=settings.last_image or None)
+        elif kind == "sample" and target:
+            window.open_path(target)
+        settings.first_run_done = True
+        window.start_inference()
+
+    QTimer.singleShot(0, open_initial)
+    return window
+
+
+def run_app(argv: Sequence[str]) -> int:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    app.setApplicationName("LangSAM Studio")
+    app.setOrganizationName("langsam-studio")
+    _install_excepthook()
+    window = create_window(argv)
+    window.show()
+    _close_on_signals(app, window)
+    return app.exec()
+
+
+def _close_on_signals(app, window) -> None:
+    """Ctrl+C or SIGTERM in a terminal closes the window normally (saving first). Python runs
+    signal handlers only when it has control, so a timer hands it control a few times a second."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def close(*_args) -> None:
+        window.close()
+        app.quit()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, close)
+        except (ValueError, OSError):  # not the main thread, or the platform lacks it
+            pass
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)

@@ -1,0 +1,512 @@
+"""AnnotationController: ties the canvas, the inference worker and the document + undo stack.
+
+One controller serves the image on screen. The canvas reports clicks/drags; the controller keeps
+the current prompt (points, box, the previous low-resolution logits so each click refines the
+mask), posts a prediction on every change (the latest wins), shows the answers as candidates and
+turns accepted candidates, polygons and brush strokes into undo commands. The shell (main
+window, panels) talks to it through the public methods and signals below and wires
+``controller.actions`` and ``canvas.actions`` into its menus; ``histories.undo_group`` gives the
+Undo / Redo actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+
+from desktop_app.core.annotation.document import AnnotationObject, ImageDocument
+from desktop_app.gui.canvas.image_canvas import CandidateOverlay, ImageCanvas
+from desktop_app.gui.canvas.loading import DecodedImageCache, ImageLoader, LoadedImage
+from desktop_app.gui.canvas.tools import Tool
+from desktop_app.gui.commands import (AddObjectsCommand, ChangeLabelCommand, DocumentChange, DocumentHistory,
+                                  HistoryStore, MergeObjectsCommand, RemoveObjectsCommand, ReplaceMaskCommand,
+                                  SetHiddenCommand, SubtractObjectsCommand)
+from desktop_app.gui.worker import ImageRef, InferenceWorker
+from inference.masks import polygons_to_mask
+from inference.prompts import Box, Point, Prompt, normalise_text
+from inference.results import BackendInfo, Candidate, Prediction, PredictionKind
+
+DEFAULT_LABEL = "object"
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class CandidateState:
+    """What is on offer: ``ALTERNATIVES`` (pick one, Tab cycles) or ``INSTANCES`` (text detections)."""
+
+    kind: PredictionKind
+    candidates: tuple[Candidate, ...]
+    index: int  # the focused candidate
+    source: str  # points | box | text
+    prompt: dict[str, Any]
+
+    @property
+    def focused(self) -> Candidate | None:
+        return self.candidates[self.index] if self.candidates else None
+
+
+@dataclass(frozen=True)
+class ControllerActions:
+    """QActions for the shell's menus (already added to the canvas)."""
+
+    accept: QAction  # Enter: accept the candidate (all detections of a text prompt)
+    accept_one: QAction  # F: accept the focused candidate only
+    next_candidate: QAction  # Tab
+    discard: QAction  # Esc
+    delete: QAction  # Delete / Backspace
+    merge: QAction  # Ctrl+M
+    subtract: QAction  # Ctrl+Shift+M
+    toggle_hidden: QAction  # H
+
+    def all(self) -> list[QAction]:
+        return [self.accept, self.accept_one, self.next_candidate, self.discard, self.delete, self.merge,
+                self.subtract, self.toggle_hidden]
+
+
+class AnnotationController(QObject):
+    document_loaded = Signal(str, object)  # path, ImageDocument: the image is on screen and editable
+    document_changed = Signal(object)  # ImageDocument, after every do / undo / redo (auto-save on it)
+    selection_changed = Signal(list)  # selected object ids
+    candidates_changed = Signal(object)  # CandidateState | None
+    busy_changed = Signal(bool)
+    status = Signal(str)  # short messages for the status bar
+    error = Signal(str)  # a message for a person (show it; never a traceback)
+    backend_changed = Signal(object)  # BackendInfo
+    active_label_changed = Signal(str)
+
+    def __init__(self, *, canvas: ImageCanvas, worker: InferenceWorker | None = None,
+                 histories: HistoryStore | None = None, cache: DecodedImageCache | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.canvas = canvas
+        self.cache = cache or (worker.cache if worker is not None else DecodedImageCache())
+        self.worker = worker or InferenceWorker(cache=self.cache, parent=self)
+        self.histories = histories or HistoryStore(parent=self)
+        self.loader = ImageLoader(cache=self.cache, parent=self)
+        self._image: LoadedImage | None = None
+        self._path: str | None = None
+        self._history: DocumentHistory | None = None
+        self._pending_document: ImageDocument | None = None
+        self._load_id = 0
+        self._selection: list[str] = []
+        self._active_label = DEFAULT_LABEL
+        self._backend_info: BackendInfo | None = None
+        # the prompt being built
+        self._points: list[Point] = []
+        self._box: Box | None = None
+        self._text: str | None = None
+        self._logits: np.ndarray | None = None
+        self._request_id = 0
+        self._candidates: CandidateState | None = None
+        self._wire()
+        self.actions = self._make_actions()
+
+    # -- wiring --------------------------------------------------------------------------------
+    def _wire(self) -> None:
+        c, w = self.canvas, self.worker
+        c.point_clicked.connect(self.add_point)
+        c.box_drawn.connect(self.set_box)
+        c.polygon_finished.connect(self._on_polygon)
+        c.stroke_finished.connect(self._on_stroke)
+        c.object_clicked.connect(self._on_object_clicked)
+        w.prediction_ready.connect(self._on_prediction)
+        w.failed.connect(self._on_failed)
+        w.backend_changed.connect(self._on_backend_changed)
+        w.backend_failed.connect(self.error)
+        w.status.connect(self.status)
+        w.busy_changed.connect(self.busy_changed)
+        self.loader.loaded.connect(self._on_loaded)
+        self.loader.failed.connect(self._on_load_failed)
+
+    def _make_actions(self) -> ControllerActions:
+        def action(text: str, keys: Sequence[str], slot) -> QAction:
+            act = QAction(text, self.canvas)
+            act.setShortcuts([QKeySequence(k) for k in keys])
+            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            act.triggered.connect(slot)
+            self.canvas.addAction(act)
+            return act
+
+        return ControllerActions(
+            accept=action("Accept", ["Return", "Enter"], self._on_enter),
+            accept_one=action("Accept focused candidate", ["F"], self.accept_one),
+            next_candidate=action("Next candidate", ["Tab"], self.next_candidate),
+            discard=action("Discard prompt", ["Esc"], self._on_escape),
+            delete=action("Delete selected", ["Delete", "Backspace"], self._on_delete),
+            merge=action("Merge selected", ["Ctrl+M"], self.merge_selected),
+            subtract=action("Subtract from first selected", ["Ctrl+Shift+M"], self.subtract_selected),
+            toggle_hidden=action("Hide / show selected", ["H"], self.toggle_hidden_selected))
+
+    # -- image and document ------------------------------------------------------------------
+    def set_backend(self, name: str, **options: Any) -> None:
+        """Switch the inference backend (``backend_changed`` or ``error`` answers)."""
+        self.discard_prompt()
+        self.worker.set_backend(name, **options)
+
+    @property
+    def backend_info(self) -> BackendInfo | None:
+        return self._backend_info
+
+    def load_image(self, path: str, document: ImageDocument | None = None) -> None:
+        """Open ``path`` (decoded off the GUI thread); ``document_loaded`` fires when it shows.
+
+        ``document`` holds its existing annotations (the shell reads them from disk); ``None``
+        starts an empty one. Pressing D quickly only shows the last image asked for.
+        """
+        self.discard_prompt()
+        self.worker.cancel()
+        self._pending_document = document
+        self._load_id = self.loader.load(str(path))
+        self.status.emit(f"opening {Path(path).name}…")
+
+    def prefetch(self, paths: Sequence[str]) -> None:
+        """The images likely to come next (e.g. the next ones in the file list): encoded ahead."""
+        self.worker.prefetch([str(p) for p in paths])
+
+    @property
+    def document(self) -> ImageDocument | None:
+        return None if self._history is None else self._history.document
+
+    @property
+    def history(self) -> DocumentHistory | None:
+        return self._history
+
+    @property
+    def image_path(self) -> str | None:
+        return self._path
+
+    @property
+    def image(self) -> LoadedImage | None:
+        return self._image
+
+    def _on_loaded(self, request_id: int, image: LoadedImage) -> None:
+        if request_id != self._load_id:
+            return
+        document = self._pending_document
+        self._pending_document = None
+        if document is None:
+            document = ImageDocument(image_name=Path(image.path).name, width=image.width, height=image.height)
+        elif (document.width, document.height) != (image.width, image.height):
+            self.error.emit(f"the annotations of {Path(image.path).name} are for a {document.width}x"
+                            f"{document.height} image but the image is {image.width}x{image.height}; "
+                            "they were not loaded")
+            document = ImageDocument(image_name=Path(image.path).name, width=image.width, height=image.height)
+        if self._history is not None:
+            self._history.changed.disconnect(self._on_document_changed)
+        self._image, self._path = image, image.path
+        self._history = self.histories.history_for(image.path, document)
+        self._history.changed.connect(self._on_document_changed)
+        self._selection = []
+        self.canvas.set_image(image)
+        self.canvas.set_document(document)
+        self.canvas.set_selection([])
+        self.worker.encode(ImageRef(path=image.path, array=image.array, key=image.key))
+        self.selection_changed.emit([])
+        self.document_loaded.emit(image.path, document)
+        self.status.emit(f"{Path(image.path).name}: {image.width}x{image.height}")
+
+    def _on_load_failed(self, request_id: int, message: str) -> None:
+        if request_id == self._load_id:
+            self.error.emit(message)
+
+    def _on_document_changed(self, change: DocumentChange) -> None:
+        doc = self.document
+        if doc is None:
+            return
+        alive = [i for i in self._selection if any(o.id == i for o in doc.objects)]
+        if change.kind == "add" and not change.undo:
+            alive = list(change.object_ids)
+        if alive != self._selection:
+            self._selection = alive
+            self.canvas.set_selection(alive)
+            self.selection_changed.emit(list(alive))
+        self.canvas.objects_changed()
+        self.document_changed.emit(doc)
+
+    # -- labels and selection ------------------------------------------------------------------
+    @property
+    def active_label(self) -> str:
+        return self._active_label
+
+    def set_active_label(self, label: str) -> None:
+        """The label new objects get (from points, box, polygon, brush)."""
+        label = label.strip() or DEFAULT_LABEL
+        if label != self._active_label:
+            self._active_label = label
+            self.active_label_changed.emit(label)
+
+    @property
+    def selected_ids(self) -> list[str]:
+        return list(self._selection)
+
+    def select(self, object_ids: Sequence[str]) -> None:
+        """Select these objects (the object panel calls this)."""
+        doc = self.document
+        ids = [i for i in object_ids if doc is not None and any(o.id == i for o in doc.objects)]
+        if ids != self._selection:
+            self._selection = ids
+            self.canvas.set_selection(ids)
+            self.selection_changed.emit(list(ids))
+
+    def _on_object_clicked(self, object_id: str | None, extend: bool) -> None:
+        if object_id is None:
+            self.select([] if not extend else self._selection)
+        elif extend:
+            ids = [i for i in self._selection if i != object_id]
+            self.select(ids if object_id in self._selection else [*self._selection, object_id])
+        else:
+            self.select([object_id])
+
+    # -- prompting -----------------------------------------------------------------------------
+    def add_point(self, x: float, y: float, positive: bool = True) -> None:
+        """Add a click to the current prompt and predict (refining the current mask)."""
+        if self._image is None:
+            return
+        if self._text is not None:
+            self._reset_prompt()
+        self._points.append(Point(x=float(x), y=float(y), positive=bool(positive)))
+        self._predict()
+
+    def set_box(self, box: Box) -> None:
+        """Start a box prompt (points added afterwards refine it)."""
+        if self._image is None:
+            return
+        self._reset_prompt()
+        self._box = box
+        self._predict()
+
+    def run_text(self, text: str, *, box_threshold: float = 0.3, text_threshold: float = 0.25,
+                 max_detections: int = 100) -> None:
+        """Run a text prompt ("car. person.") on the image: detections become candidates."""
+        if self._image is None:
+            self.error.emit("open an image first")
+            return
+        if not normalise_text(text):
+            self.error.emit("the text prompt is empty: type what to segment, e.g. 'car. person.'")
+            return
+        self._reset_prompt()
+        self._text = text
+        prompt = Prompt(text=text, box_threshold=box_threshold, text_threshold=text_threshold,
+                        max_detections=max_detections)
+        self._send(prompt)
+
+    def _predict(self) -> None:
+        multimask = len(self._points) == 1 and self._box is None
+        prompt = Prompt(points=tuple(self._points), box=self._box,
+                        mask_input=None if multimask else self._logits, multimask=multimask)
+        self._send(prompt)
+
+    def _send(self, prompt: Prompt) -> None:
+        assert self._image is not None
+        self.canvas.set_prompt(points=self._points, box=self._box)
+        self._request_id = self.worker.predict(
+            image=ImageRef(path=self._image.path, array=self._image.array, key=self._image.key), prompt=prompt)
+
+    def _on_prediction(self, request_id: int, prediction: Prediction) -> None:
+        if request_id != self._request_id or self._image is None or prediction.image_key != self._image.key:
+            return  # stale: a newer prompt or another image
+        self._request_id = 0
+        cands = tuple(prediction.candidates)
+        if prediction.kind is PredictionKind.ALTERNATIVES:
+            cands = tuple(sorted(cands, key=lambda c: -c.score))
+        source = "text" if self._text is not None else ("box" if self._box is not None else "points")
+        if not cands:
+            self._set_candidates(None)
+            self.status.emit("nothing found" if self._text else "no mask for this prompt")
+            return
+        self._set_candidates(CandidateState(kind=prediction.kind, candidates=cands, index=0, source=source,
+                                            prompt=self._prompt_record()))
+        if prediction.kind is PredictionKind.INSTANCES:
+            self.status.emit(f"{len(cands)} detection{'s' if len(cands) != 1 else ''}: Enter accepts all, "
+                             "F accepts the highlighted one, Tab moves")
+
+    def _on_failed(self, request_id: int, message: str) -> None:
+        if request_id == self._request_id:
+            self._request_id = 0
+            self.error.emit(message)
+
+    def _on_backend_changed(self, info: BackendInfo) -> None:
+        self._backend_info = info
+        if self._image is not None:
+            self.worker.encode(ImageRef(path=self._image.path, array=self._image.array, key=self._image.key))
+        self.backend_changed.emit(info)
+
+    def _prompt_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        if self._points:
+            record["points"] = [[p.x, p.y, int(p.positive)] for p in self._points]
+        if self._box is not None:
+            record["box"] = list(self._box.as_xyxy())
+        if self._text is not None:
+            record["text"] = self._text
+        return record
+
+    def _set_candidates(self, state: CandidateState | None) -> None:
+        self._candidates = state
+        if state is None or not state.candidates:
+            self._candidates = None
+            self.canvas.set_candidates([])
+        else:
+            focused = state.focused
+            self._logits = None if focused is None else focused.low_res_logits
+            if state.kind is PredictionKind.ALTERNATIVES:
+                overlays = [CandidateOverlay(mask=focused.mask, focused=True)] if focused is not None else []
+            else:
+                overlays = [CandidateOverlay(mask=c.mask, label=c.label, focused=i == state.index)
+                            for i, c in enumerate(state.candidates)]
+            self.canvas.set_candidates(overlays)
+        self.candidates_changed.emit(self._candidates)
+
+    @property
+    def candidates(self) -> CandidateState | None:
+        return self._candidates
+
+    @property
+    def prompt_points(self) -> list[Point]:
+        return list(self._points)
+
+    def next_candidate(self) -> None:
+        """Tab: focus the next candidate (the next multimask guess, or the next detection)."""
+        state = self._candidates
+        if state is None or len(state.candidates) < 2:
+            return
+        self._set_candidates(CandidateState(kind=state.kind, candidates=state.candidates,
+                                            index=(state.index + 1) % len(state.candidates),
+                                            source=state.source, prompt=state.prompt))
+
+    def accept(self) -> list[str]:
+        """Enter: the focused candidate (or every detection of a text prompt) becomes objects."""
+        state = self._candidates
+        if state is None or self._history is None:
+            return []
+        chosen = list(state.candidates) if state.kind is PredictionKind.INSTANCES else [state.focused]
+        ids = self._add_candidates([c for c in chosen if c is not None], state)
+        self.discard_prompt()
+        return ids
+
+    def accept_one(self) -> list[str]:
+        """F: accept only the focused candidate; other detections stay on offer."""
+        state = self._candidates
+        if state is None or self._history is None:
+            return []
+        if state.kind is PredictionKind.ALTERNATIVES:
+            return self.accept()
+        focused = state.focused
+        ids = self._add_candidates([focused] if focused is not None else [], state)
+        rest = tuple(c for i, c in enumerate(state.candidates) if i != state.index)
+        if not rest:
+            self.discard_prompt()
+        else:
+            self._set_candidates(CandidateState(kind=state.kind, candidates=rest, index=state.index % len(rest),
+                                                source=state.source, prompt=state.prompt))
+        return ids
+
+    def _add_candidates(self, chosen: list[Candidate], state: CandidateState) -> list[str]:
+        assert self._history is not None
+        objects = []
+        for cand in chosen:
+            if not cand.mask.any():
+                continue
+            label = cand.label if (state.kind is PredictionKind.INSTANCES and cand.label) else self._active_label
+            score = cand.box_score if cand.box_score is not None else cand.score
+            objects.append(AnnotationObject(label=label, mask=cand.mask, score=float(score), source=state.source,
+                                            prompt=dict(state.prompt)))
+        if objects:
+            self._history.push(AddObjectsCommand(self._history, objects=objects))
+        return [o.id for o in objects]
+
+    def discard_prompt(self) -> None:
+        """Esc: drop the points, box, text and candidates (a running prediction is ignored)."""
+        if self._request_id:
+            self.worker.cancel(self._request_id)
+        self._reset_prompt()
+        self.canvas.set_prompt()
+        self._set_candidates(None)
+
+    def _reset_prompt(self) -> None:
+        self._points, self._box, self._text, self._logits = [], None, None, None
+        self._request_id = 0
+
+    def _on_enter(self) -> None:
+        if self.canvas.tool is Tool.POLYGON and self.canvas.polygon_in_progress:
+            self.canvas.finish_polygon()
+        else:
+            self.accept()
+
+    def _on_escape(self) -> None:
+        if not self.canvas.cancel_polygon():
+            self.discard_prompt()
+
+    def _on_delete(self) -> None:
+        if not self.canvas.remove_last_vertex():
+            self.delete_selected()
+
+    # -- manual objects and edits -------------------------------------------------------------
+    def _on_polygon(self, vertices: list[tuple[float, float]]) -> None:
+        doc = self.document
+        if doc is None or self._history is None:
+            return
+        mask = polygons_to_mask([np.asarray(vertices, dtype=np.float64)], height=doc.height, width=doc.width)
+        if not mask.any():
+            return
+        obj = AnnotationObject(label=self._active_label, mask=mask, source="polygon",
+                               prompt={"polygon": [[float(x), float(y)] for x, y in vertices]})
+        self._history.push(AddObjectsCommand(self._history, objects=[obj]))
+
+    def _on_stroke(self, object_id: str, mask: np.ndarray, erase: bool) -> None:
+        if self._history is None:
+            return
+        if object_id:
+            cmd = ReplaceMaskCommand(self._history, object_id=object_id, mask=mask,
+                                     text="Eraser" if erase else "Brush")
+            if cmd.changes_anything:
+                self._history.push(cmd)
+        elif mask.any():
+            obj = AnnotationObject(label=self._active_label, mask=mask, source="brush")
+            self._history.push(AddObjectsCommand(self._history, objects=[obj]))
+
+    def delete_selected(self) -> None:
+        if self._history is not None and self._selection:
+            self._history.push(RemoveObjectsCommand(self._history, object_ids=self._selection))
+
+    def merge_selected(self) -> None:
+        """Union of the selected objects into the first selected one."""
+        if self._history is None or len(self._selection) < 2:
+            self.status.emit("select two or more objects to merge (Ctrl/Shift+click)")
+            return
+        self._history.push(MergeObjectsCommand(self._history, object_ids=self._selection))
+
+    def subtract_selected(self) -> None:
+        """The first selected object minus the others."""
+        if self._history is None or len(self._selection) < 2:
+            self.status.emit("select the object to cut, then the objects to subtract (Ctrl/Shift+click)")
+            return
+        self._history.push(SubtractObjectsCommand(self._history, object_ids=self._selection))
+
+    def set_hidden(self, object_ids: Sequence[str], hidden: bool) -> None:
+        if self._history is not None and object_ids:
+            self._history.push(SetHiddenCommand(self._history, object_ids=list(object_ids), hidden=hidden))
+
+    def toggle_hidden_selected(self) -> None:
+        doc = self.document
+        if doc is None or not self._selection:
+            return
+        hide = not all(doc.get(i).hidden for i in self._selection)
+        self.set_hidden(self._selection, hide)
+
+    def change_label_selected(self, label: str) -> None:
+        label = label.strip()
+        if self._history is not None and self._selection and label:
+            self._history.push(ChangeLabelCommand(self._history, object_ids=self._selection, label=label))
+
+    def set_tool(self, tool: Tool) -> None:
+        self.canvas.set_tool(tool)
+
+    def shutdown(self) -> None:
+        """Stop the worker and the loader threads (call when the window closes)."""
+        self.worker.shutdown()
+        self.loader.shutdown()

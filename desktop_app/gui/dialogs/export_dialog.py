@@ -1,0 +1,185 @@
+"""File -> Export: COCO, labelme, YOLO-seg or PNG masks, for the current image or the folder.
+
+The export runs in a background thread over a lazy stream of documents read from disk (the
+window flushes its auto-save first), with progress and cancel; the GUI thread only shows it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
+                               QProgressBar, QPushButton, QRadioButton, QVBoxLayout, QWidget)
+
+from desktop_app.core.annotation.document import ImageStatus
+from desktop_app.gui.dialogs.background import BackgroundTask
+
+
+def export_names(project, *, scope: str, current: str | None) -> list[str]:
+    """Images to export: the current one, or every image that has annotations."""
+    if scope == "current":
+        return [current] if current else []
+    return [s.image_name for s in project.summaries()
+            if s.error is None and (s.object_count or s.status != ImageStatus.NEW)]
+
+
+def run_export(*, project, names: list[str], format_name: str, out_dir: str, labels,
+               options: dict, report, cancel) -> list[Path]:
+    """Qt-free: stream the documents through the chosen exporter."""
+    from desktop_app.core.formats.registry import get_exporter
+
+    exporter = get_exporter(format_name)
+    total = len(names)
+
+    def documents():
+        for name in names:
+            cancel.raise_if_cancelled()
+            yield project.load(name)
+
+    report(0, total, "")
+    paths = exporter(documents(), images_dir=str(project.folder), out_dir=out_dir, labels=labels,
+                     progress=lambda done: report(done, total, ""), **options)
+    report(total, total, "")
+    return list(paths)
+
+
+class ExportDialog(QDialog):
+    exported = Signal(list)  # written paths
+
+    def __init__(self, *, project, labels, current: str | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from desktop_app.core.formats.registry import FORMATS
+
+        self.setWindowTitle("Export annotations")
+        self.project, self.labels, self.current = project, labels, current
+        self.paths: list[Path] = []
+        self.task = BackgroundTask(self)
+        self.task.progress.connect(self._progress)
+        self.task.finished.connect(self._finished)
+        self.task.failed.connect(lambda message: self._ended(f"The export failed: {message}"))
+        self.task.cancelled.connect(lambda message: self._ended(
+            f"Cancelled ({message}); files written so far are in {self.out_dir.text()}."))
+
+        self.format_box = QComboBox()
+        for fmt in FORMATS.values():
+            self.format_box.addItem(fmt.title, fmt.name)
+            self.format_box.setItemData(self.format_box.count() - 1, fmt.description,
+                                        Qt.ItemDataRole.ToolTipRole)
+        self.format_box.currentIndexChanged.connect(self._format_changed)
+        self.coco_mode = QComboBox()
+        self.coco_mode.addItem("RLE (exact masks)", "rle")
+        self.coco_mode.addItem("Polygons", "polygon")
+        self.scope_current = QRadioButton("This image")
+        self.scope_all = QRadioButton("Whole folder (every annotated image)")
+        self.scope_group = QButtonGroup(self)
+        for button in (self.scope_current, self.scope_all):
+            self.scope_group.addButton(button)
+        self.scope_all.setChecked(True)
+        self.scope_current.setEnabled(bool(current))
+        self.out_dir = QLineEdit()
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self._browse)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.out_dir, 1)
+        out_row.addWidget(browse)
+        form = QFormLayout()
+        form.addRow("Format:", self.format_box)
+        form.addRow("COCO masks:", self.coco_mode)
+        form.addRow("Images:", self.scope_current)
+        form.addRow("", self.scope_all)
+        form.addRow("Write to:", out_row)
+        self.description = QLabel()
+        self.description.setWordWrap(True)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setValue(0)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumHeight(90)
+        self.export_button = QPushButton("Export")
+        self.export_button.setDefault(True)
+        self.export_button.clicked.connect(self.start)
+        self.close_button = QPushButton("Close")
+        self.close_button.clicked.connect(self.reject)
+        buttons = QDialogButtonBox()
+        buttons.addButton(self.export_button, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.addButton(self.close_button, QDialogButtonBox.ButtonRole.RejectRole)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.description)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.log)
+        layout.addWidget(buttons)
+        self.resize(600, 360)
+        self._format_changed()
+
+    # -- options ---------------------------------------------------------------------------
+    def set_format(self, name: str) -> None:
+        self.format_box.setCurrentIndex(max(0, self.format_box.findData(name)))
+
+    def set_scope(self, scope: str) -> None:
+        (self.scope_current if scope == "current" else self.scope_all).setChecked(True)
+
+    def scope(self) -> str:
+        return "current" if self.scope_current.isChecked() else "folder"
+
+    def _format_changed(self) -> None:
+        from desktop_app.core.formats.registry import FORMATS
+
+        name = self.format_box.currentData()
+        self.coco_mode.setEnabled(name == "coco")
+        self.description.setText(FORMATS[name].description)
+        self.out_dir.setText(str(self.project.folder / "export" / name))
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export to", self.out_dir.text())
+        if folder:
+            self.out_dir.setText(folder)
+
+    # -- running ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.task.running:
+            return
+        names = export_names(self.project, scope=self.scope(), current=self.current)
+        if not names:
+            self.log.setPlainText("Nothing to export yet: no image of this folder has annotations.")
+            return
+        name = self.format_box.currentData()
+        options = {"segmentation": self.coco_mode.currentData()} if name == "coco" else {}
+        project, labels, out_dir = self.project, self.labels, self.out_dir.text().strip()
+        if not out_dir:
+            self.log.setPlainText("Choose a folder to write to.")
+            return
+        self.progress_bar.setRange(0, len(names))
+        self.progress_bar.setValue(0)
+        self.export_button.setEnabled(False)
+        self.close_button.setText("Cancel")
+        self.log.setPlainText(f"Exporting {len(names)} image(s) as {name}…")
+
+        def job(report, cancel):
+            return run_export(project=project, names=names, format_name=name, out_dir=out_dir,
+                              labels=labels, options=options, report=report, cancel=cancel)
+
+        self.task.start(job, name="export")
+
+    def _progress(self, done: int, total: int, _text: str) -> None:
+        if total > 0:
+            self.progress_bar.setRange(0, total)
+            self.progress_bar.setValue(done)
+
+    def _finished(self, paths: list) -> None:
+        self.paths = [Path(p) for p in paths]
+        self._ended(f"Wrote {len(self.paths)} file(s) to {self.out_dir.text()}.")
+        self.exported.emit(self.paths)
+
+    def _ended(self, message: str) -> None:
+        self.log.appendPlainText(message)
+        self.export_button.setEnabled(True)
+        self.close_button.setText("Close")
+
+    def reject(self) -> None:
+        if self.task.running:
+            self.task.cancel("the export was cancelled")
+            return
+        super().reject()

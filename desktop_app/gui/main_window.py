@@ -1,0 +1,476 @@
+"""The main window: assembles the canvas + controller (APP-CORE), the panels in
+``desktop_app/widgets`` and the dialogs in ``desktop_app/dialogs``; owns the open project folder,
+its label set and auto-saving. It holds no model code and no drawing code.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMessageBox,
+                               QVBoxLayout, QWidget)
+
+from desktop_app.core.annotation.document import ImageDocument, ImageStatus
+from desktop_app.gui.autosave import Autosaver
+from desktop_app.gui.canvas.image_canvas import ImageCanvas
+from desktop_app.gui.controller import AnnotationController
+from desktop_app.gui.settings import AppSettings, settings_dir
+from desktop_app.gui.widgets.actions import MENU_ORDER, build_actions
+from desktop_app.gui.widgets.backend_menu import BackendMenu, backend_request
+from desktop_app.gui.widgets.file_list import FileEntry, FileListWidget
+from desktop_app.gui.widgets.label_editor import LabelEditor
+from desktop_app.gui.widgets.label_list import LabelListWidget
+from desktop_app.gui.widgets.object_list import ObjectListWidget
+from desktop_app.gui.widgets.prompt_bar import PromptBar
+from desktop_app.gui.widgets.status_panel import StatusPanel
+
+WINDOW_SCOPE_CANVAS_KEYS = True  # see docs/adr/0007-app-shell.md: tool/edit keys work from any panel
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, *, settings: AppSettings | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("LangSAM Studio")
+        self.settings = settings or AppSettings()
+        self.project = None  # desktop_app.core.annotation.project.ProjectFolder
+        self.current_name: str | None = None
+        self._loading_name: str | None = None
+        self._dialogs: dict[str, QWidget] = {}
+
+        self.canvas = ImageCanvas()
+        self.controller = AnnotationController(canvas=self.canvas, parent=self)
+        self.controller.worker.prefetch_count = self.settings.prefetch_count
+        self.autosaver = Autosaver(delay_ms=self.settings.autosave_delay_ms,
+                                   enabled=self.settings.autosave, parent=self)
+        self.file_list = FileListWidget()
+        self.label_list = LabelListWidget()
+        self.object_list = ObjectListWidget()
+        self.prompt_bar = PromptBar()
+        self.status_panel = StatusPanel()
+        self.setStatusBar(self.status_panel)
+        self.label_editor = LabelEditor(view=self.label_list, controller=self.controller,
+                                        show_error=self.show_error, parent=self)
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.prompt_bar)
+        layout.addWidget(self.canvas, 1)
+        self.setCentralWidget(central)
+        self._dock("Images", self.file_list, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Labels", self.label_list, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Objects", self.object_list, Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self.actions_by_name = build_actions(self, self._handlers())
+        self.actions_by_name["autosave"].setChecked(self.settings.autosave)
+        self.backend_menu = BackendMenu(backend=self.settings.backend, device=self.settings.device, parent=self)
+        self._build_menus()
+        self._wire()
+        self.resize(1280, 820)
+        if self.settings.window_geometry is not None:
+            self.restoreGeometry(self.settings.window_geometry)
+        if self.settings.window_state is not None:
+            self.restoreState(self.settings.window_state)
+        self.label_editor.refresh()
+        self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    # -- assembly --------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _handlers(self) -> dict:
+        h = {
+            "open_image": self.ask_open_image, "open_folder": self.ask_open_folder, "save": self.save_now,
+            "export": self.show_export, "autosave": self._set_autosave, "quit": self.close,
+            "next_image": lambda: self.step_image(1), "prev_image": lambda: self.step_image(-1),
+            "mark_done": self.toggle_done, "filter_review": self._filter_review,
+            "add_label": self.label_list.ask_add, "relabel": lambda: self.label_editor.ask_relabel(self),
+            "focus_prompt": self.prompt_bar.focus, "batch": self.show_batch, "models": self.show_models,
+            "shortcuts": self.show_shortcuts, "about": self._about,
+        }
+        h.update({f"label_{i}": (lambda i=i: self.label_editor.use_number(i)) for i in range(1, 10)})
+        return h
+
+    def _core_actions(self) -> list[tuple[str, QAction]]:
+        """APP-CORE's actions with the group they are listed under."""
+        c, k = self.controller.actions, self.canvas.actions
+        out = [("Edit", a) for a in (c.accept, c.accept_one, c.next_candidate, c.discard, c.delete,
+                                     c.merge, c.subtract, c.toggle_hidden)]
+        out += [("Tools", a) for a in k.tools.values()] + [("Tools", k.brush_bigger), ("Tools", k.brush_smaller)]
+        out += [("View", a) for a in (k.zoom_in, k.zoom_out, k.fit, k.actual_size)]
+        return out
+
+    def _build_menus(self) -> None:
+        group = self.controller.histories.undo_group
+        undo, redo = group.createUndoAction(self, "&Undo"), group.createRedoAction(self, "&Redo")
+        undo.setShortcut("Ctrl+Z")
+        redo.setShortcuts(["Ctrl+Shift+Z"])
+        for action, text in ((undo, "Undo"), (redo, "Redo")):
+            action.setProperty("group", "Edit")
+            action.setProperty("help_text", text)
+            self.addAction(action)
+        self.actions_by_name["undo"], self.actions_by_name["redo"] = undo, redo
+        keep_local = {self.controller.actions.accept, self.controller.actions.next_candidate}
+        core = self._core_actions()
+        for group_name, action in core:
+            action.setProperty("group", group_name)
+            if WINDOW_SCOPE_CANVAS_KEYS and action not in keep_local:
+                action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        menus = {name: self.menuBar().addMenu(f"&{name}") for name in MENU_ORDER[:5]}
+        menus["Tools"] = self.menuBar().addMenu("&Tools")
+        menus["View"] = self.menuBar().addMenu("&View")
+        menus["Help"] = self.menuBar().addMenu("&Help")
+        menus["Edit"].addActions([undo, redo])
+        menus["Edit"].addSeparator()
+        for group_name, action in core:
+            menus[group_name].addAction(action)
+        for name, action in self.actions_by_name.items():
+            group_name = action.property("group")
+            if action.property("in_menu") is not False and group_name in menus and name not in ("undo", "redo"):
+                menus[group_name].addAction(action)
+            if name in ("save", "autosave", "mark_done"):
+                menus[group_name].addSeparator()
+        menus["Inference"].addSeparator()
+        menus["Inference"].addMenu(self.backend_menu)
+
+    def _wire(self) -> None:
+        c = self.controller
+        c.document_loaded.connect(self._on_document_loaded)
+        c.document_changed.connect(self._on_document_changed)
+        c.selection_changed.connect(self._on_selection_changed)
+        c.status.connect(lambda text: self.status_panel.message(text))
+        c.error.connect(self.show_error)
+        c.backend_changed.connect(self._on_backend_changed)
+        c.worker.backend_failed.connect(self._on_backend_failed)
+        c.busy_changed.connect(lambda busy: self.status_panel.set_work("working…" if busy else "",
+                                                                         done=0 if busy else None,
+                                                                         total=0 if busy else None))
+        self.autosaver.saved.connect(lambda name: self.status_panel.set_saved(f"saved {name}"))
+        self.autosaver.failed.connect(lambda name, msg: self.show_error(f"could not save {name}: {msg}"))
+        self.file_list.image_activated.connect(self.open_image)
+        self.label_editor.labels_changed.connect(self._refresh_objects)
+        self.object_list.selection_changed.connect(c.select)
+        self.object_list.visibility_changed.connect(lambda oid, visible: c.set_hidden([oid], not visible))
+        self.object_list.delete_requested.connect(lambda ids: (c.select(ids), c.delete_selected()))
+        self.object_list.relabel_requested.connect(lambda ids: (c.select(ids), self.label_editor.ask_relabel(self)))
+        self.object_list.merge_requested.connect(lambda ids: (c.select(ids), c.merge_selected()))
+        self.object_list.subtract_requested.connect(lambda ids: (c.select(ids), c.subtract_selected()))
+        self.prompt_bar.run_requested.connect(self.run_text)
+        self.backend_menu.choice_changed.connect(self.choose_backend)
+
+    # -- inference -------------------------------------------------------------------------
+    def start_inference(self) -> None:
+        """Ask the worker for the configured backend (loaded in its thread, never here)."""
+        name, options = backend_request(backend=self.settings.backend, device=self.settings.device,
+                                        cache_dir=self.settings.cache_dir)
+        self._requested_backend = name
+        self.status_panel.set_backend(backend=name, model="loading…", device=self.settings.device,
+                                      device_reason="")
+        # never refuse a prompt while loading: the worker keeps it and runs it once the model is ready
+        self.prompt_bar.set_text_supported(True)
+        self.controller.set_backend(name, **options)
+
+    def _on_backend_failed(self, message: str) -> None:
+        """A model backend could not start (missing or broken weights, no GPU): say why and fall
+        back to the classic backend, so points, boxes and the manual tools keep working."""
+        failed = getattr(self, "_requested_backend", "")
+        self._last_backend_failure = message
+        self.show_error(f"{message} — using the classic backend meanwhile (Inference → Models…)")
+        if failed != "classic":
+            self._requested_backend = "classic"
+            self.controller.set_backend("classic", device="cpu")
+
+    def choose_backend(self, backend: str, device: str) -> None:
+        self.settings.backend, self.settings.device = backend, device
+        self.start_inference()
+
+    def _on_backend_changed(self, info) -> None:
+        self.status_panel.set_backend(backend=info.backend, model=info.model, device=info.device,
+                                      device_reason=info.device_reason)
+        self.prompt_bar.set_text_supported(
+            info.supports_text, reason="Text prompts need the Lang-SAM models: Inference → Models… "
+                                       "(points, boxes and manual tools work now)")
+
+    def run_text(self, text: str, box_threshold: float, text_threshold: float, max_detections: int = 50) -> None:
+        self.controller.run_text(text, box_threshold=box_threshold, text_threshold=text_threshold,
+                                 max_detections=max_detections)
+        self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)  # Enter now accepts the detections
+
+    # -- folders and images ----------------------------------------------------------------
+    def ask_open_image(self) -> None:
+        start = self.settings.last_folder or str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", start,
+                                              "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def ask_open_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open folder", self.settings.last_folder or str(Path.home()))
+        if folder:
+            self.open_folder(folder)
+
+    def open_path(self, path: str) -> None:
+        """A folder opens as a project; an image opens its folder with that image shown. The
+        bundled sample is copied to the user's data folder first (never write in the package)."""
+        from desktop_app.gui.app import SAMPLES_DIR
+
+        p = Path(path)
+        if p.is_dir():
+            self.open_folder(str(p))
+            return
+        if not p.is_file():
+            self.show_error(f"'{path}' does not exist")
+            return
+        if p.resolve().parent == SAMPLES_DIR.resolve():
+            target = settings_dir() / "sample"
+            target.mkdir(parents=True, exist_ok=True)
+            if not (target / p.name).exists():
+                shutil.copy2(p, target / p.name)
+            p = target / p.name
+        self.open_folder(str(p.parent), select=p.name)
+
+    def open_folder(self, folder: str, *, select: str | None = None) -> bool:
+        from desktop_app.core.annotation.project import ProjectFolder
+        from desktop_app.core.annotation.labels import ProjectFileError
+
+        self.flush_saves()
+        try:
+            project = ProjectFolder(folder)
+            labels = project.load_labels()
+            names = project.images()
+        except (OSError, ProjectFileError) as exc:
+            self.show_error(str(exc))
+            return False
+        self.project, self.current_name = project, None
+        self.label_editor.set_project(project, labels)
+        self.autosaver.set_document(None, None)
+        self.settings.last_folder = str(Path(folder).resolve())
+        self.setWindowTitle(f"LangSAM Studio — {Path(folder).name}")
+        self.refresh_file_list()
+        if not names:
+            self.status_panel.message(f"no images in {folder}")
+            return True
+        self.open_image(select if select in names else names[0])
+        return True
+
+    def refresh_file_list(self) -> None:
+        """Re-read every image's summary (header line only) and the labels they use."""
+        if self.project is None:
+            return
+        summaries = self.project.summaries()
+        self.file_list.set_entries([FileEntry(name=s.image_name, status=s.status, object_count=s.object_count)
+                                    for s in summaries])
+        self.label_editor.ensure([n for s in summaries for n in s.labels], save=False)
+
+    def open_image(self, name: str, *, force: bool = False) -> None:
+        from desktop_app.core.annotation.storage import DocumentFileError
+        from inference.errors import ImageLoadError
+
+        if self.project is None or name == self._loading_name:
+            return
+        if name == self.current_name and not force:
+            return
+        self.flush_saves()
+        try:
+            document = self.project.load(name)
+        except (DocumentFileError, ImageLoadError) as exc:
+            self.show_error(f"{exc}. The file was left as it is.")
+            return
+        self._loading_name = name
+        self.file_list.set_current(name)
+        self.controller.load_image(str(self.project.image_path(name)), document)
+
+    def _on_document_loaded(self, path: str, document: ImageDocument) -> None:
+        self._loading_name = None
+        name = Path(path).name
+        self.current_name = name
+        self.autosaver.set_document(self.project, document)
+        self.settings.last_image = name
+        self.label_editor.ensure(document.labels())
+        self._refresh_objects()
+        names = self.file_list.visible_names() or (self.project.images() if self.project else [])
+        if name in names and self.project is not None:
+            i = names.index(name)
+            self.controller.prefetch([str(self.project.image_path(n)) for n in names[i + 1:i + 4]])
+
+    def step_image(self, delta: int) -> None:
+        names = self.file_list.visible_names()
+        if not names:
+            return
+        current = self._loading_name or self.current_name
+        i = names.index(current) + delta if current in names else 0
+        if 0 <= i < len(names):
+            self.open_image(names[i])
+        else:
+            self.status_panel.message("this is the last image" if delta > 0 else "this is the first image")
+
+    # -- saving ----------------------------------------------------------------------------
+    def _on_document_changed(self, document: ImageDocument) -> None:
+        if document.status == ImageStatus.NEW:
+            document.status = ImageStatus.IN_PROGRESS
+        self.label_editor.ensure(document.labels())
+        self.autosaver.changed()
+        self._refresh_objects()
+        self._update_entry(document)
+
+    def _update_entry(self, document: ImageDocument) -> None:
+        self.file_list.update_entry(FileEntry(name=document.image_name, status=document.status,
+                                              object_count=len(document.objects)))
+
+    def save_now(self) -> None:
+        if self.controller.document is not None:
+            self.autosaver.changed()
+        self.flush_saves()
+
+    def flush_saves(self) -> bool:
+        ok = self.autosaver.flush()
+        if not ok:
+            self.show_error("saving takes unusually long; the disk may be slow or full")
+        return ok
+
+    def _set_autosave(self, on: bool) -> None:
+        self.settings.autosave = on
+        self.autosaver.enabled = on
+
+    def toggle_done(self) -> None:
+        doc = self.controller.document
+        if doc is None:
+            return
+        doc.status = ImageStatus.IN_PROGRESS if doc.status == ImageStatus.DONE else ImageStatus.DONE
+        if doc.status == ImageStatus.DONE:
+            for obj in [o for o in doc.objects if o.needs_review]:
+                doc.replace(obj.with_changes(needs_review=False))
+        self.autosaver.changed()
+        self._update_entry(doc)
+        self._refresh_objects()
+        self.status_panel.message(f"{doc.image_name}: {doc.status.value.replace('_', ' ')}")
+
+    def _filter_review(self, on: bool) -> None:
+        self.file_list.set_status_filter(ImageStatus.REVIEW if on else None)
+
+    # -- objects ---------------------------------------------------------------------------
+    def _refresh_objects(self) -> None:
+        doc = self.controller.document
+        self.object_list.set_objects(doc.objects if doc is not None else [],
+                                     colours=self.label_editor.colours(),
+                                     selected=self.controller.selected_ids)
+
+    def _on_selection_changed(self, ids: list) -> None:
+        if self.object_list.selected_ids() != list(ids):
+            self.object_list.set_selection(ids)
+
+    # -- dialogs ---------------------------------------------------------------------------
+    def show_error(self, message: str) -> None:
+        self.status_panel.show_error(message)
+
+    def show_shortcuts(self) -> None:
+        from desktop_app.gui.dialogs.shortcuts_dialog import ShortcutsDialog
+
+        dialog = ShortcutsDialog(self.all_actions(), parent=self)
+        self._dialogs["shortcuts"] = dialog
+        dialog.show()
+
+    def all_actions(self) -> list[QAction]:
+        """Every action with a shortcut in the window (menus, canvas, controller)."""
+        return [*self.actions_by_name.values(), *(a for _, a in self._core_actions())]
+
+    def show_models(self) -> None:
+        from desktop_app.gui.dialogs.models_dialog import ModelsDialog
+
+        dialog = self._dialogs.get("models")
+        if dialog is None:
+            from inference.weights import WeightsStore
+
+            dialog = ModelsDialog(store=WeightsStore(cache_dir=self.settings.cache_dir or None), parent=self)
+            dialog.weights_changed.connect(self.start_inference)
+            self._dialogs["models"] = dialog
+        dialog.refresh()
+        dialog.show()
+        dialog.raise_()
+
+    def show_export(self) -> None:
+        from desktop_app.gui.dialogs.export_dialog import ExportDialog
+
+        if self.project is None:
+            self.show_error("open a folder or an image first")
+            return
+        self.flush_saves()
+        dialog = ExportDialog(project=self.project, labels=self.label_editor.labels, current=self.current_name,
+                              parent=self)
+        self._mirror_progress(dialog.task, "exporting")
+        self._dialogs["export"] = dialog
+        dialog.show()
+
+    def _mirror_progress(self, task, what: str) -> None:
+        """Background work of a dialog also shows in the status bar."""
+        task.progress.connect(lambda done, total, _t: self.status_panel.set_work(
+            f"{what} {done}/{total}" if total > 0 else f"{what}…", done=done, total=max(total, 0)))
+        task.ended.connect(lambda: self.status_panel.set_work(""))
+
+    def show_batch(self) -> None:
+        """Batch runs through the one inference worker and its loaded backend (no second copy of
+        the models); it waits if that backend is still loading."""
+        from desktop_app.gui.dialogs.batch_dialog import BatchDialog
+
+        if self.project is None:
+            self.show_error("open a folder first")
+            return
+        self.flush_saves()
+        worker = self.controller.worker
+
+        def predict(image, prompt, *, cancel=None):
+            return worker.predict_blocking(image=image, prompt=prompt, cancel=cancel)
+
+        def check_ready() -> str | None:
+            info = self.controller.backend_info
+            if info is None or info.supports_text:
+                return None  # ready, or loading (the batch waits for it)
+            failure = getattr(self, "_last_backend_failure", "")
+            return (f"the {info.backend} backend cannot run text prompts: the Lang-SAM models are not "
+                    f"installed or not chosen (Inference → Models…, then choose Lang-SAM)"
+                    + (f". Last problem: {failure}" if failure else ""))
+
+        dialog = BatchDialog(project=self.project, predict=predict, check_ready=check_ready,
+                             text=self.prompt_bar.text(), parent=self)
+        dialog.batch_finished.connect(self._after_batch)
+        self._mirror_progress(dialog.task, "batch")
+        self._dialogs["batch"] = dialog
+        dialog.open()
+
+    def _after_batch(self, _result) -> None:
+        """Batch wrote documents on disk: re-read labels, the list and the image on screen."""
+        if self.project is None:
+            return
+        self.refresh_file_list()
+        self.label_editor.save()
+        if self.current_name:
+            self.autosaver.set_document(None, None)  # the batch's file is newer than our copy
+            self.open_image(self.current_name, force=True)
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "LangSAM Studio", "LangSAM Studio: segment images with text, points and "
+                          "boxes (Grounding DINO + SAM 2), fix, label and export them.")
+
+    # -- closing ---------------------------------------------------------------------------
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        self.flush_saves()
+        self.settings.window_geometry = self.saveGeometry()
+        self.settings.window_state = self.saveState()
+        self.autosaver.close()
+        self.controller.shutdown()
+        for dialog in self._dialogs.values():
+            task = getattr(dialog, "task", None)
+            if task is not None:
+                task.cancel("the app is closing")
+                task.wait(5)
+        super().closeEvent(event)
