@@ -4,6 +4,9 @@ One table (:data:`FAILURES`) is the single source: the deploy tool, the endpoint
 ``docs/deploy-failures.md`` (rendered by :func:`failure_table_markdown`, checked by a test) all
 read it, so the message a person sees and the documentation cannot drift apart.
 
+One finding is a :class:`Diagnosis`, whoever finds it: a table row matched against AWS text here,
+or a problem the local dry run measured (:mod:`cloud.dry_run.diagnosis`).
+
 Regenerate the document with ``python -m cloud.diagnosis > docs/deploy-failures.md``.
 """
 
@@ -32,17 +35,23 @@ class FailureMode:
 
 @dataclass(frozen=True, kw_only=True)
 class Diagnosis:
-    """A failure mode matched against one concrete piece of AWS text."""
+    """One finding in plain words: a failure mode matched against a concrete piece of AWS text, or
+    a problem the local dry run measured (its ``message`` then carries the numbers and the fix)."""
 
-    mode: FailureMode
+    code: str  # a row of FAILURES, or a dry-run finding (REQUIREMENTS_FAILED, SLOW_MODEL_LOAD, ...)
+    message: str  # what happened, in plain words
+    fix: str = ""  # what to do about it (empty when the message says it)
+    title: str = ""
     detail: str = ""  # the text that matched (error message, FailureReason, log line)
+    fatal: bool = True  # False: a warning; the endpoint would work, but close to a limit
 
-    @property
-    def code(self) -> str:
-        return self.mode.code
+    @classmethod
+    def of(cls, mode: FailureMode, detail: str = "") -> Diagnosis:
+        """``mode`` found in ``detail``."""
+        return cls(code=mode.code, message=mode.message, fix=mode.fix, title=mode.title, detail=detail)
 
     def sentence(self) -> str:
-        return f"{self.mode.message} Fix: {self.mode.fix}"
+        return f"{self.message} Fix: {self.fix}" if self.fix else self.message
 
 
 def _f(code: str, title: str, message: str, fix: str, *, errors: tuple[str, ...] = (),
@@ -307,7 +316,7 @@ def match_text(text: str) -> FailureMode | None:
 
 def diagnose_text(text: str) -> Diagnosis:
     found = match_text(text or "")
-    return Diagnosis(mode=found or UNKNOWN, detail=(text or "").strip())
+    return Diagnosis.of(found or UNKNOWN, (text or "").strip())
 
 
 def diagnose_failure_reason(reason: str) -> Diagnosis:
@@ -325,15 +334,15 @@ def diagnose_exception(err: BaseException) -> Diagnosis:
         by_text = match_text(message)
         # A message pattern is more specific than a generic code (AccessDenied on PassRole...).
         if by_text is not None and by_text.code not in {"access-denied", "payload-too-large"}:
-            return Diagnosis(mode=by_text, detail=message)
+            return Diagnosis.of(by_text, message)
         for failure in FAILURES:
             if code and code in failure.error_codes:
-                return Diagnosis(mode=failure, detail=message or code)
-        return Diagnosis(mode=by_text or UNKNOWN, detail=f"{code}: {message}".strip(": "))
+                return Diagnosis.of(failure, message or code)
+        return Diagnosis.of(by_text or UNKNOWN, f"{code}: {message}".strip(": "))
     name = type(err).__name__
     for failure in FAILURES:
         if name in failure.error_codes:
-            return Diagnosis(mode=failure, detail=str(err))
+            return Diagnosis.of(failure, str(err))
     return diagnose_text(str(err))
 
 
@@ -343,7 +352,7 @@ def scan_log_lines(lines: Iterable[str]) -> tuple[Diagnosis, ...]:
     for line in lines:
         found = match_text(line)
         if found is not None and found.code not in seen:
-            seen[found.code] = Diagnosis(mode=found, detail=line.strip()[:500])
+            seen[found.code] = Diagnosis.of(found, line.strip()[:500])
     return tuple(seen.values())
 
 
@@ -377,4 +386,4 @@ def deploy_error(action: str, err: BaseException) -> "DeployError":
     from cloud.aws.errors import DeployError
 
     d = diagnose_exception(err)
-    return DeployError(f"{action} failed: {d.mode.message}", fix=d.mode.fix, code=d.code, detail=d.detail)
+    return DeployError(f"{action} failed: {d.message}", fix=d.fix, code=d.code, detail=d.detail)

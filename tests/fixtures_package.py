@@ -67,8 +67,8 @@ def local_classic_package(build_test_package, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def dlc_venv():
     """The DLC serving environment (TorchServe 0.12.0 + toolkit 2.0.25), created once per machine."""
+    from cloud.dry_run.errors import LocalDlcError
     from cloud.dry_run.venv import ensure_dlc_venv
-    from cloud.packaging.errors import LocalDlcError
 
     try:
         return ensure_dlc_venv(parent=package_test_cache() / "dlc-venv", log=lambda _m: None)

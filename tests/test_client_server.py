@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from cloud.aws.errors import EndpointInvocationError, PayloadTooLargeError
+from cloud.aws.errors import EndpointInvocationError, EndpointPayloadTooLargeError
 from cloud.endpoint.client import REALTIME_LIMIT_BYTES, EndpointClient, runtime_config
 from fixtures_deploy import MOTO_BUCKET
 from fixtures_server import classic_factory, encode_image, run_server, scene_image
@@ -112,7 +112,7 @@ def test_model_error_keeps_the_original_message_and_status(classic_server):
 def test_oversized_request_is_refused_before_sending_without_an_async_path(classic_server):
     client = EndpointClient("local", runtime=runtime_for(classic_server.url), endpoint_is_async=False)
     before = classic_server.worker.processed
-    with pytest.raises(PayloadTooLargeError) as info:
+    with pytest.raises(EndpointPayloadTooLargeError) as info:
         client.invoke(b"x" * (REALTIME_LIMIT_BYTES + 1), content_type="application/json")
     assert "6 MiB" in str(info.value) and "--async" in info.value.fix
     assert classic_server.worker.processed == before
@@ -146,7 +146,7 @@ def test_response_too_large_switches_to_async_or_explains(tiny_response_server, 
     s3 = moto_clients.client("s3")
     request = _request(scene_image(3))
     plain = EndpointClient("small", runtime=runtime_for(tiny_response_server.url), endpoint_is_async=False)
-    with pytest.raises(PayloadTooLargeError) as info:
+    with pytest.raises(EndpointPayloadTooLargeError) as info:
         plain.segment(request)
     assert info.value.code == "payload-too-large" and "--async" in info.value.fix
 

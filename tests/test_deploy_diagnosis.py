@@ -88,3 +88,31 @@ def test_every_row_has_message_fix_and_a_unique_code_and_the_doc_matches_the_cod
         assert code in BY_CODE
     assert DOC.read_text(encoding="utf-8") == failure_table_markdown(), \
         "docs/deploy-failures.md is stale: run python -m cloud.diagnosis > docs/deploy-failures.md"
+
+
+def test_one_diagnosis_type_for_the_deploy_and_the_local_dry_run():
+    from cloud.diagnosis import Diagnosis
+    from cloud.dry_run.diagnosis import diagnose_logs
+    from cloud.timeouts import effective_timeouts
+
+    timeouts = effective_timeouts({"TS_DEFAULT_STARTUP_TIMEOUT": "3"}, health_check=600)
+    local = diagnose_logs({"ts_log": "W-9000 Backend worker did not respond in given time"}, timeouts=timeouts)
+    deployed = scan_log_lines(["W-9000 Backend worker did not respond in given time"])
+    assert all(type(d) is Diagnosis for d in (*local, *deployed))
+    assert local[0].code == "SLOW_MODEL_LOAD" and "3 s (TS_DEFAULT_STARTUP_TIMEOUT)" in local[0].sentence()
+    assert deployed[0].code == "worker-timeout" and deployed[0].sentence().endswith(BY_CODE["worker-timeout"].fix)
+
+
+def test_cloud_and_packaging_errors_are_studio_errors_not_inference_errors():
+    from cloud.aws.errors import CloudError, DeployError, EndpointInvocationError, EndpointPayloadTooLargeError
+    from cloud.dry_run.errors import LocalDlcError
+    from cloud.packaging.errors import PackageIndexUnreachable, PackagingError
+    from inference.errors import InferenceError, StudioError
+
+    for kind in (CloudError, DeployError, EndpointInvocationError, EndpointPayloadTooLargeError, PackagingError,
+                 PackageIndexUnreachable, LocalDlcError):
+        assert issubclass(kind, StudioError) and not issubclass(kind, InferenceError), kind
+    try:
+        raise DeployError("Creating the endpoint failed.", fix="Retry.", code="capacity")
+    except StudioError as err:  # what a dialog or the CLI catches
+        assert str(err) == "Creating the endpoint failed. Fix: Retry."

@@ -70,14 +70,34 @@ def test_cli_does_not_print_secrets(tmp_path, moto_url, capsys, monkeypatch):
     assert SECRET not in out.out + out.err and KEY_ID not in out.out + out.err
 
 
-def test_package_actions_explain_when_the_package_module_is_missing(monkeypatch, capsys):
+def test_an_import_error_in_our_own_code_surfaces_with_its_message(monkeypatch):
     import sys
 
     from desktop_app.cli.main import main
 
     monkeypatch.setitem(sys.modules, "desktop_app.cli.deploy_package_command", None)  # import raises ImportError
-    assert main(["deploy", "package"]) == 2
-    assert "not available" in capsys.readouterr().err
+    with pytest.raises(ImportError, match="desktop_app.cli.deploy_package_command"):
+        main(["deploy", "package"])
+
+
+def test_a_missing_third_party_package_is_explained_not_a_crash(monkeypatch, capsys):
+    from desktop_app.cli import deploy_command
+    from desktop_app.cli.main import main
+
+    def up(_args):
+        raise ModuleNotFoundError("No module named 'boto3'", name="boto3")
+
+    monkeypatch.setattr(deploy_command, "_up", up)
+    assert main(["deploy", "up", "demo", "--preflight-only"]) == 1
+    err = capsys.readouterr().err
+    assert "needs the Python package 'boto3'" in err and "pip install 'boto3'" in err
+
+    def broken(_args):
+        raise ModuleNotFoundError("No module named 'cloud.nope'", name="cloud.nope")
+
+    monkeypatch.setattr(deploy_command, "_up", broken)
+    with pytest.raises(ModuleNotFoundError, match="cloud.nope"):
+        main(["deploy", "up", "demo"])
 
 
 def test_settings_are_frozen():

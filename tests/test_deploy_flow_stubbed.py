@@ -10,10 +10,11 @@ from botocore.stub import ANY
 
 from cloud.aws.errors import DeployError
 from cloud.deploy.resources import Ledger, apply, rollback
-from cloud.deploy.spec import DeploySpec, size_timeouts
+from cloud.deploy.spec import DeploySpec
 from cloud.deploy.wait import smoke_test, wait_for_endpoint
 from cloud.endpoint.client import EndpointClient
 from cloud.aws.logs import LogTail
+from cloud.timeouts import effective_timeouts, size_timeouts
 from test_deploy_preflight import stubbed
 
 ROLE = "arn:aws:iam::111122223333:role/SageMakerRole"
@@ -51,7 +52,15 @@ def test_spec_sizes_timeouts_from_the_measured_start_and_names_carry_a_hash():
     changed = spec(instance_type="ml.g5.2xlarge")
     assert changed.model_name == s.model_name and changed.endpoint_config_name != s.endpoint_config_name
     huge = size_timeouts(load_seconds=5000, archive_bytes=10**12)
-    assert huge.health_check_timeout == 3600 and huge.download_timeout == 3600 and huge.ts_startup_timeout == 3600
+    assert huge.health_check == 3600 and huge.download == 3600 and huge.startup == 3600
+
+
+def test_the_timeouts_the_deploy_sets_are_the_ones_the_dry_run_reads_back():
+    sized = spec().timeouts
+    assert sized.measured and sized.load_seconds == 140 and "measured load of 140 s" in sized.startup_source
+    back = effective_timeouts(spec().environment(), health_check=sized.health_check)
+    assert (back.startup, back.response, back.health_check) == (sized.startup, sized.response, sized.health_check)
+    assert type(back) is type(sized) and back.download is None  # one Timeouts type for both jobs
 
 
 def test_quota_error_on_create_endpoint_is_explained_and_rolled_back_in_order():

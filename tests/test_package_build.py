@@ -124,6 +124,17 @@ def test_verification_of_a_truncated_archive(tmp_path):
     assert not report.ok and "not a readable .tar.gz" in report.problems[0]
 
 
+def test_the_project_wheel_is_built_from_the_checkout_root_and_holds_only_inference():
+    import inspect
+
+    from cloud.packaging.build import project_root
+    from cloud.packaging.wheels import build_project_wheel
+
+    root = project_root()
+    assert (root / "pyproject.toml").is_file() and (root / "inference" / "__init__.py").is_file()
+    assert inspect.signature(build_project_wheel).parameters["packages"].default == ("inference",)
+
+
 def test_pip_resolution_failure_names_the_sdist_only_requirement():
     # the shape of pip's answer when hydra-core's antlr4 pin has no wheel for the target
     output = ("ERROR: Cannot install hydra-core==1.3.8 because these package versions have conflicting "

@@ -34,7 +34,7 @@ class AwsSettings:
     session_token: str | None = field(default=None, repr=False)
     endpoint_url: str | None = None  # one URL for every service (moto server, LocalStack) or None
     service_endpoints: Mapping[str, str] = field(default_factory=dict)  # per service, e.g. a local runtime
-    retry_attempts: int = 5  # total attempts of control-plane calls (throttling); invocations: 1 (endpoint_client)
+    retry_attempts: int = 5  # total attempts of control-plane calls (throttling); invocations: 1 (cloud.endpoint.client)
     sources: Mapping[str, str] = field(default_factory=dict)  # name -> "option" | "environment" | ".env"
 
 

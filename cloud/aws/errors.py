@@ -1,16 +1,18 @@
-"""The one error type the deploy tool and the endpoint client raise.
+"""The errors the deploy tool and the endpoint client raise: :class:`CloudError` and its kinds.
 
-``str(err)`` is a complete explanation for a person: what went wrong, in plain words, and what to
-do about it. ``code`` names the row of the failure table (:mod:`cloud.diagnosis`) it came from,
-so the app can show the same text and link the same documentation row.
+``CloudError`` is a :class:`~inference.errors.StudioError` (the application's one error base), not
+an ``InferenceError``: a failed deploy or invocation is not a model problem. ``str(err)`` is a
+complete explanation for a person: what went wrong, in plain words, and what to do about it.
+``code`` names the row of the failure table (:mod:`cloud.diagnosis`) it came from, so the app can
+show the same text and link the same documentation row.
 """
 
 from __future__ import annotations
 
-from inference.errors import InferenceError
+from inference.errors import StudioError
 
 
-class CloudError(InferenceError):
+class CloudError(StudioError):
     """Something on the AWS side failed; the message says what and how to fix it."""
 
     def __init__(self, message: str, *, fix: str = "", code: str = "unknown", detail: str = "") -> None:
@@ -54,5 +56,5 @@ class EndpointInvocationError(CloudError):
         super().__init__(message, fix=fix, code=code, detail=detail)
 
 
-class PayloadTooLargeError(EndpointInvocationError):
+class EndpointPayloadTooLargeError(EndpointInvocationError):
     """The request or response exceeds the 6 MiB real-time limit and no asynchronous path exists."""

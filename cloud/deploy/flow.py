@@ -13,15 +13,16 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from cloud.aws.errors import DeployError
+from cloud.aws.logs import LogLine, LogTail
+from cloud.deploy.preflight import CheckResult, Level, PreflightReport, run_preflight
 from cloud.deploy.resources import Applied, Ledger, apply, apply_autoscaling, describe_or_none, rollback, teardown
-from cloud.deploy.spec import (DEFAULT_INSTANCE_TYPE, DEFAULT_KEY_PREFIX, TAG_KEY, Autoscaling, DeploySpec, clamp,
-                               model_data_key, size_timeouts)
+from cloud.deploy.spec import (DEFAULT_INSTANCE_TYPE, DEFAULT_KEY_PREFIX, TAG_KEY, Autoscaling, DeploySpec,
+                               model_data_key)
 from cloud.deploy.upload import (UploadResult, dir_files, dir_sha256, file_sha256, parse_s3_uri, upload_model,
                                  upload_model_dir)
 from cloud.deploy.wait import EndpointState, SmokeResult, smoke_test, wait_for_endpoint
 from cloud.diagnosis import mode
-from cloud.aws.logs import LogLine, LogTail
-from cloud.deploy.preflight import CheckResult, Level, PreflightReport, run_preflight
+from cloud.timeouts import AWS_MAX, AWS_MIN, clamp, size_timeouts
 
 
 def _noop(*_: object) -> None:
@@ -116,9 +117,9 @@ def build_spec(options: UpOptions, *, region: str, role_arn: str, bucket: str | 
     timeouts = size_timeouts(load_seconds=options.load_seconds, worst_request_seconds=options.worst_request_seconds,
                              archive_bytes=archive_size)
     if options.health_check_timeout_s:
-        timeouts = replace(timeouts, health_check_timeout=clamp(options.health_check_timeout_s, 60, 3600))
+        timeouts = replace(timeouts, health_check=clamp(options.health_check_timeout_s, AWS_MIN, AWS_MAX))
     if options.download_timeout_s:
-        timeouts = replace(timeouts, download_timeout=clamp(options.download_timeout_s, 60, 3600))
+        timeouts = replace(timeouts, download=clamp(options.download_timeout_s, AWS_MIN, AWS_MAX))
     return DeploySpec(
         name=options.name, image_uri=image_uri, role_arn=role_arn, model_data_url=url, region=region,
         timeouts=timeouts,
@@ -167,8 +168,7 @@ def deploy_up(clients: Any, options: UpOptions, *, reporter: Reporter = Reporter
                       image_uri=report.image_uri, archive_size=size, sha256=sha)
     t = spec.timeouts
     say(f"timeouts ({'measured' if t.measured else 'assumed'} load {t.load_seconds:.0f} s): TorchServe start-up "
-        f"{t.ts_startup_timeout} s, response {t.ts_response_timeout} s, health check {t.health_check_timeout} s, "
-        f"download {t.download_timeout} s")
+        f"{t.startup} s, response {t.response} s, health check {t.health_check} s, download {t.download} s")
     upload = None
     if sha is not None:
         say(f"uploading {options.archive} ({size / 2**20:.1f} MiB) to s3://{bucket}/{key}")
@@ -214,7 +214,7 @@ def run_smoke(clients: Any, spec: DeploySpec, *, options: UpOptions, tail: LogTa
                            async_s3_prefix=spec.async_output_s3 if spec.is_async else None,
                            endpoint_is_async=spec.is_async)  # known from the spec: no describe call
     body, content_type = smoke_request_body()
-    budget = options.smoke_budget_s or float(spec.timeouts.ts_startup_timeout + 120)
+    budget = options.smoke_budget_s or float(spec.timeouts.startup + 120)
     return smoke_test(lambda: client.invoke(body, content_type=content_type), validate=decode_response,
                       budget_s=budget, interval_s=min(10.0, options.poll_s), tail=tail, say=reporter.say,
                       on_log=reporter.log, sleep=sleep)

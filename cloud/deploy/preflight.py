@@ -79,8 +79,8 @@ def _from_error(name: str, err: BaseException, *, denied_is_warning: bool = Fals
         return CheckResult(name=name, level=Level.WARNING, code=d.code,
                            message=f"could not check {what or name}: {first_line}",
                            fix="Nothing to do if the deploy works; the real call reports any problem.")
-    return CheckResult(name=name, level=Level.FAIL, message=f"{d.mode.message} ({d.detail})",
-                       fix=d.mode.fix, code=d.code)
+    return CheckResult(name=name, level=Level.FAIL, message=f"{d.message} ({d.detail})",
+                       fix=d.fix, code=d.code)
 
 
 def error_code(err: BaseException) -> str:
@@ -309,11 +309,8 @@ def check_environment(env: Mapping[str, str]) -> list[CheckResult]:
 
 def check_package(path: Any) -> CheckResult:
     """The archive or package directory, checked by the packaging side's verifier (no import run)."""
-    try:
-        from cloud.packaging.verify import verify_package
-    except ImportError:
-        return CheckResult(name="package", level=Level.WARNING, code="bad-archive",
-                           message="not verified (cloud.packaging.verify is not installed)")
+    from cloud.packaging.verify import verify_package
+
     report = verify_package(path, import_check=False)
     if not report.ok:
         return _from_mode("package", "bad-archive", detail="; ".join(report.problems[:5]))

@@ -1,4 +1,6 @@
-"""What one deployment is: its spec, the resource names derived from it, timeouts and environment.
+"""What one deployment is: its spec, the resource names derived from it, and its environment.
+
+Its timeouts are a :class:`cloud.timeouts.Timeouts`, sized by :func:`cloud.timeouts.size_timeouts`.
 
 Names carry a content hash of what they describe, so a re-run with the same spec finds the same
 model and endpoint config (and reuses them), while a changed spec gets new names (and the
@@ -10,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
+
+from cloud.timeouts import Timeouts
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 NAME_MAX = 63
@@ -23,11 +26,6 @@ DEFAULT_INSTANCE_TYPE = "ml.g5.xlarge"
 DEFAULT_VARIANT = "AllTraffic"
 DEFAULT_KEY_PREFIX = "langsam-studio"
 TAG_KEY = "langsam-studio:deployment"
-
-# Assumptions when nothing was measured (seconds): Lang-SAM loads in well under this on a g5.
-DEFAULT_LOAD_SECONDS = 180.0
-DEFAULT_WORST_REQUEST_SECONDS = 60.0
-ASSUMED_DOWNLOAD_BYTES_PER_SECOND = 25 * 1024 * 1024
 
 
 def endpoint_name_problem(name: str) -> str | None:
@@ -52,48 +50,6 @@ def derived_name(deployment: str, kind: str, payload: object) -> str:
     suffix = f"-{kind}-{_digest(payload)}"
     stem = deployment[: NAME_MAX - len(suffix)].rstrip("-")
     return stem + suffix
-
-
-def clamp(value: float, low: int, high: int) -> int:
-    return int(min(max(math.ceil(value), low), high))
-
-
-@dataclass(frozen=True, kw_only=True)
-class Timeouts:
-    """Server-side timeouts sized from the measured local start-up and the slowest request.
-
-    ``TS_DEFAULT_STARTUP_TIMEOUT`` covers ``model_fn`` (TorchServe kills a worker that loads
-    longer); ``SAGEMAKER_TS_RESPONSE_TIMEOUT`` is set above both the load and the worst request
-    because ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` is silently ignored by toolkit 2.0.25.
-    """
-
-    load_seconds: float
-    worst_request_seconds: float
-    measured: bool
-    ts_startup_timeout: int
-    ts_response_timeout: int
-    health_check_timeout: int  # ContainerStartupHealthCheckTimeoutInSeconds, 60..3600
-    download_timeout: int  # ModelDataDownloadTimeoutInSeconds, 60..3600
-
-
-def size_timeouts(
-    *, load_seconds: float | None = None, worst_request_seconds: float | None = None,
-    archive_bytes: int = 0,
-) -> Timeouts:
-    """Timeouts with margin: twice the measurement plus a fixed allowance, within AWS limits."""
-    load = float(load_seconds) if load_seconds else DEFAULT_LOAD_SECONDS
-    worst = float(worst_request_seconds) if worst_request_seconds else DEFAULT_WORST_REQUEST_SECONDS
-    download_estimate = archive_bytes / ASSUMED_DOWNLOAD_BYTES_PER_SECOND
-    return Timeouts(
-        load_seconds=load,
-        worst_request_seconds=worst,
-        measured=bool(load_seconds),
-        ts_startup_timeout=clamp(2 * load + 60, 120, 3600),
-        ts_response_timeout=clamp(2 * max(load, worst) + 60, 120, 3600),
-        # pip install of code/requirements.txt + model load happen before a meaningful /ping
-        health_check_timeout=clamp(2 * load + 300, 600, 3600),
-        download_timeout=clamp(3 * download_estimate + 120, 600, 3600),
-    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,9 +96,7 @@ class DeploySpec:
             "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
             "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
             "SAGEMAKER_REGION": self.region,
-            "TS_DEFAULT_STARTUP_TIMEOUT": str(self.timeouts.ts_startup_timeout),
-            "SAGEMAKER_TS_RESPONSE_TIMEOUT": str(self.timeouts.ts_response_timeout),
-            "TS_DEFAULT_RESPONSE_TIMEOUT": str(self.timeouts.ts_response_timeout),
+            **self.timeouts.environment(),
         }
         env.update(self.extra_environment)
         return env
@@ -169,8 +123,8 @@ class DeploySpec:
             "ModelName": self.model_name,
             "InstanceType": self.instance_type,
             "InitialInstanceCount": self.instance_count,
-            "ModelDataDownloadTimeoutInSeconds": self.timeouts.download_timeout,
-            "ContainerStartupHealthCheckTimeoutInSeconds": self.timeouts.health_check_timeout,
+            "ModelDataDownloadTimeoutInSeconds": self.timeouts.download,
+            "ContainerStartupHealthCheckTimeoutInSeconds": self.timeouts.health_check,
         }
 
     def async_config(self) -> dict[str, object] | None:

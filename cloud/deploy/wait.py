@@ -47,7 +47,7 @@ class SmokeResult:
 def _log_hint(diagnoses: tuple[Diagnosis, ...] | list[Diagnosis]) -> str:
     if not diagnoses:
         return ""
-    parts = [f"{d.mode.title}: {d.mode.message} Fix: {d.mode.fix} (log: {d.detail[:200]})" for d in diagnoses]
+    parts = [f"{d.title}: {d.message} Fix: {d.fix} (log: {d.detail[:200]})" for d in diagnoses]
     return " The container log shows — " + " | ".join(parts)
 
 
@@ -96,8 +96,8 @@ def wait_for_endpoint(
             if d.code == "throttled":
                 sleep(poll_s)
                 continue
-            raise DeployError(f"Reading the status of {endpoint_name} failed: {d.mode.message}",
-                              fix=d.mode.fix, code=d.code, detail=d.detail) from None
+            raise DeployError(f"Reading the status of {endpoint_name} failed: {d.message}",
+                              fix=d.fix, code=d.code, detail=d.detail) from None
         status, config = ep.get("EndpointStatus", "?"), ep.get("EndpointConfigName")
         elapsed = time.monotonic() - started
         if status != last_status or elapsed - last_said >= 60:
@@ -110,13 +110,13 @@ def wait_for_endpoint(
                 d = diagnose_failure_reason(reason or "the update did not complete")
                 raise DeployError(
                     f"The update of {endpoint_name} failed and SageMaker rolled it back to {config}: "
-                    f"{d.mode.message}{_log_hint(watcher.found)}", fix=d.mode.fix, code=d.code, detail=reason)
+                    f"{d.message}{_log_hint(watcher.found)}", fix=d.fix, code=d.code, detail=reason)
             return EndpointState(status=status, config_name=config, seconds=elapsed, log_diagnoses=watcher.found)
         if status in {"Failed", "OutOfService", "UpdateRollbackFailed"}:
             watcher.poll()
             d = diagnose_failure_reason(reason or status)
-            raise DeployError(f"Endpoint {endpoint_name} is {status}: {d.mode.message}{_log_hint(watcher.found)}",
-                              fix=d.mode.fix, code=d.code, detail=reason)
+            raise DeployError(f"Endpoint {endpoint_name} is {status}: {d.message}{_log_hint(watcher.found)}",
+                              fix=d.fix, code=d.code, detail=reason)
         if status == "Deleting":
             raise DeployError(f"Endpoint {endpoint_name} is being deleted by someone else.",
                               fix="Run `deploy up` again once it is gone.", code="endpoint-busy")
@@ -167,12 +167,12 @@ def smoke_test(
         fatal = [d for d in watcher.found if d.code in FATAL_LOG_CODES]
         if fatal:
             d = fatal[0]
-            raise DeployError(f"The model cannot start: {d.mode.message}{_log_hint(watcher.found)}",
-                              fix=d.mode.fix, code=d.code, detail=d.detail)
+            raise DeployError(f"The model cannot start: {d.message}{_log_hint(watcher.found)}",
+                              fix=d.fix, code=d.code, detail=d.detail)
         if time.monotonic() - started > budget_s:
             m = mode("not-answering")
             worst = [d for d in watcher.found if d.code in {"worker-timeout", "worker-died", "network-blocked"}]
-            fix = worst[0].mode.fix if worst else m.fix
+            fix = worst[0].fix if worst else m.fix
             raise DeployError(
                 f"{m.message} Waited {time.monotonic() - started:.0f} s over {attempts} attempts; last error: "
                 f"{last.message if last else 'none'}{_log_hint(watcher.found)}", fix=fix, code=m.code)

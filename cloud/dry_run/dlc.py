@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from cloud.dry_run.diagnosis import (MAX_PAYLOAD, Diagnosis, Timeouts, diagnose_logs,
-                                       effective_timeouts, excerpt, read_logs)
+from cloud.diagnosis import Diagnosis
+from cloud.dry_run.diagnosis import diagnose_logs, excerpt, read_logs
+from cloud.dry_run.errors import LocalDlcError
 from cloud.dry_run.venv import DlcVenv, find_java, layer_venv
-from cloud.packaging.errors import LocalDlcError
+from cloud.timeouts import Timeouts, effective_timeouts
+from inference.protocol import MAX_PAYLOAD_BYTES
 
 # sets the toolkit's hard-coded /etc/sagemaker-ts.properties to a temp path, then serves
 LAUNCHER = """\
@@ -176,7 +178,7 @@ def run_dry_run(*, package: str | os.PathLike, venv: DlcVenv, request_body: byte
     health-check timeout).
     """
     find_java()
-    if len(request_body) > MAX_PAYLOAD:
+    if len(request_body) > MAX_PAYLOAD_BYTES:
         raise LocalDlcError(f"the request is {len(request_body)} bytes, over SageMaker's 6 MiB limit")
     container_env = dict(env or {})
     timeouts = effective_timeouts(container_env, health_check=health_check_timeout)
@@ -223,7 +225,7 @@ def run_dry_run(*, package: str | os.PathLike, venv: DlcVenv, request_body: byte
         logs = read_logs(base)
         found = tuple(diagnose_logs(logs, timeouts=timeouts) + extra)
         if ready_s is None and not any(d.fatal for d in found):
-            found += (Diagnosis("NOT_READY", "the model's workers did not become READY within "
+            found += (Diagnosis(code="NOT_READY", message="the model's workers did not become READY within "
                                 f"{wait_limit or health_check_timeout:.0f} s (SageMaker would fail the "
                                 "health check or answer every request with a timeout); see model_log.log"),)
         ok = ready_s is not None and status == 200 and not any(d.fatal for d in found)
@@ -264,12 +266,12 @@ def _wait_ready(proc: subprocess.Popen, inference_url: str, mgmt_url: str, *, st
 def _startup_findings(ready_s: float, timeouts: Timeouts) -> list[Diagnosis]:
     found = []
     if ready_s > timeouts.health_check:
-        found.append(Diagnosis("STARTUP_OVER_HEALTH_CHECK",
-            f"start-up took {ready_s:.0f} s, longer than ContainerStartupHealthCheckTimeoutInSeconds "
+        found.append(Diagnosis(code="STARTUP_OVER_HEALTH_CHECK",
+            message=f"start-up took {ready_s:.0f} s, longer than ContainerStartupHealthCheckTimeoutInSeconds "
             f"({timeouts.health_check} s)"))
     elif ready_s > 0.7 * timeouts.startup:
-        found.append(Diagnosis("STARTUP_NEAR_TIMEOUT",
-            f"start-up took {ready_s:.0f} s, over 70% of the start-up timeout ({timeouts.startup} s): a "
+        found.append(Diagnosis(code="STARTUP_NEAR_TIMEOUT",
+            message=f"start-up took {ready_s:.0f} s, over 70% of the start-up timeout ({timeouts.startup} s): a "
             "slower disk or GPU initialisation on SageMaker may push it over. Raise TS_DEFAULT_STARTUP_TIMEOUT.",
             fatal=False))
     return found
@@ -277,17 +279,17 @@ def _startup_findings(ready_s: float, timeouts: Timeouts) -> list[Diagnosis]:
 
 def _invocation_findings(status: int, data: bytes, latency: float, timeouts: Timeouts) -> list[Diagnosis]:
     found = []
-    if len(data) > MAX_PAYLOAD:
-        found.append(Diagnosis("RESPONSE_TOO_LARGE",
-            f"the response is {len(data) / 2**20:.1f} MiB, over SageMaker's 6 MiB real-time limit: the "
+    if len(data) > MAX_PAYLOAD_BYTES:
+        found.append(Diagnosis(code="RESPONSE_TOO_LARGE",
+            message=f"the response is {len(data) / 2**20:.1f} MiB, over SageMaker's 6 MiB real-time limit: the "
             "endpoint would fail this request. Return masks as RLE (not JSON lists) or use asynchronous "
             "inference."))
     if status != 200:
-        found.append(Diagnosis("INVOKE_FAILED",
-            f"the invocation answered HTTP {status}: {data[:400].decode('utf-8', 'replace')}"))
+        found.append(Diagnosis(code="INVOKE_FAILED",
+            message=f"the invocation answered HTTP {status}: {data[:400].decode('utf-8', 'replace')}"))
     if latency > timeouts.invoke_limit:
-        found.append(Diagnosis("INVOKE_TOO_SLOW",
-            f"the invocation took {latency:.0f} s, over SageMaker's {timeouts.invoke_limit} s real-time "
+        found.append(Diagnosis(code="INVOKE_TOO_SLOW",
+            message=f"the invocation took {latency:.0f} s, over SageMaker's {timeouts.invoke_limit} s real-time "
             "limit (on this CPU; a GPU instance is faster)", fatal=False))
     return found
 

@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Sequence
 
-from cloud.packaging.errors import LocalDlcError
+from cloud.dry_run.errors import LocalDlcError
 from cloud.packaging.wheels import user_cache_dir
 
 SERVING_PACKAGES = ("sagemaker-pytorch-inference==2.0.25", "torchserve==0.12.0",

@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from cloud.aws.errors import EndpointInvocationError, PayloadTooLargeError
+from cloud.aws.errors import EndpointInvocationError, EndpointPayloadTooLargeError
 from cloud.diagnosis import diagnose_exception, match_text, mode
 
 REALTIME_LIMIT_BYTES = 6 * 1024 * 1024
@@ -126,7 +126,7 @@ class EndpointClient:
             return self._invoke_realtime(body, content_type=content_type, accept=accept,
                                          custom_attributes=custom_attributes, session_id=session_id)
         except EndpointInvocationError as err:
-            if err.code == "payload-too-large" and not isinstance(err, PayloadTooLargeError):
+            if err.code == "payload-too-large" and not isinstance(err, EndpointPayloadTooLargeError):
                 return self._too_large(body, content_type=content_type, accept=accept,
                                        custom_attributes=custom_attributes, what=err.detail or err.message)
             raise
@@ -136,7 +136,8 @@ class EndpointClient:
         target = self._async_target()
         if target is None or self._s3 is None or self.async_s3_prefix is None:
             m = mode("payload-too-large")
-            raise PayloadTooLargeError(f"{m.message} Here: {what.rstrip('.')}.", fix=m.fix, code=m.code, detail=what)
+            raise EndpointPayloadTooLargeError(f"{m.message} Here: {what.rstrip('.')}.", fix=m.fix, code=m.code,
+                                               detail=what)
         return self.invoke_async(body, content_type=content_type, accept=accept,
                                  custom_attributes=custom_attributes, endpoint_name=target)
 
@@ -176,7 +177,7 @@ class EndpointClient:
                 fix="Pass --async-s3 s3://BUCKET/PREFIX (or set MODEL_BUCKET).", code="payload-too-large")
         if len(body) > ASYNC_LIMIT_BYTES:
             m = mode("payload-too-large")
-            raise PayloadTooLargeError(f"The request is {len(body) / 2**30:.2f} GB; asynchronous inference "
+            raise EndpointPayloadTooLargeError(f"The request is {len(body) / 2**30:.2f} GB; asynchronous inference "
                                        "takes at most 1 GB.", fix="Send a smaller image.", code=m.code)
         from cloud.deploy.upload import parse_s3_uri
 
@@ -278,9 +279,9 @@ class EndpointClient:
             timeout = getattr(getattr(self._runtime, "meta", None), "config", None)
             seconds = getattr(timeout, "read_timeout", None)
             detail = f"no answer within {seconds:g} s" if seconds else d.detail
-            return EndpointInvocationError(f"{d.mode.message} ({detail})", fix=d.mode.fix, code=d.code, detail=d.detail)
+            return EndpointInvocationError(f"{d.message} ({detail})", fix=d.fix, code=d.code, detail=d.detail)
         prefix = f"{action} failed: " if action else ""
-        return EndpointInvocationError(f"{prefix}{d.mode.message}", fix=d.mode.fix, code=d.code,
+        return EndpointInvocationError(f"{prefix}{d.message}", fix=d.fix, code=d.code,
                                        detail=d.detail, original_message=message or None)
 
     # -- the protocol -------------------------------------------------------------------------

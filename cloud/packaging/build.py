@@ -57,7 +57,8 @@ class PackageResult:
 
 
 def project_root() -> Path:
-    return Path(__file__).resolve().parents[1]
+    """The source checkout the project wheel is built from (this file is cloud/packaging/build.py)."""
+    return Path(__file__).resolve().parents[2]
 
 
 def _installed_version(dist: str) -> str:

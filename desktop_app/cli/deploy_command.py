@@ -1,7 +1,9 @@
 """``langsam-studio deploy``: package, test-local, up, status, logs, invoke, down.
 
-``package`` and ``test-local`` belong to :mod:`desktop_app.cli.deploy_package_command` (imported only when used).
-boto3 is imported only inside ``run``, so ``langsam-studio --help`` stays instant.
+``package`` and ``test-local`` belong to :mod:`desktop_app.cli.deploy_package_command` (standard library
+only at import time). boto3 is imported only inside ``run``, so ``langsam-studio --help`` stays instant.
+An ImportError is shown as a message only when a third-party package is missing; one inside our
+own code is a bug and is raised with its message, never hidden.
 """
 
 from __future__ import annotations
@@ -23,11 +25,22 @@ def _err(text: str) -> None:
     print(text, file=sys.stderr)
 
 
-def _package_module() -> Any | None:
-    try:
-        return importlib.import_module("desktop_app.cli.deploy_package_command")
-    except ImportError:
+_OUR_PACKAGES = frozenset({"cloud", "inference", "desktop_app"})
+
+
+def _package_module() -> Any:
+    """The ``package`` / ``test-local`` sub-commands. They are our own code (standard library only at
+    import time), so an ImportError here is a bug: it propagates with its message, never hidden."""
+    return importlib.import_module("desktop_app.cli.deploy_package_command")
+
+
+def _missing_extra(err: ImportError) -> str | None:
+    """The top-level name of a third-party module that is not installed, or None when ``err`` is not
+    that (an import failing inside our own code, which must surface as it is)."""
+    top = (getattr(err, "name", None) or "").partition(".")[0]
+    if not isinstance(err, ModuleNotFoundError) or not top or top in _OUR_PACKAGES:
         return None
+    return top
 
 
 def _aws_options(p: argparse.ArgumentParser) -> None:
@@ -47,12 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="deploy_action", metavar="ACTION")
     module = _package_module()
     for action, (adder, _) in _PACKAGE_HOOKS.items():
-        text = {"package": getattr(module, "PACKAGE_HELP", "build model.tar.gz for the SageMaker PyTorch DLC"),
-                "test-local": getattr(module, "TEST_LOCAL_HELP", "run the package in the DLC's serving stack "
-                                      "here and measure its start-up")}[action]
-        p = sub.add_parser(action, help=text if module else f"{text} (not available in this installation)")
-        if module is not None and hasattr(module, adder):
-            getattr(module, adder)(p)
+        text = {"package": module.PACKAGE_HELP, "test-local": module.TEST_LOCAL_HELP}[action]
+        getattr(module, adder)(sub.add_parser(action, help=text))
 
     up = sub.add_parser("up", help="deploy or update an endpoint, wait, and check the model answers")
     up.add_argument("name", nargs="?", default="langsam-studio", help="deployment = endpoint name")
@@ -130,26 +139,35 @@ def run(args: argparse.Namespace) -> int:
     if action is None:
         args._deploy_parser.print_help()
         return 2
-    if action in _PACKAGE_HOOKS:
-        module = _package_module()
-        runner = getattr(module, _PACKAGE_HOOKS[action][1], None) if module else None
-        if runner is None:
-            _err(f"`deploy {action}` is not available: desktop_app.cli.deploy_package_command is not installed in this copy.")
-            return 2
-        return int(runner(args) or 0)
-    from cloud.aws.errors import CloudError
+    try:
+        if action in _PACKAGE_HOOKS:
+            return int(getattr(_package_module(), _PACKAGE_HOOKS[action][1])(args) or 0)
+        return _run_aws(action, args)
+    except ModuleNotFoundError as err:
+        missing = _missing_extra(err)
+        if missing is None:
+            raise  # an import inside our own code failed: a bug, shown with its message
+        _err(f"error: `deploy {action}` needs the Python package '{missing}', which is not installed here "
+             f"(pip install '{missing}' or reinstall langsam-studio with its dependencies)")
+        return 1
+
+
+def _run_aws(action: str, args: argparse.Namespace) -> int:
     from cloud.aws.env import redact
+    from inference.errors import StudioError
 
     try:
         return {"up": _up, "status": _status, "logs": _logs, "invoke": _invoke, "down": _down}[action](args)
-    except CloudError as err:
+    except ImportError:
+        raise  # handled by run(): a missing third-party package is explained, anything else surfaces
+    except StudioError as err:  # a CloudError, a bad prompt for `invoke`, a package that fails its check
         _err(redact(f"error: {err}"))
         return 1
     except Exception as err:  # noqa: BLE001 - botocore errors outside the explained paths
         from cloud.diagnosis import diagnose_exception
 
         d = diagnose_exception(err)
-        _err(redact(f"error: {d.mode.message} Fix: {d.mode.fix} ({d.detail})"))
+        _err(redact(f"error: {d.message} Fix: {d.fix} ({d.detail})"))
         return 1
 
 
@@ -262,7 +280,7 @@ def _status(args: argparse.Namespace) -> int:
               f"{' (async)' if s.is_async else ''}, config {s.config_name}, created {s.created or '?'}")
         if s.failure_reason:
             d = diagnose_failure_reason(s.failure_reason)
-            print(f"  failure: {s.failure_reason}\n  meaning: {d.mode.message}\n  fix: {d.mode.fix}")
+            print(f"  failure: {s.failure_reason}\n  meaning: {d.message}\n  fix: {d.fix}")
     if any(s.status in {"InService", "Updating", "Creating"} for s in summaries):
         print(f"note: {mode('billing').message} {mode('billing').fix}")
     return 0
@@ -280,7 +298,7 @@ def _logs(args: argparse.Namespace) -> int:
     for line in batch.lines:
         print(redact(f"{line.stream}: {line.message}"))
     for d in scan_log_lines(line.message for line in batch.lines):
-        print(f"diagnosis: {d.mode.title}: {d.mode.message}\n  fix: {d.mode.fix}\n  seen: {d.detail[:200]}")
+        print(f"diagnosis: {d.title}: {d.message}\n  fix: {d.fix}\n  seen: {d.detail[:200]}")
     return 0
 
 

@@ -18,7 +18,9 @@ TEST_LOCAL_HELP = ("dry-run a model package in the DLC's real serving stack (Tor
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=("langsam", "sam2", "classic"), default="langsam",
+    from desktop_app.core.backend_choices import local_backend_names
+
+    parser.add_argument("--backend", choices=local_backend_names(), default="langsam",
                         help="what the endpoint runs (classic: no weights)")
     parser.add_argument("--sam2-model", help="SAM 2 model id from the weights store (default: the app's)")
     parser.add_argument("--sam2-checkpoint", type=Path, help="an explicit SAM 2 checkpoint (.pt)")
@@ -40,10 +42,9 @@ def add_package_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_package(args: argparse.Namespace) -> int:
-    from cloud.packaging.errors import PackagingError
-    from cloud.packaging.wheels import DLC_PY312, TargetPython
     from cloud.packaging.build import build_package
-    from inference.errors import InferenceError
+    from cloud.packaging.wheels import DLC_PY312, TargetPython
+    from inference.errors import StudioError
 
     try:
         target = DLC_PY312 if args.target == "dlc" else TargetPython.local()
@@ -52,7 +53,7 @@ def run_package(args: argparse.Namespace) -> int:
             sam2_checkpoint=args.sam2_checkpoint, gdino_model=args.gdino_model, gdino_dir=args.gdino_dir,
             target=target, extra_requirements=args.extra_requirement, cache_dir=args.cache_dir,
             overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr))
-    except (PackagingError, InferenceError) as exc:
+    except StudioError as exc:  # a packaging problem, or a model's weights that cannot be found
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{result.path} ({result.kind}, {result.size_bytes / 1e6:.1f} MB, backend {result.backend}, "
@@ -104,10 +105,9 @@ def default_request(*, backend: str, image: bytes | None = None, text: str | Non
 def run_test_local(args: argparse.Namespace) -> int:
     from cloud.dry_run.dlc import run_dry_run
     from cloud.dry_run.venv import ensure_dlc_venv
-    from cloud.packaging.errors import LocalDlcError, PackagingError
-    from cloud.packaging.wheels import TargetPython
     from cloud.packaging.build import build_package
-    from inference.errors import InferenceError
+    from cloud.packaging.wheels import TargetPython
+    from inference.errors import StudioError
 
     def log(message: str) -> None:
         print(message, file=sys.stderr)
@@ -137,7 +137,7 @@ def run_test_local(args: argparse.Namespace) -> int:
             body, content_type = default_request(backend=args.backend, image=image, text=args.text)
             result = run_dry_run(package=package, venv=venv, request_body=body, content_type=content_type,
                                  env=env, health_check_timeout=args.health_check_timeout, log=log)
-        except (LocalDlcError, PackagingError, InferenceError, OSError) as exc:
+        except (StudioError, OSError) as exc:  # LocalDlcError, PackagingError, missing weights
             print(f"error: {exc}", file=sys.stderr)
             return 1
     if args.json:
