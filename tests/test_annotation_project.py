@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 
 from desktop_app.core.annotation.document import AnnotationObject, ImageDocument, ImageStatus
-from desktop_app.core.annotation.labels import DEFAULT_PALETTE, LabelError, LabelSet, ProjectFileError
+from desktop_app.core.annotation.labels import LabelError, LabelSet, ProjectFileError
 from desktop_app.core.annotation.project import ProjectFolder, image_size, natural_sorted
 from desktop_app.core.annotation.storage import DocumentFileError
+from desktop_app.core.palette import new_label_color
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -22,12 +23,13 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 def test_label_set_edits_and_order():
     labels = LabelSet(["cat", "dog"])
     assert labels.names == ["cat", "dog"]
-    assert labels.get("cat").color == DEFAULT_PALETTE[0] and labels.get("dog").color == DEFAULT_PALETTE[1]
+    cat, dog = labels.get("cat").color, labels.get("dog").color
+    assert cat == new_label_color("cat") and dog == new_label_color("dog", taken=[cat]) and cat != dog
     labels.add("bird", color="#FF0000")
     assert labels.get("bird").color == "#ff0000" and labels.get("bird").rgb == (255, 0, 0)
     assert labels.add("cat") is labels.get("cat")  # no duplicate
     labels.rename("dog", "puppy")
-    assert labels.names == ["cat", "puppy", "bird"] and labels.get("puppy").color == DEFAULT_PALETTE[1]
+    assert labels.names == ["cat", "puppy", "bird"] and labels.get("puppy").color == dog
     labels.recolour("cat", (0, 128, 255))
     assert labels.get("cat").color == "#0080ff"
     labels.move("bird", 0)

@@ -135,7 +135,7 @@ def test_token_is_required_when_configured_and_ping_stays_open():
 
 
 def test_refuses_non_loopback_without_token_but_allows_container_mode(monkeypatch, capsys):
-    from inference.server import serve_command
+    from desktop_app.cli import serve_command
     from inference.server.config import ServerConfig, ServerConfigError
 
     with pytest.raises(ServerConfigError, match="bearer token"):
@@ -220,7 +220,7 @@ def test_container_mode_loads_the_sagemaker_model_dir(monkeypatch, tmp_path):
 
     from inference.errors import WeightsMissingError
     from inference.sagemaker_handler import write_model_dir_config
-    from inference.server import serve_command
+    from desktop_app.cli import serve_command
 
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path))
     (tmp_path / "model").mkdir()

@@ -97,12 +97,9 @@ DLC_PY312 = TargetPython(python_version="3.12",
 
 def user_cache_dir() -> Path:
     """``$LANGSAM_STUDIO_HOME/cache`` when set (tests), else the platform's user cache dir."""
-    home = os.environ.get("LANGSAM_STUDIO_HOME")
-    if home:
-        return Path(home) / "cache"
-    import platformdirs
+    from inference.paths import cache_dir
 
-    return Path(platformdirs.user_cache_dir("langsam-studio"))
+    return cache_dir()
 
 
 def _pip(args: Sequence[str], *, env: dict[str, str] | None = None,

@@ -12,8 +12,8 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "resources" / "samples"
-SAMPLE_IMAGE = SAMPLES_DIR / "coffee.jpg"
+from desktop_app.core.samples import SAMPLE_IMAGE
+from inference.paths import APP_NAME
 
 
 def _install_excepthook() -> None:
@@ -75,7 +75,7 @@ def run_app(argv: Sequence[str]) -> int:
 
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
     app.setApplicationName("LangSAM Studio")
-    app.setOrganizationName("langsam-studio")
+    app.setOrganizationName(APP_NAME)
     _install_excepthook()
     window = create_window(argv)
     window.show()

@@ -1,22 +1,17 @@
-"""Label colours: a fixed, distinguishable palette; a label keeps its colour across sessions."""
+"""Canvas colours. A label's colour is :mod:`desktop_app.core.palette`'s (the one policy, shared
+with the label set); the candidate and selection colours are the canvas's own."""
 
 from __future__ import annotations
 
-import zlib
+from collections.abc import Mapping
 
-# Glasbey-like qualitative palette (RGB), readable on photos with a semi-transparent fill.
-PALETTE: tuple[tuple[int, int, int], ...] = (
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
-    (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180),
-    (0, 0, 128), (128, 128, 128),
-)
+from desktop_app.core.palette import hex_to_rgb, label_color
+
 CANDIDATE_COLOUR = (30, 144, 255)  # the live candidate mask: dodger blue
 SELECTION_COLOUR = (255, 255, 255)
 
 
-def label_colour(label: str, overrides: dict[str, tuple[int, int, int]] | None = None) -> tuple[int, int, int]:
-    """The colour of ``label``: an explicit override, else a stable pick from :data:`PALETTE`."""
-    if overrides and label in overrides:
-        return overrides[label]
-    return PALETTE[zlib.crc32(label.strip().lower().encode("utf-8")) % len(PALETTE)]
+def label_colour(label: str, assigned: Mapping[str, str] | None = None) -> tuple[int, int, int]:
+    """The RGB colour of ``label`` given the label set's colours (``name -> "#rrggbb"``): its
+    own when it is in the set, else the one the set will give it when it is added."""
+    return hex_to_rgb(label_color(label, assigned or {}))

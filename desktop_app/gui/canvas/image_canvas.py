@@ -16,34 +16,28 @@ Signals (all coordinates in image pixels):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QMouseEvent, QPainter, QWheelEvent
 from PySide6.QtWidgets import QWidget
 
 from desktop_app.core.annotation.document import ImageDocument
+from desktop_app.core.annotation.labels import normalise_color
 from desktop_app.gui.canvas.colours import label_colour
 from desktop_app.gui.canvas.loading import LoadedImage
 from desktop_app.gui.canvas.overlays import OverlayCache
+from desktop_app.gui.canvas.scene import CandidateOverlay, CanvasScene
 from desktop_app.gui.canvas.tools import Tool
 from desktop_app.gui.canvas.view import ZOOM_STEP, ViewTransform
 from inference.prompts import Box, Point
 
 DEFAULT_BRUSH_SIZE = 16  # image pixels (diameter): zooming does not change what a stroke covers
 CLICK_SLOP = 4  # screen pixels a press may move and still count as a click
-
-
-@dataclass(frozen=True, kw_only=True, eq=False)
-class CandidateOverlay:
-    """A mask to show as a candidate: ``focused`` is drawn strongest; ``label`` picks the colour."""
-
-    mask: np.ndarray
-    label: str | None = None
-    focused: bool = True
 
 
 @dataclass(frozen=True)
@@ -90,7 +84,7 @@ class ImageCanvas(QWidget):
         self._points: tuple[Point, ...] = ()
         self._box: Box | None = None
         self._tool = Tool.POINT
-        self._colours: dict[str, tuple[int, int, int]] = {}
+        self._colours: dict[str, str] = {}  # the label set's colours, name -> "#rrggbb"
         self._brush_size = DEFAULT_BRUSH_SIZE
         self._fit_pending = True
         # interaction state
@@ -145,9 +139,10 @@ class ImageCanvas(QWidget):
         self._points, self._box = tuple(points), box
         self.update()
 
-    def set_label_colours(self, colours: dict[str, tuple[int, int, int]]) -> None:
-        """Label -> RGB overrides (the label panel's colours); others use the stable palette."""
-        self._colours = dict(colours)
+    def set_label_colours(self, colours: Mapping[str, str | tuple[int, int, int]]) -> None:
+        """The label set's colours (name -> "#rrggbb" or RGB); a label not in the set is drawn in
+        the colour the set will give it (:mod:`desktop_app.core.palette`)."""
+        self._colours = {name: normalise_color(colour) for name, colour in colours.items()}
         self.update()
 
     def colour_for(self, label: str) -> tuple[int, int, int]:
@@ -293,9 +288,20 @@ class ImageCanvas(QWidget):
 
         painter = QPainter(self)
         try:
-            paint_canvas(self, painter)
+            incomplete = paint_canvas(self.scene(), painter)
         finally:
             painter.end()
+        if incomplete:
+            QTimer.singleShot(0, self.update)  # the skipped overlay tiles come in the next paint
+
+    def scene(self) -> CanvasScene:
+        """A snapshot of what a paint draws (see :mod:`desktop_app.gui.canvas.painting`)."""
+        return CanvasScene(width=self.width(), height=self.height(), view=self.view, overlays=self.overlays,
+                           image=self._image, document=self._document, selection=frozenset(self._selection),
+                           candidates=self._candidates, label_colours=self._colours, stroke=self.stroke_mask,
+                           points=self._points, box=self._box, drag_box=self._drag_box,
+                           polygon=tuple(self._polygon), cursor=self._cursor, tool=self._tool,
+                           brush_screen_radius=self.brush_screen_radius())
 
     # -- mouse ---------------------------------------------------------------------------------
     def _inside(self, x: float, y: float) -> bool:
@@ -484,11 +490,4 @@ class ImageCanvas(QWidget):
     def stroke_mask(self) -> tuple[str, np.ndarray] | None:
         """(object id, working mask) while a brush/eraser stroke is under way."""
         return None if self._stroke is None else (self._stroke[0], self._stroke[1])
-
-    # read by desktop_app.gui.canvas.painting
-    @property
-    def state(self) -> dict:
-        return {"document": self._document, "selection": self._selection, "candidates": self._candidates,
-                "points": self._points, "box": self._box, "drag_box": self._drag_box, "polygon": self._polygon,
-                "cursor": self._cursor, "tool": self._tool}
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Final
 
 import cv2
 import numpy as np
 from PySide6.QtGui import QImage
 
+from inference.lru import ByteBoundedLRU
 from inference.masks import mask_bbox
 
 TILE = 256  # tile side in level pixels
@@ -139,13 +140,12 @@ def tiles_covering(rect: tuple[float, float, float, float], *, level: int, width
 
 
 class OverlayCache:
-    """Byte-bounded LRU of rendered tiles."""
+    """Rendered tiles in a :class:`~inference.lru.ByteBoundedLRU` (an empty tile is kept as ``None``)."""
 
     def __init__(self, *, max_bytes: int = DEFAULT_OVERLAY_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
         self.versions = MaskVersions()
-        self._tiles: OrderedDict[tuple, Tile | None] = OrderedDict()
-        self._bytes = 0
+        self._tiles: ByteBoundedLRU[Tile | None] = ByteBoundedLRU(max_bytes=max_bytes)
         self.rendered = 0  # tiles colourised so far (tests, benchmarks)
         self.incomplete = False  # a paint skipped tiles to stay within its time budget
 
@@ -164,16 +164,14 @@ class OverlayCache:
         h, w = mask.shape
         for tx, ty in tiles_covering(rect, level=level, width=w, height=h):
             key = (owner, serial, level, tx, ty, style)
-            if key in self._tiles:
-                self._tiles.move_to_end(key)
-                tile = self._tiles[key]
-            else:
+            tile = self._tiles.get(key, _MISSING)
+            if tile is _MISSING:
                 if deadline is not None and time.perf_counter() > deadline:
                     self.incomplete = True
                     continue
                 tile = render_tile(mask, level=level, tx=tx, ty=ty, style=style)
                 self.rendered += 1
-                self._put(key, tile)
+                self._tiles.put(key, tile, nbytes=_size(tile))
             if tile is not None:
                 yield tile
 
@@ -182,30 +180,28 @@ class OverlayCache:
         """Forget ``owner``'s tiles (only those meeting ``rect`` when given); ``mask`` edited in place."""
         if mask is not None and rect is not None:
             self.versions.touch(mask, rect)
-        for key in [k for k in self._tiles if k[0] == owner]:
-            if rect is not None:
-                span = TILE << key[2]
-                tx, ty = key[3], key[4]
-                if (tx + 1) * span <= rect[0] - (1 << key[2]) or tx * span >= rect[2] + (1 << key[2]) \
-                        or (ty + 1) * span <= rect[1] - (1 << key[2]) or ty * span >= rect[3] + (1 << key[2]):
-                    continue
-            tile = self._tiles.pop(key)
-            self._bytes -= _size(tile)
+
+        def doomed(key: tuple) -> bool:
+            if key[0] != owner:
+                return False
+            if rect is None:
+                return True
+            span, margin = TILE << key[2], 1 << key[2]
+            tx, ty = key[3], key[4]
+            return not ((tx + 1) * span <= rect[0] - margin or tx * span >= rect[2] + margin
+                        or (ty + 1) * span <= rect[1] - margin or ty * span >= rect[3] + margin)
+
+        self._tiles.remove_where(doomed)
 
     def clear(self) -> None:
         self._tiles.clear()
-        self._bytes = 0
 
     @property
     def nbytes(self) -> int:
-        return self._bytes
+        return self._tiles.nbytes
 
-    def _put(self, key: tuple, tile: Tile | None) -> None:
-        self._tiles[key] = tile
-        self._bytes += _size(tile)
-        while self._bytes > self.max_bytes and len(self._tiles) > 1:
-            _, old = self._tiles.popitem(last=False)
-            self._bytes -= _size(old)
+
+_MISSING: Final = object()  # not cached (``None`` is a cached empty tile)
 
 
 def _size(tile: Tile | None) -> int:
