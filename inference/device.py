@@ -6,8 +6,9 @@ torch is imported lazily so that the GUI starts without paying for it.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
+from types import ModuleType
 
 from inference.errors import BackendUnavailableError
 
@@ -20,7 +21,7 @@ class DeviceChoice:
     reason: str  # why this device; says why the GPU is not used when it is not
 
 
-def _cuda_reason(torch) -> str | None:
+def _cuda_reason(torch: ModuleType) -> str | None:
     """``None`` if CUDA is usable, else a plain explanation."""
     if not torch.backends.cuda.is_built():
         return "this torch build has no CUDA support (CPU-only wheel)"

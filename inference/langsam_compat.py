@@ -8,8 +8,9 @@ come from the explicit paths or from the local weights store (``langsam-studio m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from inference.errors import PromptError
 SAM_TYPES = ("sam2.1_hiera_tiny", "sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2.1_hiera_large")
 
 
-def _as_list(value: Any, *, kind: type | tuple[type, ...]) -> list:
+def _as_list(value: Any, *, kind: type | tuple[type, ...]) -> list[Any]:
     if isinstance(value, kind):
         return [value]
     return list(value)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -23,7 +24,7 @@ from pycocotools import mask as coco_mask
 warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept a copy keyword",
                         category=DeprecationWarning, module=r"pycocotools(\..*)?$")
 
-RLE = dict  # {"size": [h, w], "counts": str}
+RLE = dict[str, Any]  # {"size": [h, w], "counts": str}
 Ring = np.ndarray  # (N, 2) float64 xy vertices, not repeating the first vertex at the end
 PolygonWithHoles = tuple[Ring, list[Ring]]
 
@@ -44,7 +45,7 @@ def mask_to_rle(mask: np.ndarray) -> RLE:
             "counts": encoded["counts"].decode("ascii")}
 
 
-def _compressed(rle: Any) -> dict:
+def _compressed(rle: Any) -> dict[str, Any]:
     """Validate an RLE dict and return pycocotools' compressed form (bytes counts)."""
     if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
         raise ValueError("an RLE mask must be an object with 'size' and 'counts'")
@@ -57,7 +58,8 @@ def _compressed(rle: Any) -> dict:
     if isinstance(counts, list):
         if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != h * w:
             raise ValueError(f"uncompressed RLE counts must be non-negative integers summing to {h}x{w}")
-        return coco_mask.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+        compressed: dict[str, Any] = coco_mask.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+        return compressed
     if isinstance(counts, str):
         try:
             counts = counts.encode("ascii")
@@ -92,7 +94,7 @@ def _decode_counts(counts: bytes) -> np.ndarray:
     values = np.add.reduceat((chars & 0x1F) << (5 * digit), starts)
     negative = (chars[ends] & 0x10) != 0
     values[negative] -= np.left_shift(1, 5 * lengths[negative])
-    runs = values.copy()
+    runs: np.ndarray = values.copy()
     # from the third run on, each is stored as the difference to the run two places before
     runs[2::2] = np.cumsum(values[2::2])
     runs[3::2] = values[1] + np.cumsum(values[3::2]) if values.size > 3 else runs[3::2]
@@ -109,7 +111,7 @@ def rle_to_mask(rle: RLE) -> np.ndarray:
     if h == 0 or w == 0:
         return np.zeros((h, w), dtype=bool)
     try:
-        mask = coco_mask.decode(compressed)
+        mask: np.ndarray = coco_mask.decode(compressed)
     except ValueError as exc:
         raise ValueError(f"the RLE mask is corrupt: {exc}") from None
     if mask.shape != (h, w):
@@ -260,7 +262,7 @@ def ring_area(ring: Ring) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
-PolygonInput = Union[Sequence[PolygonWithHoles], Sequence[Ring]]
+PolygonInput = Sequence[PolygonWithHoles] | Sequence[Ring]
 
 
 def polygons_to_mask(polygons: PolygonInput, *, height: int, width: int) -> np.ndarray:

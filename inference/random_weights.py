@@ -53,7 +53,7 @@ def bert_test_vocab() -> list[str]:
     return out
 
 
-def write_random_sam2_checkpoint(path: str | os.PathLike, *, model_id: str = "sam2.1_hiera_tiny",
+def write_random_sam2_checkpoint(path: str | os.PathLike[str], *, model_id: str = "sam2.1_hiera_tiny",
                                  seed: int = 0) -> Path:
     """Save ``{"model": state_dict}`` of SAM 2.1 ``model_id`` with random weights to ``path``."""
     import torch
@@ -94,7 +94,7 @@ def spread_logit_scale(size: Literal["test", "tiny"]) -> float:
     return 1.0 / (256 if size == "tiny" else 32) ** 0.5
 
 
-def write_random_gdino(directory: str | os.PathLike, *, size: Literal["test", "tiny"] = "test",
+def write_random_gdino(directory: str | os.PathLike[str], *, size: Literal["test", "tiny"] = "test",
                        seed: int = 0, logit_scale: float = 1.0) -> Path:
     """Write a random Grounding DINO (model + processor + tokenizer) into ``directory``.
 
@@ -108,8 +108,12 @@ def write_random_gdino(directory: str | os.PathLike, *, size: Literal["test", "t
     are distinct and a threshold keeps a realistic handful of boxes (see :func:`spread_logit_scale`).
     """
     import torch
-    from transformers import (BertTokenizerFast, GroundingDinoForObjectDetection,
-                              GroundingDinoImageProcessor, GroundingDinoProcessor)
+    from transformers import (
+        BertTokenizerFast,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+    )
 
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)

@@ -31,15 +31,28 @@ import logging
 import os
 import sys
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from inference.errors import WeightsMissingError
-from inference.protocol import (JSON_TYPE, NEW_SESSION_HEADER, SESSION_HEADER, ErrorInfo, ProtocolError,
-                                SegmentRequest, decode_request, encode_error, media_type)
+from inference.protocol import (
+    JSON_TYPE,
+    NEW_SESSION_HEADER,
+    SESSION_HEADER,
+    ErrorInfo,
+    ProtocolError,
+    SegmentRequest,
+    decode_request,
+    encode_error,
+    media_type,
+)
 from inference.server.errors import error_info
 from inference.server.runner import RunnerLimits, RunResult, SegmentationRunner, header
+
+if TYPE_CHECKING:  # pragma: no cover
+    from inference.backends.base import SegmentationBackend
 
 log = logging.getLogger("langsam.sagemaker")
 
@@ -72,7 +85,7 @@ def model_dir_config(*, backend: str, model: str | None = None, checkpoint: str 
     return config
 
 
-def write_model_dir_config(model_dir: str | os.PathLike, **kwargs: Any) -> Path:
+def write_model_dir_config(model_dir: str | os.PathLike[str], **kwargs: Any) -> Path:
     """Write ``model_dir/langsam-config.json`` (keyword arguments of :func:`model_dir_config`)."""
     path = Path(model_dir) / CONFIG_NAME
     path.write_text(json.dumps(model_dir_config(**kwargs), indent=2) + "\n", encoding="utf-8")
@@ -88,7 +101,7 @@ class ModelDirSpec:
     limits: RunnerLimits = field(default_factory=RunnerLimits)
 
 
-def resolve_model_dir(model_dir: str | os.PathLike, *, device: str | None = None) -> ModelDirSpec:
+def resolve_model_dir(model_dir: str | os.PathLike[str], *, device: str | None = None) -> ModelDirSpec:
     """Read and check ``model_dir``; raises :class:`WeightsMissingError` naming what is missing."""
     root = Path(model_dir)
     if root.name == "code" and not (root / CONFIG_NAME).exists() and (root.parent / CONFIG_NAME).exists():
@@ -122,7 +135,7 @@ def resolve_model_dir(model_dir: str | os.PathLike, *, device: str | None = None
 
 def _checkpoint(root: Path, weights: Path, config: Mapping[str, Any]) -> Path:
     if config.get("checkpoint"):
-        path = root / config["checkpoint"]
+        path: Path = root / config["checkpoint"]
         if not path.is_file():
             raise WeightsMissingError(f"the SAM 2 checkpoint {path} named in {CONFIG_NAME} is missing "
                                       f"(found in {weights}: {_listing(weights)})")
@@ -139,7 +152,7 @@ def _checkpoint(root: Path, weights: Path, config: Mapping[str, Any]) -> Path:
 
 def _gdino_dir(root: Path, weights: Path, config: Mapping[str, Any]) -> Path:
     if config.get("gdino_path"):
-        path = root / config["gdino_path"]
+        path: Path = root / config["gdino_path"]
         if not path.is_dir():
             raise WeightsMissingError(f"the Grounding DINO directory {path} named in {CONFIG_NAME} is missing "
                                       f"(found in {weights}: {_listing(weights)})")
@@ -160,7 +173,8 @@ def _listing(path: Path) -> str:
     return ", ".join(names[:20]) + (" ..." if len(names) > 20 else "") if names else "nothing"
 
 
-def create_backend_from_model_dir(model_dir: str | os.PathLike, *, device: str | None = None):
+def create_backend_from_model_dir(model_dir: str | os.PathLike[str], *,
+                                  device: str | None = None) -> tuple[SegmentationBackend, RunnerLimits]:
     """The (not yet loaded) backend a model directory describes, plus the runner limits."""
     from inference.backends.registry import create_backend
 

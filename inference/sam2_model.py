@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from inference.errors import BackendUnavailableError, WeightsMissingError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
     from sam2.modeling.sam2_base import SAM2Base
 
 # catalog id -> the sam2 package's hydra config name
@@ -68,7 +69,7 @@ def _ensure_hydra() -> None:
         initialize_config_module("sam2", version_base="1.2")
 
 
-def instantiate_sam2(name: str, *, postprocessing: bool = True) -> "SAM2Base":
+def instantiate_sam2(name: str, *, postprocessing: bool = True) -> SAM2Base:
     """A SAM 2 model with freshly initialised (random) weights, on the CPU, in eval mode."""
     _ensure_hydra()
     from hydra import compose
@@ -82,7 +83,7 @@ def instantiate_sam2(name: str, *, postprocessing: bool = True) -> "SAM2Base":
     return model.eval()
 
 
-def load_state_dict(checkpoint: str | os.PathLike, *, model_id: str) -> dict[str, Any]:
+def load_state_dict(checkpoint: str | os.PathLike[str], *, model_id: str) -> dict[str, Any]:
     """Read ``{"model": state_dict}`` from a local file, safely (``weights_only=True``)."""
     import torch
 
@@ -100,10 +101,11 @@ def load_state_dict(checkpoint: str | os.PathLike, *, model_id: str) -> dict[str
     if not isinstance(payload, dict) or "model" not in payload:
         raise BackendUnavailableError(
             f"'{path}' is not a SAM 2 checkpoint: expected a dict with a 'model' entry")
-    return payload["model"]
+    state: dict[str, Any] = payload["model"]
+    return state
 
 
-def expand_neck_position_encoding(model: "SAM2Base") -> None:
+def expand_neck_position_encoding(model: SAM2Base) -> None:
     """Serve the image encoder neck's cached sine position encodings as views, not copies.
 
     sam2 1.1.0's ``PositionEmbeddingSine`` returns its cached (C, H, W) encoding with
@@ -115,7 +117,7 @@ def expand_neck_position_encoding(model: "SAM2Base") -> None:
     encoding = model.image_encoder.neck.position_encoding
     original = encoding.forward
 
-    def forward(x):
+    def forward(x: torch.Tensor) -> Any:  # the original is untyped
         key = (x.shape[-2], x.shape[-1])
         cached = encoding.cache.get(key)
         if cached is None or cached.device != x.device:
@@ -125,7 +127,7 @@ def expand_neck_position_encoding(model: "SAM2Base") -> None:
     encoding.forward = forward
 
 
-def memoize_trunk_position_embedding(model: "SAM2Base") -> None:
+def memoize_trunk_position_embedding(model: SAM2Base) -> None:
     """Compute Hiera's absolute position embedding once per input size, not once per image.
 
     ``Hiera._get_pos_embed`` bicubically resizes a learned parameter and adds the tiled window
@@ -136,9 +138,9 @@ def memoize_trunk_position_embedding(model: "SAM2Base") -> None:
     """
     trunk = model.image_encoder.trunk
     original = trunk._get_pos_embed
-    memo: dict[tuple, Any] = {}
+    memo: dict[tuple[Any, ...], Any] = {}
 
-    def get_pos_embed(hw):
+    def get_pos_embed(hw: tuple[int, int]) -> Any:
         key = (int(hw[0]), int(hw[1]), trunk.pos_embed._version, trunk.pos_embed_window._version,
                trunk.pos_embed.device, trunk.pos_embed.dtype)
         value = memo.get(key)
@@ -150,14 +152,14 @@ def memoize_trunk_position_embedding(model: "SAM2Base") -> None:
     trunk._get_pos_embed = get_pos_embed
 
 
-def apply_exact_encoder_speedups(model: "SAM2Base") -> None:
+def apply_exact_encoder_speedups(model: SAM2Base) -> None:
     """The bit-identical image-encoder speed-ups above (tests compare with upstream ``set_image``)."""
     expand_neck_position_encoding(model)
     memoize_trunk_position_embedding(model)
 
 
-def build_sam2_model(name: str, *, checkpoint: str | os.PathLike, device: str = "cpu",
-                     postprocessing: bool = True) -> "SAM2Base":
+def build_sam2_model(name: str, *, checkpoint: str | os.PathLike[str], device: str = "cpu",
+                     postprocessing: bool = True) -> SAM2Base:
     """Build SAM 2.1 ``name`` (catalog id or config stem) with weights from ``checkpoint``.
 
     Loading is strict: a checkpoint of another size gives :class:`BackendUnavailableError`

@@ -11,7 +11,7 @@ import pytest
 
 IMAGE_W, IMAGE_H = 200, 150
 
-__all__ = ["synthetic_folder", "make_window"]  # conftest imports the fixtures; tests import helpers
+__all__ = ["synthetic_folder", "make_window"]  # the fixtures; tests import helpers by name
 
 
 @dataclass(frozen=True)

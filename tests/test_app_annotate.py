@@ -4,10 +4,10 @@ accept, label with digit keys, walk with D / A, then restart the app and find ev
 from __future__ import annotations
 
 import numpy as np
-from fixtures_app import click_image, drag_image, iou, key, wait_backend, wait_image
 
 from desktop_app.core.annotation.document import ImageStatus
 from desktop_app.core.annotation.project import ProjectFolder
+from fixtures_app import click_image, drag_image, iou, key, wait_backend, wait_image
 
 
 def _accept_candidate(qtbot, window) -> list[str]:

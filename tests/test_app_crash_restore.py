@@ -21,6 +21,8 @@ import pytest
 from desktop_app.core.annotation.project import ProjectFolder
 from inference.masks import rle_to_mask
 
+pytestmark = [pytest.mark.gui, pytest.mark.slow]  # the app in a subprocess, one edit a second
+
 CHILD = r"""
 import json, sys, time
 from PySide6.QtCore import QPoint, Qt

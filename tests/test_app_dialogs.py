@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from fixtures_app import key, wait_backend, wait_image
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
+
+from fixtures_app import key, wait_backend, wait_image
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -174,6 +175,7 @@ window.close()
 """
 
 
+@pytest.mark.gui  # shows the window in a subprocess
 def test_window_shows_the_folder_without_importing_torch(tmp_path, synthetic_folder):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LANGSAM_STUDIO_HOME=str(tmp_path / "home"))
     out = subprocess.run([sys.executable, "-c", START_PROBE, str(synthetic_folder.folder)], env=env, cwd=ROOT,

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from fixtures_app import click_image, key, wait_backend, wait_image
 from PIL import Image, ImageDraw
 
 from desktop_app.core.annotation.document import AnnotationObject, ImageStatus
 from desktop_app.core.annotation.project import ProjectFolder
+from fixtures_app import click_image, key, wait_backend, wait_image
 
 
 def _run_export(qtbot, dialog, fmt: str, scope: str = "folder") -> list[Path]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from fixtures_app import click_image, iou, wait_backend, wait_image
 
 LOAD_S = 3.0

@@ -4,13 +4,13 @@ Ctrl+E), label list (colours saved with the folder), Ctrl+O on an image, Ctrl+T 
 from __future__ import annotations
 
 import numpy as np
-from fixtures_app import key, wait_backend, wait_image
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QInputDialog
 
 from desktop_app.core.annotation.document import AnnotationObject
 from desktop_app.core.annotation.labels import LabelSet
 from desktop_app.core.annotation.project import ProjectFolder
+from fixtures_app import key, wait_backend, wait_image
 
 
 def _seed(folder, truth):

@@ -175,11 +175,12 @@ def test_async_failure_location_is_reported(big_request_server, moto_clients):
 
 class _SlowHandler(http.server.BaseHTTPRequestHandler):
     posts = 0
+    answered = threading.Event()  # set when the first request's (late) answer has been sent
 
     def do_POST(self):  # noqa: N802 - http.server's naming
         type(self).posts += 1
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        time.sleep(2.5)
+        time.sleep(2.5)  # the scenario: slower than the client's 1 s read timeout
         try:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -187,6 +188,8 @@ class _SlowHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"{}")
         except OSError:
             pass
+        finally:
+            type(self).answered.set()
 
     def log_message(self, *args):
         pass
@@ -204,7 +207,8 @@ def test_read_timeout_is_explained_and_never_retried():
             client.invoke(b"{}", content_type="application/json")
         assert time.monotonic() - started < 2.4
         assert info.value.code == "client-read-timeout" and "1 s" in str(info.value)
-        time.sleep(1.8)
+        # a retry would follow the timeout at once, long before the first request is answered
+        assert _SlowHandler.answered.wait(30)
         assert _SlowHandler.posts == 1  # no hidden retry of a request that may still be running
     finally:
         server.shutdown()

@@ -24,7 +24,7 @@ LABELME_KEYS = {"version", "flags", "shapes", "imagePath", "imageData", "imageHe
 def check_like_labelme(json_path: Path) -> dict:
     """The checks labelme's LabelFile.load and _load_shape_json_obj make (labelme 5.x-6.x)."""
     data = json.loads(json_path.read_text(encoding="utf-8"))
-    assert LABELME_KEYS <= set(data)
+    assert set(data) >= LABELME_KEYS
     assert data["imageData"] is None
     image_file = json_path.parent / data["imagePath"]  # labelme joins it to the JSON's folder
     assert image_file.is_file(), image_file

@@ -123,7 +123,7 @@ def test_pixel_limit_checked_from_the_header(monkeypatch):
         monkeypatch.setenv("LANGSAM_MAX_PIXELS", "2000")
         with pytest.raises(ImageTooLargeError, match="LANGSAM_MAX_PIXELS"):
             load_image(_png_header_only(50, 50))
-    assert Image.MAX_IMAGE_PIXELS == before
+    assert before == Image.MAX_IMAGE_PIXELS
 
 
 def test_our_limit_replaces_pillows_bomb_check(monkeypatch):

@@ -7,8 +7,8 @@ import socket
 import numpy as np
 import pytest
 import torch
-from fixtures_models import make_test_image
 
+from fixtures_models import make_test_image
 from inference.errors import WeightsMissingError
 from inference.gdino_model import Detections, GroundingDino
 

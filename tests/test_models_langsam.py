@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from fixtures_models import make_test_image
 from PIL import Image
 
+from fixtures_models import make_test_image
 from inference.cancel import CancelToken
 from inference.errors import Cancelled, PromptError, WeightsMissingError
 from inference.prompts import Point, Prompt

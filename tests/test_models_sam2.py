@@ -7,8 +7,8 @@ import threading
 
 import numpy as np
 import pytest
-from fixtures_models import make_test_image
 
+from fixtures_models import make_test_image
 from inference.cancel import CancelToken
 from inference.errors import BackendUnavailableError, Cancelled, PromptError, WeightsMissingError
 from inference.prompts import Box, Point, Prompt

@@ -8,8 +8,8 @@ import json
 import httpx
 import numpy as np
 import pytest
-from fixtures_server import encode_image, scene_image
 
+from fixtures_server import encode_image, scene_image
 from inference import protocol as P
 
 PNG = encode_image(scene_image(7))

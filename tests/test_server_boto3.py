@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from fixtures_server import encode_image, scene_image
 
+from fixtures_server import encode_image, scene_image
 from inference import protocol as P
 from inference.prompts import Point, Prompt
 

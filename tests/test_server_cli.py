@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import httpx
-from fixtures_server import encode_image, post_request, scene_image
 
+from fixtures_server import encode_image, post_request, scene_image
 from inference import protocol as P
 from inference.prompts import Point, Prompt
 

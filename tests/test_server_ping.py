@@ -8,8 +8,8 @@ import time
 
 import httpx
 import pytest
-from fixtures_server import classic_factory, encode_image, post_request, run_server, scene_image
 
+from fixtures_server import classic_factory, encode_image, post_request, run_server, scene_image
 from inference import protocol as P
 from inference.prompts import Point, Prompt
 

@@ -11,8 +11,8 @@ import json
 
 import numpy as np
 import pytest
-from fixtures_server import encode_image, scene_image
 
+from fixtures_server import encode_image, scene_image
 from inference import protocol as P
 from inference import sagemaker_handler as H
 from inference.errors import WeightsMissingError

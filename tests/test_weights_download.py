@@ -7,8 +7,8 @@ import socket
 import time
 
 import pytest
-from fixtures_weights import make_gdino_files, make_torch_like_checkpoint
 
+from fixtures_weights import make_gdino_files, make_torch_like_checkpoint
 from inference.cancel import CancelToken
 from inference.errors import Cancelled, InferenceError, WeightsMissingError
 from inference.weights import WeightsStore, download, register_model, unregister_model

@@ -18,9 +18,9 @@ import shutil
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from inference.cancel import CancelToken
 from inference.errors import Cancelled, InferenceError, WeightsMissingError

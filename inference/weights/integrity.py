@@ -6,8 +6,8 @@ import hashlib
 import json
 import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 CHUNK = 4 * 1024 * 1024
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024

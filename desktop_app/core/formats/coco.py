@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -56,8 +57,8 @@ def object_segmentation(obj: AnnotationObject, *, segmentation: Segmentation,
     return polygons
 
 
-def export_coco(documents: Iterable[ImageDocument], *, images_dir: str | os.PathLike,
-                out_dir: str | os.PathLike, labels: Labels = None,
+def export_coco(documents: Iterable[ImageDocument], *, images_dir: str | os.PathLike[str],
+                out_dir: str | os.PathLike[str], labels: Labels = None,
                 segmentation: Segmentation = "rle", polygon_epsilon: float = 0.0,
                 file_name: str = "annotations.json", progress: Progress | None = None
                 ) -> list[Path]:
@@ -84,7 +85,7 @@ def export_coco(documents: Iterable[ImageDocument], *, images_dir: str | os.Path
                 "segmentation": object_segmentation(obj, segmentation=segmentation,
                                                     epsilon=polygon_epsilon),
                 "area": obj.area,
-                "bbox": xyxy_to_xywh(obj.bbox),
+                "bbox": xyxy_to_xywh(cast("tuple[int, int, int, int]", obj.bbox)),  # exportable: not empty
                 "iscrowd": 0,
             }
             if obj.score is not None and np.isfinite(obj.score):
@@ -123,7 +124,7 @@ def _decode(seg: Any, bbox: Any, *, height: int, width: int) -> np.ndarray:
     raise ValueError("it has neither a segmentation nor a bbox")
 
 
-def import_coco(path: str | os.PathLike, *, status: ImageStatus = ImageStatus.IN_PROGRESS
+def import_coco(path: str | os.PathLike[str], *, status: ImageStatus = ImageStatus.IN_PROGRESS
                 ) -> ImportResult:
     """Read a COCO instances file into documents (one per image entry, in file order)."""
     path = Path(path)

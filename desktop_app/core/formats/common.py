@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Sequence, Union
 
 from desktop_app.core.annotation.document import AnnotationObject, ImageDocument
 from desktop_app.core.annotation.labels import LabelSet
 
-Labels = Union[LabelSet, Sequence[str], None]
+Labels = LabelSet | Sequence[str] | None
 Progress = Callable[[int], None]  # called with the number of images done so far
 
 
@@ -82,7 +82,7 @@ def safe_filename_part(text: str, *, limit: int = 60) -> str:
     return cleaned[:limit]
 
 
-def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
+def prepare_out_dir(out_dir: str | os.PathLike[str]) -> Path:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FormatError(f"'{out}' exists and is not a folder")

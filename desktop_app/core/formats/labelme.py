@@ -13,8 +13,9 @@ import base64
 import io
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -99,8 +100,8 @@ def object_shapes(obj: AnnotationObject, *, mode: ShapeMode = "auto", group_id: 
                    mask=_png_b64(crop), description=description)]
 
 
-def export_labelme(documents: Iterable[ImageDocument], *, images_dir: str | os.PathLike,
-                   out_dir: str | os.PathLike, labels: Labels = None, shape_type: ShapeMode = "auto",
+def export_labelme(documents: Iterable[ImageDocument], *, images_dir: str | os.PathLike[str],
+                   out_dir: str | os.PathLike[str], labels: Labels = None, shape_type: ShapeMode = "auto",
                    polygon_epsilon: float = 0.0, progress: Progress | None = None) -> list[Path]:
     """One ``<image stem>.json`` per document in ``out_dir``; returns the written paths.
 
@@ -121,7 +122,7 @@ def export_labelme(documents: Iterable[ImageDocument], *, images_dir: str | os.P
         shapes: list[dict[str, Any]] = []
         for group_id, obj in enumerate(exportable_objects(doc), start=1):
             shapes.extend(object_shapes(obj, mode=shape_type, group_id=group_id, epsilon=polygon_epsilon))
-        data = {
+        data: dict[str, Any] = {
             "version": LABELME_VERSION,
             "flags": {},
             "shapes": shapes,
@@ -171,7 +172,7 @@ def shape_to_mask(shape: dict[str, Any], *, height: int, width: int) -> np.ndarr
     return np.asarray(canvas, dtype=bool)
 
 
-def import_labelme(paths: Iterable[str | os.PathLike], *, status: ImageStatus = ImageStatus.IN_PROGRESS
+def import_labelme(paths: Iterable[str | os.PathLike[str]], *, status: ImageStatus = ImageStatus.IN_PROGRESS
                    ) -> ImportResult:
     """Read labelme JSON files (or every ``*.json`` of the folders given).
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import io
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from PIL import Image
@@ -60,8 +60,8 @@ def semantic_map(objects: Iterable[AnnotationObject], *, label_set: LabelSet, wi
     return classes
 
 
-def export_png(documents: Iterable[ImageDocument], *, images_dir: str | os.PathLike,
-               out_dir: str | os.PathLike, labels: Labels = None, per_object: bool = True,
+def export_png(documents: Iterable[ImageDocument], *, images_dir: str | os.PathLike[str],
+               out_dir: str | os.PathLike[str], labels: Labels = None, per_object: bool = True,
                semantic: bool = True, progress: Progress | None = None) -> list[Path]:
     """Write the PNGs and ``classes.txt``; returns every written path."""
     del images_dir  # masks are standalone; image names only give the output names
@@ -116,7 +116,7 @@ def _read_classes(root: Path) -> list[str]:
     return names[1:] if names and names[0] == BACKGROUND else names
 
 
-def import_png(export_dir: str | os.PathLike, *, images_dir: str | os.PathLike | None = None,
+def import_png(export_dir: str | os.PathLike[str], *, images_dir: str | os.PathLike[str] | None = None,
                status: ImageStatus = ImageStatus.IN_PROGRESS) -> ImportResult:
     """Read per-object masks (``masks/<stem>/``), or semantic PNGs when there are none (one
     object per class). ``images_dir`` maps stems back to image file names."""

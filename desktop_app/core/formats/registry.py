@@ -7,13 +7,14 @@ exporters go through it once, so a folder of thousands of images is never all in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
 
 from desktop_app.core.formats import coco, labelme, png, yolo
 from desktop_app.core.formats.common import FormatError
 
-Exporter = Callable[..., list]
+Exporter = Callable[..., list[Path]]
 
 
 @dataclass(frozen=True, kw_only=True)

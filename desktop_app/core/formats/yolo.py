@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -64,8 +64,8 @@ def _yaml_str(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid YAML double-quoted scalar
 
 
-def export_yolo(documents: Iterable[ImageDocument], *, images_dir: str | os.PathLike,
-                out_dir: str | os.PathLike, labels: Labels = None, copy_images: bool = True,
+def export_yolo(documents: Iterable[ImageDocument], *, images_dir: str | os.PathLike[str],
+                out_dir: str | os.PathLike[str], labels: Labels = None, copy_images: bool = True,
                 polygon_epsilon: float = 0.0, progress: Progress | None = None) -> list[Path]:
     """Write the dataset; returns the label files, ``classes.txt`` and ``data.yaml``."""
     out = prepare_out_dir(out_dir)
@@ -134,7 +134,7 @@ def line_to_mask(line: str, *, width: int, height: int) -> np.ndarray:
     return polygons_to_mask([ring * np.array([width, height])], height=height, width=width)
 
 
-def import_yolo(dataset_dir: str | os.PathLike, *, images_dir: str | os.PathLike | None = None,
+def import_yolo(dataset_dir: str | os.PathLike[str], *, images_dir: str | os.PathLike[str] | None = None,
                 status: ImageStatus = ImageStatus.IN_PROGRESS) -> ImportResult:
     """Read ``labels/*.txt`` with the images of ``images_dir`` (default ``<dataset>/images``),
     whose sizes give the pixel coordinates."""
