@@ -17,14 +17,21 @@ def _dotenv(tmp_path, **values):
 
 
 def test_dotenv_supplies_the_old_names_without_overriding_the_environment(tmp_path):
-    path = _dotenv(tmp_path, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_DEFAULT_REGION="eu-west-1",
-                   AWS_ARN_ROLE="arn:aws:iam::1:role/FromFile", MODEL_BUCKET="file-bucket")
+    path = _dotenv(
+        tmp_path,
+        AWS_ACCESS_KEY_ID=KEY_ID,
+        AWS_SECRET_ACCESS_KEY=SECRET,
+        AWS_DEFAULT_REGION="eu-west-1",
+        AWS_ARN_ROLE="arn:aws:iam::1:role/FromFile",
+        MODEL_BUCKET="file-bucket",
+    )
     s = resolve_settings(env_file=path, environ={"AWS_DEFAULT_REGION": "us-east-2"})
     assert s.region == "us-east-2" and s.sources["AWS_DEFAULT_REGION"] == "environment"
     assert s.role_arn.endswith("FromFile") and s.bucket == "file-bucket" and s.sources["MODEL_BUCKET"] == ".env"
     assert s.access_key_id == KEY_ID and s.secret_access_key == SECRET
-    env_keys = resolve_settings(env_file=path, environ={"AWS_ACCESS_KEY_ID": "AKIAENVIRONMENT00000",
-                                                        "AWS_SECRET_ACCESS_KEY": "env-secret"})
+    env_keys = resolve_settings(
+        env_file=path, environ={"AWS_ACCESS_KEY_ID": "AKIAENVIRONMENT00000", "AWS_SECRET_ACCESS_KEY": "env-secret"}
+    )
     assert env_keys.access_key_id is None  # boto3's chain uses the environment's keys, not the file's
     assert env_keys.sources["AWS_ACCESS_KEY_ID"] == "environment"
     explicit = resolve_settings(env_file=path, environ={}, region="ap-south-1", bucket="cli-bucket", profile="dev")
@@ -44,8 +51,7 @@ def test_default_dotenv_is_the_current_folder_and_a_missing_given_file_is_an_err
 
 
 def test_secrets_are_never_in_reprs_descriptions_or_redacted_text(tmp_path):
-    s = resolve_settings(env_file=_dotenv(tmp_path, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET),
-                         environ={})
+    s = resolve_settings(env_file=_dotenv(tmp_path, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET), environ={})
     assert SECRET not in repr(s) and KEY_ID not in repr(s)
     text = describe_credentials(s)
     assert SECRET not in text and KEY_ID not in text and "AKIA" in text
@@ -61,10 +67,28 @@ def test_cli_does_not_print_secrets(tmp_path, moto_url, capsys, monkeypatch):
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
-    path = _dotenv(tmp_path, AWS_ACCESS_KEY_ID=KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET, AWS_DEFAULT_REGION="us-east-1",
-                   MODEL_BUCKET="no-such-bucket-xyz", AWS_ARN_ROLE="arn:aws:iam::123456789012:role/none")
-    code = main(["deploy", "up", "demo", "--archive", str(path), "--env-file", str(path), "--endpoint-url", moto_url,
-                 "--preflight-only"])
+    path = _dotenv(
+        tmp_path,
+        AWS_ACCESS_KEY_ID=KEY_ID,
+        AWS_SECRET_ACCESS_KEY=SECRET,
+        AWS_DEFAULT_REGION="us-east-1",
+        MODEL_BUCKET="no-such-bucket-xyz",
+        AWS_ARN_ROLE="arn:aws:iam::123456789012:role/none",
+    )
+    code = main(
+        [
+            "deploy",
+            "up",
+            "demo",
+            "--archive",
+            str(path),
+            "--env-file",
+            str(path),
+            "--endpoint-url",
+            moto_url,
+            "--preflight-only",
+        ]
+    )
     out = capsys.readouterr()
     assert code == 1 and "[FAIL] bucket" in out.out and "AKIA" in out.out
     assert SECRET not in out.out + out.err and KEY_ID not in out.out + out.err
@@ -141,10 +165,41 @@ def test_cli_invoke_against_a_local_server(classic_server, tmp_path, capsys, mon
     image = tmp_path / "scene.png"
     image.write_bytes(encode_image(scene_image(5)))
     out = tmp_path / "answer.json"
-    code = main(["deploy", "invoke", "local", "--runtime-url", classic_server.url, "--region", "us-east-1",
-                 "--image-file", str(image), "--box", "40,60,160,180", "--output", str(out)])
+    code = main(
+        [
+            "deploy",
+            "invoke",
+            "local",
+            "--runtime-url",
+            classic_server.url,
+            "--region",
+            "us-east-1",
+            "--image-file",
+            str(image),
+            "--box",
+            "40,60,160,180",
+            "--output",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and "backend classic" in printed and "0: score" in printed and out.stat().st_size > 0
-    assert main(["deploy", "invoke", "local", "--runtime-url", classic_server.url, "--region", "us-east-1",
-                 "--image-file", str(image), "--point", "9999,5"]) == 1
+    assert (
+        main(
+            [
+                "deploy",
+                "invoke",
+                "local",
+                "--runtime-url",
+                classic_server.url,
+                "--region",
+                "us-east-1",
+                "--image-file",
+                str(image),
+                "--point",
+                "9999,5",
+            ]
+        )
+        == 2
+    )  # refused locally, before the call
     assert "outside" in capsys.readouterr().err

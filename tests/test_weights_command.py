@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from fixtures_weights import make_torch_like_checkpoint, write_file
 
 from desktop_app.cli.main import main
+from fixtures_weights import make_torch_like_checkpoint, write_file
 from inference.weights import WeightsStore, register_model, unregister_model
 from inference.weights.catalog import ModelSpec, RemoteFile
 

@@ -6,8 +6,8 @@ import hashlib
 import json
 
 import pytest
-from fixtures_weights import make_gdino_files, make_torch_like_checkpoint, write_file
 
+from fixtures_weights import make_gdino_files, make_torch_like_checkpoint, write_file
 from inference.errors import InferenceError, WeightsMissingError
 from inference.weights import (
     UnknownModelError,
@@ -144,3 +144,25 @@ def test_default_backend_follows_installed_weights(tmp_path):
         write_file(tmp_path / "dino" / name, data)
     store.set_override("grounding-dino-base", tmp_path / "dino")
     assert default_backend_name(store) == "langsam"
+
+
+def test_set_override_checks_the_file_is_that_model(tmp_path, mini_sam):
+    store = WeightsStore(cache_dir=tmp_path / "models")
+    fake = write_file(tmp_path / "photo.pt", b"\x89PNG not a checkpoint")
+    with pytest.raises(InferenceError, match="not a PyTorch checkpoint"):
+        store.set_override(mini_sam.id, fake)
+    dino = tmp_path / "dino"
+    for name, data in make_gdino_files().items():
+        write_file(dino / name, data)
+    (dino / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(InferenceError, match="not 'grounding-dino'"):
+        store.set_override("grounding-dino-tiny", dino)
+    write_file(dino / "config.json", make_gdino_files()["config.json"])
+    (dino / "model.safetensors").write_bytes(b"\x00" * 4)
+    with pytest.raises(InferenceError, match="too short to be a safetensors file"):
+        store.set_override("grounding-dino-tiny", dino)
+    assert not (tmp_path / "models" / "overrides.json").exists()  # nothing registered
+    session = WeightsStore(cache_dir=tmp_path / "models", overrides={mini_sam.id: fake})  # e.g. the app's settings
+    assert session.state(mini_sam.id) == "missing"
+    with pytest.raises(WeightsMissingError, match="not a PyTorch checkpoint"):
+        session.require(mini_sam.id)

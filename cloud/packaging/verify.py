@@ -85,6 +85,33 @@ def _walk_dir(root: Path) -> Iterator[tuple[str, str, Path]]:
                 yield rel, "other", path
 
 
+def layout_problem(path: str | os.PathLike) -> str | None:
+    """A cheap first look (no checksums, no import, no decompressing the whole archive): why
+    ``path`` cannot be a model package, or ``None``. For a ``.tar.gz`` only the first header is
+    read; :func:`verify_package` does the thorough check."""
+    root = Path(path)
+    if not root.exists():
+        return f"{root} does not exist"
+    if root.is_dir():
+        absent = [name for name in REQUIRED if not (root / name).is_file()]
+        if absent:
+            return (f"{root} is not a model package folder: it lacks {', '.join(absent)} "
+                    "(build one with `langsam-studio deploy package`)")
+        return None
+    if not root.is_file():
+        return f"{root} is neither a file nor a folder"
+    if not root.name.endswith((".tar.gz", ".tgz")):
+        return f"{root} is not a model package: expected a model.tar.gz or a package folder"
+    if root.stat().st_size == 0:
+        return f"{root} is empty"
+    try:
+        with tarfile.open(root, "r:gz") as tar:
+            tar.next()  # reads the first member's header only
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        return f"{root} is not a readable .tar.gz archive ({exc})"
+    return None
+
+
 def verify_package(path: str | os.PathLike, *, import_check: bool = True,
                    python: str = sys.executable) -> VerifyReport:
     """Verify a package directory or ``.tar.gz``; never raises for a bad package."""

@@ -25,6 +25,85 @@ def _err(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+class _Refused(Exception):
+    """A mistake found locally, before any AWS call: ``str(err)`` is the message, ``code`` the exit
+    code (2 a malformed option, 1 a file that is missing or not what it should be)."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _numbers(text: str, option: str, counts: tuple[int, ...], shape: str) -> list[float]:
+    import math
+
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in counts or not all(math.isfinite(v) for v in values):
+        raise _Refused(f"{option} {text!r} is not {shape}")
+    return values
+
+
+def _parse_point(text: str) -> Any:
+    from inference.prompts import Point
+
+    values = _numbers(text, "--point", (2, 3), "x,y or x,y,1 (positive) or x,y,0 (negative), in pixels")
+    if len(values) == 3 and values[2] not in (0.0, 1.0):
+        raise _Refused(f"--point {text!r}: the third value must be 1 (positive) or 0 (negative)")
+    return Point(x=values[0], y=values[1], positive=len(values) == 2 or values[2] == 1.0)
+
+
+def _parse_box(text: str) -> Any:
+    from inference.prompts import Box
+
+    x0, y0, x1, y1 = _numbers(text, "--box", (4,), "x0,y0,x1,y1 in pixels")
+    if x0 == x1 or y0 == y1:
+        raise _Refused(f"--box {text!r} has no area")
+    return Box.from_corners(x0, y0, x1, y1)
+
+
+def _positive(args: argparse.Namespace, *options: str) -> None:
+    for option in options:
+        value = getattr(args, option, None)
+        if value is not None and not value > 0:
+            raise _Refused(f"--{option.replace('_', '-')} must be greater than 0, got {value}")
+
+
+def _check_local(action: str, args: argparse.Namespace) -> None:
+    """Everything checkable without AWS, so a typo is never reported as an AWS error."""
+    env_file = getattr(args, "env_file", None)
+    if env_file is not None:
+        if env_file.is_dir():
+            raise _Refused(f"--env-file {env_file} is a folder, not a .env file", 1)
+        if env_file.is_file():
+            try:
+                env_file.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise _Refused(f"--env-file {env_file} is not a text .env file (not UTF-8)", 1) from None
+    if action == "up":
+        _positive(args, "instance_count", "target", "poll", "worst_request_seconds", "startup_timeout",
+                  "download_timeout")
+        if args.archive is not None and not args.archive.exists():
+            raise _Refused(f"--archive {args.archive} does not exist (build it with `langsam-studio deploy "
+                           "package`)", 1)
+        if args.model_data is not None and not args.model_data.startswith("s3://"):
+            raise _Refused(f"--model-data {args.model_data!r} is not an s3://bucket/key URL")
+    elif action == "logs":
+        _positive(args, "minutes", "lines")
+    elif action == "invoke":
+        _positive(args, "read_timeout")
+        if args.async_s3 is not None and not args.async_s3.startswith("s3://"):
+            raise _Refused(f"--async-s3 {args.async_s3!r} is not an s3://bucket/prefix URL")
+        if args.output is not None:
+            parent = args.output.parent
+            if args.output.is_dir():
+                raise _Refused(f"--output {args.output} is a folder; give a file name for the JSON answer", 1)
+            if not parent.is_dir():
+                raise _Refused(f"the folder {parent} for --output does not exist; create it first", 1)
+
+
 _OUR_PACKAGES = frozenset({"cloud", "inference", "desktop_app"})
 
 
@@ -142,7 +221,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         if action in _PACKAGE_HOOKS:
             return int(getattr(_package_module(), _PACKAGE_HOOKS[action][1])(args) or 0)
+        _check_local(action, args)
         return _run_aws(action, args)
+    except _Refused as err:  # a local mistake, found before any AWS call
+        _err(f"error: {err}")
+        return err.code
     except ModuleNotFoundError as err:
         missing = _missing_extra(err)
         if missing is None:
@@ -158,7 +241,7 @@ def _run_aws(action: str, args: argparse.Namespace) -> int:
 
     try:
         return {"up": _up, "status": _status, "logs": _logs, "invoke": _invoke, "down": _down}[action](args)
-    except ImportError:
+    except (ImportError, _Refused):
         raise  # handled by run(): a missing third-party package is explained, anything else surfaces
     except StudioError as err:  # a CloudError, a bad prompt for `invoke`, a package that fails its check
         _err(redact(f"error: {err}"))
@@ -189,14 +272,11 @@ def _progress_bar() -> Any:
 
 
 def _parse_env(pairs: list[str]) -> dict[str, str]:
-    from cloud.aws.errors import DeployError
-
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise DeployError(f"--env {pair!r} is not KEY=VALUE.", fix="Write it as --env NAME=value.",
-                              code="env-too-large")
+            raise _Refused(f"--env {pair!r} is not KEY=VALUE: write it as --env NAME=value")
         out[key] = value
     return out
 
@@ -226,7 +306,6 @@ def _measured(value: str | None) -> tuple[float | None, float | None]:
 
 def _up(args: argparse.Namespace) -> int:
     from cloud.aws.env import describe_credentials, redact
-    from cloud.aws.errors import DeployError
     from cloud.deploy.flow import Reporter, UpOptions, deploy_up, preflight_only
     from cloud.deploy.spec import Autoscaling
 
@@ -234,8 +313,8 @@ def _up(args: argparse.Namespace) -> int:
     if args.autoscale:
         low, _, high = args.autoscale.partition(":")
         if not (low.isdigit() and high.isdigit() and int(low) <= int(high) and int(high) >= 1):
-            raise DeployError(f"--autoscale {args.autoscale!r} is not MIN:MAX.", fix="Write e.g. --autoscale 1:3.",
-                              code="unknown")
+            raise _Refused(f"--autoscale {args.autoscale!r} is not MIN:MAX with MIN <= MAX and MAX >= 1, "
+                           "e.g. --autoscale 1:3")
         autoscaling = Autoscaling(min_instances=int(low), max_instances=int(high),
                                   target_invocations_per_instance=args.target)
     load, worst = _measured(args.load_seconds)
@@ -302,31 +381,54 @@ def _logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _invoke(args: argparse.Namespace) -> int:
-    from cloud.endpoint.client import describe_answer, from_settings, smoke_request_body
-    from inference.prompts import Box, Point, Prompt
-    from inference.protocol import CUSTOM_ATTRIBUTES_HEADER, SegmentRequest, decode_response, encode_request
+def _invoke_request(args: argparse.Namespace) -> tuple[bytes, str, dict[str, str]]:
+    """``(body, content type, headers)`` of the request ``invoke`` sends, or :class:`_Refused`."""
+    from cloud.endpoint.client import smoke_request_body
+    from inference.errors import ImageLoadError, PromptError, StudioError
+    from inference.prompts import Prompt
+    from inference.protocol import SegmentRequest, encode_request
 
+    package = _package_module()
+    if args.image_file is None:
+        if args.text is not None or args.box or args.point:
+            raise _Refused("--text, --box and --point need --image-file (the image to segment)")
+        if args.raw:
+            raise _Refused("--raw needs --image-file (the built-in test image is always sent as JSON)")
+        body, content_type = smoke_request_body()
+        return body, content_type, {}
+    if args.text is None and not args.box and not args.point:
+        raise _Refused("say what to segment: --text 'car.', --box x0,y0,x1,y1 or --point x,y")
+    problem = package.text_problem(args.text)
+    if problem:
+        raise _Refused(problem)
+    box = _parse_box(args.box) if args.box else None
+    points = tuple(_parse_point(p) for p in args.point)
+    problem = package.image_problem(args.image_file)
+    if problem:
+        raise _Refused(problem, 1)
+    prompt = Prompt(text=args.text, box=box, points=points)
+    try:
+        width, height = package.image_size(args.image_file)
+        prompt.validate(width=width, height=height)  # a point or box outside the image
+        image = args.image_file.read_bytes()
+        return encode_request(SegmentRequest(prompt=prompt, image=image), raw=args.raw, max_bytes=1024 ** 3)
+    except PromptError as exc:
+        raise _Refused(str(exc)) from None
+    except (ImageLoadError, OSError) as exc:
+        raise _Refused(f"--image-file {args.image_file} cannot be read: {exc}", 1) from None
+    except StudioError as exc:  # ProtocolError (a raw prompt over the header limit), PayloadTooLargeError
+        raise _Refused(str(exc), 2 if args.raw else 1) from None
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    from cloud.endpoint.client import describe_answer, from_settings
+    from inference.protocol import CUSTOM_ATTRIBUTES_HEADER, decode_response
+
+    body, content_type, headers = _invoke_request(args)  # every local mistake is found before AWS
     clients = _clients(args)
     client = from_settings(clients.settings, args.name, read_timeout=args.read_timeout, clients=clients,
                            async_endpoint_name=args.async_endpoint, async_s3_prefix=args.async_s3,
                            endpoint_is_async=False if args.runtime_url else None)  # a local server is real-time
-    if args.image_file is None:
-        if args.text or args.box or args.point:
-            _err("--text, --box and --point need --image-file")
-            return 2
-        body, content_type = smoke_request_body()
-        headers: dict[str, str] = {}
-    else:
-        if not (args.text or args.box or args.point):
-            _err("say what to segment: --text 'car.', --box x0,y0,x1,y1 or --point x,y")
-            return 2
-        box = Box.from_corners(*[float(v) for v in args.box.split(",")]) if args.box else None
-        points = tuple(Point(x=float(p.split(",")[0]), y=float(p.split(",")[1]),
-                             positive=(p.split(",") + ["1"])[2] != "0") for p in args.point)
-        prompt = Prompt(text=args.text, box=box, points=points)
-        body, content_type, headers = encode_request(SegmentRequest(prompt=prompt, image=args.image_file.read_bytes()),
-                                                     raw=args.raw, max_bytes=1024 ** 3)
     result = client.invoke(body, content_type=content_type, custom_attributes=headers.get(CUSTOM_ATTRIBUTES_HEADER))
     answer = decode_response(result.body)
     print(describe_answer(result))

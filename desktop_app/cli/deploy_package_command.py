@@ -31,6 +31,105 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, help="wheel cache (default: the user cache dir)")
 
 
+# -- local checks, before any slow work (wheel downloads, a serving environment, an AWS call) ----
+# Each returns a sentence for a person, or None. Exit codes (desktop_app.cli.main): a malformed
+# option is 2 (bad arguments); a file that is missing or is not what it should be is 1.
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+def refuse(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def text_problem(text: str | None) -> str | None:
+    """Why ``--text`` cannot be sent (empty, or over the prompt limit every backend enforces)."""
+    from inference.errors import PromptError
+    from inference.prompts import MAX_TEXT_CHARS, normalise_text
+
+    if text is None:
+        return None
+    try:
+        if not normalise_text(text):
+            return "--text is empty: say what to segment, e.g. --text 'car. person.'"
+    except PromptError:
+        return (f"--text is {len(text):,} characters long; a text prompt may have at most "
+                f"{MAX_TEXT_CHARS:,}")
+    return None
+
+
+def image_problem(path: Path, option: str = "--image-file") -> str | None:
+    """Why ``path`` is not an image that can be sent (reads only the image header)."""
+    if not path.exists():
+        return f"{option} {path} does not exist"
+    if not path.is_file():
+        return f"{option} {path} is a folder, not an image file"
+    if path.stat().st_size == 0:
+        return f"{option} {path} is empty (0 bytes), not an image"
+    try:
+        from PIL import Image, UnidentifiedImageError
+
+        with Image.open(path) as img:
+            img.size  # noqa: B018 - the header is parsed lazily
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        reason = "not an image format this tool can read" if isinstance(exc, UnidentifiedImageError) else str(exc)
+        return f"{option} {path} cannot be read as an image ({reason})"
+    return None
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.size
+
+
+def output_problem(output: Path, *, overwrite: bool) -> str | None:
+    """Why a package cannot be written at ``output`` (its folder must already exist)."""
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.exists():
+        return f"the folder {parent} for --output does not exist; create it first or choose another output"
+    if not parent.is_dir():
+        return f"--output {output}: {parent} is a file, not a folder"
+    if output.exists() and not overwrite:
+        return f"{output} already exists: choose another output or pass --overwrite"
+    if output.exists() and output.is_dir() != (not output.name.endswith((".tar.gz", ".tgz"))):
+        return (f"--output {output} is an existing {'folder' if output.is_dir() else 'file'}; "
+                "--overwrite replaces a package only with one of the same kind")
+    return None
+
+
+def weights_problem(args: argparse.Namespace) -> tuple[str, int] | None:
+    """Why the weights asked for cannot be packaged: an unknown model id (2), or an explicit
+    ``--sam2-checkpoint`` / ``--gdino-dir`` that is not that model's file/folder (1)."""
+    from inference.weights import DEFAULT_GDINO, DEFAULT_SAM2, WeightsStore, get_model, is_known, model_ids
+
+    if args.backend not in ("sam2", "langsam"):
+        return None
+    needed = [("--sam2-model", args.sam2_model, "--sam2-checkpoint", args.sam2_checkpoint, DEFAULT_SAM2, "sam2")]
+    if args.backend == "langsam":
+        needed.append(("--gdino-model", args.gdino_model, "--gdino-dir", args.gdino_dir, DEFAULT_GDINO, "gdino"))
+    for id_option, model_id, path_option, path, default, kind in needed:
+        if model_id and not is_known(model_id) and path is None:
+            return (f"{id_option} {model_id!r} is not a known model; known: {', '.join(model_ids(kind))}",
+                    EXIT_USAGE)
+        if path is None:
+            continue
+        spec = get_model(model_id if model_id and is_known(model_id) else default)
+        problem = WeightsStore._layout_problem(spec, Path(path).expanduser())  # header checks only
+        if problem:
+            what = "SAM 2 checkpoint" if kind == "sam2" else "Grounding DINO folder"
+            return f"{path_option} {path} is not a usable {what}: {problem}", EXIT_FAILED
+    return None
+
+
+def _package_problem(path: Path) -> str | None:
+    from cloud.packaging.verify import layout_problem
+
+    problem = layout_problem(path)
+    return f"the package {problem}" if problem and problem.endswith("does not exist") else problem
+
+
 def add_package_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
     parser.add_argument("--output", "-o", type=Path, default=Path("model.tar.gz"),
@@ -46,6 +145,14 @@ def run_package(args: argparse.Namespace) -> int:
     from cloud.packaging.wheels import DLC_PY312, TargetPython
     from inference.errors import StudioError
 
+    problem = output_problem(args.output, overwrite=args.overwrite)
+    if problem:
+        return refuse(problem, EXIT_FAILED)
+    bad_weights = weights_problem(args)
+    if bad_weights:
+        return refuse(*bad_weights)
+    if args.cache_dir is not None and args.cache_dir.exists() and not args.cache_dir.is_dir():
+        return refuse(f"--cache-dir {args.cache_dir} is a file, not a folder", EXIT_FAILED)
     try:
         target = DLC_PY312 if args.target == "dlc" else TargetPython.local()
         result = build_package(
@@ -116,13 +223,35 @@ def run_test_local(args: argparse.Namespace) -> int:
     for item in args.env:
         name, sep, value = item.partition("=")
         if not sep:
-            print(f"error: --env needs NAME=VALUE, got {item!r}", file=sys.stderr)
-            return 2
+            return refuse(f"--env needs NAME=VALUE, got {item!r}", EXIT_USAGE)
         env[name] = value
     if args.startup_timeout:
         env["TS_DEFAULT_STARTUP_TIMEOUT"] = str(args.startup_timeout)
     if args.response_timeout:
         env["TS_DEFAULT_RESPONSE_TIMEOUT"] = str(args.response_timeout)
+    for option in ("startup_timeout", "response_timeout", "health_check_timeout"):
+        value = getattr(args, option)
+        if value is not None and value <= 0:
+            return refuse(f"--{option.replace('_', '-')} must be a positive number of seconds, got {value}",
+                          EXIT_USAGE)
+    # Everything a person typed is checked here, before the serving environment is built (minutes).
+    if args.package is not None:
+        problem = _package_problem(args.package)
+        if problem:
+            return refuse(problem, EXIT_FAILED)
+    else:
+        bad_weights = weights_problem(args)
+        if bad_weights:
+            return refuse(*bad_weights)
+    problem = text_problem(args.text)
+    if problem:
+        return refuse(problem, EXIT_USAGE)
+    if args.image is not None:
+        problem = image_problem(args.image, "--image")
+        if problem:
+            return refuse(problem, EXIT_FAILED)
+    if args.venv_dir is not None and args.venv_dir.exists() and not args.venv_dir.is_dir():
+        return refuse(f"--venv-dir {args.venv_dir} is a file, not a folder", EXIT_FAILED)
     with tempfile.TemporaryDirectory(prefix="langsam-test-local-") as tmp:
         try:
             venv = ensure_dlc_venv(parent=args.venv_dir, log=log)

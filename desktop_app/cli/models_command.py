@@ -40,6 +40,18 @@ def _store(args: argparse.Namespace):
     return WeightsStore(cache_dir=args.dir) if args.dir else WeightsStore()
 
 
+def _folder_problem(store) -> str | None:
+    """Why the models folder cannot be used (a file sits at its path), or ``None``."""
+    folder = store.cache_dir
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                return (f"the models folder {folder} cannot be used: {parent} is a file, not a folder "
+                        "(choose another with --dir or $LANGSAM_STUDIO_MODELS)")
+            return None
+    return None
+
+
 def _unknown(ids: list[str]) -> list[str]:
     from inference.weights import is_known, model_ids
 
@@ -175,4 +187,12 @@ def _path(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     actions = {"list": _list, "download": _download, "verify": _verify, "path": _path}
-    return actions[args.models_action](args)
+    problem = _folder_problem(_store(args))
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        return actions[args.models_action](args)
+    except OSError as exc:  # the models folder or overrides.json cannot be written (disk full, read-only)
+        print(f"error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
+        return EXIT_FAILED

@@ -2,7 +2,8 @@
 
 Never touches the network. The models folder is, in order of precedence: the ``cache_dir``
 argument (the app's settings pass it), ``$LANGSAM_STUDIO_MODELS``, ``$LANGSAM_STUDIO_HOME/models``,
-then the platform's user cache folder (``platformdirs.user_cache_dir("langsam-studio")/models``).
+then the platform's user cache folder (``platformdirs.user_cache_dir("langsam-studio")/models``):
+see :func:`inference.paths.models_dir`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Literal, Mapping
 
 from inference.errors import InferenceError, WeightsMissingError
+from inference.paths import models_dir as default_models_dir  # the one models-folder policy
 from inference.weights import integrity
 from inference.weights.catalog import ModelSpec, get_model, is_known
 
@@ -24,18 +26,6 @@ ModelState = Literal["installed", "missing", "partial", "override"]
 OVERRIDES_FILE = "overrides.json"
 RECORDS_DIR = ".records"
 DOWNLOADS_DIR = ".downloads"
-
-
-def default_models_dir() -> Path:
-    env = os.environ.get("LANGSAM_STUDIO_MODELS")
-    if env:
-        return Path(env).expanduser()
-    home = os.environ.get("LANGSAM_STUDIO_HOME")
-    if home:
-        return Path(home).expanduser() / "models"
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("langsam-studio")) / "models"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,14 +137,25 @@ class WeightsStore:
                 return f"{path} is not a file"
             if path.stat().st_size == 0:
                 return f"{path} is empty"
+            if spec.files and spec.files[0].name.endswith(".pt"):
+                # header-only (the zip index): a renamed image or a truncated download is not a checkpoint
+                return integrity.torch_checkpoint_problem(path)
             return None
         if not path.is_dir():
             return f"{path} is not a folder"
         if not (path / "config.json").is_file():
             return f"{path} has no config.json"
-        if not any((path / n).is_file() for n in ("model.safetensors", "pytorch_model.bin")):
+        expected = "grounding-dino" if spec.kind == "gdino" else None
+        problem = integrity.json_problem(path / "config.json", expect_model_type=expected)
+        if problem:
+            return f"{path}: {problem}"
+        weights = [path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()]
+        if not weights:
             return f"{path} has no model.safetensors"
-        return None
+        check = (integrity.safetensors_problem if weights[0].suffix == ".safetensors"
+                 else integrity.torch_checkpoint_problem)
+        problem = check(weights[0])  # reads the header only
+        return f"{path}: {problem}" if problem else None
 
     def _cache_problem(self, spec: ModelSpec) -> str | None:
         """Why the downloaded copy in the models folder is unusable, or ``None`` if it is fine."""
