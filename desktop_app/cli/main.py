@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
+from typing import NoReturn
 
 SUBCOMMANDS: dict[str, str] = {
     "app": "desktop_app.cli.app_command",
@@ -41,6 +42,13 @@ def version() -> str:
         return "unknown (not installed)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``error: ...`` and where to read the usage, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see: {self.prog} --help)\n")
+
+
 def _import_subcommand(module_name: str) -> ModuleType | str:
     """The sub-command's module, or a sentence naming the missing third-party package."""
     try:
@@ -49,8 +57,10 @@ def _import_subcommand(module_name: str) -> ModuleType | str:
         missing = (exc.name or "").split(".")[0]
         if not missing or missing in OUR_PACKAGES:
             raise  # our own code is broken: show it, do not hide the command
-        return (f"this command needs the Python package '{missing}', which is not installed here "
-                f"(pip install '{missing}' or reinstall langsam-studio with its dependencies)")
+        return (
+            f"this command needs the Python package '{missing}', which is not installed here "
+            f"(pip install '{missing}' or reinstall langsam-studio with its dependencies)"
+        )
 
 
 def _unavailable(reason: str) -> Callable[[argparse.Namespace], int]:
@@ -62,10 +72,10 @@ def _unavailable(reason: str) -> Callable[[argparse.Namespace], int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="langsam-studio",
         description="LangSAM Studio: segment images with text, point and box prompts. "
-                    "Run without a command (or with an image or folder) to open the app.",
+        "Run without a command (or with an image or folder) to open the app.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
