@@ -43,6 +43,16 @@ class Box:
         )
 
 
+# The defaults of a text prompt, in ONE place: the GUI prompt bar, the batch dialog, the canvas
+# controller, the segment CLI and the wire protocol (an omitted option means this) all read them.
+DEFAULT_BOX_THRESHOLD = 0.3  # Grounding DINO's usual detection cut-off
+DEFAULT_TEXT_THRESHOLD = 0.25  # Grounding DINO's usual phrase-match cut-off
+# At most this many detections per image: what the app's prompt bar has always offered. Every
+# detection costs a SAM 2 decoder run and a full-resolution mask (12 MB for a 12 MP photo), so 50
+# keeps a crowded image within memory while far above what a box threshold of 0.3 usually leaves.
+DEFAULT_MAX_DETECTIONS = 50
+
+
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Prompt:
     """One request. Geometry prompts (points/box) and text prompts are both expressed here.
@@ -56,9 +66,9 @@ class Prompt:
     text: str | None = None
     mask_input: np.ndarray | None = field(default=None, repr=False)
     multimask: bool = True
-    box_threshold: float = 0.3
-    text_threshold: float = 0.25
-    max_detections: int = 100
+    box_threshold: float = DEFAULT_BOX_THRESHOLD
+    text_threshold: float = DEFAULT_TEXT_THRESHOLD
+    max_detections: int = DEFAULT_MAX_DETECTIONS
     nms_iou: float | None = None
 
     @property

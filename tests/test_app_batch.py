@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures_app import key, wait_backend, wait_image
 
 from desktop_app.core.annotation.document import AnnotationObject, ImageStatus
 from desktop_app.core.annotation.project import ProjectFolder
+from fixtures_app import key, wait_backend, wait_image
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +25,7 @@ def local_tiny_models(tiny_sam2_checkpoint, tiny_gdino_dir):
     return store
 
 
-def test_batch_marks_results_for_review(qtbot, make_window, synthetic_folder, local_tiny_models,
-                                        langsam_backend):
+def test_batch_marks_results_for_review(qtbot, make_window, synthetic_folder, local_tiny_models, langsam_backend):
     from desktop_app.gui.settings import AppSettings
     from inference.images import load_image
     from inference.prompts import Prompt
@@ -62,12 +61,14 @@ def test_batch_marks_results_for_review(qtbot, make_window, synthetic_folder, lo
     for name in ("img1.png",):
         doc = ProjectFolder(folder).load(name)
         assert doc.status == ImageStatus.REVIEW
-        expected = langsam_backend.predict(load_image(folder / name), Prompt(
-            text="red square.", box_threshold=0.3, text_threshold=0.25, max_detections=2))
+        expected = langsam_backend.predict(
+            load_image(folder / name),
+            Prompt(text="red square.", box_threshold=0.3, text_threshold=0.25, max_detections=2),
+        )
         wanted = [c for c in expected.candidates if c.mask.any()]
         assert 1 <= len(doc.objects) == len(wanted) <= 2
         for obj, cand in zip(doc.objects, wanted):
-            assert obj.needs_review and obj.source == "batch"
+            assert obj.needs_review and obj.source == "text"  # the kind of prompt; needs_review: unattended
             assert np.array_equal(obj.mask, cand.mask)
             assert obj.label == cand.label.strip()
     for name in ("img2.png", "img10.png"):
@@ -97,8 +98,9 @@ def test_batch_without_weights_explains(qtbot, make_window, synthetic_folder):
     assert blocker.args[0] is None
     log = dialog.log.toPlainText()
     assert "not installed" in log and "Traceback" not in log
-    assert all(ProjectFolder(synthetic_folder.folder).summary(n).status == ImageStatus.NEW
-               for n in synthetic_folder.names)
+    assert all(
+        ProjectFolder(synthetic_folder.folder).summary(n).status == ImageStatus.NEW for n in synthetic_folder.names
+    )
     dialog.accept()
 
 

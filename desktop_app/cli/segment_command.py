@@ -12,9 +12,12 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+
+from desktop_app.core.backend_choices import AUTO, CHOICES, Capability, choice_names, cli_help, resolve_backend_name
+from inference.device import DEVICE_CHOICES
 
 HELP = "segment images from the command line (text, points or a box) and export the masks"
 
@@ -100,10 +103,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prompt.add_argument("--max-detections", type=_positive_int, default=None,
                         help="at most this many objects per image for text prompts")
     model = parser.add_argument_group("model")
-    model.add_argument("--backend", help="classic, sam2 or langsam (default: langsam for --text, "
-                                         "else the best one whose weights are installed)")
+    model.add_argument("--backend", metavar="|".join(choice_names()),
+                       help=cli_help(choice_names(), default=AUTO))
     model.add_argument("--model", help="model id, e.g. sam2.1_hiera_small (see `langsam-studio models list`)")
-    model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    model.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     out = parser.add_argument_group("output")
     out.add_argument("--format", required=True, choices=FORMAT_NAMES, help="export format")
     out.add_argument("--out", required=True, metavar="DIR", help="folder to write the export into")
@@ -145,16 +148,8 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
 
 
 def default_backend(text: str | None) -> str:
-    if text is not None:
-        return "langsam"
-    try:
-        from inference.weights import default_backend_name
-    except ImportError:
-        return "classic"
-    try:
-        return default_backend_name()
-    except Exception:  # an unreadable models folder must not stop a classic run
-        return "classic"
+    """What ``auto`` means here: the best installed backend that can answer this prompt."""
+    return resolve_backend_name(AUTO, needs=Capability.TEXT if text is not None else Capability.NONE)
 
 
 @dataclass
@@ -166,18 +161,11 @@ class _Counts:
 
 def _documents(image_paths: list[Path], images_dir: Path, backend, prompt, args, counts: _Counts,
                progress) -> Iterator:
-    from desktop_app.core.annotation.document import AnnotationObject, ImageDocument, ImageStatus
+    from desktop_app.core.annotation.document import ImageDocument, ImageStatus
+    from desktop_app.core.prediction_policy import objects_from_prediction
     from inference.errors import InferenceError, PromptError
     from inference.images import load_image
-    from inference.results import PredictionKind
 
-    record = {"backend": backend.name}
-    if prompt.text is not None:
-        record["text"] = prompt.text
-    if prompt.points:
-        record["points"] = [[p.x, p.y, int(p.positive)] for p in prompt.points]
-    if prompt.box is not None:
-        record["box"] = list(prompt.box.as_xyxy())
     for path in image_paths:
         progress.set_postfix_str(path.name[-30:], refresh=False)
         try:
@@ -197,15 +185,9 @@ def _documents(image_paths: list[Path], images_dir: Path, backend, prompt, args,
             continue
         doc = ImageDocument(image_name=path.relative_to(images_dir).as_posix(), width=width,
                             height=height, status=ImageStatus.REVIEW)
-        candidates = list(prediction.candidates)
-        if prediction.kind != PredictionKind.INSTANCES and candidates:
-            candidates = [prediction.best]
-        for cand in candidates:
-            if not cand.mask.any():
-                continue
-            label = (cand.label or "").strip() or args.label
-            doc.add(AnnotationObject(label=label, mask=cand.mask, score=float(cand.score),
-                                     source="batch", prompt=dict(record), needs_review=True))
+        for obj in objects_from_prediction(prediction=prediction, prompt=prompt, fallback_label=args.label,
+                                           needs_review=True):
+            doc.add(obj)
         counts.images += 1
         counts.objects += len(doc)
         progress.update(1)
@@ -248,7 +230,10 @@ def run(args: argparse.Namespace) -> int:
 
     from inference.backends.registry import create_backend
 
-    name = args.backend or default_backend(text)
+    if args.backend is not None and args.backend not in CHOICES:
+        _err(f"unknown backend '{args.backend}': choose one of {', '.join(choice_names())}")
+        return EXIT_USAGE
+    name = default_backend(text) if args.backend in (None, AUTO) else args.backend
     options = {"device": args.device}
     if args.model:
         options["model"] = args.model
@@ -288,8 +273,9 @@ def run(args: argparse.Namespace) -> int:
     from desktop_app.core.annotation.labels import LabelSet
     from desktop_app.core.formats.common import FormatError
     from desktop_app.core.formats.registry import get_exporter
+    from desktop_app.core.prediction_policy import text_phrases
 
-    labels = LabelSet([p.strip() for p in text.split(".") if p.strip()] if text else [args.label])
+    labels = LabelSet(text_phrases(text) if text else [args.label])
     options = {"segmentation": "polygon" if args.polygons else "rle"} if args.format == "coco" else {}
     counts = _Counts()
     progress = tqdm(total=len(image_paths), unit="image", desc=f"segment ({name})",

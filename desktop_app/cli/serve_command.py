@@ -13,14 +13,16 @@ import os
 import sys
 from pathlib import Path
 
+from desktop_app.core.backend_choices import cli_help, local_backend_names
+
 HELP = "run the HTTP inference server (SageMaker-compatible /ping and /invocations)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; 0.0.0.0 in --container)")
     parser.add_argument("--port", type=int, default=None, help="TCP port (default 8765; 8080 in --container)")
-    parser.add_argument("--backend", default=None, help="sam2, langsam or classic (classic needs no weights); "
-                        "default: from the model directory, else langsam")
+    parser.add_argument("--backend", default=None, choices=local_backend_names(),
+                        help=cli_help(local_backend_names(), default="from the model directory, else langsam"))
     parser.add_argument("--model", default=None, help="SAM 2 model id, e.g. sam2.1_hiera_small")
     parser.add_argument("--checkpoint", default=None, help="explicit SAM 2 checkpoint .pt file")
     parser.add_argument("--gdino-model", default=None, help="Grounding DINO model id, e.g. grounding-dino-tiny")

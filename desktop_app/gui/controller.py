@@ -20,18 +20,19 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 
 from desktop_app.core.annotation.document import AnnotationObject, ImageDocument
+from desktop_app.core.image_cache import DecodedImageCache
+from desktop_app.core.prediction_policy import DEFAULT_LABEL, PromptRecord, objects_from_candidates
 from desktop_app.gui.canvas.image_canvas import CandidateOverlay, ImageCanvas
-from desktop_app.gui.canvas.loading import DecodedImageCache, ImageLoader, LoadedImage
+from desktop_app.gui.canvas.loading import ImageLoader, LoadedImage
 from desktop_app.gui.canvas.tools import Tool
 from desktop_app.gui.commands import (AddObjectsCommand, ChangeLabelCommand, DocumentChange, DocumentHistory,
                                   HistoryStore, MergeObjectsCommand, RemoveObjectsCommand, ReplaceMaskCommand,
                                   SetHiddenCommand, SubtractObjectsCommand)
 from desktop_app.gui.worker import ImageRef, InferenceWorker
 from inference.masks import polygons_to_mask
-from inference.prompts import Box, Point, Prompt, normalise_text
+from inference.prompts import (DEFAULT_BOX_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_TEXT_THRESHOLD, Box,
+                               Point, Prompt, normalise_text)
 from inference.results import BackendInfo, Candidate, Prediction, PredictionKind
-
-DEFAULT_LABEL = "object"
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -42,7 +43,7 @@ class CandidateState:
     candidates: tuple[Candidate, ...]
     index: int  # the focused candidate
     source: str  # points | box | text
-    prompt: dict[str, Any]
+    prompt: PromptRecord  # what asked for them (saved with each accepted object)
 
     @property
     def focused(self) -> Candidate | None:
@@ -100,6 +101,7 @@ class AnnotationController(QObject):
         self._box: Box | None = None
         self._text: str | None = None
         self._logits: np.ndarray | None = None
+        self._sent: Prompt | None = None  # the prompt of the pending request
         self._request_id = 0
         self._candidates: CandidateState | None = None
         self._wire()
@@ -279,8 +281,8 @@ class AnnotationController(QObject):
         self._box = box
         self._predict()
 
-    def run_text(self, text: str, *, box_threshold: float = 0.3, text_threshold: float = 0.25,
-                 max_detections: int = 100) -> None:
+    def run_text(self, text: str, *, box_threshold: float = DEFAULT_BOX_THRESHOLD,
+                 text_threshold: float = DEFAULT_TEXT_THRESHOLD, max_detections: int = DEFAULT_MAX_DETECTIONS) -> None:
         """Run a text prompt ("car. person.") on the image: detections become candidates."""
         if self._image is None:
             self.error.emit("open an image first")
@@ -303,6 +305,7 @@ class AnnotationController(QObject):
     def _send(self, prompt: Prompt) -> None:
         assert self._image is not None
         self.canvas.set_prompt(points=self._points, box=self._box)
+        self._sent = prompt
         self._request_id = self.worker.predict(
             image=ImageRef(path=self._image.path, array=self._image.array, key=self._image.key), prompt=prompt)
 
@@ -313,13 +316,13 @@ class AnnotationController(QObject):
         cands = tuple(prediction.candidates)
         if prediction.kind is PredictionKind.ALTERNATIVES:
             cands = tuple(sorted(cands, key=lambda c: -c.score))
-        source = "text" if self._text is not None else ("box" if self._box is not None else "points")
-        if not cands:
+        if not cands or self._sent is None:
             self._set_candidates(None)
             self.status.emit("nothing found" if self._text else "no mask for this prompt")
             return
-        self._set_candidates(CandidateState(kind=prediction.kind, candidates=cands, index=0, source=source,
-                                            prompt=self._prompt_record()))
+        record = PromptRecord.of(prompt=self._sent, prediction=prediction)
+        self._set_candidates(CandidateState(kind=prediction.kind, candidates=cands, index=0, source=record.source,
+                                            prompt=record))
         if prediction.kind is PredictionKind.INSTANCES:
             self.status.emit(f"{len(cands)} detection{'s' if len(cands) != 1 else ''}: Enter accepts all, "
                              "F accepts the highlighted one, Tab moves")
@@ -334,16 +337,6 @@ class AnnotationController(QObject):
         if self._image is not None:
             self.worker.encode(ImageRef(path=self._image.path, array=self._image.array, key=self._image.key))
         self.backend_changed.emit(info)
-
-    def _prompt_record(self) -> dict[str, Any]:
-        record: dict[str, Any] = {}
-        if self._points:
-            record["points"] = [[p.x, p.y, int(p.positive)] for p in self._points]
-        if self._box is not None:
-            record["box"] = list(self._box.as_xyxy())
-        if self._text is not None:
-            record["text"] = self._text
-        return record
 
     def _set_candidates(self, state: CandidateState | None) -> None:
         self._candidates = state
@@ -407,14 +400,7 @@ class AnnotationController(QObject):
 
     def _add_candidates(self, chosen: list[Candidate], state: CandidateState) -> list[str]:
         assert self._history is not None
-        objects = []
-        for cand in chosen:
-            if not cand.mask.any():
-                continue
-            label = cand.label if (state.kind is PredictionKind.INSTANCES and cand.label) else self._active_label
-            score = cand.box_score if cand.box_score is not None else cand.score
-            objects.append(AnnotationObject(label=label, mask=cand.mask, score=float(score), source=state.source,
-                                            prompt=dict(state.prompt)))
+        objects = objects_from_candidates(candidates=chosen, record=state.prompt, fallback_label=self._active_label)
         if objects:
             self._history.push(AddObjectsCommand(self._history, objects=objects))
         return [o.id for o in objects]
@@ -429,7 +415,7 @@ class AnnotationController(QObject):
 
     def _reset_prompt(self) -> None:
         self._points, self._box, self._text, self._logits = [], None, None, None
-        self._request_id = 0
+        self._sent, self._request_id = None, 0
 
     def _on_enter(self) -> None:
         if self.canvas.tool is Tool.POLYGON and self.canvas.polygon_in_progress:

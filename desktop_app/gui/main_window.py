@@ -5,7 +5,6 @@ its label set and auto-saving. It holds no model code and no drawing code.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -14,12 +13,13 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMessageBo
                                QVBoxLayout, QWidget)
 
 from desktop_app.core.annotation.document import ImageDocument, ImageStatus
+from desktop_app.core.backend_choices import CHOICES, Capability, backend_request
 from desktop_app.gui.autosave import Autosaver
 from desktop_app.gui.canvas.image_canvas import ImageCanvas
 from desktop_app.gui.controller import AnnotationController
-from desktop_app.gui.settings import AppSettings, settings_dir
+from desktop_app.gui.settings import AppSettings
 from desktop_app.gui.widgets.actions import MENU_ORDER, build_actions
-from desktop_app.gui.widgets.backend_menu import BackendMenu, backend_request
+from desktop_app.gui.widgets.backend_menu import BackendMenu
 from desktop_app.gui.widgets.file_list import FileEntry, FileListWidget
 from desktop_app.gui.widgets.label_editor import LabelEditor
 from desktop_app.gui.widgets.label_list import LabelListWidget
@@ -171,14 +171,14 @@ class MainWindow(QMainWindow):
     # -- inference -------------------------------------------------------------------------
     def start_inference(self) -> None:
         """Ask the worker for the configured backend (loaded in its thread, never here)."""
-        name, options = backend_request(backend=self.settings.backend, device=self.settings.device,
-                                        cache_dir=self.settings.cache_dir)
-        self._requested_backend = name
+        request = backend_request(backend=self.settings.backend, device=self.settings.device,
+                                  cache_dir=self.settings.cache_dir)
+        name = self._requested_backend = request.name
         self.status_panel.set_backend(backend=name, model="loading…", device=self.settings.device,
                                       device_reason="")
         # never refuse a prompt while loading: the worker keeps it and runs it once the model is ready
         self.prompt_bar.set_text_supported(True)
-        self.controller.set_backend(name, **options)
+        self.controller.set_backend(name, **request.options)
 
     def _on_backend_failed(self, message: str) -> None:
         """A model backend could not start (missing or broken weights, no GPU): say why and fall
@@ -201,7 +201,8 @@ class MainWindow(QMainWindow):
             info.supports_text, reason="Text prompts need the Lang-SAM models: Inference → Models… "
                                        "(points, boxes and manual tools work now)")
 
-    def run_text(self, text: str, box_threshold: float, text_threshold: float, max_detections: int = 50) -> None:
+    def run_text(self, text: str, box_threshold: float, text_threshold: float, max_detections: int) -> None:
+        """The prompt bar's request (it always sends all four values, defaults from inference.prompts)."""
         self.controller.run_text(text, box_threshold=box_threshold, text_threshold=text_threshold,
                                  max_detections=max_detections)
         self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)  # Enter now accepts the detections
@@ -222,7 +223,7 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str) -> None:
         """A folder opens as a project; an image opens its folder with that image shown. The
         bundled sample is copied to the user's data folder first (never write in the package)."""
-        from desktop_app.gui.app import SAMPLES_DIR
+        from desktop_app.core.samples import is_bundled_sample, user_copy
 
         p = Path(path)
         if p.is_dir():
@@ -231,12 +232,8 @@ class MainWindow(QMainWindow):
         if not p.is_file():
             self.show_error(f"'{path}' does not exist")
             return
-        if p.resolve().parent == SAMPLES_DIR.resolve():
-            target = settings_dir() / "sample"
-            target.mkdir(parents=True, exist_ok=True)
-            if not (target / p.name).exists():
-                shutil.copy2(p, target / p.name)
-            p = target / p.name
+        if is_bundled_sample(p):
+            p = user_copy(p)
         self.open_folder(str(p.parent), select=p.name)
 
     def open_folder(self, folder: str, *, select: str | None = None) -> bool:
@@ -432,11 +429,17 @@ class MainWindow(QMainWindow):
             return worker.predict_blocking(image=image, prompt=prompt, cancel=cancel)
 
         def check_ready() -> str | None:
-            info = self.controller.backend_info
-            if info is None or info.supports_text:
+            # the backend asked for says it at once (the registry), even while it loads
+            name = getattr(self, "_requested_backend", "")
+            choice = CHOICES.get(name)
+            if choice is not None and choice.can(Capability.TEXT):
                 return None  # ready, or loading (the batch waits for it)
+            info = self.controller.backend_info
+            if choice is None and (info is None or info.supports_text):
+                return None
+            name = name if choice is not None else info.backend
             failure = getattr(self, "_last_backend_failure", "")
-            return (f"the {info.backend} backend cannot run text prompts: the Lang-SAM models are not "
+            return (f"the {name} backend cannot run text prompts: the Lang-SAM models are not "
                     f"installed or not chosen (Inference → Models…, then choose Lang-SAM)"
                     + (f". Last problem: {failure}" if failure else ""))
 

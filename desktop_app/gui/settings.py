@@ -2,7 +2,8 @@
 
 Where the file lives: ``$LANGSAM_STUDIO_HOME/settings.ini`` when that variable is set (tests set it
 to a temp dir, so a test never sees a person's settings), else the platform's config folder
-(``platformdirs.user_config_dir("langsam-studio")``). Never inside the package folder.
+(``platformdirs.user_config_dir("langsam-studio")``): :func:`inference.paths.config_dir`. Never
+inside the package folder.
 """
 
 from __future__ import annotations
@@ -13,20 +14,9 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-APP_NAME = "langsam-studio"
-HOME_ENV = "LANGSAM_STUDIO_HOME"
-
-BACKEND_CHOICES = ("auto", "langsam", "sam2", "classic")
-DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
-
-
-def settings_dir() -> Path:
-    home = os.environ.get(HOME_ENV)
-    if home:
-        return Path(home)
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir(APP_NAME))
+from desktop_app.core.backend_choices import AUTO, CHOICES, choice_names, is_device_choice
+from inference.device import DEVICE_CHOICES
+from inference.paths import config_dir as settings_dir  # the one home-folder policy
 
 
 def settings_path() -> Path:
@@ -113,24 +103,25 @@ class AppSettings:
     # -- inference -------------------------------------------------------------------------
     @property
     def backend(self) -> str:
-        value = self._get_str("inference/backend", "auto")
-        return value if value in BACKEND_CHOICES else "auto"
+        """A name of :data:`desktop_app.core.backend_choices.CHOICES` (an unknown one reads as auto)."""
+        value = self._get_str("inference/backend", AUTO)
+        return value if value in CHOICES else AUTO
 
     @backend.setter
     def backend(self, value: str) -> None:
-        if value not in BACKEND_CHOICES:
-            raise ValueError(f"backend must be one of {', '.join(BACKEND_CHOICES)}, got {value!r}")
+        if value not in CHOICES:
+            raise ValueError(f"backend must be one of {', '.join(choice_names())}, got {value!r}")
         self._set("inference/backend", value)
 
     @property
     def device(self) -> str:
         value = self._get_str("inference/device", "auto")
-        return value if value in DEVICE_CHOICES or value.startswith("cuda:") else "auto"
+        return value if is_device_choice(value) else "auto"
 
     @device.setter
     def device(self, value: str) -> None:
-        if value not in DEVICE_CHOICES and not value.startswith("cuda:"):
-            raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {value!r}")
+        if not is_device_choice(value):
+            raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)} or cuda:N, got {value!r}")
         self._set("inference/device", value)
 
     @property

@@ -1,98 +1,28 @@
 """Inference -> Batch: run one text prompt over every image of the folder.
 
-Reading and saving run in a background thread; every prediction goes through the app's ONE
-inference worker and its loaded backend (``predict(image, prompt, cancel)`` is
-:meth:`desktop_app.gui.worker.InferenceWorker.predict_blocking`), queued below interactive prompts, so
-no second copy of the models is loaded. Each image's new objects are added with ``needs_review`` and
-the image's state becomes REVIEW, saved atomically right away, so cancelling or a crash keeps
-every image finished so far. The dialog is modal: the folder is not edited while it runs.
+The engine is :func:`desktop_app.core.batch.run_batch` (Qt-free: which images, the objects, the
+saving); this dialog asks for the prompt, runs the engine in a background thread and shows its
+progress. Every prediction goes through the app's ONE inference worker and its loaded backend
+(``predict(image, prompt, cancel)`` is :meth:`desktop_app.gui.worker.InferenceWorker.predict_blocking`),
+queued below interactive prompts, so no second copy of the models is loaded. The dialog is modal:
+the folder is not edited while it runs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
                                QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from desktop_app.core.annotation.document import AnnotationObject, ImageStatus
+from desktop_app.core.batch import BatchResult, run_batch
 from desktop_app.gui.dialogs.background import BackgroundTask
-from inference.cancel import CancelToken
+from inference.prompts import DEFAULT_BOX_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_TEXT_THRESHOLD
 
-
-@dataclass(frozen=True, kw_only=True)
-class BatchResult:
-    images_done: int
-    objects_added: int
-    labels: tuple[str, ...]  # every label the run produced (to add to the label set)
-    skipped: tuple[str, ...] = ()  # images left alone (marked done)
-    problems: tuple[str, ...] = ()  # one sentence per image that failed
-    changed: tuple[str, ...] = field(default=())  # images whose annotations were written
-
-
-def run_batch(*, project, image_names: list[str], text: str, predict: Callable[..., Any],
-              box_threshold: float = 0.3, text_threshold: float = 0.25, max_objects: int = 20,
-              skip_done: bool = True,
-              report: Callable[..., None] = lambda *a: None, cancel: CancelToken | None = None,
-              ) -> BatchResult:
-    """The batch itself, Qt-free. ``project`` is a :class:`ProjectFolder`; ``predict(image, prompt,
-    cancel=token)`` answers with a Prediction (the shared worker's backend)."""
-    from inference.errors import InferenceError
-    from inference.images import load_image
-    from inference.prompts import Prompt, normalise_text
-
-    cancel = cancel or CancelToken()
-    prompt_text = normalise_text(text)
-    prompt = Prompt(text=prompt_text, box_threshold=box_threshold, text_threshold=text_threshold,
-                    max_detections=max(1, int(max_objects)))
-    total = len(image_names)
-    report(0, total, "starting…")
-    done = added = 0
-    labels: list[str] = []
-    skipped: list[str] = []
-    problems: list[str] = []
-    changed: list[str] = []
-    for i, name in enumerate(image_names):
-        cancel.raise_if_cancelled()
-        report(i, total, name)
-        try:
-            summary = project.summary(name)
-            if skip_done and summary.status == ImageStatus.DONE:
-                skipped.append(name)
-                continue
-            image = load_image(project.image_path(name))
-            doc = project.load(name, size=(image.shape[1], image.shape[0]))
-            prediction = predict(image, prompt, cancel=cancel)
-        except InferenceError as exc:
-            if cancel.cancelled:
-                raise
-            problems.append(f"{name}: {exc}")
-            continue
-        except (OSError, ValueError) as exc:
-            problems.append(f"{name}: {exc}")
-            continue
-        for candidate in prediction.candidates:
-            if not candidate.mask.any():
-                continue
-            label = (candidate.label or prompt_text.rstrip(".")).strip() or "object"
-            doc.add(AnnotationObject(
-                label=label, mask=candidate.mask, score=float(candidate.score), source="batch",
-                prompt={"text": prompt_text, "box": list(candidate.box),
-                        "box_score": candidate.box_score},
-                needs_review=True))
-            added += 1
-            if label not in labels:
-                labels.append(label)
-        doc.status = ImageStatus.REVIEW
-        project.save(doc)
-        changed.append(name)
-        done += 1
-    report(total, total, "finished")
-    return BatchResult(images_done=done, objects_added=added, labels=tuple(labels),
-                       skipped=tuple(skipped), problems=tuple(problems), changed=tuple(changed))
+__all__ = ["BatchDialog", "BatchResult", "run_batch"]
 
 
 class BatchDialog(QDialog):
@@ -123,13 +53,13 @@ class BatchDialog(QDialog):
         self.text.setPlaceholderText("e.g. 'cup. spoon.'")
         self.box_threshold = QDoubleSpinBox()
         self.text_threshold = QDoubleSpinBox()
-        for spin, value in ((self.box_threshold, 0.30), (self.text_threshold, 0.25)):
+        for spin, value in ((self.box_threshold, DEFAULT_BOX_THRESHOLD), (self.text_threshold, DEFAULT_TEXT_THRESHOLD)):
             spin.setRange(0.0, 1.0)
             spin.setSingleStep(0.05)
             spin.setValue(value)
         self.max_objects = QSpinBox()
         self.max_objects.setRange(1, 500)
-        self.max_objects.setValue(20)
+        self.max_objects.setValue(DEFAULT_MAX_DETECTIONS)
         self.max_objects.setToolTip("Keep at most this many detections per image (the best scoring)")
         self.skip_done = QCheckBox("Leave images marked done alone")
         self.skip_done.setChecked(True)
@@ -170,7 +100,7 @@ class BatchDialog(QDialog):
 
     # -- running ---------------------------------------------------------------------------
     def start(self) -> None:
-        from inference.prompts import normalise_text
+        from inference.prompts import Prompt, normalise_text
 
         if self.task.running:
             return
@@ -189,16 +119,16 @@ class BatchDialog(QDialog):
             return
         names = self.project.images()
         project, predict = self.project, self.predict
-        box_t, text_t, skip = self.box_threshold.value(), self.text_threshold.value(), self.skip_done.isChecked()
-        max_objects = self.max_objects.value()
+        prompt = Prompt(text=text, box_threshold=self.box_threshold.value(),
+                        text_threshold=self.text_threshold.value(), max_detections=self.max_objects.value())
+        skip = self.skip_done.isChecked()
         self.run_button.setEnabled(False)
         for widget in (self.text, self.box_threshold, self.text_threshold, self.max_objects, self.skip_done):
             widget.setEnabled(False)
         self.log.setPlainText(f"Running '{text}' over {len(names)} image(s)…")
 
         def job(report, cancel):
-            return run_batch(project=project, image_names=names, text=text, predict=predict,
-                             box_threshold=box_t, text_threshold=text_t, max_objects=max_objects, skip_done=skip,
+            return run_batch(project=project, image_names=names, prompt=prompt, predict=predict, skip_done=skip,
                              report=report, cancel=cancel)
 
         self.task.start(job, name="batch")

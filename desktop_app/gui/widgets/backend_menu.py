@@ -1,45 +1,22 @@
-"""Inference -> Backend / Device submenus, and how the settings become a backend request.
+"""Inference -> Backend / Device submenus.
 
-``auto`` picks Lang-SAM when SAM 2 and Grounding DINO weights are installed, SAM 2 with SAM 2
-only, else the classic OpenCV backend, so a fresh install without weights still answers points
-and boxes. Nothing here imports torch: weights are checked by looking at files.
+The backend items are :data:`desktop_app.core.backend_choices.CHOICES` (titles and order come
+from there); what the chosen settings mean as a backend request is
+:func:`desktop_app.core.backend_choices.backend_request`. The Device items are greyed out for a
+backend that runs without one (classic).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu, QWidget
 
-BACKEND_TITLES = {
-    "auto": "Automatic (best installed)",
-    "langsam": "Lang-SAM: text + points + boxes",
-    "sam2": "SAM 2: points + boxes",
-    "classic": "Classic (OpenCV, no weights)",
-}
-DEVICE_TITLES = {"auto": "Automatic (GPU if usable)", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)", "cpu": "CPU"}
+from desktop_app.core.backend_choices import CHOICES
+from inference.device import DEVICE_CHOICES
 
-
-def backend_request(*, backend: str, device: str, cache_dir: str = "") -> tuple[str, dict[str, Any]]:
-    """(backend name, options for ``create_backend``) for these settings."""
-    from inference.weights import WeightsStore, default_backend_name, installed_model
-
-    store = WeightsStore(cache_dir=cache_dir or None)
-    name = default_backend_name(store) if backend == "auto" else backend
-    options: dict[str, Any] = {"device": device}
-    if name in ("sam2", "langsam"):
-        sam2 = installed_model("sam2", store=store)
-        if sam2 is not None:
-            options["model"] = sam2
-            options["checkpoint"] = str(store.local_path(sam2))
-    if name == "langsam":
-        gdino = installed_model("gdino", store=store)
-        if gdino is not None:
-            options["gdino_model"] = gdino
-            options["gdino_path"] = str(store.local_path(gdino))
-    return name, options
+_DEVICE_TITLES = {"auto": "Automatic (GPU if usable)", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)", "cpu": "CPU"}
+DEVICE_TITLES = {key: _DEVICE_TITLES.get(key, key) for key in DEVICE_CHOICES}  # in inference.device's order
 
 
 class BackendMenu(QMenu):
@@ -50,10 +27,12 @@ class BackendMenu(QMenu):
     def __init__(self, *, backend: str, device: str, parent: QWidget | None = None) -> None:
         super().__init__("&Backend", parent)
         self._backend, self._device = backend, device
-        self.backend_actions = self._group(BACKEND_TITLES, backend, self._pick_backend)
+        titles = {name: choice.title for name, choice in CHOICES.items()}
+        self.backend_actions = self._group(titles, backend, self._pick_backend)
         self.addSeparator()
         self.addSection("Device")
         self.device_actions = self._group(DEVICE_TITLES, device, self._pick_device)
+        self._enable_devices()
 
     def _group(self, titles: dict[str, str], current: str, slot) -> dict[str, QAction]:
         group = QActionGroup(self)
@@ -69,8 +48,14 @@ class BackendMenu(QMenu):
             actions[key] = action
         return actions
 
+    def _enable_devices(self) -> None:
+        choice = CHOICES.get(self._backend)
+        for action in self.device_actions.values():
+            action.setEnabled(choice is None or choice.uses_device)
+
     def _pick_backend(self, key: str) -> None:
         self._backend = key
+        self._enable_devices()
         self.choice_changed.emit(self._backend, self._device)
 
     def _pick_device(self, key: str) -> None:

@@ -6,6 +6,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QSpinBox, QWidget)
 
+from inference.prompts import DEFAULT_BOX_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_TEXT_THRESHOLD
+
 
 class PromptBar(QWidget):
     """Emits :attr:`run_requested` (text, box threshold, text threshold, max detections) on Enter
@@ -19,11 +21,11 @@ class PromptBar(QWidget):
         self.field.setPlaceholderText("What to segment, e.g. 'cup. spoon.' — Enter runs it (Ctrl+T)")
         self.field.setClearButtonEnabled(True)
         self.field.returnPressed.connect(self.run)
-        self.box_threshold = self._spin(0.30, "Detection threshold: boxes scoring below it are dropped")
-        self.text_threshold = self._spin(0.25, "Text threshold: how well a box must match a phrase")
+        self.box_threshold = self._spin(DEFAULT_BOX_THRESHOLD, "Detection threshold: boxes scoring below it are dropped")
+        self.text_threshold = self._spin(DEFAULT_TEXT_THRESHOLD, "Text threshold: how well a box must match a phrase")
         self.max_detections = QSpinBox()
         self.max_detections.setRange(1, 500)
-        self.max_detections.setValue(50)
+        self.max_detections.setValue(DEFAULT_MAX_DETECTIONS)
         self.max_detections.setToolTip("Keep at most this many detections (the best scoring)")
         self.run_button = QPushButton("Segment")
         self.run_button.setToolTip("Run the text prompt on this image (Enter)")
