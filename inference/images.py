@@ -2,6 +2,8 @@
 
 Handles EXIF orientation, 16-bit, grayscale, palette, RGBA (composited on white), CMYK, and a
 configurable pixel limit that replaces Pillow's decompression-bomb warning with a clear error.
+:class:`ImageSource` names where pixels came from (a file or its original bytes), for backends that
+would rather send the original than the pixels.
 """
 
 from __future__ import annotations
@@ -13,15 +15,50 @@ import os
 import struct
 import threading
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from inference.errors import ImageLoadError, ImageTooLargeError
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
+
+@dataclass(frozen=True, kw_only=True)
+class ImageSource:
+    """Where decoded pixels came from: the original file, or its original (encoded) bytes.
+
+    Handed to backends next to the pixels so a remote backend can send the compact original
+    (a JPEG is ~10x smaller than its RGB pixels) instead of re-encoding them. The pixels stay
+    authoritative: a backend that uses the source must treat it as the same image (EXIF
+    orientation, mode conversion and all are applied by :func:`load_image` on the other side).
+    """
+
+    path: str | None = None
+    data: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if (self.path is None) == (self.data is None):
+            raise ValueError("an ImageSource needs exactly one of path or data")
+        if self.path is not None:
+            object.__setattr__(self, "path", os.fspath(self.path))
+
+    def read_bytes(self) -> bytes:
+        """The original file's bytes (read now, so an edited file gives its new bytes).
+
+        Raises :class:`ImageLoadError` with a message for a person if the file cannot be read.
+        """
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        try:
+            return Path(self.path).read_bytes()
+        except OSError as exc:
+            raise ImageLoadError(f"'{self.path}' cannot be read: {exc.strerror or exc}") from exc
+
+
+ImageInput = str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Image | np.ndarray | ImageSource
 
 DEFAULT_MAX_PIXELS = 200_000_000  # ~14000 x 14000; overridable per call and by LANGSAM_MAX_PIXELS
 
@@ -31,7 +68,7 @@ def default_max_pixels() -> int:
     return int(raw) if raw and raw.isdigit() else DEFAULT_MAX_PIXELS
 
 
-def _describe(source: ImageSource) -> str:
+def _describe(source: ImageInput) -> str:
     if isinstance(source, (str, os.PathLike)):
         return f"'{os.fspath(source)}'"
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -94,7 +131,7 @@ def _own_pixel_limit() -> Iterator[None]:
                 Image.MAX_IMAGE_PIXELS = _PIL_SAVED_LIMIT
 
 
-def _check_limit(source: ImageSource, width: int, height: int, limit: int) -> None:
+def _check_limit(source: ImageInput, width: int, height: int, limit: int) -> None:
     if width * height > limit:
         raise ImageTooLargeError(
             f"{_describe(source)} is {width}x{height} = {width * height:,} pixels, more than the "
@@ -110,7 +147,7 @@ def _upright(img: Image.Image) -> Image.Image:
         return img
 
 
-def load_image(source: ImageSource, *, max_pixels: int | None = None) -> np.ndarray:
+def load_image(source: ImageInput, *, max_pixels: int | None = None) -> np.ndarray:
     """Return an (H, W, 3) C-contiguous uint8 RGB array.
 
     Raises :class:`ImageLoadError` (corrupt, truncated, unreadable) or
@@ -118,6 +155,9 @@ def load_image(source: ImageSource, *, max_pixels: int | None = None) -> np.ndar
     decoding), both with a user-facing message.
     """
     limit = default_max_pixels() if max_pixels is None else max_pixels
+    if isinstance(source, ImageSource):
+        origin: str | bytes = source.path if source.path is not None else source.read_bytes()
+        return load_image(origin, max_pixels=max_pixels)
     if isinstance(source, np.ndarray):
         if source.ndim >= 2:
             _check_limit(source, source.shape[1], source.shape[0], limit)

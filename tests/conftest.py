@@ -36,8 +36,17 @@ pytest_plugins = [
 GUI_FIXTURES = frozenset({"qtbot", "qapp", "make_window", "core_app"})
 # Fixtures that build real models or packages (random-weight SAM 2 / Grounding DINO, wheels, the
 # DLC environment): the first test to use one pays tens of seconds, so every user counts as slow.
-SLOW_FIXTURES = frozenset({"tiny_sam2_checkpoint", "tiny_gdino_dir", "sam2_backend", "langsam_backend",
-                           "build_test_package", "local_classic_package", "dlc_venv"})
+SLOW_FIXTURES = frozenset(
+    {
+        "tiny_sam2_checkpoint",
+        "tiny_gdino_dir",
+        "sam2_backend",
+        "langsam_backend",
+        "build_test_package",
+        "local_classic_package",
+        "dlc_venv",
+    }
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

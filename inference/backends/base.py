@@ -4,6 +4,11 @@ A backend owns its models, keeps per-image state (embeddings) in a bounded cache
 content, and answers :class:`~inference.prompts.Prompt` s with a
 :class:`~inference.results.Prediction`. Backends are not thread-safe: one thread (the GUI's
 worker, a server worker) drives a backend; other threads may only set a cancel token.
+
+``encode`` and ``predict`` take the decoded pixels and, optionally, the image's ``source`` (an
+:class:`~inference.images.ImageSource`: the original file or bytes the pixels were decoded from).
+Local backends ignore it; a remote backend can send the original (a few hundred KB of JPEG)
+instead of re-encoding megabytes of pixels. The pixels are always authoritative.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from inference.cancel import CancelToken
+from inference.images import ImageSource
 from inference.images import image_key as compute_image_key
 from inference.prompts import Prompt
 from inference.results import BackendInfo, Prediction
@@ -64,10 +70,11 @@ class SegmentationBackend(abc.ABC):
         return compute_image_key(image)
 
     def encode(self, image: np.ndarray, *, image_key: str | None = None,
-               cancel: CancelToken | None = None) -> str:
+               cancel: CancelToken | None = None, source: ImageSource | None = None) -> str:
         """Compute and cache whatever per-image state prompts need (e.g. the SAM 2 embedding).
 
-        Returns the image key. Cheap if already cached. The default does nothing.
+        Returns the image key. Cheap if already cached. The default does nothing. ``source``, when
+        given, is where ``image`` was decoded from (see the module docstring); may be ignored.
         """
         return image_key or self.image_key(image)
 
@@ -77,8 +84,9 @@ class SegmentationBackend(abc.ABC):
 
     @abc.abstractmethod
     def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
-                cancel: CancelToken | None = None) -> Prediction:
+                cancel: CancelToken | None = None, source: ImageSource | None = None) -> Prediction:
         """Answer one prompt on an (H, W, 3) uint8 RGB image.
 
         Validates the prompt (PromptError), checks ``cancel`` between steps (Cancelled).
+        ``source``, when given, is where ``image`` was decoded from; a backend may ignore it.
         """

@@ -29,6 +29,7 @@ from inference.backends.base import SegmentationBackend
 from inference.backends.registry import register_backend
 from inference.cancel import CancelToken, check
 from inference.errors import PromptError
+from inference.images import ImageSource
 from inference.prompts import Box, Point, Prompt
 from inference.results import BackendInfo, Candidate, Prediction, PredictionKind
 
@@ -210,7 +211,7 @@ class ClassicBackend(SegmentationBackend):
                            supports_text=False, supports_points=True)
 
     def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
-                cancel: CancelToken | None = None) -> Prediction:
+                cancel: CancelToken | None = None, source: ImageSource | None = None) -> Prediction:
         started = time.perf_counter()
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise PromptError(f"the image must be an (H, W, 3) uint8 RGB array, got {image.shape} {image.dtype}",

@@ -19,9 +19,10 @@ from inference.backends.base import DEFAULT_CACHE_BYTES
 from inference.backends.registry import register_backend
 from inference.backends.sam2_backend import DEFAULT_SAM2_MODEL, ImageEmbedding, Sam2Backend, as_rgb_image
 from inference.cancel import CancelToken, check
-from inference.embedding_cache import ByteBoundedLRU
 from inference.errors import BackendUnavailableError
 from inference.gdino_model import Detections, GroundingDino
+from inference.images import ImageSource
+from inference.lru import ByteBoundedLRU
 from inference.prompts import Prompt, normalise_text
 from inference.results import Candidate, Prediction, PredictionKind
 
@@ -179,7 +180,7 @@ class LangSamBackend(Sam2Backend):
         return np.concatenate(masks), np.concatenate(scores), np.concatenate(logits)
 
     def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
-                cancel: CancelToken | None = None) -> Prediction:
+                cancel: CancelToken | None = None, source: ImageSource | None = None) -> Prediction:
         image = as_rgb_image(image)
         height, width = int(image.shape[0]), int(image.shape[1])
         prompt.validate(width=width, height=height)

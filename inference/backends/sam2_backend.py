@@ -2,7 +2,7 @@
 
 The image encoder (seconds on a CPU) runs once per image; every further click only runs the
 prompt encoder and mask decoder (tens of milliseconds) on the cached embedding. Embeddings live
-in a :class:`~inference.embedding_cache.ByteBoundedLRU` keyed by the image's content hash
+in a :class:`~inference.lru.ByteBoundedLRU` keyed by the image's content hash
 (:func:`inference.images.image_key`), see ``docs/adr/0006-model-caching.md``.
 """
 
@@ -19,8 +19,9 @@ import numpy as np
 from inference.backends.base import DEFAULT_CACHE_BYTES, SegmentationBackend
 from inference.backends.registry import register_backend
 from inference.cancel import CancelToken, check
-from inference.embedding_cache import ByteBoundedLRU
 from inference.errors import ImageLoadError, PromptError
+from inference.images import ImageSource
+from inference.lru import ByteBoundedLRU
 from inference.prompts import Prompt
 from inference.results import BackendInfo, Candidate, Prediction, PredictionKind
 
@@ -124,7 +125,7 @@ class Sam2Backend(SegmentationBackend):
         return image_key in self.embeddings
 
     def encode(self, image: np.ndarray, *, image_key: str | None = None,
-               cancel: CancelToken | None = None) -> str:
+               cancel: CancelToken | None = None, source: ImageSource | None = None) -> str:
         image = as_rgb_image(image)
         key = image_key or self.image_key(image)
         self.embedding(image, key, cancel=cancel)
@@ -177,7 +178,7 @@ class Sam2Backend(SegmentationBackend):
 
     # -- prompts ---------------------------------------------------------------------------
     def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
-                cancel: CancelToken | None = None) -> Prediction:
+                cancel: CancelToken | None = None, source: ImageSource | None = None) -> Prediction:
         image = as_rgb_image(image)
         height, width = int(image.shape[0]), int(image.shape[1])
         prompt.validate(width=width, height=height)
