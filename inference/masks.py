@@ -21,8 +21,12 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 # pycocotools' Cython decoder trips a NumPy 2 deprecation on every call; it is harmless noise.
-warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept a copy keyword",
-                        category=DeprecationWarning, module=r"pycocotools(\..*)?$")
+warnings.filterwarnings(
+    "ignore",
+    message=r"__array__ implementation doesn't accept a copy keyword",
+    category=DeprecationWarning,
+    module=r"pycocotools(\..*)?$",
+)
 
 RLE = dict[str, Any]  # {"size": [h, w], "counts": str}
 Ring = np.ndarray  # (N, 2) float64 xy vertices, not repeating the first vertex at the end
@@ -41,8 +45,7 @@ def mask_to_rle(mask: np.ndarray) -> RLE:
     # cv2.transpose gives the column-major layout pycocotools wants ~3x faster than asfortranarray
     column_major = cv2.transpose(np.ascontiguousarray(flags).view(np.uint8)).T
     encoded = coco_mask.encode(column_major)
-    return {"size": [int(encoded["size"][0]), int(encoded["size"][1])],
-            "counts": encoded["counts"].decode("ascii")}
+    return {"size": [int(encoded["size"][0]), int(encoded["size"][1])], "counts": encoded["counts"].decode("ascii")}
 
 
 def _compressed(rle: Any) -> dict[str, Any]:
@@ -50,8 +53,11 @@ def _compressed(rle: Any) -> dict[str, Any]:
     if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
         raise ValueError("an RLE mask must be an object with 'size' and 'counts'")
     size = rle["size"]
-    if (not isinstance(size, (list, tuple)) or len(size) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in size)):
+    if (
+        not isinstance(size, (list, tuple))
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in size)
+    ):
         raise ValueError(f"RLE 'size' must be [height, width] non-negative integers, got {size!r}")
     h, w = int(size[0]), int(size[1])
     counts = rle["counts"]
@@ -68,7 +74,9 @@ def _compressed(rle: Any) -> dict[str, Any]:
     if not isinstance(counts, bytes):
         raise ValueError(f"RLE 'counts' must be a string or a list, got {type(counts).__name__}")
     runs = _decode_counts(counts)
-    if (runs < 0).any() or int(runs.sum()) != h * w:
+    # each run within [0, h*w] too: pycocotools keeps runs as uint32 and its decoder does not
+    # bound-check, so huge runs whose int64 sum wraps around to h*w would overflow its buffer
+    if (runs < 0).any() or (runs.size and int(runs.max()) > h * w) or int(runs.sum()) != h * w:
         raise ValueError(f"the RLE mask is corrupt: its runs do not cover the {h}x{w} mask exactly")
     return {"size": [h, w], "counts": counts}
 
@@ -150,8 +158,7 @@ def xyxy_to_xywh(box: Sequence[float]) -> list[float]:
 
 
 # -- polygons --------------------------------------------------------------------------------
-def mask_to_polygons(mask: np.ndarray, *, epsilon: float = 0.0, min_area: float = 0.0
-                     ) -> list[PolygonWithHoles]:
+def mask_to_polygons(mask: np.ndarray, *, epsilon: float = 0.0, min_area: float = 0.0) -> list[PolygonWithHoles]:
     """Outer rings with their holes: ``[(outer, [hole, ...]), ...]`` in pixel-corner xy coordinates.
 
     Pieces are 8-connected (pixels touching at a corner form one piece). Rings follow the pixel
@@ -328,8 +335,9 @@ def _fill_even_odd(starts: np.ndarray, ring_id: np.ndarray, *, height: int, widt
     right = np.clip(np.ceil(xs[1::2] - 0.5), 0, width).astype(np.int64)
     pair_rows = rows[0::2]
     size = height * (width + 1)
-    diff = (np.bincount(pair_rows * (width + 1) + left, minlength=size)
-            - np.bincount(pair_rows * (width + 1) + right, minlength=size))
+    diff = np.bincount(pair_rows * (width + 1) + left, minlength=size) - np.bincount(
+        pair_rows * (width + 1) + right, minlength=size
+    )
     return np.cumsum(diff.reshape(height, width + 1)[:, :width], axis=1) > 0
 
 
@@ -350,8 +358,8 @@ def join_rings(polygons: Sequence[PolygonWithHoles]) -> Ring | None:
     joined = rings[0]
     for ring in rings[1:]:
         i, j = _closest_pair(joined, ring)
-        rotated = np.concatenate([ring[j:], ring[:j + 1]])  # starts and ends at vertex j
-        joined = np.concatenate([joined[:i + 1], rotated, joined[i:]])
+        rotated = np.concatenate([ring[j:], ring[: j + 1]])  # starts and ends at vertex j
+        joined = np.concatenate([joined[: i + 1], rotated, joined[i:]])
     return joined
 
 

@@ -9,9 +9,13 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
+import stat
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, BinaryIO
+from typing import Any, BinaryIO
 
 
 class SaveError(OSError):
@@ -30,7 +34,7 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
     """Create or replace ``path`` with what ``write(file)`` writes, atomically."""
     target = Path(path)
     tmp_name: str | None = None
@@ -63,15 +67,18 @@ def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     return target
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    return write_atomic(path, lambda f: f.write(data))
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    def write(f: BinaryIO) -> None:
+        f.write(data)
+
+    return write_atomic(path, write)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any, *, indent: int | None = 2) -> Path:
+def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int | None = 2) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
 
 
@@ -98,3 +105,42 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# -- stale temp files ------------------------------------------------------------------------
+# ``tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp")`` above: a dot, the target's name, a dot,
+# 8 characters of ``tempfile``'s alphabet, ".tmp". A kill -9 between mkstemp and os.replace
+# leaves one behind.
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
+STALE_TEMP_AGE = 15 * 60.0  # seconds; a writer in progress touches its file far more often
+
+
+def clean_stale_temp_files(folder: str | os.PathLike[str], *, older_than: float = STALE_TEMP_AGE,
+                           target_suffix: str = "") -> list[Path]:
+    """Remove temp files :func:`write_atomic` left in ``folder`` (not sub-folders) when a process
+    was killed mid-write. Conservative: only names of our own pattern whose target name ends with
+    ``target_suffix``, only regular files (not links), only when not modified for
+    ``older_than`` seconds (a running writer's file is fresh). Never raises; returns what was
+    removed."""
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or not match["target"].endswith(target_suffix):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < older_than:
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+fsync_dir = _fsync_dir  # public: also used after moving a file aside
