@@ -71,19 +71,25 @@ class _StallWatch:
     def stop(self) -> dict:
         self.timer.stop()
         stalls = [max(0.0, g - self.interval) * 1000 for g in self.gaps] or [0.0]
-        return {"worst_ms": round(max(stalls), 1), "p99_ms": round(float(np.percentile(stalls, 99)), 1),
-                "ticks": len(self.gaps)}
+        return {
+            "worst_ms": round(max(stalls), 1),
+            "p99_ms": round(float(np.percentile(stalls, 99)), 1),
+            "ticks": len(self.gaps),
+        }
 
 
-def run(*, out_json: str | os.PathLike | None = None) -> dict:
+def run(*, out_json: str | os.PathLike[str] | None = None) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PIL import Image
     from PySide6.QtCore import QPoint, Qt
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
-    result: dict = {"suite": "app", "device": "cpu", "goals": {"stall_ms": GOAL_STALL_MS,
-                                                               "next_image_fraction": GOAL_NEXT_IMAGE_FRACTION}}
+    result: dict = {
+        "suite": "app",
+        "device": "cpu",
+        "goals": {"stall_ms": GOAL_STALL_MS, "next_image_fraction": GOAL_NEXT_IMAGE_FRACTION},
+    }
     try:
         from inference.random_weights import write_random_sam2_checkpoint
     except ImportError as exc:
@@ -127,6 +133,7 @@ def run(*, out_json: str | os.PathLike | None = None) -> dict:
         t0 = time.perf_counter()
         controller.load_image(paths[0])
         _wait(app, lambda: bool(loaded))
+        assert controller.image is not None  # loaded just above
         key0 = controller.image.key
         _wait(app, lambda: key0 in encoded)
         encode_s = time.perf_counter() - t0
@@ -134,34 +141,46 @@ def run(*, out_json: str | os.PathLike | None = None) -> dict:
         stall["encode_s"] = round(encode_s, 2)
         stall["goal_met"] = stall["worst_ms"] <= GOAL_STALL_MS
         result["stall_during_encoding"] = stall
-        print(f"encoder: {encode_s:.2f} s; worst GUI stall while encoding {stall['worst_ms']} ms "
-              f"(p99 {stall['p99_ms']} ms, goal <= {GOAL_STALL_MS} ms)")
+        print(
+            f"encoder: {encode_s:.2f} s; worst GUI stall while encoding {stall['worst_ms']} ms "
+            f"(p99 {stall['p99_ms']} ms, goal <= {GOAL_STALL_MS} ms)"
+        )
 
         # 2. click -> overlay painted, vs the bare decoder on the same cached embedding
         rng = np.random.default_rng(0)
         ui_ms, bare_ms = [], []
+        assert controller.image is not None
         image0 = controller.image.array
-        for i in range(CLICKS):
+        for _ in range(CLICKS):
             x, y = float(rng.integers(50, 974)), float(rng.integers(50, 718))
             controller.discard_prompt()
             states.clear()
             pos = canvas.to_screen(x, y)
             start = time.perf_counter()
-            QTest.mouseClick(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                             QPoint(round(pos.x()), round(pos.y())))
+            QTest.mouseClick(
+                canvas,
+                Qt.MouseButton.LeftButton,
+                Qt.KeyboardModifier.NoModifier,
+                QPoint(round(pos.x()), round(pos.y())),
+            )
             _wait(app, lambda: bool(states), 120)
             canvas.repaint()  # the overlay on screen
             ui_ms.append((time.perf_counter() - start) * 1000)
             start = time.perf_counter()
             backend.predict(image0, Prompt(points=(Point(x=x, y=y),)), image_key=key0)
             bare_ms.append((time.perf_counter() - start) * 1000)
-        click = {"clicks": CLICKS, "ui_median_ms": round(statistics.median(ui_ms), 1),
-                 "ui_p90_ms": round(float(np.percentile(ui_ms, 90)), 1),
-                 "bare_decoder_median_ms": round(statistics.median(bare_ms), 1)}
+        click = {
+            "clicks": CLICKS,
+            "ui_median_ms": round(statistics.median(ui_ms), 1),
+            "ui_p90_ms": round(float(np.percentile(ui_ms, 90)), 1),
+            "bare_decoder_median_ms": round(statistics.median(bare_ms), 1),
+        }
         click["overhead_ratio"] = round(click["ui_median_ms"] / max(click["bare_decoder_median_ms"], 1e-6), 2)
         result["click_to_overlay"] = click
-        print(f"click -> overlay: median {click['ui_median_ms']} ms (p90 {click['ui_p90_ms']} ms) vs bare "
-              f"decoder {click['bare_decoder_median_ms']} ms: x{click['overhead_ratio']}")
+        print(
+            f"click -> overlay: median {click['ui_median_ms']} ms (p90 {click['ui_p90_ms']} ms) vs bare "
+            f"decoder {click['bare_decoder_median_ms']} ms: x{click['overhead_ratio']}"
+        )
 
         # 3. D with prefetch: image 1 is encoded while the person works on image 0
         controller.discard_prompt()
@@ -176,19 +195,25 @@ def run(*, out_json: str | os.PathLike | None = None) -> dict:
         _wait(app, lambda: bool(loaded))
         shown_ms = (time.perf_counter() - start) * 1000
         pos = canvas.to_screen(512, 384)
-        QTest.mouseClick(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                         QPoint(round(pos.x()), round(pos.y())))
+        QTest.mouseClick(
+            canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(round(pos.x()), round(pos.y()))
+        )
         _wait(app, lambda: bool(states), 120)
         canvas.repaint()
         first_mask_s = time.perf_counter() - start
-        nxt = {"prefetch_encode_s": round(prefetch_s, 2), "image_shown_ms": round(shown_ms, 1),
-               "first_mask_ms": round(first_mask_s * 1000, 1),
-               "fraction_of_encoder": round(first_mask_s / encode_s, 3)}
+        nxt = {
+            "prefetch_encode_s": round(prefetch_s, 2),
+            "image_shown_ms": round(shown_ms, 1),
+            "first_mask_ms": round(first_mask_s * 1000, 1),
+            "fraction_of_encoder": round(first_mask_s / encode_s, 3),
+        }
         nxt["goal_met"] = nxt["fraction_of_encoder"] <= GOAL_NEXT_IMAGE_FRACTION
         result["next_image_with_prefetch"] = nxt
-        print(f"D -> first mask with prefetch: {nxt['first_mask_ms']} ms (image shown after "
-              f"{nxt['image_shown_ms']} ms) = {nxt['fraction_of_encoder']} of the encoder time "
-              f"(goal <= {GOAL_NEXT_IMAGE_FRACTION})")
+        print(
+            f"D -> first mask with prefetch: {nxt['first_mask_ms']} ms (image shown after "
+            f"{nxt['image_shown_ms']} ms) = {nxt['fraction_of_encoder']} of the encoder time "
+            f"(goal <= {GOAL_NEXT_IMAGE_FRACTION})"
+        )
         result["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     finally:
         controller.shutdown()

@@ -38,8 +38,9 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -127,11 +128,14 @@ def encoder_profile(backend, image: np.ndarray) -> dict[str, float]:
     """Self CPU seconds of one encode by kind of operator (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile
 
-    groups = {"gemm (addmm/mm/bmm)": ("addmm", "aten::mm", "bmm", "linear"),
-              "attention (sdpa)": ("scaled_dot_product",), "convolution": ("convolution",),
-              "copies (copy_/clone/repeat/pad/cat)": ("copy_", "clone", "repeat", "pad", "cat", "contiguous"),
-              "elementwise + norms": ("gelu", "add", "mul", "div", "layer_norm", "norm", "sub"),
-              "pooling / resize": ("pool", "upsample", "interpolate")}
+    groups = {
+        "gemm (addmm/mm/bmm)": ("addmm", "aten::mm", "bmm", "linear"),
+        "attention (sdpa)": ("scaled_dot_product",),
+        "convolution": ("convolution",),
+        "copies (copy_/clone/repeat/pad/cat)": ("copy_", "clone", "repeat", "pad", "cat", "contiguous"),
+        "elementwise + norms": ("gelu", "add", "mul", "div", "layer_norm", "norm", "sub"),
+        "pooling / resize": ("pool", "upsample", "interpolate"),
+    }
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         backend.embedding(image, "profile-" + backend.image_key(image))
     out = {name: 0.0 for name in groups}
@@ -167,8 +171,7 @@ class Reference:
 
         from inference.sam2_model import build_sam2_model
 
-        self.model = build_sam2_model("sam2.1_hiera_tiny", checkpoint=sam_ckpt, device="cpu",
-                                      postprocessing=False)
+        self.model = build_sam2_model("sam2.1_hiera_tiny", checkpoint=sam_ckpt, device="cpu", postprocessing=False)
         self.predictor = SAM2ImagePredictor(self.model)
         self.processor = AutoProcessor.from_pretrained(gdino_dir, local_files_only=True)
         self.gdino = AutoModelForZeroShotObjectDetection.from_pretrained(gdino_dir, local_files_only=True).eval()
@@ -185,7 +188,8 @@ class Reference:
         with torch.no_grad():
             outputs = self.gdino(**inputs)
         return self.processor.post_process_grounded_object_detection(
-            outputs, inputs.input_ids, threshold, text_threshold=0.25, target_sizes=[pil.size[::-1]])[0]
+            outputs, inputs.input_ids, threshold, text_threshold=0.25, target_sizes=[pil.size[::-1]]
+        )[0]
 
     def text(self, image, text, threshold) -> dict:
         r = self.detect(image, text, threshold)
@@ -202,8 +206,9 @@ class Reference:
         return self.predictor.predict(point_coords=point, point_labels=np.array([1]), multimask_output=True)
 
     def bare_click(self, point, logits):
-        return self.predictor.predict(point_coords=point, point_labels=np.array([1]), mask_input=logits,
-                                      multimask_output=True)
+        return self.predictor.predict(
+            point_coords=point, point_labels=np.array([1]), mask_input=logits, multimask_output=True
+        )
 
 
 def _clear_image_caches(backend) -> None:
@@ -216,17 +221,24 @@ def run(*, out_json: str | Path | None = None, repeats: int = 3) -> dict:
     import torch
 
     from inference.backends import create_backend
+    from inference.backends.sam2_backend import Sam2Backend
     from inference.prompts import Point, Prompt
 
-    results: dict[str, Any] = {"threads": torch.get_num_threads(), "cpus": len(os.sched_getaffinity(0)),
-                               "gdino_size": GDINO_SIZE, "keep": KEEP,
-                               "notes": "random weights, real architectures; CPU; best of N, interleaved"}
-    rows: list[tuple[str, float, float, float | None]] = []
+    results: dict[str, Any] = {
+        "threads": torch.get_num_threads(),
+        "cpus": len(os.sched_getaffinity(0)),
+        "gdino_size": GDINO_SIZE,
+        "keep": KEEP,
+        "notes": "random weights, real architectures; CPU; best of N, interleaved",
+    }
+    rows: list[tuple[str, Seconds, Seconds, float | None]] = []
     with tempfile.TemporaryDirectory(prefix="bench-models-") as tmp:
         sam_ckpt, gdino_dir = _write_models(Path(tmp))
         ref = Reference(sam_ckpt, gdino_dir)
-        backend = create_backend("langsam", device="cpu", model="sam2.1_hiera_tiny", checkpoint=sam_ckpt,
-                                 gdino_path=gdino_dir)
+        backend = create_backend(
+            "langsam", device="cpu", model="sam2.1_hiera_tiny", checkpoint=sam_ckpt, gdino_path=gdino_dir
+        )
+        assert isinstance(backend, Sam2Backend)  # "langsam" is a Sam2Backend: embedding() and embeddings below
         backend.ensure_loaded()
         images = [_image(i) for i in range(repeats + 2)]
         point = np.array([[500.0, 350.0]], dtype=np.float32)
@@ -248,17 +260,26 @@ def run(*, out_json: str | Path | None = None, repeats: int = 3) -> dict:
         gflops.append(gemm_gflops())
         gemm, gemm_cpu = max(g[0] for g in gflops), max(g[1] for g in gflops)
         floor = _seconds(flop["total"] / gemm, flop["total"] / gemm_cpu)
-        results.update(gemm_gflops=gemm, gemm_gflops_per_cpu_s=gemm_cpu, gemm_gflops_runs=gflops, encoder_gflop=flop["total"],
-                       encoder_gflop_attention=flop["attention"], encoder_gflop_linear_conv=flop["linear_conv"],
-                       encoder_floor_s=floor, encoder_floor_linear_conv_s=flop["linear_conv"] / gemm,
-                       encoder_ratio_linear_conv_only=min(t_enc) / (flop["linear_conv"] / gemm),
-                       encoder_profile_s=encoder_profile(backend, images[0]))
-        rows += [("encoder (ours)", _min(t_enc), floor, TARGETS["encoder"]),
-                 ("encoder (upstream set_image)", _min(t_ref_enc), floor, None)]
+        results.update(
+            gemm_gflops=gemm,
+            gemm_gflops_per_cpu_s=gemm_cpu,
+            gemm_gflops_runs=gflops,
+            encoder_gflop=flop["total"],
+            encoder_gflop_attention=flop["attention"],
+            encoder_gflop_linear_conv=flop["linear_conv"],
+            encoder_floor_s=floor,
+            encoder_floor_linear_conv_s=flop["linear_conv"] / gemm,
+            encoder_ratio_linear_conv_only=min(t_enc) / (flop["linear_conv"] / gemm),
+            encoder_profile_s=encoder_profile(backend, images[0]),
+        )
+        rows += [
+            ("encoder (ours)", _min(t_enc), floor, TARGETS["encoder"]),
+            ("encoder (upstream set_image)", _min(t_ref_enc), floor, None),
+        ]
 
         # -- clicks ----------------------------------------------------------------------------
         t_first, t_ref_first = [], []
-        for im in images[repeats:repeats + 2]:
+        for im in images[repeats : repeats + 2]:
             backend.embeddings.clear()
             t_first.append(_best(lambda: backend.predict(im, Prompt(points=(Point(x=500, y=350),))), 1)[0])
             t, (_, _, logits) = _best(lambda: ref.first_click(im, point), 1)
@@ -276,8 +297,8 @@ def run(*, out_json: str | Path | None = None, repeats: int = 3) -> dict:
 
         # -- text prompts ----------------------------------------------------------------------
         thresholds = [_threshold_keeping(ref.raw_scores(fresh, text), KEEP) for text in TEXTS]
-        ref_t: list[list[float]] = [[], []]
-        our_t: list[list[float]] = [[], []]
+        ref_t: list[list[Seconds]] = [[], []]
+        our_t: list[list[Seconds]] = [[], []]
         ref_out: list[dict] = [{}, {}]
         ours: list[Any] = [None, None]
 
@@ -293,8 +314,8 @@ def run(*, out_json: str | Path | None = None, repeats: int = 3) -> dict:
                 our_t[i].append(t)
 
         for r in range(repeats):  # alternate who goes first, so drifting load hits both alike
-            for step in ((reference_texts, our_texts) if r % 2 == 0 else (our_texts, reference_texts)):
-                step()
+            for run_step in (reference_texts, our_texts) if r % 2 == 0 else (our_texts, reference_texts):
+                run_step()
         rows.append(("text prompt #1 (new image)", _min(our_t[0]), _min(ref_t[0]), TARGETS["text_first"]))
         rows.append(("text prompt #2 (same image)", _min(our_t[1]), _min(ref_t[1]), TARGETS["text_second"]))
         results["text_identical"] = [_compare(ours[i], ref_out[i]) for i in range(2)]
@@ -304,9 +325,20 @@ def run(*, out_json: str | Path | None = None, repeats: int = 3) -> dict:
         if os.environ.get("BENCH_MODELS_OPT_IN"):
             results["opt_in"] = opt_in_encoder(ref.model, images[0], repeats=2)
 
-    results["rows"] = [{"name": n, "ours_s": float(a), "baseline_s": float(b), "ratio": a / b, "target": t,
-                        "met": None if t is None else a / b <= t, "ours_cpu_s": a.cpu, "baseline_cpu_s": b.cpu,
-                        "cpu_ratio": a.cpu / b.cpu} for n, a, b, t in rows]
+    results["rows"] = [
+        {
+            "name": n,
+            "ours_s": float(a),
+            "baseline_s": float(b),
+            "ratio": a / b,
+            "target": t,
+            "met": None if t is None else a / b <= t,
+            "ours_cpu_s": a.cpu,
+            "baseline_cpu_s": b.cpu,
+            "cpu_ratio": a.cpu / b.cpu,
+        }
+        for n, a, b, t in rows
+    ]
     _print(results)
     if out_json is not None:
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)
@@ -314,7 +346,7 @@ def run(*, out_json: str | Path | None = None, repeats: int = 3) -> dict:
     return results
 
 
-def opt_in_encoder(model, image: np.ndarray, *, repeats: int) -> dict[str, dict[str, float]]:
+def opt_in_encoder(model, image: np.ndarray, *, repeats: int) -> dict[str, dict[str, Any]]:
     """Speed-ups that change numerics: time and max |deviation| of the image encoder's outputs."""
     import torch
     from sam2.sam2_image_predictor import SAM2ImagePredictor
@@ -327,19 +359,27 @@ def opt_in_encoder(model, image: np.ndarray, *, repeats: int) -> dict[str, dict[
         def deviation(out) -> float:
             return max(float((a.float() - b).abs().max()) for a, b in zip(out["backbone_fpn"], eager["backbone_fpn"]))
 
-        out: dict[str, dict[str, float]] = {"eager": {"seconds": eager_s}}
+        out: dict[str, dict[str, Any]] = {"eager": {"seconds": eager_s}}
         with torch.autocast("cpu", dtype=torch.bfloat16):
             t, got = _best(lambda: encoder(x), repeats)
-        out["bf16 autocast"] = {"seconds": t, "ratio_to_eager": t / eager_s, "max_abs_dev": deviation(got),
-                                "output_max_abs": max(float(e.abs().max()) for e in eager["backbone_fpn"])}
+        out["bf16 autocast"] = {
+            "seconds": t,
+            "ratio_to_eager": t / eager_s,
+            "max_abs_dev": deviation(got),
+            "output_max_abs": max(float(e.abs().max()) for e in eager["backbone_fpn"]),
+        }
         try:
             compiled = torch.compile(encoder)
             start = time.perf_counter()
             compiled(x)
             compile_s = time.perf_counter() - start
             t, got = _best(lambda: compiled(x), repeats)
-            out["torch.compile"] = {"seconds": t, "ratio_to_eager": t / eager_s, "compile_s": compile_s,
-                                    "max_abs_dev": deviation(got)}
+            out["torch.compile"] = {
+                "seconds": t,
+                "ratio_to_eager": t / eager_s,
+                "compile_s": compile_s,
+                "max_abs_dev": deviation(got),
+            }
         except Exception as exc:  # no compiler, unsupported op: report, do not hide
             out["torch.compile"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
     return out
@@ -371,40 +411,62 @@ def _compare(pred, ref: dict) -> dict[str, Any]:
         labels_equal=[c.label for c in pred.candidates] == [ref["labels"][i] for i in order],
         boxes_max_abs=float(np.abs(boxes - ref_boxes).max()),
         box_scores_max_abs=float(np.abs(np.array([c.box_score for c in pred.candidates]) - ref["scores"][order]).max()),
-        mask_scores_max_abs=float(np.abs(np.array([c.score for c in pred.candidates])
-                                         - ref["mask_scores"][order]).max()),
-        mask_pixels_differing=int((masks != ref_masks).sum()))
-    out["identical"] = bool(out["labels_equal"] and out["boxes_max_abs"] == 0 and out["box_scores_max_abs"] == 0
-                            and out["mask_scores_max_abs"] == 0 and out["mask_pixels_differing"] == 0)
+        mask_scores_max_abs=float(
+            np.abs(np.array([c.score for c in pred.candidates]) - ref["mask_scores"][order]).max()
+        ),
+        mask_pixels_differing=int((masks != ref_masks).sum()),
+    )
+    out["identical"] = bool(
+        out["labels_equal"]
+        and out["boxes_max_abs"] == 0
+        and out["box_scores_max_abs"] == 0
+        and out["mask_scores_max_abs"] == 0
+        and out["mask_pixels_differing"] == 0
+    )
     return out
 
 
 def _clip(box: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     height, width = shape[-2:]
-    return np.array([min(max(box[0], 0), width), min(max(box[1], 0), height),
-                     min(max(box[2], 0), width), min(max(box[3], 0), height)], np.float32)
+    return np.array(
+        [
+            min(max(box[0], 0), width),
+            min(max(box[1], 0), height),
+            min(max(box[2], 0), width),
+            min(max(box[3], 0), height),
+        ],
+        np.float32,
+    )
 
 
 def _print(results: dict) -> None:
-    print(f"threads={results['threads']} (cpus {results['cpus']})  GEMM {results['gemm_gflops']:.1f} GFLOP/s "
-          f"(best of sizes {GEMM_SIZES}, runs {[round(g[0], 1) for g in results['gemm_gflops_runs']]}; "
-          f"{results['gemm_gflops_per_cpu_s']:.1f} GFLOP per CPU s)")
-    print(f"encoder {results['encoder_gflop']:.1f} GFLOP = {results['encoder_gflop_linear_conv']:.1f} Linear+conv "
-          f"+ {results['encoder_gflop_attention']:.1f} attention -> floor {results['encoder_floor_s']:.2f} s "
-          f"(Linear+conv only: floor {results['encoder_floor_linear_conv_s']:.2f} s, ours "
-          f"{results['encoder_ratio_linear_conv_only']:.2f}x)   GDINO size {GDINO_SIZE}")
+    print(
+        f"threads={results['threads']} (cpus {results['cpus']})  GEMM {results['gemm_gflops']:.1f} GFLOP/s "
+        f"(best of sizes {GEMM_SIZES}, runs {[round(g[0], 1) for g in results['gemm_gflops_runs']]}; "
+        f"{results['gemm_gflops_per_cpu_s']:.1f} GFLOP per CPU s)"
+    )
+    print(
+        f"encoder {results['encoder_gflop']:.1f} GFLOP = {results['encoder_gflop_linear_conv']:.1f} Linear+conv "
+        f"+ {results['encoder_gflop_attention']:.1f} attention -> floor {results['encoder_floor_s']:.2f} s "
+        f"(Linear+conv only: floor {results['encoder_floor_linear_conv_s']:.2f} s, ours "
+        f"{results['encoder_ratio_linear_conv_only']:.2f}x)   GDINO size {GDINO_SIZE}"
+    )
     print(f"{'row':32} {'ours s':>9} {'base s':>9} {'ratio':>7} {'target':>7}  met   {'cpu ratio':>9}")
     for r in results["rows"]:
         target = "" if r["target"] is None else f"{r['target']:.2f}"
         met = "" if r["met"] is None else ("yes" if r["met"] else "NO")
-        print(f"{r['name']:32} {r['ours_s']:9.3f} {r['baseline_s']:9.3f} {r['ratio']:7.2f} {target:>7}  {met:4}  "
-              f"{r['cpu_ratio']:9.2f}")
+        print(
+            f"{r['name']:32} {r['ours_s']:9.3f} {r['baseline_s']:9.3f} {r['ratio']:7.2f} {target:>7}  {met:4}  "
+            f"{r['cpu_ratio']:9.2f}"
+        )
     for i, cmp in enumerate(results["text_identical"], 1):
         print(f"text #{i} identical to the reference: {'yes' if cmp['identical'] else 'NO'}  {cmp}")
     print("encoder profile (self CPU s): " + ", ".join(f"{k} {v:.2f}" for k, v in results["encoder_profile_s"].items()))
     for name, row in results.get("opt_in", {}).items():
-        print(f"opt-in {name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                             for k, v in row.items()))
+        print(
+            f"opt-in {name}: "
+            + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items())
+        )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def _scene(height: int = 768, width: int = 1024, seed: int = 0) -> np.ndarray:
     image = rng.normal(128, 12, (height, width, 3)).clip(0, 255).astype(np.uint8)
     yy, xx = np.mgrid[:height, :width]
     image[(xx - width * 0.3) ** 2 + (yy - height * 0.5) ** 2 <= (height * 0.2) ** 2] = (30, 40, 200)
-    image[height // 5: height // 2, int(width * 0.6): int(width * 0.85)] = (240, 230, 40)
+    image[height // 5 : height // 2, int(width * 0.6) : int(width * 0.85)] = (240, 230, 40)
     return image
 
 
@@ -71,12 +71,22 @@ class _Server:
 
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-c", "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
-               "serve", "--port", str(self.port), "--log-level", "warning", *args]
+        cmd = [
+            sys.executable,
+            "-c",
+            "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
+            "serve",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            *args,
+        ]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
+                assert self.proc.stderr is not None  # stderr=PIPE
                 raise RuntimeError(f"the server exited: {self.proc.stderr.read().decode()[-2000:]}")
             try:
                 r = httpx.get(f"{self.url}/ping", timeout=2)
@@ -120,8 +130,9 @@ def _median_ms(values: list[float]) -> float:
     return round(statistics.median(values) * 1000.0, 2)
 
 
-def _bench_backend(name: str, serve_args: list[str], make_backend, *, clicks: int, naive_clicks: int,
-                   seconds: float) -> dict[str, Any]:
+def _bench_backend(
+    name: str, serve_args: list[str], make_backend, *, clicks: int, naive_clicks: int, seconds: float
+) -> dict[str, Any]:
     import httpx
 
     image = _scene()
@@ -157,7 +168,9 @@ def _bench_backend(name: str, serve_args: list[str], make_backend, *, clicks: in
             extra = [r - p for r, p in zip(remote, server_predict)]
             out["server_predict_ms"] = _median_ms(server_predict)
             out["per_request_overhead_ms"] = _median_ms(extra)
-            out["per_request_overhead_pct"] = round(100.0 * statistics.median(extra) / statistics.median(server_predict), 1)
+            out["per_request_overhead_pct"] = round(
+                100.0 * statistics.median(extra) / statistics.median(server_predict), 1
+            )
             out["client_decode_ms"] = _median_ms(decode)  # RLE -> bool masks (validated) on the client
             out["response_bytes"] = int(statistics.median(resp_bytes))
             out["raw_mask_bytes"] = int(statistics.median(mask_bytes))
@@ -231,10 +244,14 @@ def _throughput(url: str, image_id: str, clients: int, seconds: float) -> dict[s
         t.join()
     elapsed = time.perf_counter() - started
     lat = sorted(latencies)
-    return {"clients": clients, "ok": len(lat), "statuses": statuses,
-            "req_per_s": round(len(lat) / elapsed, 2),
-            "p50_ms": round(lat[len(lat) // 2] * 1000, 1) if lat else None,
-            "p95_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.95))] * 1000, 1) if lat else None}
+    return {
+        "clients": clients,
+        "ok": len(lat),
+        "statuses": statuses,
+        "req_per_s": round(len(lat) / elapsed, 2),
+        "p50_ms": round(lat[len(lat) // 2] * 1000, 1) if lat else None,
+        "p95_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.95))] * 1000, 1) if lat else None,
+    }
 
 
 def _sam2_setup(tmp: Path):
@@ -256,14 +273,23 @@ def _sam2_setup(tmp: Path):
     return (args, make), None
 
 
-def run(*, out_json: str | os.PathLike | None = None) -> dict[str, Any]:
+def run(*, out_json: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     from inference.backends import create_backend
 
-    results: dict[str, Any] = {"load_average_at_start": list(os.getloadavg()), "cpus": os.cpu_count(),
-                               "image": "1024x768 JPEG", "backends": {}}
+    results: dict[str, Any] = {
+        "load_average_at_start": list(os.getloadavg()),
+        "cpus": os.cpu_count(),
+        "image": "1024x768 JPEG",
+        "backends": {},
+    }
     results["backends"]["classic"] = _bench_backend(
-        "classic", ["--backend", "classic"], lambda: create_backend("classic", device="cpu"),
-        clicks=30, naive_clicks=10, seconds=3.0)
+        "classic",
+        ["--backend", "classic"],
+        lambda: create_backend("classic", device="cpu"),
+        clicks=30,
+        naive_clicks=10,
+        seconds=3.0,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         setup, skipped = _sam2_setup(Path(tmp))
         if setup is None:
@@ -271,7 +297,8 @@ def run(*, out_json: str | os.PathLike | None = None) -> dict[str, Any]:
         else:
             args, make = setup
             results["backends"]["sam2 (random hiera-tiny)"] = _bench_backend(
-                "sam2", args, make, clicks=15, naive_clicks=2, seconds=4.0)
+                "sam2", args, make, clicks=15, naive_clicks=2, seconds=4.0
+            )
     results["load_average_at_end"] = list(os.getloadavg())
     _print_table(results)
     if out_json is not None:
@@ -280,29 +307,45 @@ def run(*, out_json: str | os.PathLike | None = None) -> dict[str, Any]:
 
 
 def _print_table(results: dict[str, Any]) -> None:
-    print(f"server benchmark, {results['image']}, {results['cpus']} CPUs, load average "
-          f"{results['load_average_at_start'][0]:.1f} -> {results['load_average_at_end'][0]:.1f}")
+    print(
+        f"server benchmark, {results['image']}, {results['cpus']} CPUs, load average "
+        f"{results['load_average_at_start'][0]:.1f} -> {results['load_average_at_end'][0]:.1f}"
+    )
     for name, r in results["backends"].items():
         print(f"\n[{name}]")
         rows = [
             ("click in process (median)", f"{r['in_process_ms']} ms", "this process, interleaved with the HTTP clicks"),
             ("click over HTTP, image_id", f"{r['http_ms']} ms", f"{r['overhead_pct']:+.1f} % vs in process"),
-            ("  server overhead per request", f"{r['per_request_overhead_ms']} ms",
-             f"{r['per_request_overhead_pct']:+.1f} % over the same request's {r['server_predict_ms']} ms "
-             "predict (goal <= 5 %)"),
+            (
+                "  server overhead per request",
+                f"{r['per_request_overhead_ms']} ms",
+                f"{r['per_request_overhead_pct']:+.1f} % over the same request's {r['server_predict_ms']} ms "
+                "predict (goal <= 5 %)",
+            ),
             ("  of which client RLE decoding", f"{r['client_decode_ms']} ms", ""),
-            ("response size", f"{r['response_bytes']} B", f"{r['response_vs_raw_pct']} % of raw bool masks "
-                                                           f"({r['raw_mask_bytes']} B; goal <= 1 %)"),
-            ("click re-sending the image", f"{r['click_resending_image_ms']} ms",
-             f"{r['resend_request_bytes']} B sent vs {r['click_request_bytes']} B with image_id"),
-            ("click on a server without caches", f"{r['click_without_caches_ms']} ms",
-             f"image_id is {r['session_speedup_vs_no_cache']}x faster"),
+            (
+                "response size",
+                f"{r['response_bytes']} B",
+                f"{r['response_vs_raw_pct']} % of raw bool masks ({r['raw_mask_bytes']} B; goal <= 1 %)",
+            ),
+            (
+                "click re-sending the image",
+                f"{r['click_resending_image_ms']} ms",
+                f"{r['resend_request_bytes']} B sent vs {r['click_request_bytes']} B with image_id",
+            ),
+            (
+                "click on a server without caches",
+                f"{r['click_without_caches_ms']} ms",
+                f"image_id is {r['session_speedup_vs_no_cache']}x faster",
+            ),
         ]
         for label, value, note in rows:
             print(f"  {label:<34} {value:>12}   {note}")
         for n, t in r["throughput"].items():
-            print(f"  {n} concurrent client(s){'':<13} {t['req_per_s']:>8} req/s   p50 {t['p50_ms']} ms, "
-                  f"p95 {t['p95_ms']} ms, statuses {t['statuses']}")
+            print(
+                f"  {n} concurrent client(s){'':<13} {t['req_per_s']:>8} req/s   p50 {t['p50_ms']} ms, "
+                f"p95 {t['p95_ms']} ms, statuses {t['statuses']}"
+            )
     if "sam2_skipped" in results:
         print(results["sam2_skipped"])
 

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -50,8 +51,15 @@ print("shown", False, flush=True)
 
 def _time_probe(code: str, args: list[str], env: dict) -> tuple[float, bool]:
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None  # stdout=PIPE
     try:
         for line in proc.stdout:
             if line.startswith("shown"):
@@ -63,7 +71,7 @@ def _time_probe(code: str, args: list[str], env: dict) -> tuple[float, bool]:
         proc.wait()
 
 
-def run(*, out_json: str | os.PathLike | None = None) -> dict:
+def run(*, out_json: str | os.PathLike[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
         folder.mkdir()
@@ -78,19 +86,27 @@ def run(*, out_json: str | os.PathLike | None = None) -> dict:
             ours.append(seconds)
             torch_loaded |= loaded
             bare.append(_time_probe(BARE_PROBE, [], env)[0])
-    result = {
-        "suite": "startup", "samples": SAMPLES, "goal_s": GOAL_S,
-        "app_best_s": round(min(ours), 3), "app_median_s": round(statistics.median(ours), 3),
-        "bare_qt_best_s": round(min(bare), 3), "bare_qt_median_s": round(statistics.median(bare), 3),
+    result: dict[str, Any] = {
+        "suite": "startup",
+        "samples": SAMPLES,
+        "goal_s": GOAL_S,
+        "app_best_s": round(min(ours), 3),
+        "app_median_s": round(statistics.median(ours), 3),
+        "bare_qt_best_s": round(min(bare), 3),
+        "bare_qt_median_s": round(statistics.median(bare), 3),
         "torch_imported_at_start": torch_loaded,
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
     result["ratio_to_bare_qt"] = round(result["app_median_s"] / result["bare_qt_median_s"], 2)
     result["goal_met"] = result["app_median_s"] <= GOAL_S
-    print(f"app start -> window shown: median {result['app_median_s']} s (best {result['app_best_s']} s), "
-          f"goal <= {GOAL_S} s: {'met' if result['goal_met'] else 'NOT met'}")
-    print(f"bare Qt window: median {result['bare_qt_median_s']} s -> app is x{result['ratio_to_bare_qt']}; "
-          f"torch imported at start: {torch_loaded}")
+    print(
+        f"app start -> window shown: median {result['app_median_s']} s (best {result['app_best_s']} s), "
+        f"goal <= {GOAL_S} s: {'met' if result['goal_met'] else 'NOT met'}"
+    )
+    print(
+        f"bare Qt window: median {result['bare_qt_median_s']} s -> app is x{result['ratio_to_bare_qt']}; "
+        f"torch imported at start: {torch_loaded}"
+    )
     if out_json is not None:
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)
         Path(out_json).write_text(json.dumps(result, indent=2))

@@ -46,15 +46,17 @@ def resolve_device(preference: str = "auto") -> DeviceChoice:
     if pref.startswith("cuda"):
         cuda_problem = _cuda_reason(torch)
         if cuda_problem is not None:
-            raise BackendUnavailableError(f"device '{preference}' was requested but {cuda_problem}; "
-                                          "choose 'cpu' or 'auto'")
+            raise BackendUnavailableError(
+                f"device '{preference}' was requested but {cuda_problem}; choose 'cpu' or 'auto'"
+            )
         suffix = pref.split(":", 1)[1] if ":" in pref else "0"
         if pref not in ("cuda", f"cuda:{suffix}") or not suffix.isdigit():
             raise BackendUnavailableError(f"unknown device '{preference}': write cuda, or cuda:N for the N-th GPU")
         index = int(suffix)
         if index >= torch.cuda.device_count():
             raise BackendUnavailableError(
-                f"device '{preference}' does not exist: {torch.cuda.device_count()} CUDA device(s) found")
+                f"device '{preference}' does not exist: {torch.cuda.device_count()} CUDA device(s) found"
+            )
         return DeviceChoice(device=pref, reason=f"CUDA GPU: {torch.cuda.get_device_name(index)}")
     if pref == "mps":
         mps = getattr(torch.backends, "mps", None)

@@ -44,8 +44,7 @@ def _lang_sam_text(text: Any, index: int) -> str:
         raise PromptError(f"texts_prompt[{index}] must be a string, got {type(text).__name__}", field="text")
     cleaned = text.strip()
     if not cleaned.strip("."):
-        raise PromptError(f"texts_prompt[{index}] is empty: say what to segment, e.g. 'car. person.'",
-                          field="text")
+        raise PromptError(f"texts_prompt[{index}] is empty: say what to segment, e.g. 'car. person.'", field="text")
     return cleaned if cleaned.endswith(".") else cleaned + "."
 
 
@@ -58,10 +57,17 @@ class LangSAM:
     ``gdino_model`` picks the store's Grounding DINO (Lang-SAM uses the base model).
     """
 
-    def __init__(self, sam_type: str = "sam2.1_hiera_small", sam_ckpt_path: str | None = None,
-                 gdino_model_ckpt_path: str | None = None, gdino_processor_ckpt_path: str | None = None,
-                 device: Any = "auto", *, gdino_model: str = "grounding-dino-base",
-                 cpu_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        sam_type: str = "sam2.1_hiera_small",
+        sam_ckpt_path: str | None = None,
+        gdino_model_ckpt_path: str | None = None,
+        gdino_processor_ckpt_path: str | None = None,
+        device: Any = "auto",
+        *,
+        gdino_model: str = "grounding-dino-base",
+        cpu_threads: int | None = None,
+    ) -> None:
         from inference.backends.langsam_backend import LangSamBackend
         from inference.weights.store import resolve_weights
 
@@ -70,14 +76,25 @@ class LangSAM:
         self.sam_type = sam_type
         model_dir = resolve_weights(gdino_model, gdino_model_ckpt_path)
         processor_dir = Path(gdino_processor_ckpt_path) if gdino_processor_ckpt_path else model_dir
-        self.backend = LangSamBackend(device=str(device), model=sam_type, checkpoint=sam_ckpt_path,
-                                      gdino_model=gdino_model, gdino_path=model_dir,
-                                      gdino_processor_path=processor_dir, cpu_threads=cpu_threads)
+        self.backend = LangSamBackend(
+            device=str(device),
+            model=sam_type,
+            checkpoint=sam_ckpt_path,
+            gdino_model=gdino_model,
+            gdino_path=model_dir,
+            gdino_processor_path=processor_dir,
+            cpu_threads=cpu_threads,
+        )
         self.backend.ensure_loaded()
         self.device = self.backend.device
 
-    def predict(self, images_pil: Sequence[Any] | Any, texts_prompt: Sequence[str] | str,
-                box_threshold: float = 0.3, text_threshold: float = 0.25) -> list[dict[str, Any]]:
+    def predict(
+        self,
+        images_pil: Sequence[Any] | Any,
+        texts_prompt: Sequence[str] | str,
+        box_threshold: float = 0.3,
+        text_threshold: float = 0.25,
+    ) -> list[dict[str, Any]]:
         """One dict per image: ``boxes`` (N,4) float32 xyxy, ``scores`` (N,), ``labels`` and
         ``text_labels`` (N phrases), ``masks`` (N,H,W) float32 0/1, ``mask_scores`` (N,).
 
@@ -93,8 +110,11 @@ class LangSAM:
         if len(texts) == 1 and len(images) > 1:
             texts = texts * len(images)
         if len(texts) != len(images):
-            raise PromptError(f"got {len(images)} images but {len(texts)} text prompts: give one text per "
-                              "image (or one text for all)", field="text")
+            raise PromptError(
+                f"got {len(images)} images but {len(texts)} text prompts: give one text per "
+                "image (or one text for all)",
+                field="text",
+            )
         for name, value in (("box_threshold", box_threshold), ("text_threshold", text_threshold)):
             if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
                 raise PromptError(f"{name} must be a number between 0 and 1, got {value!r}", field=name)
@@ -102,8 +122,9 @@ class LangSAM:
         arrays = [_to_rgb_array(im) for im in images]
         backend = self.backend
         keys = [backend.image_key(a) for a in arrays]
-        detections = backend.detect(arrays, texts, keys=keys, box_threshold=float(box_threshold),
-                                    text_threshold=float(text_threshold))
+        detections = backend.detect(
+            arrays, texts, keys=keys, box_threshold=float(box_threshold), text_threshold=float(text_threshold)
+        )
         results = []
         for array, key, dets in zip(arrays, keys, detections):
             height, width = array.shape[:2]
@@ -114,12 +135,14 @@ class LangSAM:
                 masks = np.zeros((0, height, width), bool)
                 mask_scores = np.zeros((0,), np.float32)
             labels = list(dets.labels)
-            results.append({
-                "scores": dets.scores.astype(np.float32).reshape(-1),
-                "boxes": dets.boxes.astype(np.float32).reshape(-1, 4),
-                "text_labels": labels,
-                "labels": list(labels),
-                "masks": masks.astype(np.float32),
-                "mask_scores": np.asarray(mask_scores, dtype=np.float32).reshape(-1),
-            })
+            results.append(
+                {
+                    "scores": dets.scores.astype(np.float32).reshape(-1),
+                    "boxes": dets.boxes.astype(np.float32).reshape(-1, 4),
+                    "text_labels": labels,
+                    "labels": list(labels),
+                    "masks": masks.astype(np.float32),
+                    "mask_scores": np.asarray(mask_scores, dtype=np.float32).reshape(-1),
+                }
+            )
         return results

@@ -45,7 +45,7 @@ class ByteBoundedLRU(Generic[V]):
     @overload
     def get(self, key: Hashable, default: D) -> V | D: ...
 
-    def get(self, key, default=None):
+    def get(self, key: Hashable, default: D | None = None) -> V | D | None:
         with self._lock:
             item = self._items.get(key)
             if item is None:
@@ -73,8 +73,9 @@ class ByteBoundedLRU(Generic[V]):
                 return
             self._items[key] = (value, nbytes)
             self._bytes += nbytes
-            while (self.max_bytes is not None and self._bytes > self.max_bytes) or \
-                    (self.max_items is not None and len(self._items) > self.max_items):
+            while (self.max_bytes is not None and self._bytes > self.max_bytes) or (
+                self.max_items is not None and len(self._items) > self.max_items
+            ):
                 _, (_, size) = self._items.popitem(last=False)
                 self._bytes -= size
 
@@ -84,7 +85,7 @@ class ByteBoundedLRU(Generic[V]):
     @overload
     def pop(self, key: Hashable, default: D) -> V | D: ...
 
-    def pop(self, key, default=None):
+    def pop(self, key: Hashable, default: D | None = None) -> V | D | None:
         """Remove ``key``'s entry and return its value (``default`` when there is none)."""
         with self._lock:
             item = self._items.pop(key, None)

@@ -38,6 +38,7 @@ class Prediction:
     model: str
     image_size: tuple[int, int]  # (height, width)
     timings: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    messages: tuple[str, ...] = ()  # notes for a person, e.g. "the text was cut to 32 tokens"
 
     @property
     def best(self) -> Candidate | None:

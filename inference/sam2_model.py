@@ -49,8 +49,7 @@ def sam2_model_id(name: str) -> str:
     stem = Path(key).stem if key.endswith(".yaml") else key
     if stem in _STEMS:
         return _STEMS[stem]
-    raise BackendUnavailableError(
-        f"unknown SAM 2 model '{name}': choose one of {', '.join(SAM2_CONFIGS)}")
+    raise BackendUnavailableError(f"unknown SAM 2 model '{name}': choose one of {', '.join(SAM2_CONFIGS)}")
 
 
 def sam2_config_name(name: str) -> str:
@@ -91,16 +90,17 @@ def load_state_dict(checkpoint: str | os.PathLike[str], *, model_id: str) -> dic
     if not path.is_file():
         raise WeightsMissingError(
             f"the SAM 2 checkpoint for {model_id} was not found at '{path}'; download it with "
-            f"'langsam-studio models download {model_id}' or put the official {model_id}.pt file there")
+            f"'langsam-studio models download {model_id}' or put the official {model_id}.pt file there"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated, not a torch file, unsafe pickle
         raise BackendUnavailableError(
             f"'{path}' is not a readable SAM 2 checkpoint ({type(exc).__name__}: {exc}); "
-            "delete it and download it again") from exc
+            "delete it and download it again"
+        ) from exc
     if not isinstance(payload, dict) or "model" not in payload:
-        raise BackendUnavailableError(
-            f"'{path}' is not a SAM 2 checkpoint: expected a dict with a 'model' entry")
+        raise BackendUnavailableError(f"'{path}' is not a SAM 2 checkpoint: expected a dict with a 'model' entry")
     state: dict[str, Any] = payload["model"]
     return state
 
@@ -141,8 +141,14 @@ def memoize_trunk_position_embedding(model: SAM2Base) -> None:
     memo: dict[tuple[Any, ...], Any] = {}
 
     def get_pos_embed(hw: tuple[int, int]) -> Any:
-        key = (int(hw[0]), int(hw[1]), trunk.pos_embed._version, trunk.pos_embed_window._version,
-               trunk.pos_embed.device, trunk.pos_embed.dtype)
+        key = (
+            int(hw[0]),
+            int(hw[1]),
+            trunk.pos_embed._version,
+            trunk.pos_embed_window._version,
+            trunk.pos_embed.device,
+            trunk.pos_embed.dtype,
+        )
         value = memo.get(key)
         if value is None:
             memo.clear()
@@ -158,8 +164,9 @@ def apply_exact_encoder_speedups(model: SAM2Base) -> None:
     memoize_trunk_position_embedding(model)
 
 
-def build_sam2_model(name: str, *, checkpoint: str | os.PathLike[str], device: str = "cpu",
-                     postprocessing: bool = True) -> SAM2Base:
+def build_sam2_model(
+    name: str, *, checkpoint: str | os.PathLike[str], device: str = "cpu", postprocessing: bool = True
+) -> SAM2Base:
     """Build SAM 2.1 ``name`` (catalog id or config stem) with weights from ``checkpoint``.
 
     Loading is strict: a checkpoint of another size gives :class:`BackendUnavailableError`
@@ -173,8 +180,8 @@ def build_sam2_model(name: str, *, checkpoint: str | os.PathLike[str], device: s
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise BackendUnavailableError(
-            f"the checkpoint '{checkpoint}' does not fit {model_id} (is it another model size?): "
-            f"{first}") from exc
+            f"the checkpoint '{checkpoint}' does not fit {model_id} (is it another model size?): {first}"
+        ) from exc
     model = model.to(device)
     model.eval()
     for p in model.parameters():

@@ -37,8 +37,9 @@ def _click(canvas, x: float, y: float) -> None:
     from PySide6.QtTest import QTest
 
     p = canvas.to_screen(x, y)
-    QTest.mouseClick(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     QPoint(round(p.x()), round(p.y())))
+    QTest.mouseClick(
+        canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(round(p.x()), round(p.y()))
+    )
 
 
 def _shrink(path: Path) -> None:
@@ -106,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         saved.append(path.name)
         print(f"saved {path}")
 
-    assert _spin(app, 30, lambda: window.current_name == "coffee.jpg"
-                 and window.controller.backend_info is not None), "the sample did not open"
+    assert _spin(app, 30, lambda: window.current_name == "coffee.jpg" and window.controller.backend_info is not None), (
+        "the sample did not open"
+    )
     shot(window, "01-start-with-sample")
 
     # a point prompt with its candidate (classic backend: no weights needed)
@@ -120,9 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     # objects listed with labels: a click for the cup, boxes for the saucer and the spoon
     from inference.prompts import Box
 
-    prompts = (("cup", lambda: _click(canvas, 215, 100)),
-               ("saucer", lambda: window.controller.set_box(Box(x0=75, y0=62, x1=482, y1=400))),
-               ("spoon", lambda: window.controller.set_box(Box(x0=318, y0=64, x1=424, y1=328))))
+    prompts = (
+        ("cup", lambda: _click(canvas, 215, 100)),
+        ("saucer", lambda: window.controller.set_box(Box(x0=75, y0=62, x1=482, y1=400))),
+        ("spoon", lambda: window.controller.set_box(Box(x0=318, y0=64, x1=424, y1=328))),
+    )
     for label, prompt in prompts:
         window.label_editor.add(label)
         window.controller.discard_prompt()
@@ -141,8 +145,11 @@ def main(argv: list[str] | None = None) -> int:
             _random_langsam(home)
             name = "04-text-prompt-candidates-RANDOM-WEIGHTS"
         window.choose_backend("langsam", "auto")
-        if _spin(app, 600, lambda: window.controller.backend_info is not None
-                 and window.controller.backend_info.backend == "langsam"):
+        if _spin(
+            app,
+            600,
+            lambda: window.controller.backend_info is not None and window.controller.backend_info.backend == "langsam",
+        ):
             window.prompt_bar.set_text("cup. spoon.")
             if real_store is None:
                 window.prompt_bar.max_detections.setValue(8)  # random weights: keep the picture readable

@@ -13,7 +13,7 @@ def scene_objects() -> dict[str, np.ndarray]:
     """The known objects of :func:`scene_image` as full-resolution masks."""
     yy, xx = np.mgrid[0:SCENE_H, 0:SCENE_W]
     return {
-        "disk": (xx - 80) ** 2 + (yy - 80) ** 2 <= 40 ** 2,
+        "disk": (xx - 80) ** 2 + (yy - 80) ** 2 <= 40**2,
         "rect": (xx >= 170) & (xx < 290) & (yy >= 40) & (yy < 110),
         "bar": (xx >= 60) & (xx < 260) & (yy >= 160) & (yy < 205),
     }
@@ -91,7 +91,13 @@ def drag(qtbot, widget, start, end, *, button=None, steps: int = 8, modifier=Non
     send(QMouseEvent.Type.MouseButtonPress, start, button)
     for i in range(1, steps + 1):
         pos = QPoint(start.x() + (end.x() - start.x()) * i // steps, start.y() + (end.y() - start.y()) * i // steps)
-        ev = QMouseEvent(QMouseEvent.Type.MouseMove, QPointF(pos), QPointF(widget.mapToGlobal(pos)),
-                         Qt.MouseButton.NoButton, button, mods)
+        ev = QMouseEvent(
+            QMouseEvent.Type.MouseMove,
+            QPointF(pos),
+            QPointF(widget.mapToGlobal(pos)),
+            Qt.MouseButton.NoButton,
+            button,
+            mods,
+        )
         QApplication.sendEvent(widget, ev)
     send(QMouseEvent.Type.MouseButtonRelease, end, Qt.MouseButton.NoButton)

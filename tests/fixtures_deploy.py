@@ -14,8 +14,10 @@ import pytest
 MOTO_REGION = "us-east-1"
 MOTO_BUCKET = "langsam-models"
 MOTO_ROLE_NAME = "LangSamSageMakerRole"
-TRUST_SAGEMAKER = {"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+TRUST_SAGEMAKER = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +43,16 @@ def moto_clients(moto_url, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", MOTO_REGION)
     setup = AwsClients(AwsSettings(region=MOTO_REGION, endpoint_url=moto_url, retry_attempts=1))
     setup.client("s3").create_bucket(Bucket=MOTO_BUCKET)
-    role = setup.client("iam").create_role(RoleName=MOTO_ROLE_NAME,
-                                           AssumeRolePolicyDocument=json.dumps(TRUST_SAGEMAKER))["Role"]
-    settings = AwsSettings(region=MOTO_REGION, role_arn=role["Arn"], bucket=MOTO_BUCKET, endpoint_url=moto_url,
-                           access_key_id="testing", secret_access_key="testing", retry_attempts=1)
+    role = setup.client("iam").create_role(
+        RoleName=MOTO_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST_SAGEMAKER)
+    )["Role"]
+    settings = AwsSettings(
+        region=MOTO_REGION,
+        role_arn=role["Arn"],
+        bucket=MOTO_BUCKET,
+        endpoint_url=moto_url,
+        access_key_id="testing",
+        secret_access_key="testing",
+        retry_attempts=1,
+    )
     return AwsClients(settings)

@@ -16,8 +16,9 @@ def tiny_sam2_checkpoint(tmp_path_factory):
     """A ``{"model": state_dict}`` file of the real sam2.1_hiera_tiny architecture, random weights."""
     from inference.random_weights import write_random_sam2_checkpoint
 
-    return write_random_sam2_checkpoint(tmp_path_factory.mktemp("sam2") / "sam2.1_hiera_tiny.pt",
-                                        model_id="sam2.1_hiera_tiny", seed=0)
+    return write_random_sam2_checkpoint(
+        tmp_path_factory.mktemp("sam2") / "sam2.1_hiera_tiny.pt", model_id="sam2.1_hiera_tiny", seed=0
+    )
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +44,9 @@ def langsam_backend(tiny_sam2_checkpoint, tiny_gdino_dir):
     """A loaded ``langsam`` backend on the CPU (shared: do not rely on its cache being empty)."""
     from inference.backends import create_backend
 
-    backend = create_backend("langsam", device="cpu", model="sam2.1_hiera_tiny",
-                             checkpoint=tiny_sam2_checkpoint, gdino_path=tiny_gdino_dir)
+    backend = create_backend(
+        "langsam", device="cpu", model="sam2.1_hiera_tiny", checkpoint=tiny_sam2_checkpoint, gdino_path=tiny_gdino_dir
+    )
     backend.ensure_loaded()
     return backend
 
@@ -53,5 +55,5 @@ def make_test_image(seed: int, *, height: int = 96, width: int = 128) -> np.ndar
     """A small random RGB image with a bright rectangle (distinct content per seed)."""
     rng = np.random.default_rng(seed)
     image = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-    image[height // 4: height // 2, width // 4: width // 2] = 240
+    image[height // 4 : height // 2, width // 4 : width // 2] = 240
     return image

@@ -41,8 +41,8 @@ def _skip_or_fail(reason: str) -> None:
 def build_test_package(package_cache_dir):
     """``build_test_package(output=..., backend=..., **kw)``: build_package with the shared cache;
     skips the test when wheels are missing and the package index cannot be reached."""
-    from cloud.packaging.errors import PackageIndexUnreachable
     from cloud.packaging.build import build_package
+    from cloud.packaging.errors import PackageIndexUnreachable
 
     def build(**kwargs):
         kwargs.setdefault("cache_dir", package_cache_dir)

@@ -37,8 +37,12 @@ def make_gdino_files(*, seed: int = 0) -> dict[str, bytes]:
     from safetensors.numpy import save
 
     rng = np.random.default_rng(seed)
-    weights = save({"a.weight": rng.standard_normal((256, 512)).astype(np.float32),
-                    "b.bias": rng.standard_normal((512,)).astype(np.float32)})
+    weights = save(
+        {
+            "a.weight": rng.standard_normal((256, 512)).astype(np.float32),
+            "b.bias": rng.standard_normal((512,)).astype(np.float32),
+        }
+    )
     return {
         "config.json": json.dumps({"model_type": "grounding-dino", "d_model": 256}).encode(),
         "model.safetensors": weights,
@@ -121,7 +125,7 @@ def _handler(state: FileServer):
             self.end_headers()
             if state.cut_after is not None and state.cut_times > 0 and len(body) > state.cut_after:
                 state.cut_times -= 1
-                self.wfile.write(body[:state.cut_after])
+                self.wfile.write(body[: state.cut_after])
                 self.wfile.flush()
                 self.close_connection = True
                 return
@@ -130,7 +134,7 @@ def _handler(state: FileServer):
                 if state.hold is not None and i >= step:
                     state.hold.wait(10)
                 try:
-                    self.wfile.write(body[i:i + step])
+                    self.wfile.write(body[i : i + step])
                 except (BrokenPipeError, ConnectionResetError):
                     return
 

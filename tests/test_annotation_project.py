@@ -79,8 +79,9 @@ def test_label_file_errors(tmp_path):
     path.write_text(json.dumps({"format": "langsam-studio-project", "version": 9, "labels": []}))
     with pytest.raises(ProjectFileError, match="newer LangSAM Studio"):
         LabelSet.load(path)
-    path.write_text(json.dumps({"format": "langsam-studio-project", "version": 1,
-                                "labels": [{"name": "a", "color": "blue"}]}))
+    path.write_text(
+        json.dumps({"format": "langsam-studio-project", "version": 1, "labels": [{"name": "a", "color": "blue"}]})
+    )
     with pytest.raises(ProjectFileError, match="label 1 is invalid"):
         LabelSet.load(path)
 

@@ -23,7 +23,7 @@ def test_names_agree_with_the_inference_registry():
 def test_entries_describe_what_the_backend_classes_can_do():
     from inference.backends.registry import backend_class
 
-    for name in bc.backend_names():
+    for name in bc.local_backend_names():  # the remote ones: tests/test_remote_backends.py
         choice, cls = CHOICES[name], backend_class(name)  # imports the module only (no torch, no weights)
         assert cls.name == name and choice.kind is BackendKind.LOCAL
         assert choice.can(Capability.TEXT) == cls.supports_text
@@ -146,4 +146,4 @@ def test_cli_backend_options_come_from_the_registry(monkeypatch, capsys, tmp_pat
     code = main(["segment", str(tmp_path / "a.png"), "--point", "1,1", "--backend", "nonsense",
                  "--format", "coco", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert code == 2 and "unknown backend 'nonsense': choose one of auto, langsam, sam2, classic, remote" in err
+    assert code == 2 and "unknown backend 'nonsense': choose one of auto, langsam, sam2, classic, server, sagemaker, remote" in err

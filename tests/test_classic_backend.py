@@ -77,8 +77,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def _bbox(gt: np.ndarray, pad: int = 6) -> Box:
     ys, xs = np.nonzero(gt)
-    return Box(x0=float(xs.min() - pad), y0=float(ys.min() - pad), x1=float(xs.max() + 1 + pad),
-               y1=float(ys.max() + 1 + pad))
+    return Box(
+        x0=float(xs.min() - pad), y0=float(ys.min() - pad), x1=float(xs.max() + 1 + pad), y1=float(ys.max() + 1 + pad)
+    )
 
 
 def _inside_point(gt: np.ndarray) -> Point:
@@ -125,8 +126,11 @@ def test_two_objects_box_and_points_pick_one(backend):
     assert _iou(by_box, disc) >= 0.9 and not (by_box & square).any()
     by_point = backend.predict(image, Prompt(points=(_inside_point(square),))).candidates[0].mask
     assert _iou(by_point, square) >= 0.8 and (by_point & disc).sum() < 0.01 * disc.sum()
-    with_negative = backend.predict(image, Prompt(points=(
-        _inside_point(disc), Point(x=570.0, y=310.0, positive=False)))).candidates[0].mask
+    with_negative = (
+        backend.predict(image, Prompt(points=(_inside_point(disc), Point(x=570.0, y=310.0, positive=False))))
+        .candidates[0]
+        .mask
+    )
     assert _iou(with_negative, disc) >= 0.8 and not with_negative[310, 570]
 
 
@@ -142,8 +146,9 @@ def test_previous_mask_as_prior_keeps_the_answer(backend):
     image, gt = _scene("disc", seed=11)
     first = backend.predict(image, Prompt(points=(_inside_point(gt),))).candidates[0]
     assert first.low_res_logits.shape == (256, 256) and first.low_res_logits.dtype == np.float32
-    again = backend.predict(image, Prompt(points=(_inside_point(gt), Point(x=400.0, y=200.0)),
-                                          mask_input=first.low_res_logits)).candidates[0]
+    again = backend.predict(
+        image, Prompt(points=(_inside_point(gt), Point(x=400.0, y=200.0)), mask_input=first.low_res_logits)
+    ).candidates[0]
     assert _iou(again.mask, gt) >= 0.8
 
 
@@ -164,8 +169,10 @@ def test_large_image_answers_fast_at_full_resolution(backend):
     big = cv2.resize(image, (8000, 6000), interpolation=cv2.INTER_LINEAR)
     big_gt = cv2.resize(gt.astype(np.uint8), (8000, 6000), interpolation=cv2.INTER_NEAREST).astype(bool)
     backend.predict(image, Prompt(points=(Point(x=400.0, y=300.0),)))  # warm OpenCV up
-    for prompt in (Prompt(points=(Point(x=4000.0, y=3000.0),)),
-                   Prompt(box=Box(x0=2700.0, y0=1700.0, x1=5300.0, y1=4300.0))):
+    for prompt in (
+        Prompt(points=(Point(x=4000.0, y=3000.0),)),
+        Prompt(box=Box(x0=2700.0, y0=1700.0, x1=5300.0, y1=4300.0)),
+    ):
         start = time.perf_counter()
         prediction = backend.predict(big, prompt)
         elapsed = time.perf_counter() - start
@@ -219,14 +226,16 @@ def test_info_and_registration(backend):
 
 
 def test_classic_path_never_imports_torch():
-    code = ("import sys, numpy as np\n"
-            "from inference.backends import create_backend\n"
-            "from inference.prompts import Prompt, Point\n"
-            "from inference.weights import default_backend_name, WeightsStore\n"
-            "assert default_backend_name() == 'classic'\n"
-            "b = create_backend('classic'); b.ensure_loaded()\n"
-            "img = np.zeros((64, 64, 3), np.uint8); img[20:40, 20:40] = 255\n"
-            "b.predict(img, Prompt(points=(Point(x=30.0, y=30.0),)))\n"
-            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    code = (
+        "import sys, numpy as np\n"
+        "from inference.backends import create_backend\n"
+        "from inference.prompts import Prompt, Point\n"
+        "from inference.weights import default_backend_name, WeightsStore\n"
+        "assert default_backend_name() == 'classic'\n"
+        "b = create_backend('classic'); b.ensure_loaded()\n"
+        "img = np.zeros((64, 64, 3), np.uint8); img[20:40, 20:40] = 255\n"
+        "b.predict(img, Prompt(points=(Point(x=30.0, y=30.0),)))\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

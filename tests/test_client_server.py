@@ -52,6 +52,7 @@ def tiny_response_server():
 
 def emulate_async(runtime, s3, server_url: str, calls: list[dict]) -> None:
     """Answer InvokeEndpointAsync like SageMaker: S3 input -> container -> S3 output, a little later."""
+
     def before_call(params, **_):
         headers = params["headers"]
         location = headers["X-Amzn-SageMaker-InputLocation"]
@@ -63,8 +64,12 @@ def emulate_async(runtime, s3, server_url: str, calls: list[dict]) -> None:
         def work():
             time.sleep(0.3)  # the client polls before the answer exists
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            request = urllib.request.Request(f"{server_url}/invocations", data=body, method="POST", headers={
-                "Content-Type": headers["X-Amzn-SageMaker-Content-Type"]})
+            request = urllib.request.Request(
+                f"{server_url}/invocations",
+                data=body,
+                method="POST",
+                headers={"Content-Type": headers["X-Amzn-SageMaker-Content-Type"]},
+            )
             try:
                 with urllib.request.urlopen(request, timeout=60) as response:
                     s3.put_object(Bucket=bucket, Key=out_key, Body=response.read(), ContentType="application/json")
@@ -72,8 +77,12 @@ def emulate_async(runtime, s3, server_url: str, calls: list[dict]) -> None:
                 s3.put_object(Bucket=bucket, Key=fail_key, Body=err.read())
 
         threading.Thread(target=work, daemon=True).start()
-        parsed = {"InferenceId": "emulated", "OutputLocation": f"s3://{bucket}/{out_key}",
-                  "FailureLocation": f"s3://{bucket}/{fail_key}", "ResponseMetadata": {"HTTPStatusCode": 202}}
+        parsed = {
+            "InferenceId": "emulated",
+            "OutputLocation": f"s3://{bucket}/{out_key}",
+            "FailureLocation": f"s3://{bucket}/{fail_key}",
+            "ResponseMetadata": {"HTTPStatusCode": 202},
+        }
         return AWSResponse(None, 202, {}, None), parsed
 
     runtime.meta.events.register("before-call.sagemaker-runtime.InvokeEndpointAsync", before_call)
@@ -83,8 +92,9 @@ def _request(image: np.ndarray, **prompt):
     from inference.prompts import Box, Prompt
     from inference.protocol import SegmentRequest
 
-    return SegmentRequest(prompt=Prompt(**prompt) if prompt else Prompt(box=Box(x0=40, y0=60, x1=160, y1=180)),
-                          image=encode_image(image))
+    return SegmentRequest(
+        prompt=Prompt(**prompt) if prompt else Prompt(box=Box(x0=40, y0=60, x1=160, y1=180)), image=encode_image(image)
+    )
 
 
 def test_segment_through_the_real_runtime_client(classic_server):
@@ -123,9 +133,16 @@ def test_oversized_request_goes_through_s3_to_the_async_endpoint(classic_server,
     runtime = runtime_for(classic_server.url)
     calls: list[dict] = []
     emulate_async(runtime, s3, big_request_server.url, calls)
-    client = EndpointClient("realtime", runtime=runtime, s3=s3, endpoint_is_async=False,
-                            async_endpoint_name="langsam-async", async_s3_prefix=f"s3://{MOTO_BUCKET}/async",
-                            poll_interval_s=0.1, async_timeout_s=60)
+    client = EndpointClient(
+        "realtime",
+        runtime=runtime,
+        s3=s3,
+        endpoint_is_async=False,
+        async_endpoint_name="langsam-async",
+        async_s3_prefix=f"s3://{MOTO_BUCKET}/async",
+        poll_interval_s=0.1,
+        async_timeout_s=60,
+    )
     noise = np.random.default_rng(0).integers(0, 256, (1500, 1500, 3), dtype=np.uint8)
     request = _request(noise)
     from inference.protocol import encode_request
@@ -153,9 +170,16 @@ def test_response_too_large_switches_to_async_or_explains(tiny_response_server, 
     runtime = runtime_for(tiny_response_server.url)
     calls: list[dict] = []
     emulate_async(runtime, s3, big_request_server.url, calls)
-    client = EndpointClient("small", runtime=runtime, s3=s3, endpoint_is_async=False,
-                            async_endpoint_name="langsam-async", async_s3_prefix=f"s3://{MOTO_BUCKET}/async",
-                            poll_interval_s=0.1, async_timeout_s=60)
+    client = EndpointClient(
+        "small",
+        runtime=runtime,
+        s3=s3,
+        endpoint_is_async=False,
+        async_endpoint_name="langsam-async",
+        async_s3_prefix=f"s3://{MOTO_BUCKET}/async",
+        poll_interval_s=0.1,
+        async_timeout_s=60,
+    )
     answer = client.segment(request)
     assert answer.prediction.image_size == (240, 320) and len(calls) == 1
 
@@ -166,8 +190,15 @@ def test_async_failure_location_is_reported(big_request_server, moto_clients):
     s3 = moto_clients.client("s3")
     runtime = runtime_for(big_request_server.url)
     emulate_async(runtime, s3, big_request_server.url, [])
-    client = EndpointClient("langsam-async", runtime=runtime, s3=s3, endpoint_is_async=True,
-                            async_s3_prefix=f"s3://{MOTO_BUCKET}/async", poll_interval_s=0.1, async_timeout_s=60)
+    client = EndpointClient(
+        "langsam-async",
+        runtime=runtime,
+        s3=s3,
+        endpoint_is_async=True,
+        async_s3_prefix=f"s3://{MOTO_BUCKET}/async",
+        poll_interval_s=0.1,
+        async_timeout_s=60,
+    )
     with pytest.raises(EndpointInvocationError) as info:
         client.segment(_request(scene_image(4), points=(Point(x=9999, y=1),)))
     assert "outside" in str(info.value) and "asynchronous request failed" in str(info.value)

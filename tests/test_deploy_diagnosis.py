@@ -7,25 +7,39 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, ReadTimeoutError
 
-from cloud.diagnosis import (BY_CODE, FAILURES, diagnose_exception, diagnose_failure_reason, failure_table_markdown,
-                             match_text, scan_log_lines)
+from cloud.diagnosis import (
+    BY_CODE,
+    FAILURES,
+    diagnose_exception,
+    diagnose_failure_reason,
+    failure_table_markdown,
+    match_text,
+    scan_log_lines,
+)
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "deploy-failures.md"
 
 # Realistic texts (AWS messages, FailureReasons, container log lines) -> the row that must explain them.
 SAMPLES = [
-    ("User: arn:aws:iam::1:user/a is not authorized to perform: iam:PassRole on resource: arn:aws:iam::1:role/R",
-     "passrole-denied"),
-    ("Could not assume role arn:aws:iam::1:role/R. Please ensure that the role exists and allows principal "
-     "'sagemaker.amazonaws.com' to assume the role.", "role-untrusted"),
+    (
+        "User: arn:aws:iam::1:user/a is not authorized to perform: iam:PassRole on resource: arn:aws:iam::1:role/R",
+        "passrole-denied",
+    ),
+    (
+        "Could not assume role arn:aws:iam::1:role/R. Please ensure that the role exists and allows principal "
+        "'sagemaker.amazonaws.com' to assume the role.",
+        "role-untrusted",
+    ),
     ("Could not access model data at https://s3.amazonaws.com/b/model.tar.gz.", "model-data-unreadable"),
     ("The bucket is in a different region than the endpoint", "region-mismatch"),
     ("Requested image 1.dkr.ecr.us-east-1.amazonaws.com/x:1 not found", "image-missing"),
     ("Exactly one .pth or .pt file is required for PyTorch models: []", "bad-archive"),
     ("The account-level service limit 'ml.g5.xlarge for endpoint usage' is 0 Instances", "quota"),
     ("We currently do not have sufficient capacity for ml.g5.xlarge in the Availability Zone", "capacity"),
-    ("CannotStartContainerError. Please ensure the model container for variant AllTraffic starts correctly",
-     "cannot-start-container"),
+    (
+        "CannotStartContainerError. Please ensure the model container for variant AllTraffic starts correctly",
+        "cannot-start-container",
+    ),
     ("The primary container for production variant AllTraffic did not pass the ping health check.", "ping-failed"),
     ("2026-11-23T10:00:00 [WARN ] W-9000-model Backend worker did not respond in given time", "worker-timeout"),
     ("org.pytorch.serve.wlm.WorkerThread - Worker died.", "worker-died"),
@@ -34,15 +48,23 @@ SAMPLES = [
     ("CUDA driver version is insufficient for CUDA runtime version", "cannot-start-container"),
     ("sagemaker_inference.errors.InstallModuleError: failed to install required packages", "requirements-failed"),
     ("Successfully installed numpy-2.1.0 torch-2.7.0", "torch-pinned"),
-    ("requests.exceptions.ConnectionError: HTTPSConnectionPool(host='huggingface.co', port=443): Max retries "
-     "exceeded with url: /IDEA-Research/grounding-dino-base", "network-blocked"),
-    ("Received server error (0) from primary with message \"Your invocation timed out while waiting for a "
-     "response from container primary.\"", "invocation-timeout"),
-    ("Read timeout on endpoint URL: \"https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/x/invocations\"",
-     "client-read-timeout"),
+    (
+        "requests.exceptions.ConnectionError: HTTPSConnectionPool(host='huggingface.co', port=443): Max retries "
+        "exceeded with url: /IDEA-Research/grounding-dino-base",
+        "network-blocked",
+    ),
+    (
+        'Received server error (0) from primary with message "Your invocation timed out while waiting for a '
+        'response from container primary."',
+        "invocation-timeout",
+    ),
+    (
+        'Read timeout on endpoint URL: "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/x/invocations"',
+        "client-read-timeout",
+    ),
     ("Request payload is too large: 7340032 bytes, maximum is 6291456", "payload-too-large"),
-    ("Could not find endpoint \"arn:aws:sagemaker:us-east-1:1:endpoint/x\".", "endpoint-missing"),
-    ("Cannot update in-progress endpoint \"arn:aws:sagemaker:us-east-1:1:endpoint/x\".", "endpoint-busy"),
+    ('Could not find endpoint "arn:aws:sagemaker:us-east-1:1:endpoint/x".', "endpoint-missing"),
+    ('Cannot update in-progress endpoint "arn:aws:sagemaker:us-east-1:1:endpoint/x".', "endpoint-busy"),
 ]
 
 
@@ -54,27 +76,41 @@ def test_each_known_failure_text_maps_to_its_row(text, code):
 
 def test_exceptions_map_by_code_or_type():
     def client_error(code, message, status=400):
-        return ClientError({"Error": {"Code": code, "Message": message},
-                            "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+        return ClientError(
+            {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op"
+        )
 
     assert diagnose_exception(NoCredentialsError()).code == "no-credentials"
     assert diagnose_exception(NoRegionError()).code == "no-region"
     assert diagnose_exception(ReadTimeoutError(endpoint_url="https://x/invocations")).code == "client-read-timeout"
     assert diagnose_exception(client_error("ThrottlingException", "Rate exceeded")).code == "throttled"
     assert diagnose_exception(client_error("ResourceLimitExceeded", "limit")).code == "quota"
-    assert diagnose_exception(client_error("AccessDeniedException", "not authorized to perform: "
-                                           "sagemaker:CreateModel")).code == "access-denied"
-    assert diagnose_exception(client_error("AccessDeniedException", "not authorized to perform: "
-                                           "iam:PassRole")).code == "passrole-denied"
+    assert (
+        diagnose_exception(
+            client_error("AccessDeniedException", "not authorized to perform: sagemaker:CreateModel")
+        ).code
+        == "access-denied"
+    )
+    assert (
+        diagnose_exception(client_error("AccessDeniedException", "not authorized to perform: iam:PassRole")).code
+        == "passrole-denied"
+    )
     odd = diagnose_exception(client_error("SomethingNew", "brand new error"))
     assert odd.code == "unknown" and "brand new error" in odd.detail
 
 
 def test_failure_reason_and_log_scan():
-    assert diagnose_failure_reason("Failed to download model data for container primary").code == \
-        "model-data-unreadable"
-    found = scan_log_lines(["starting", "ModuleNotFoundError: No module named 'x'", "Worker died.",
-                            "ModuleNotFoundError: No module named 'y'"])
+    assert (
+        diagnose_failure_reason("Failed to download model data for container primary").code == "model-data-unreadable"
+    )
+    found = scan_log_lines(
+        [
+            "starting",
+            "ModuleNotFoundError: No module named 'x'",
+            "Worker died.",
+            "ModuleNotFoundError: No module named 'y'",
+        ]
+    )
     assert [d.code for d in found] == ["module-not-found", "worker-died"]
     assert found[0].detail.endswith("'x'")
 
@@ -83,11 +119,22 @@ def test_every_row_has_message_fix_and_a_unique_code_and_the_doc_matches_the_cod
     assert len(BY_CODE) == len(FAILURES)
     for f in FAILURES:
         assert f.message.endswith(".") and f.fix and f.where, f.code
-    for code in ("billing", "serverless-gpu", "invalid-name", "env-too-large", "timeout-env-ignored",
-                 "not-answering", "no-region", "no-credentials", "bucket-missing", "role-missing"):
+    for code in (
+        "billing",
+        "serverless-gpu",
+        "invalid-name",
+        "env-too-large",
+        "timeout-env-ignored",
+        "not-answering",
+        "no-region",
+        "no-credentials",
+        "bucket-missing",
+        "role-missing",
+    ):
         assert code in BY_CODE
-    assert DOC.read_text(encoding="utf-8") == failure_table_markdown(), \
+    assert DOC.read_text(encoding="utf-8") == failure_table_markdown(), (
         "docs/deploy-failures.md is stale: run python -m cloud.diagnosis > docs/deploy-failures.md"
+    )
 
 
 def test_one_diagnosis_type_for_the_deploy_and_the_local_dry_run():
@@ -109,8 +156,15 @@ def test_cloud_and_packaging_errors_are_studio_errors_not_inference_errors():
     from cloud.packaging.errors import PackageIndexUnreachable, PackagingError
     from inference.errors import InferenceError, StudioError
 
-    for kind in (CloudError, DeployError, EndpointInvocationError, EndpointPayloadTooLargeError, PackagingError,
-                 PackageIndexUnreachable, LocalDlcError):
+    for kind in (
+        CloudError,
+        DeployError,
+        EndpointInvocationError,
+        EndpointPayloadTooLargeError,
+        PackagingError,
+        PackageIndexUnreachable,
+        LocalDlcError,
+    ):
         assert issubclass(kind, StudioError) and not issubclass(kind, InferenceError), kind
     try:
         raise DeployError("Creating the endpoint failed.", fix="Retry.", code="capacity")

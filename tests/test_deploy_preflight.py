@@ -9,45 +9,77 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from cloud.deploy.preflight import (Level, check_bucket, check_endpoint_name, check_environment, check_identity,
-                             check_image, check_instance_type, check_pass_role, check_quota, check_role,
-                             principal_arn, resolve_image)
+from cloud.deploy.preflight import (
+    Level,
+    check_bucket,
+    check_endpoint_name,
+    check_environment,
+    check_identity,
+    check_image,
+    check_instance_type,
+    check_pass_role,
+    check_quota,
+    check_role,
+    principal_arn,
+    resolve_image,
+)
 
 ROLE = "arn:aws:iam::111122223333:role/SageMakerRole"
-TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
-                                                 "Action": "sts:AssumeRole"}]}
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
 
 
 def stubbed(service: str, region: str = "us-east-1"):
-    client = boto3.Session(aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="x" * 40,
-                           region_name=region).client(service)
+    client = boto3.Session(
+        aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="x" * 40, region_name=region
+    ).client(service)
     stub = Stubber(client)
     stub.activate()
     return client, stub
 
 
 def _role(doc) -> dict:
-    return {"Role": {"Path": "/", "RoleName": "SageMakerRole", "RoleId": "AROA1234567890EXAMPL", "Arn": ROLE,
-                     "CreateDate": "2026-01-01T00:00:00Z", "AssumeRolePolicyDocument": doc}}
+    return {
+        "Role": {
+            "Path": "/",
+            "RoleName": "SageMakerRole",
+            "RoleId": "AROA1234567890EXAMPL",
+            "Arn": ROLE,
+            "CreateDate": "2026-01-01T00:00:00Z",
+            "AssumeRolePolicyDocument": doc,
+        }
+    }
 
 
 def test_identity_ok_and_denied_and_no_credentials(monkeypatch, tmp_path):
     sts, stub = stubbed("sts")
-    stub.add_response("get_caller_identity", {"Account": "111122223333", "UserId": "AIDA", "Arn":
-                                              "arn:aws:iam::111122223333:user/ana"})
+    stub.add_response(
+        "get_caller_identity",
+        {"Account": "111122223333", "UserId": "AIDA", "Arn": "arn:aws:iam::111122223333:user/ana"},
+    )
     result, arn, account = check_identity(sts)
     assert result.level is Level.OK and account == "111122223333" and arn.endswith("user/ana")
-    stub.add_client_error("get_caller_identity", "InvalidClientTokenId", "The security token included in the "
-                          "request is invalid.", 403)
+    stub.add_client_error(
+        "get_caller_identity", "InvalidClientTokenId", "The security token included in the request is invalid.", 403
+    )
     result, arn, _ = check_identity(sts)
     assert result.level is Level.FAIL and result.code == "no-credentials" and arn is None
-    stub.add_client_error("get_caller_identity", "ExpiredToken", "The security token included in the request is "
-                          "expired", 403)
+    stub.add_client_error(
+        "get_caller_identity", "ExpiredToken", "The security token included in the request is expired", 403
+    )
     assert check_identity(sts)[0].code == "expired-credentials"
 
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                 "AWS_WEB_IDENTITY_TOKEN_FILE"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
@@ -61,8 +93,9 @@ def test_role_missing_untrusted_encoded_and_unreadable():
     iam, stub = stubbed("iam")
     stub.add_client_error("get_role", "NoSuchEntity", "The role with name SageMakerRole cannot be found.", 404)
     assert check_role(iam, ROLE).code == "role-missing"
-    ec2_trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                                "Action": "sts:AssumeRole"}]}
+    ec2_trust = {
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+    }
     stub.add_response("get_role", _role(json.dumps(ec2_trust)))
     result = check_role(iam, ROLE)
     assert result.level is Level.FAIL and result.code == "role-untrusted" and "sagemaker.amazonaws.com" in result.fix
@@ -77,19 +110,34 @@ def test_pass_role_simulation_allowed_denied_and_not_askable():
     iam, stub = stubbed("iam")
     caller = "arn:aws:sts::111122223333:assumed-role/Dev/ana"
     assert principal_arn(caller) == "arn:aws:iam::111122223333:role/Dev"
-    expected = {"PolicySourceArn": "arn:aws:iam::111122223333:role/Dev", "ActionNames": ["iam:PassRole"],
-                "ResourceArns": [ROLE], "ContextEntries": [{"ContextKeyName": "iam:PassedToService",
-                                                            "ContextKeyValues": ["sagemaker.amazonaws.com"],
-                                                            "ContextKeyType": "string"}]}
-    stub.add_response("simulate_principal_policy", {"EvaluationResults": [
-        {"EvalActionName": "iam:PassRole", "EvalDecision": "allowed"}]}, expected)
+    expected = {
+        "PolicySourceArn": "arn:aws:iam::111122223333:role/Dev",
+        "ActionNames": ["iam:PassRole"],
+        "ResourceArns": [ROLE],
+        "ContextEntries": [
+            {
+                "ContextKeyName": "iam:PassedToService",
+                "ContextKeyValues": ["sagemaker.amazonaws.com"],
+                "ContextKeyType": "string",
+            }
+        ],
+    }
+    stub.add_response(
+        "simulate_principal_policy",
+        {"EvaluationResults": [{"EvalActionName": "iam:PassRole", "EvalDecision": "allowed"}]},
+        expected,
+    )
     assert check_pass_role(iam, caller, ROLE).level is Level.OK
-    stub.add_response("simulate_principal_policy", {"EvaluationResults": [
-        {"EvalActionName": "iam:PassRole", "EvalDecision": "implicitDeny"}]}, expected)
+    stub.add_response(
+        "simulate_principal_policy",
+        {"EvaluationResults": [{"EvalActionName": "iam:PassRole", "EvalDecision": "implicitDeny"}]},
+        expected,
+    )
     denied = check_pass_role(iam, caller, ROLE)
     assert denied.level is Level.FAIL and denied.code == "passrole-denied" and "iam:PassRole" in denied.fix
-    stub.add_client_error("simulate_principal_policy", "AccessDenied", "not authorized to perform: "
-                          "iam:SimulatePrincipalPolicy", 403)
+    stub.add_client_error(
+        "simulate_principal_policy", "AccessDenied", "not authorized to perform: iam:SimulatePrincipalPolicy", 403
+    )
     warn = check_pass_role(iam, caller, ROLE)
     assert warn.level is Level.WARNING and "create_model will tell" in warn.message
     assert check_pass_role(iam, "arn:aws:iam::111122223333:root", ROLE).level is Level.WARNING
@@ -132,8 +180,10 @@ def test_quota_zero_fails_unreadable_warns_default_zero_warns():
 
 
 def test_image_uri_per_region_and_mismatches():
-    assert resolve_image(None, "us-west-2") == \
-        "763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch-inference:2.6.0-gpu-py312-cu124-ubuntu22.04-sagemaker"
+    assert (
+        resolve_image(None, "us-west-2")
+        == "763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch-inference:2.6.0-gpu-py312-cu124-ubuntu22.04-sagemaker"
+    )
     assert resolve_image(None, "af-south-1").startswith("626614931356.dkr.ecr.af-south-1.amazonaws.com/")
     assert resolve_image(None, "cn-north-1").startswith("727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/")
     assert check_image(resolve_image(None, "eu-central-1"), "eu-central-1").level is Level.OK
@@ -147,8 +197,18 @@ def test_image_uri_per_region_and_mismatches():
     assert check_image(own, "us-east-1", ecr=ecr, account="111122223333").code == "image-missing"
 
 
-@pytest.mark.parametrize("name, ok", [("langsam-studio", True), ("a" * 63, True), ("a" * 64, False),
-                                      ("-lead", False), ("trail-", False), ("under_score", False), ("", False)])
+@pytest.mark.parametrize(
+    "name, ok",
+    [
+        ("langsam-studio", True),
+        ("a" * 63, True),
+        ("a" * 64, False),
+        ("-lead", False),
+        ("trail-", False),
+        ("under_score", False),
+        ("", False),
+    ],
+)
 def test_endpoint_names(name, ok):
     result = check_endpoint_name(name)
     assert (result.level is Level.OK) == ok
@@ -162,6 +222,8 @@ def test_instance_type_and_environment_checks():
     assert cpu.level is Level.WARNING and cpu.code == "cuda-unavailable"
     assert check_instance_type("ml.g5.xlarge", serverless=True).code == "serverless-gpu"
     results = check_environment({"BIG": "x" * 1025, "SAGEMAKER_MODEL_SERVER_TIMEOUT": "600"})
-    assert {(r.code, r.level) for r in results} == {("env-too-large", Level.FAIL),
-                                                    ("timeout-env-ignored", Level.WARNING)}
+    assert {(r.code, r.level) for r in results} == {
+        ("env-too-large", Level.FAIL),
+        ("timeout-env-ignored", Level.WARNING),
+    }
     assert check_environment({"A": "x" * 1024})[0].level is Level.OK

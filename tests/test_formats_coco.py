@@ -22,15 +22,19 @@ def _load_coco(path) -> COCO:
 
 
 def _expected(project):
-    return [(doc.image_name, obj.label, obj.mask) for doc in project.documents
-            for obj in doc.objects if obj.mask.any()]
+    return [(doc.image_name, obj.label, obj.mask) for doc in project.documents for obj in doc.objects if obj.mask.any()]
 
 
 @pytest.mark.parametrize("segmentation", ["rle", "polygon"])
 def test_pycocotools_reads_the_exact_masks(sample_project, tmp_path, segmentation):
     out = tmp_path / "out"
-    paths = export_coco(sample_project.documents, images_dir=sample_project.images_dir, out_dir=out,
-                        labels=sample_project.labels, segmentation=segmentation)
+    paths = export_coco(
+        sample_project.documents,
+        images_dir=sample_project.images_dir,
+        out_dir=out,
+        labels=sample_project.labels,
+        segmentation=segmentation,
+    )
     assert paths == [out / "annotations.json"]
     coco = _load_coco(paths[0])
     cats = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
@@ -53,13 +57,19 @@ def test_pycocotools_reads_the_exact_masks(sample_project, tmp_path, segmentatio
 
 
 def test_polygon_segmentation_is_lists_of_coordinates(sample_project, tmp_path):
-    path, = export_coco(sample_project.documents, images_dir=sample_project.images_dir,
-                        out_dir=tmp_path, labels=None, segmentation="polygon")
+    (path,) = export_coco(
+        sample_project.documents,
+        images_dir=sample_project.images_dir,
+        out_dir=tmp_path,
+        labels=None,
+        segmentation="polygon",
+    )
     data = json.loads(path.read_text())
-    assert all(isinstance(a["segmentation"], list) and all(len(p) >= 6 for p in a["segmentation"])
-               for a in data["annotations"])
+    assert all(
+        isinstance(a["segmentation"], list) and all(len(p) >= 6 for p in a["segmentation"]) for a in data["annotations"]
+    )
     rect = data["annotations"][0]
-    flat, = rect["segmentation"]  # a rectangle of pixels is its 4 corners
+    (flat,) = rect["segmentation"]  # a rectangle of pixels is its 4 corners
     assert sorted(zip(flat[::2], flat[1::2])) == [(8.0, 5.0), (8.0, 20.0), (30.0, 5.0), (30.0, 20.0)]
     assert rect["score"] == 0.9
     assert [c["name"] for c in data["categories"]] == ["cat", "donut", "speck", "dog"]
@@ -67,8 +77,13 @@ def test_polygon_segmentation_is_lists_of_coordinates(sample_project, tmp_path):
 
 @pytest.mark.parametrize("segmentation", ["rle", "polygon"])
 def test_import_round_trip(sample_project, tmp_path, segmentation):
-    path, = export_coco(sample_project.documents, images_dir=sample_project.images_dir,
-                        out_dir=tmp_path, labels=sample_project.labels, segmentation=segmentation)
+    (path,) = export_coco(
+        sample_project.documents,
+        images_dir=sample_project.images_dir,
+        out_dir=tmp_path,
+        labels=sample_project.labels,
+        segmentation=segmentation,
+    )
     result = import_coco(path)
     assert result.warnings == ()
     assert result.labels.names == ["dog", "cat", "unused", "donut", "speck"]
@@ -86,8 +101,13 @@ def test_import_reads_foreign_coco_and_reports_problems(tmp_path):
         "categories": [{"id": 3, "name": "box"}],
         "annotations": [
             {"id": 1, "image_id": 7, "category_id": 3, "bbox": [1, 2, 4, 3]},  # detection only
-            {"id": 2, "image_id": 7, "category_id": 3,
-             "segmentation": {"size": [8, 10], "counts": [10, 5, 65]}, "iscrowd": 1},
+            {
+                "id": 2,
+                "image_id": 7,
+                "category_id": 3,
+                "segmentation": {"size": [8, 10], "counts": [10, 5, 65]},
+                "iscrowd": 1,
+            },
             {"id": 3, "image_id": 99, "category_id": 3, "bbox": [0, 0, 1, 1]},
             {"id": 4, "image_id": 7, "category_id": 42, "bbox": [0, 0, 1, 1]},
             {"id": 5, "image_id": 7, "category_id": 3, "segmentation": [[0, 0, 1, 1]]},
@@ -96,7 +116,7 @@ def test_import_reads_foreign_coco_and_reports_problems(tmp_path):
     path = tmp_path / "foreign.json"
     path.write_text(json.dumps(data))
     result = import_coco(path)
-    doc, = result.documents
+    (doc,) = result.documents
     assert len(doc) == 2
     assert doc.objects[0].bbox == (1, 2, 5, 5) and doc.objects[0].area == 12
     assert doc.objects[1].area == 5 and doc.objects[1].bbox == (1, 2, 2, 7)

@@ -34,8 +34,9 @@ def check_like_labelme(json_path: Path) -> dict:
     for shape in data["shapes"]:
         assert isinstance(shape["label"], str)
         assert isinstance(shape["points"], list) and shape["points"]
-        assert all(isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) for v in p)
-                   for p in shape["points"])
+        assert all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) for v in p) for p in shape["points"]
+        )
         assert isinstance(shape["shape_type"], str)
         assert isinstance(shape["flags"], dict)
         assert shape["group_id"] is None or isinstance(shape["group_id"], int)
@@ -57,14 +58,21 @@ def _iou(a, b):
 
 def test_export_passes_labelme_checks_and_round_trips(sample_project, tmp_path):
     out = tmp_path / "labelme"
-    paths = export_labelme(sample_project.documents, images_dir=sample_project.images_dir,
-                           out_dir=out, labels=sample_project.labels)
+    paths = export_labelme(
+        sample_project.documents, images_dir=sample_project.images_dir, out_dir=out, labels=sample_project.labels
+    )
     assert sorted(p.name for p in paths) == ["a.json", "b 1.json", "c.json"]
     data = check_like_labelme(out / "b 1.json")
     assert data["imagePath"] == "../images/b 1.png"
     kinds = [(s["label"], s["shape_type"], s["group_id"]) for s in data["shapes"]]
-    assert kinds == [("cat", "polygon", None), ("donut", "mask", None), ("cat", "polygon", 3),
-                     ("cat", "polygon", 3), ("speck", "mask", None), ("dog", "polygon", None)]
+    assert kinds == [
+        ("cat", "polygon", None),
+        ("donut", "mask", None),
+        ("cat", "polygon", 3),
+        ("cat", "polygon", 3),
+        ("speck", "mask", None),
+        ("dog", "polygon", None),
+    ]
     assert check_like_labelme(out / "c.json")["shapes"] == []
 
     result = import_labelme([out])
@@ -85,15 +93,20 @@ def test_mask_mode_is_exact_and_polygon_mode_drops_holes(sample_project, tmp_pat
     shapes = object_shapes(donut, mode="mask")
     assert [s["shape_type"] for s in shapes] == ["mask"]
     assert np.array_equal(shape_to_mask(shapes[0], height=48, width=64), donut.mask)
-    poly, = object_shapes(donut, mode="polygon")
+    (poly,) = object_shapes(donut, mode="polygon")
     filled = shape_to_mask(poly, height=48, width=64)
     assert filled.sum() > donut.mask.sum()  # the hole is filled: why "auto" picks a mask shape
     assert (filled | donut.mask).sum() == filled.sum()
 
 
 def test_writing_into_the_image_folder_gives_plain_image_names(sample_project):
-    export_labelme(sample_project.documents[:1], images_dir=sample_project.images_dir,
-                   out_dir=sample_project.images_dir, labels=None, shape_type="mask")
+    export_labelme(
+        sample_project.documents[:1],
+        images_dir=sample_project.images_dir,
+        out_dir=sample_project.images_dir,
+        labels=None,
+        shape_type="mask",
+    )
     data = check_like_labelme(sample_project.images_dir / "b 1.json")
     assert data["imagePath"] == "b 1.png"
 
@@ -102,18 +115,27 @@ def test_tiny_pieces_in_forced_polygon_mode_still_have_three_points():
     mask = np.zeros((10, 10), bool)
     mask[4, 4] = True
     obj = AnnotationObject(label="dot", mask=mask)
-    shape, = object_shapes(obj, mode="polygon")
+    (shape,) = object_shapes(obj, mode="polygon")
     assert len(shape["points"]) >= 3
     assert np.array_equal(shape_to_mask(shape, height=10, width=10), mask)
 
 
 def test_import_groups_shapes_and_skips_bad_ones(tmp_path):
     data = {
-        "version": "5.4.1", "flags": {}, "imagePath": "x.jpg", "imageData": None,
-        "imageHeight": 20, "imageWidth": 30,
+        "version": "5.4.1",
+        "flags": {},
+        "imagePath": "x.jpg",
+        "imageData": None,
+        "imageHeight": 20,
+        "imageWidth": 30,
         "shapes": [
-            {"label": "car", "points": [[1, 1], [5, 1], [5, 5], [1, 5]], "shape_type": "polygon",
-             "group_id": 1, "flags": {}},
+            {
+                "label": "car",
+                "points": [[1, 1], [5, 1], [5, 5], [1, 5]],
+                "shape_type": "polygon",
+                "group_id": 1,
+                "flags": {},
+            },
             {"label": "car", "points": [[10, 10], [14, 14]], "shape_type": "rectangle", "group_id": 1},
             {"label": "tree", "points": [[20, 5], [22, 5]], "shape_type": "circle"},
             {"label": "line", "points": [[0, 0], [3, 3]], "shape_type": "line"},
@@ -123,7 +145,7 @@ def test_import_groups_shapes_and_skips_bad_ones(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps(data))
     (tmp_path / "broken.json").write_text("{")
     result = import_labelme([tmp_path])
-    doc, = result.documents
+    (doc,) = result.documents
     assert [o.label for o in doc.objects] == ["car", "tree"]
     assert doc.objects[0].area == 25 + 25  # labelme fills polygon and rectangle inclusively
     assert len(result.warnings) == 3 and any("broken.json" in w for w in result.warnings)
@@ -131,5 +153,9 @@ def test_import_groups_shapes_and_skips_bad_ones(tmp_path):
 
 def test_bad_shape_type_option(tmp_path):
     with pytest.raises(FormatError, match="auto, polygon or mask"):
-        export_labelme([ImageDocument(image_name="a.png", width=2, height=2)], images_dir=tmp_path,
-                       out_dir=tmp_path, shape_type="circle")
+        export_labelme(
+            [ImageDocument(image_name="a.png", width=2, height=2)],
+            images_dir=tmp_path,
+            out_dir=tmp_path,
+            shape_type="circle",
+        )

@@ -23,10 +23,16 @@ def _kept(doc):
 # -- YOLO -------------------------------------------------------------------------------------
 def test_yolo_layout_and_lines(sample_project, tmp_path):
     out = tmp_path / "yolo"
-    paths = export_yolo(sample_project.documents, images_dir=sample_project.images_dir,
-                        out_dir=out, labels=sample_project.labels)
+    paths = export_yolo(
+        sample_project.documents, images_dir=sample_project.images_dir, out_dir=out, labels=sample_project.labels
+    )
     assert {p.relative_to(out).as_posix() for p in paths} == {
-        "labels/b 1.txt", "labels/a.txt", "labels/c.txt", "classes.txt", "data.yaml"}
+        "labels/b 1.txt",
+        "labels/a.txt",
+        "labels/c.txt",
+        "classes.txt",
+        "data.yaml",
+    }
     assert (out / "classes.txt").read_text().split("\n")[:5] == ["dog", "cat", "unused", "donut", "speck"]
     data = yaml.safe_load((out / "data.yaml").read_text())
     assert data["names"] == {0: "dog", 1: "cat", 2: "unused", 3: "donut", 4: "speck"}
@@ -45,8 +51,9 @@ def test_yolo_layout_and_lines(sample_project, tmp_path):
 
 def test_yolo_round_trip_is_exact(sample_project, tmp_path):
     out = tmp_path / "yolo"
-    export_yolo(sample_project.documents, images_dir=sample_project.images_dir, out_dir=out,
-                labels=sample_project.labels)
+    export_yolo(
+        sample_project.documents, images_dir=sample_project.images_dir, out_dir=out, labels=sample_project.labels
+    )
     result = import_yolo(out)
     assert result.warnings == ()
     back = {d.image_name: d for d in result.documents}
@@ -60,8 +67,9 @@ def test_yolo_round_trip_is_exact(sample_project, tmp_path):
 
 def test_yolo_without_copying_points_at_the_image_folder(sample_project, tmp_path):
     out = tmp_path / "yolo"
-    export_yolo(sample_project.documents, images_dir=sample_project.images_dir, out_dir=out,
-                labels=None, copy_images=False)
+    export_yolo(
+        sample_project.documents, images_dir=sample_project.images_dir, out_dir=out, labels=None, copy_images=False
+    )
     assert not (out / "images").exists()
     assert yaml.safe_load((out / "data.yaml").read_text())["train"] == str(sample_project.images_dir.resolve())
     result = import_yolo(out, images_dir=sample_project.images_dir)
@@ -93,10 +101,9 @@ def test_yolo_import_skips_bad_lines(tmp_path):
     (tmp_path / "labels").mkdir()
     Image.new("RGB", (10, 10)).save(tmp_path / "images" / "a.png")
     (tmp_path / "classes.txt").write_text("thing\n")
-    (tmp_path / "labels" / "a.txt").write_text(
-        "0 0.5 0.5 0.4 0.2\n7 0 0 1 0 1 1\n0 0.1 0.1 0.2\n-1 0 0 1 0 1 1\n")
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.4 0.2\n7 0 0 1 0 1 1\n0 0.1 0.1 0.2\n-1 0 0 1 0 1 1\n")
     result = import_yolo(tmp_path)
-    doc, = result.documents
+    (doc,) = result.documents
     assert len(doc) == 1 and doc.objects[0].bbox == (3, 4, 7, 6)  # the box line
     assert len(result.warnings) == 3
 
@@ -104,12 +111,12 @@ def test_yolo_import_skips_bad_lines(tmp_path):
 # -- PNG --------------------------------------------------------------------------------------
 def test_png_files_and_values(sample_project, tmp_path):
     out = tmp_path / "png"
-    paths = export_png(sample_project.documents, images_dir=sample_project.images_dir, out_dir=out,
-                       labels=sample_project.labels)
+    paths = export_png(
+        sample_project.documents, images_dir=sample_project.images_dir, out_dir=out, labels=sample_project.labels
+    )
     names = {p.relative_to(out).as_posix() for p in paths}
     assert "masks/b 1/002_4_donut.png" in names and "semantic/c.png" in names and "classes.txt" in names
-    assert (out / "classes.txt").read_text().splitlines() == [
-        "_background_", "dog", "cat", "unused", "donut", "speck"]
+    assert (out / "classes.txt").read_text().splitlines() == ["_background_", "dog", "cat", "unused", "donut", "speck"]
     with Image.open(out / "masks" / "b 1" / "001_2_cat.png") as img:
         assert img.mode == "L" and set(np.unique(np.asarray(img)).tolist()) == {0, 255}
     with Image.open(out / "semantic" / "b 1.png") as img:
@@ -133,16 +140,19 @@ def test_png_semantic_palette_covers_labels_met_later(tmp_path):
         doc.add(AnnotationObject(label=label, mask=np.eye(4, dtype=bool)))
         docs.append(doc)
     export_png(docs, images_dir=images, out_dir=tmp_path / "out")
-    with Image.open(tmp_path / "out" / "semantic" / "0.png") as first, \
-            Image.open(tmp_path / "out" / "semantic" / "1.png") as second:
+    with (
+        Image.open(tmp_path / "out" / "semantic" / "0.png") as first,
+        Image.open(tmp_path / "out" / "semantic" / "1.png") as second,
+    ):
         assert first.getpalette()[:9] == second.getpalette()[:9]
         assert second.getpalette()[6:9] != [0, 0, 0]
 
 
 def test_png_round_trip(sample_project, tmp_path):
     out = tmp_path / "png"
-    export_png(sample_project.documents, images_dir=sample_project.images_dir, out_dir=out,
-               labels=sample_project.labels)
+    export_png(
+        sample_project.documents, images_dir=sample_project.images_dir, out_dir=out, labels=sample_project.labels
+    )
     result = import_png(out, images_dir=sample_project.images_dir)
     back = {d.image_name: d for d in result.documents}
     for doc in sample_project.documents[:2]:
@@ -151,8 +161,13 @@ def test_png_round_trip(sample_project, tmp_path):
         for a, b in zip(_kept(doc), got.objects):
             assert np.array_equal(a.mask, b.mask)
     semantic_only = tmp_path / "sem"
-    export_png(sample_project.documents, images_dir=sample_project.images_dir, out_dir=semantic_only,
-               labels=sample_project.labels, per_object=False)
+    export_png(
+        sample_project.documents,
+        images_dir=sample_project.images_dir,
+        out_dir=semantic_only,
+        labels=sample_project.labels,
+        per_object=False,
+    )
     doc = {d.image_name: d for d in import_png(semantic_only).documents}["a.png"]
     assert [o.label for o in doc.objects] == ["dog"]
 
@@ -173,8 +188,12 @@ def test_registry_names_and_streaming(sample_project, tmp_path):
     for name in EXPORTERS:
         done: list[int] = []
         docs = (d for d in sample_project.documents)  # a generator: used once
-        paths = get_exporter(name)(docs, images_dir=sample_project.images_dir,
-                                   out_dir=tmp_path / name, labels=sample_project.labels,
-                                   progress=done.append)
+        paths = get_exporter(name)(
+            docs,
+            images_dir=sample_project.images_dir,
+            out_dir=tmp_path / name,
+            labels=sample_project.labels,
+            progress=done.append,
+        )
         assert done == [1, 2, 3] and paths and all(p.is_file() for p in paths)
         assert not list((tmp_path / name).rglob("*.tmp"))

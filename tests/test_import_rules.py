@@ -35,7 +35,8 @@ MODULES = _all_modules()
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def imports_of(module: str) -> set[str]:
@@ -73,17 +74,23 @@ def _in(name: str, prefix: str) -> bool:
 
 
 def _violations(source_prefix: str, forbidden: tuple[str, ...]) -> list[str]:
-    return [f"{module} imports {imported}"
-            for module in MODULES if _in(module, source_prefix)
-            for imported in sorted(imports_of(module))
-            if any(_in(imported, f) for f in forbidden)]
+    return [
+        f"{module} imports {imported}"
+        for module in MODULES
+        if _in(module, source_prefix)
+        for imported in sorted(imports_of(module))
+        if any(_in(imported, f) for f in forbidden)
+    ]
 
 
-@pytest.mark.parametrize(("layer", "forbidden"), [
-    ("desktop_app.core", ("PySide6", "desktop_app.gui", "desktop_app.cli", "shiboken6")),
-    ("inference", ("PySide6", "shiboken6", "cloud", "desktop_app")),
-    ("cloud", ("PySide6", "shiboken6", "desktop_app")),
-])
+@pytest.mark.parametrize(
+    ("layer", "forbidden"),
+    [
+        ("desktop_app.core", ("PySide6", "desktop_app.gui", "desktop_app.cli", "shiboken6")),
+        ("inference", ("PySide6", "shiboken6", "cloud", "desktop_app")),
+        ("cloud", ("PySide6", "shiboken6", "desktop_app")),
+    ],
+)
 def test_layer_never_imports(layer: str, forbidden: tuple[str, ...]) -> None:
     assert _violations(layer, forbidden) == []
 

@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
 from inference.masks import (
     flat_to_ring,
     join_rings,
@@ -15,13 +13,15 @@ from inference.masks import (
     mask_to_polygons,
     mask_to_rle,
     polygons_to_mask,
+    ring_area,
+    ring_to_flat,
     rle_area,
     rle_bbox,
     rle_to_mask,
-    ring_area,
-    ring_to_flat,
     xyxy_to_xywh,
 )
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -73,15 +73,18 @@ def test_rle_uncompressed_counts_and_bytes():
     assert np.array_equal(rle_to_mask(encoded), mask)
 
 
-@pytest.mark.parametrize("bad", [
-    {"size": [4, 4]},
-    {"size": [4], "counts": "0"},
-    {"size": [4, 4], "counts": [3, 3]},
-    {"size": [50, 50], "counts": "0"},
-    {"size": [2, 2], "counts": "0T^2"},
-    {"size": [2, 2], "counts": "\u00e9"},
-    {"size": [2, 2], "counts": 5},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"size": [4, 4]},
+        {"size": [4], "counts": "0"},
+        {"size": [4, 4], "counts": [3, 3]},
+        {"size": [50, 50], "counts": "0"},
+        {"size": [2, 2], "counts": "0T^2"},
+        {"size": [2, 2], "counts": "\u00e9"},
+        {"size": [2, 2], "counts": 5},
+    ],
+)
 def test_rle_rejects_malformed_input_with_a_message(bad):
     with pytest.raises(ValueError, match="RLE"):
         rle_to_mask(bad)
@@ -120,7 +123,7 @@ def test_rectangle_is_four_corner_vertices_and_exact():
 def test_pycocotools_agrees_with_the_corner_convention():
     mask = np.zeros((20, 30), bool)
     mask[3:11, 5:25] = True
-    (outer, _), = mask_to_polygons(mask)
+    ((outer, _),) = mask_to_polygons(mask)
     rle = coco_mask.frPyObjects([ring_to_flat(outer)], 20, 30)
     assert np.array_equal(coco_mask.decode(coco_mask.merge(rle)).astype(bool), mask)
 
@@ -128,11 +131,11 @@ def test_pycocotools_agrees_with_the_corner_convention():
 def test_single_pixel_and_full_image_masks():
     mask = np.zeros((4, 4), bool)
     mask[2, 1] = True
-    (outer, holes), = mask_to_polygons(mask)
+    ((outer, holes),) = mask_to_polygons(mask)
     assert len(outer) == 4 and ring_area(outer) == 1 and holes == []
     assert np.array_equal(polygons_to_mask(mask_to_polygons(mask), height=4, width=4), mask)
     full = np.ones((7, 9), bool)  # touches every border
-    (outer, _), = mask_to_polygons(full)
+    ((outer, _),) = mask_to_polygons(full)
     assert outer.min() == 0 and outer[:, 0].max() == 9 and outer[:, 1].max() == 7
     assert polygons_to_mask(mask_to_polygons(full), height=7, width=9).all()
 

@@ -74,8 +74,7 @@ def test_split_preprocessing_equals_the_processor_lang_sam_calls(gdino):
     from PIL import Image
 
     image = make_test_image(22)
-    joint = gdino.processor(images=[Image.fromarray(image)], text=["car. person."], padding=True,
-                            return_tensors="pt")
+    joint = gdino.processor(images=[Image.fromarray(image)], text=["car. person."], padding=True, return_tensors="pt")
     split = {**gdino.preprocess_images([image]), **gdino.tokenize(["car. person."])}
     assert set(joint) == set(split)
     for name in joint:
@@ -101,8 +100,11 @@ def test_missing_folder_is_weights_missing(tmp_path):
 
 
 def _dets(boxes, scores):
-    return Detections(boxes=np.array(boxes, np.float32).reshape(-1, 4), scores=np.array(scores, np.float32),
-                      labels=tuple(f"l{i}" for i in range(len(scores))))
+    return Detections(
+        boxes=np.array(boxes, np.float32).reshape(-1, 4),
+        scores=np.array(scores, np.float32),
+        labels=tuple(f"l{i}" for i in range(len(scores))),
+    )
 
 
 def test_selection_clips_boxes_and_drops_boxes_outside():

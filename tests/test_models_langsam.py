@@ -63,7 +63,7 @@ def test_nms_leaves_no_overlapping_detections(langsam_backend, text_run):
     pred = langsam_backend.predict(text_run[0], Prompt(text="car", max_detections=12, nms_iou=0.1))
     boxes = [c.box for c in pred.candidates]
     assert len(boxes) == 12
-    assert max(_iou(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]) <= 0.1
+    assert max(_iou(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :]) <= 0.1
 
 
 def test_geometry_prompts_use_the_same_sam(langsam_backend, text_run):
@@ -98,12 +98,17 @@ def test_empty_text_is_rejected(langsam_backend):
 
 # -- the LangSAM drop-in -----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def compat(tiny_sam2_checkpoint, tiny_gdino_dir):
     from inference import LangSAM
 
-    return LangSAM("sam2.1_hiera_tiny", sam_ckpt_path=str(tiny_sam2_checkpoint),
-                   gdino_model_ckpt_path=str(tiny_gdino_dir), device="cpu")
+    return LangSAM(
+        "sam2.1_hiera_tiny",
+        sam_ckpt_path=str(tiny_sam2_checkpoint),
+        gdino_model_ckpt_path=str(tiny_gdino_dir),
+        device="cpu",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -129,14 +134,19 @@ def lang_sam_reference(tiny_sam2_checkpoint, tiny_gdino_dir, compat_image):
     inputs = processor(images=[compat_image], text=["car."], padding=True, return_tensors="pt")
     with torch.no_grad():
         outputs = model(**inputs)
-    predictor = SAM2ImagePredictor(build_sam2_model("sam2.1_hiera_tiny", checkpoint=tiny_sam2_checkpoint,
-                                                    device="cpu", postprocessing=False))
+    predictor = SAM2ImagePredictor(
+        build_sam2_model("sam2.1_hiera_tiny", checkpoint=tiny_sam2_checkpoint, device="cpu", postprocessing=False)
+    )
     predictor.set_image_batch([np.asarray(compat_image)])
 
     def run(box_threshold, text_threshold=0.25):
         r = processor.post_process_grounded_object_detection(
-            outputs, inputs.input_ids, box_threshold, text_threshold=text_threshold,
-            target_sizes=[compat_image.size[::-1]])[0]
+            outputs,
+            inputs.input_ids,
+            box_threshold,
+            text_threshold=text_threshold,
+            target_sizes=[compat_image.size[::-1]],
+        )[0]
         r = {"scores": r["scores"].numpy(), "boxes": r["boxes"].numpy(), "labels": r["text_labels"]}
         if r["labels"]:
             masks, scores, _ = predictor.predict_batch(box_batch=[r["boxes"]], multimask_output=False)
@@ -194,14 +204,16 @@ def test_backend_text_prompt_matches_lang_sam_exactly(langsam_backend, compat, c
     order = np.argsort(-ref["scores"], kind="stable")
     assert [c.box_score for c in pred.candidates] == [float(v) for v in ref["scores"][order]]
     np.testing.assert_array_equal(np.stack([c.mask for c in pred.candidates]), ref["masks"][order].astype(bool))
-    np.testing.assert_array_equal(np.array([c.score for c in pred.candidates], np.float32),
-                                  np.atleast_1d(ref["mask_scores"])[order])
+    np.testing.assert_array_equal(
+        np.array([c.score for c in pred.candidates], np.float32), np.atleast_1d(ref["mask_scores"])[order]
+    )
     clipped = np.clip(ref["boxes"][order], 0, [100, 72, 100, 72])
     np.testing.assert_array_equal(np.array([c.box for c in pred.candidates], np.float32), clipped)
 
 
-def test_more_boxes_than_one_decoder_call_agree_within_float_rounding(compat, compat_image, lang_sam_reference,
-                                                                    small_box_batch):
+def test_more_boxes_than_one_decoder_call_agree_within_float_rounding(
+    compat, compat_image, lang_sam_reference, small_box_batch
+):
     count = small_box_batch + 3
     threshold = _threshold_for(compat, compat_image, count)
     ours = compat.predict([compat_image], ["car"], box_threshold=threshold)[0]

@@ -21,10 +21,17 @@ def clicked(sam2_backend):
     image = make_test_image(1)
     runs_before = sam2_backend.encoder_runs
     first = sam2_backend.predict(image, Prompt(points=(Point(x=40, y=30),)))
-    second = sam2_backend.predict(image, Prompt(points=(Point(x=40, y=30), Point(x=100, y=80, positive=False)),
-                                                mask_input=first.best.low_res_logits, multimask=False))
-    third = sam2_backend.predict(image, Prompt(points=(Point(x=40, y=30), Point(x=100, y=80, positive=False)),
-                                               multimask=False))
+    second = sam2_backend.predict(
+        image,
+        Prompt(
+            points=(Point(x=40, y=30), Point(x=100, y=80, positive=False)),
+            mask_input=first.best.low_res_logits,
+            multimask=False,
+        ),
+    )
+    third = sam2_backend.predict(
+        image, Prompt(points=(Point(x=40, y=30), Point(x=100, y=80, positive=False)), multimask=False)
+    )
     return image, first, second, third, sam2_backend.encoder_runs - runs_before
 
 
@@ -104,13 +111,16 @@ def test_encode_prefetches_and_predict_reuses(sam2_backend):
     assert pred.timings["embedding_cached"] == 1.0
 
 
-@pytest.mark.parametrize("prompt, field", [
-    (Prompt(points=(Point(x=500, y=5),)), "points[0]"),
-    (Prompt(box=Box(x0=10, y0=10, x1=10, y1=20)), "box"),
-    (Prompt(), "points"),
-    (Prompt(points=(Point(x=5, y=5),), mask_input=np.zeros((64, 64), np.float32)), "mask_input"),
-    (Prompt(text="car"), "text"),
-])
+@pytest.mark.parametrize(
+    "prompt, field",
+    [
+        (Prompt(points=(Point(x=500, y=5),)), "points[0]"),
+        (Prompt(box=Box(x0=10, y0=10, x1=10, y1=20)), "box"),
+        (Prompt(), "points"),
+        (Prompt(points=(Point(x=5, y=5),), mask_input=np.zeros((64, 64), np.float32)), "mask_input"),
+        (Prompt(text="car"), "text"),
+    ],
+)
 def test_bad_prompts_are_rejected_before_any_work(sam2_backend, prompt, field):
     runs = sam2_backend.encoder_runs
     with pytest.raises(PromptError) as err:
@@ -123,8 +133,7 @@ def test_cancel_mid_encode_from_another_thread(sam2_backend):
     image = make_test_image(4)
     token = CancelToken()
     started = threading.Event()
-    handle = sam2_backend.sam_model.image_encoder.trunk.blocks[1].register_forward_pre_hook(
-        lambda *_: started.set())
+    handle = sam2_backend.sam_model.image_encoder.trunk.blocks[1].register_forward_pre_hook(lambda *_: started.set())
     canceller = threading.Thread(target=lambda: (started.wait(60), token.cancel("a newer click")))
     canceller.start()
     try:
@@ -183,8 +192,7 @@ def test_loading_never_touches_the_network(tiny_sam2_checkpoint, monkeypatch):
     model = build_sam2_model("sam2.1_hiera_t", checkpoint=tiny_sam2_checkpoint, device="cpu")
     # build_sam2-style post-processing on by default, Lang-SAM's way without it
     assert model.sam_mask_decoder.dynamic_multimask_via_stability is True
-    plain = build_sam2_model("sam2.1_hiera_tiny", checkpoint=tiny_sam2_checkpoint, device="cpu",
-                             postprocessing=False)
+    plain = build_sam2_model("sam2.1_hiera_tiny", checkpoint=tiny_sam2_checkpoint, device="cpu", postprocessing=False)
     assert plain.sam_mask_decoder.dynamic_multimask_via_stability is False
 
 

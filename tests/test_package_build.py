@@ -15,8 +15,11 @@ from cloud.packaging.wheels import DLC_PY312, TargetPython, _missing_requirement
 
 
 def _requirement_names(text: str) -> list[str]:
-    return [ln.split("=")[0].split(">")[0].strip().lower() for ln in text.splitlines()
-            if ln.strip() and not ln.startswith(("#", "-"))]
+    return [
+        ln.split("=")[0].split(">")[0].strip().lower()
+        for ln in text.splitlines()
+        if ln.strip() and not ln.startswith(("#", "-"))
+    ]
 
 
 def test_classic_package_for_the_dlc(build_test_package, tmp_path):
@@ -40,8 +43,7 @@ def test_classic_package_for_the_dlc(build_test_package, tmp_path):
     assert any("langsam_studio-" in w and w.endswith("py3-none-any.whl") for w in wheels)
     assert any("numpy-" in w and "cp312" in w for w in wheels)  # the container's Python, not ours
     assert not any(Path(w).name.startswith(("torch-", "torchvision-", "nvidia")) for w in wheels)
-    assert set(manifest["files"]) == names - {"langsam-manifest.json"} - {
-        n for n, m in members.items() if m.isdir()}
+    assert set(manifest["files"]) == names - {"langsam-manifest.json"} - {n for n, m in members.items() if m.isdir()}
     assert "/code/wheels/langsam_studio-" in result.verification.handler_origin
 
 
@@ -53,8 +55,14 @@ def test_symlinked_weight_is_copied_as_a_file(build_test_package, tmp_path):
     torch.save({"model": {"w": torch.arange(10)}}, real)
     link = tmp_path / "link.pt"
     link.symlink_to(real)
-    result = build_test_package(output=tmp_path / "pkg", backend="sam2", sam2_model="sam2.1_hiera_tiny",
-                                sam2_checkpoint=link, target=TargetPython.local(), verify=False)
+    result = build_test_package(
+        output=tmp_path / "pkg",
+        backend="sam2",
+        sam2_model="sam2.1_hiera_tiny",
+        sam2_checkpoint=link,
+        target=TargetPython.local(),
+        verify=False,
+    )
     copied = result.path / "weights" / "sam2.1_hiera_tiny.pt"
     assert copied.is_file() and not copied.is_symlink()
     assert copied.read_bytes() == real.read_bytes()
@@ -63,8 +71,10 @@ def test_symlinked_weight_is_copied_as_a_file(build_test_package, tmp_path):
     assert config["checkpoint"] == "weights/sam2.1_hiera_tiny.pt" and config["model"] == "sam2.1_hiera_tiny"
     names = _requirement_names((result.path / "code" / "requirements.txt").read_text())
     assert "sam2" in names and "torch" not in names
-    assert any(p.name.startswith("sam2-") and p.name.endswith("py3-none-any.whl")
-               for p in (result.path / "code" / "wheels").iterdir())
+    assert any(
+        p.name.startswith("sam2-") and p.name.endswith("py3-none-any.whl")
+        for p in (result.path / "code" / "wheels").iterdir()
+    )
 
 
 @pytest.fixture()
@@ -137,14 +147,15 @@ def test_the_project_wheel_is_built_from_the_checkout_root_and_holds_only_infere
 
 def test_pip_resolution_failure_names_the_sdist_only_requirement():
     # the shape of pip's answer when hydra-core's antlr4 pin has no wheel for the target
-    output = ("ERROR: Cannot install hydra-core==1.3.8 because these package versions have conflicting "
-              "dependencies.\n\nThe conflict is caused by:\n    hydra-core 1.3.8 depends on "
-              "antlr4-python3-runtime==4.9.*\n\nAdditionally, some packages in these conflicts have no "
-              "matching distributions available for your environment:\n    antlr4-python3-runtime\n\n"
-              "To fix this you could try to:\n1. loosen the range\n")
+    output = (
+        "ERROR: Cannot install hydra-core==1.3.8 because these package versions have conflicting "
+        "dependencies.\n\nThe conflict is caused by:\n    hydra-core 1.3.8 depends on "
+        "antlr4-python3-runtime==4.9.*\n\nAdditionally, some packages in these conflicts have no "
+        "matching distributions available for your environment:\n    antlr4-python3-runtime\n\n"
+        "To fix this you could try to:\n1. loosen the range\n"
+    )
     assert _missing_requirements(output) == ["antlr4-python3-runtime==4.9.*"]
-    assert _missing_requirements("ERROR: No matching distribution found for iopath>=0.1.10\n") == [
-        "iopath>=0.1.10"]
+    assert _missing_requirements("ERROR: No matching distribution found for iopath>=0.1.10\n") == ["iopath>=0.1.10"]
 
 
 def test_refuses_torch_as_an_extra_requirement(build_test_package, tmp_path):

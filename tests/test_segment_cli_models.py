@@ -16,8 +16,7 @@ from PIL import Image
 from desktop_app.cli.main import main
 
 # each test loads a model and encodes one image on the CPU (~5 s alone, far more on a busy machine)
-pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
-              pytest.mark.slow]
+pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"), pytest.mark.slow]
 
 
 @pytest.fixture
@@ -35,9 +34,27 @@ def test_sam2_backend_points_to_labelme(photos, tmp_path, capsys, tiny_sam2_chec
 
     WeightsStore().set_override("sam2.1_hiera_tiny", tiny_sam2_checkpoint)
     out = tmp_path / "out"
-    code = main(["segment", str(photos), "--point", "40,30", "--backend", "sam2", "--model",
-                 "sam2.1_hiera_tiny", "--device", "cpu", "--format", "labelme", "--out", str(out),
-                 "--label", "thing", "--no-progress"])
+    code = main(
+        [
+            "segment",
+            str(photos),
+            "--point",
+            "40,30",
+            "--backend",
+            "sam2",
+            "--model",
+            "sam2.1_hiera_tiny",
+            "--device",
+            "cpu",
+            "--format",
+            "labelme",
+            "--out",
+            str(out),
+            "--label",
+            "thing",
+            "--no-progress",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "segmented 1 image, found 1 object" in captured.out  # points: the best alternative
@@ -55,9 +72,29 @@ def test_langsam_backend_text_to_coco(photos, tmp_path, capsys, tiny_sam2_checkp
     store.set_override(DEFAULT_GDINO_MODEL, tiny_gdino_dir)
     out = tmp_path / "out"
     # random weights detect nothing at normal thresholds; 0 lets every query box through
-    code = main(["segment", str(photos), "--text", "square. thing.", "--model", "sam2.1_hiera_tiny",
-                 "--device", "cpu", "--box-threshold", "0", "--text-threshold", "0",
-                 "--max-detections", "3", "--format", "coco", "--out", str(out), "--no-progress"])
+    code = main(
+        [
+            "segment",
+            str(photos),
+            "--text",
+            "square. thing.",
+            "--model",
+            "sam2.1_hiera_tiny",
+            "--device",
+            "cpu",
+            "--box-threshold",
+            "0",
+            "--text-threshold",
+            "0",
+            "--max-detections",
+            "3",
+            "--format",
+            "coco",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "segment (langsam)" not in captured.err  # --no-progress

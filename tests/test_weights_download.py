@@ -16,6 +16,7 @@ from inference.weights.catalog import ModelSpec, RemoteFile, get_model
 from inference.weights.download import CHUNK
 
 PAYLOAD = make_torch_like_checkpoint(2_500_000)
+PAYLOAD_SIZE = len(PAYLOAD)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
@@ -29,10 +30,19 @@ def _hub_mode(monkeypatch, *, offline: bool) -> None:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
 
 
-def _spec(model_id: str, *, urls=(), sha256=None, size=len(PAYLOAD), repo="test/sam2-mini") -> ModelSpec:
-    return ModelSpec(id=model_id, display_name="Test SAM", kind="sam2", layout="file", size_bytes=size,
-                     size_exact=True, licence="Apache-2.0", hub_repo=repo,
-                     files=(RemoteFile(name=f"{model_id}.pt", size_bytes=size, sha256=sha256),), urls=urls)
+def _spec(model_id: str, *, urls=(), sha256=None, size=PAYLOAD_SIZE, repo="test/sam2-mini") -> ModelSpec:
+    return ModelSpec(
+        id=model_id,
+        display_name="Test SAM",
+        kind="sam2",
+        layout="file",
+        size_bytes=size,
+        size_exact=True,
+        licence="Apache-2.0",
+        hub_repo=repo,
+        files=(RemoteFile(name=f"{model_id}.pt", size_bytes=size, sha256=sha256),),
+        urls=urls,
+    )
 
 
 @pytest.fixture
@@ -173,9 +183,15 @@ def test_offline_real_model_message_names_everything(tmp_path, monkeypatch):
         download("sam2.1_hiera_small", store=store, urls=(dead,))
     assert time.monotonic() - start < 5
     msg = str(err.value)
-    for needed in ("sam2.1_hiera_small", "offline mode", dead, "refused",
-                   str(tmp_path / "sam2.1_hiera_small.pt"), "langsam-studio models download sam2.1_hiera_small",
-                   "https://huggingface.co/facebook/sam2.1-hiera-small"):
+    for needed in (
+        "sam2.1_hiera_small",
+        "offline mode",
+        dead,
+        "refused",
+        str(tmp_path / "sam2.1_hiera_small.pt"),
+        "langsam-studio models download sam2.1_hiera_small",
+        "https://huggingface.co/facebook/sam2.1-hiera-small",
+    ):
         assert needed in msg, needed
     assert "Traceback" not in msg
 
@@ -209,9 +225,17 @@ def test_download_through_a_hub_endpoint_checks_the_lfs_sha(file_server, registe
 
 def _gdino_spec(model_id: str) -> ModelSpec:
     base = get_model("grounding-dino-tiny")
-    return ModelSpec(id=model_id, display_name="Test DINO", kind="gdino", layout="directory",
-                     size_bytes=600_000, size_exact=False, licence="Apache-2.0", hub_repo="test/gdino",
-                     files=base.files)
+    return ModelSpec(
+        id=model_id,
+        display_name="Test DINO",
+        kind="gdino",
+        layout="directory",
+        size_bytes=600_000,
+        size_exact=False,
+        licence="Apache-2.0",
+        hub_repo="test/gdino",
+        files=base.files,
+    )
 
 
 def _serve_gdino(file_server, files: dict[str, bytes]) -> None:
@@ -275,6 +299,8 @@ def test_second_concurrent_download_is_refused(file_server, register, tmp_path):
     spec = register(_spec("t-lock", urls=(file_server.url("/w.pt"),)))
     store = WeightsStore(cache_dir=tmp_path)
     (tmp_path / ".locks").mkdir()
-    with FileLock(str(tmp_path / ".locks" / "t-lock.lock")):
-        with pytest.raises(InferenceError, match="already being downloaded"):
-            download(spec.id, store=store)
+    with (
+        FileLock(str(tmp_path / ".locks" / "t-lock.lock")),
+        pytest.raises(InferenceError, match="already being downloaded"),
+    ):
+        download(spec.id, store=store)

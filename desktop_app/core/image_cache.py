@@ -14,10 +14,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inference.images import ImageSource, image_key, load_image
+from inference.images import DEFAULT_MAX_PIXELS, ImageSource, image_key, load_image
 from inference.lru import ByteBoundedLRU
 
 DEFAULT_DECODED_CACHE_BYTES = 768 * 1024 * 1024  # five 8000x6000 RGB images
+_NO_LIMIT = 2**62
+
+
+def effective_max_pixels(setting: int | None) -> int:
+    """The app's pixel limit: ``LANGSAM_MAX_PIXELS`` when set (an override), else the setting,
+    else :data:`inference.images.DEFAULT_MAX_PIXELS`."""
+    raw = os.environ.get("LANGSAM_MAX_PIXELS", "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    return int(setting) if setting else DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -52,6 +62,13 @@ class DecodedImageCache:
         self._lru: ByteBoundedLRU[DecodedImage] = ByteBoundedLRU(max_bytes=max_bytes)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self.max_pixels: int | None = None  # None: inference.images' default (LANGSAM_MAX_PIXELS)
+        self._allowed: set[str] = set()  # paths the person chose to open past the limit
+
+    def allow_large(self, path: str) -> None:
+        """Open ``path`` even past the pixel limit (the person chose "Open anyway")."""
+        with self._guard:
+            self._allowed.add(os.path.abspath(path))
 
     @staticmethod
     def _cache_key(path: str) -> tuple[str, int, int]:
@@ -77,7 +94,8 @@ class DecodedImageCache:
             hit = self._lru.get(key)
             if hit is not None:
                 return hit
-            array = load_image(path)
+            limit = _NO_LIMIT if key[0] in self._allowed else self.max_pixels
+            array = load_image(path, max_pixels=limit)
             decoded = DecodedImage(path=path, array=array, key=image_key(array))
             self._lru.put(key, decoded, nbytes=array.nbytes)
             return decoded

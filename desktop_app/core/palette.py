@@ -15,9 +15,26 @@ from collections.abc import Collection, Mapping
 # Distinct on light and dark images and for the common colour-vision deficiencies first
 # (Okabe-Ito), then Tableau-style hues; cycled with a lighter shade when exhausted.
 DEFAULT_PALETTE: tuple[str, ...] = (
-    "#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7",
-    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
-    "#bfef45", "#469990", "#9a6324", "#800000", "#808000", "#000075",
+    "#e69f00",
+    "#56b4e9",
+    "#009e73",
+    "#f0e442",
+    "#0072b2",
+    "#d55e00",
+    "#cc79a7",
+    "#e6194b",
+    "#3cb44b",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#42d4f4",
+    "#f032e6",
+    "#bfef45",
+    "#469990",
+    "#9a6324",
+    "#800000",
+    "#808000",
+    "#000075",
 )
 SHADES = 4  # the base colours, then three ever lighter rounds
 

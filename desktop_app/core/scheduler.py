@@ -457,6 +457,7 @@ class InferenceScheduler:
             return
         try:
             self._run_model_job(job, backend)
+            self._report_remote(backend)
         except Cancelled:
             if job.kind is JobKind.PREFETCH and job.preempted:
                 self._requeue_prefetch(job.image)
@@ -465,6 +466,7 @@ class InferenceScheduler:
                 self.sink.failed(job.request_id, str(exc))
             else:
                 self.sink.status(str(exc))
+            self._report_remote(backend)
         except Exception as exc:  # a bug in a backend: a message, and the loop goes on
             message = f"{type(exc).__name__}: {exc}"
             if job.kind is JobKind.PREDICT:
@@ -497,6 +499,13 @@ class InferenceScheduler:
         if job.token.cancelled or superseded:
             return  # a newer prompt exists, or this one was cancelled: no answer
         self.sink.prediction_ready(job.request_id, prediction)
+
+    def _report_remote(self, backend: SegmentationBackend) -> None:
+        """A remote backend's status line (where it runs, the last round trip or error in words)."""
+        describe = getattr(backend, "call_status", None)
+        if callable(describe):
+            notice = getattr(backend, "notice", "")
+            self.sink.status(describe() + (f" — {notice}" if notice else ""))
 
     def _run_batch_call(self, job: Job) -> None:
         call = job.call

@@ -14,8 +14,9 @@ auto-saves on it.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -40,7 +41,7 @@ class PackedMask:
     data: bytes = field(repr=False)
 
     @classmethod
-    def pack(cls, mask: np.ndarray, *, bbox: tuple[int, int, int, int] | None = None) -> "PackedMask":
+    def pack(cls, mask: np.ndarray, *, bbox: tuple[int, int, int, int] | None = None) -> PackedMask:
         """Compress ``mask`` (only its ``bbox`` region, the tight box by default)."""
         h, w = mask.shape
         box = mask_bbox(mask) if bbox is None else bbox
@@ -96,7 +97,7 @@ class PackedObject:
     mask: PackedMask
 
     @classmethod
-    def pack(cls, obj: AnnotationObject) -> "PackedObject":
+    def pack(cls, obj: AnnotationObject) -> PackedObject:
         fields = {k: getattr(obj, k) for k in obj.__dataclass_fields__ if k != "mask"}
         return cls(fields=fields, mask=PackedMask.pack(obj.mask))
 
@@ -200,8 +201,7 @@ class DocumentCommand(QUndoCommand):
 
     kind = "edit"
 
-    def __init__(self, history: "DocumentHistory", ops: Sequence[_Op], text: str, *,
-                 applied: bool = False) -> None:
+    def __init__(self, history: DocumentHistory, ops: Sequence[_Op], text: str, *, applied: bool = False) -> None:
         super().__init__(text)
         self.history = history
         self.ops = list(ops)
@@ -230,7 +230,7 @@ class DocumentCommand(QUndoCommand):
             op.revert(doc)
         self.history._notify(DocumentChange(kind=self.kind, object_ids=self.object_ids, undo=True))
 
-    def replay(self) -> "DocumentCommand":
+    def replay(self) -> DocumentCommand:
         """A copy holding the same operations, marked as already applied."""
         clone = type(self).__new__(type(self))
         DocumentCommand.__init__(clone, self.history, self.ops, self.text(), applied=True)
@@ -240,17 +240,21 @@ class DocumentCommand(QUndoCommand):
 class AddObjectsCommand(DocumentCommand):
     kind = "add"
 
-    def __init__(self, history: "DocumentHistory", *, objects: Sequence[AnnotationObject],
-                 text: str | None = None) -> None:
+    def __init__(
+        self, history: DocumentHistory, *, objects: Sequence[AnnotationObject], text: str | None = None
+    ) -> None:
         objs = list(objects)
-        super().__init__(history, [_AddOp(o, None) for o in objs],
-                         text or (f"Add {objs[0].label}" if len(objs) == 1 else f"Add {len(objs)} objects"))
+        super().__init__(
+            history,
+            [_AddOp(o, None) for o in objs],
+            text or (f"Add {objs[0].label}" if len(objs) == 1 else f"Add {len(objs)} objects"),
+        )
 
 
 class RemoveObjectsCommand(DocumentCommand):
     kind = "remove"
 
-    def __init__(self, history: "DocumentHistory", *, object_ids: Sequence[str], text: str | None = None) -> None:
+    def __init__(self, history: DocumentHistory, *, object_ids: Sequence[str], text: str | None = None) -> None:
         doc = history.document
         ops = [_RemoveOp(doc.get(i)) for i in object_ids]
         super().__init__(history, ops, text or f"Delete {len(ops)} object{'s' if len(ops) != 1 else ''}")
@@ -261,8 +265,7 @@ class ReplaceMaskCommand(DocumentCommand):
 
     kind = "mask"
 
-    def __init__(self, history: "DocumentHistory", *, object_id: str, mask: np.ndarray,
-                 text: str = "Edit mask") -> None:
+    def __init__(self, history: DocumentHistory, *, object_id: str, mask: np.ndarray, text: str = "Edit mask") -> None:
         old = history.document.get(object_id).mask
         self.diff = mask_diff(old, np.asarray(mask, dtype=bool))
         super().__init__(history, [_MaskOp(object_id, self.diff)], text)
@@ -275,7 +278,7 @@ class ReplaceMaskCommand(DocumentCommand):
 class ChangeLabelCommand(DocumentCommand):
     kind = "label"
 
-    def __init__(self, history: "DocumentHistory", *, object_ids: Sequence[str], label: str) -> None:
+    def __init__(self, history: DocumentHistory, *, object_ids: Sequence[str], label: str) -> None:
         doc = history.document
         ops = [_FieldOp(i, "label", doc.get(i).label, label) for i in object_ids]
         super().__init__(history, ops, f"Label as {label}")
@@ -284,7 +287,7 @@ class ChangeLabelCommand(DocumentCommand):
 class SetHiddenCommand(DocumentCommand):
     kind = "hidden"
 
-    def __init__(self, history: "DocumentHistory", *, object_ids: Sequence[str], hidden: bool) -> None:
+    def __init__(self, history: DocumentHistory, *, object_ids: Sequence[str], hidden: bool) -> None:
         doc = history.document
         ops = [_FieldOp(i, "hidden", doc.get(i).hidden, hidden) for i in object_ids]
         super().__init__(history, ops, "Hide" if hidden else "Show")
@@ -295,7 +298,7 @@ class MergeObjectsCommand(DocumentCommand):
 
     kind = "merge"
 
-    def __init__(self, history: "DocumentHistory", *, object_ids: Sequence[str]) -> None:
+    def __init__(self, history: DocumentHistory, *, object_ids: Sequence[str]) -> None:
         if len(object_ids) < 2:
             raise ValueError("merging needs at least two objects")
         doc = history.document
@@ -313,7 +316,7 @@ class SubtractObjectsCommand(DocumentCommand):
 
     kind = "subtract"
 
-    def __init__(self, history: "DocumentHistory", *, object_ids: Sequence[str]) -> None:
+    def __init__(self, history: DocumentHistory, *, object_ids: Sequence[str]) -> None:
         if len(object_ids) < 2:
             raise ValueError("subtracting needs at least two objects")
         doc = history.document
@@ -321,16 +324,24 @@ class SubtractObjectsCommand(DocumentCommand):
         result = target.mask.copy()
         for i in object_ids[1:]:
             result &= ~doc.get(i).mask
-        super().__init__(history, [_MaskOp(target.id, mask_diff(target.mask, result))],
-                         f"Subtract {len(object_ids) - 1} object{'s' if len(object_ids) > 2 else ''}")
+        super().__init__(
+            history,
+            [_MaskOp(target.id, mask_diff(target.mask, result))],
+            f"Subtract {len(object_ids) - 1} object{'s' if len(object_ids) > 2 else ''}",
+        )
 
 
 # -- stacks ------------------------------------------------------------------------------------
 class BoundedUndoStack(QUndoStack):
     """A QUndoStack with a count limit and a byte limit on the history it holds."""
 
-    def __init__(self, *, undo_limit: int = DEFAULT_UNDO_LIMIT, max_bytes: int = DEFAULT_HISTORY_BYTES,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        undo_limit: int = DEFAULT_UNDO_LIMIT,
+        max_bytes: int = DEFAULT_HISTORY_BYTES,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setUndoLimit(max(100, int(undo_limit)))
         self.max_bytes = int(max_bytes)
@@ -348,7 +359,7 @@ class BoundedUndoStack(QUndoStack):
     def nbytes(self) -> int:
         return sum(c.nbytes for c in self.commands())
 
-    def push(self, cmd: QUndoCommand) -> None:  # type: ignore[override]
+    def push(self, cmd: QUndoCommand) -> None:
         super().push(cmd)
         self.trim_to(self.max_bytes)
 
@@ -388,8 +399,14 @@ class DocumentHistory(QObject):
 
     changed = Signal(object)
 
-    def __init__(self, document: ImageDocument, *, undo_limit: int = DEFAULT_UNDO_LIMIT,
-                 max_bytes: int = DEFAULT_HISTORY_BYTES, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        document: ImageDocument,
+        *,
+        undo_limit: int = DEFAULT_UNDO_LIMIT,
+        max_bytes: int = DEFAULT_HISTORY_BYTES,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.document = document
         self.stack = BoundedUndoStack(undo_limit=undo_limit, max_bytes=max_bytes, parent=self)
@@ -413,8 +430,14 @@ class HistoryStore(QObject):
     actions with ``undo_group.createUndoAction(...)``.
     """
 
-    def __init__(self, *, max_images: int = 20, total_bytes: int = DEFAULT_TOTAL_HISTORY_BYTES,
-                 per_image_bytes: int = DEFAULT_HISTORY_BYTES, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_images: int = 20,
+        total_bytes: int = DEFAULT_TOTAL_HISTORY_BYTES,
+        per_image_bytes: int = DEFAULT_HISTORY_BYTES,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.undo_group = QUndoGroup(self)
         self.max_images = max(1, max_images)
@@ -437,6 +460,18 @@ class HistoryStore(QObject):
 
     def histories(self) -> Iterable[DocumentHistory]:
         return list(self._histories.values())
+
+    def document_for(self, key: str) -> ImageDocument | None:
+        """The in-memory document of a recently visited image (reopening it with this very
+        document keeps its undo history), or ``None``."""
+        history = self._histories.get(key)
+        return None if history is None else history.document
+
+    def forget(self, key: str) -> None:
+        """Drop an image's history (its file was rewritten elsewhere, e.g. by a batch run)."""
+        history = self._histories.pop(key, None)
+        if history is not None:
+            self._drop(history)
 
     @property
     def nbytes(self) -> int:

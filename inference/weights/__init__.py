@@ -7,10 +7,14 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+from inference.paths import models_dir as default_models_dir
 from inference.weights.catalog import (
     DEFAULT_GDINO,
     DEFAULT_SAM2,
     MODELS,
+    ModelKind,
     ModelSpec,
     RemoteFile,
     UnknownModelError,
@@ -21,12 +25,28 @@ from inference.weights.catalog import (
     unregister_model,
 )
 from inference.weights.download import download, hub_offline
-from inference.weights.store import ModelState, VerifyResult, WeightsStore, default_models_dir
+from inference.weights.store import ModelState, VerifyResult, WeightsStore
 
 __all__ = [
-    "DEFAULT_GDINO", "DEFAULT_SAM2", "MODELS", "ModelSpec", "ModelState", "RemoteFile", "UnknownModelError",
-    "VerifyResult", "WeightsStore", "default_backend_name", "default_models_dir", "download", "get_model",
-    "hub_offline", "installed_model", "is_known", "model_ids", "register_model", "unregister_model",
+    "DEFAULT_GDINO",
+    "DEFAULT_SAM2",
+    "MODELS",
+    "ModelSpec",
+    "ModelState",
+    "RemoteFile",
+    "UnknownModelError",
+    "VerifyResult",
+    "WeightsStore",
+    "default_backend_name",
+    "default_models_dir",
+    "download",
+    "get_model",
+    "hub_offline",
+    "installed_model",
+    "is_known",
+    "model_ids",
+    "register_model",
+    "unregister_model",
 ]
 
 
@@ -35,7 +55,10 @@ def installed_model(kind: str, *, store: WeightsStore | None = None, preferred: 
     if it is installed, else any installed one (smallest first), else ``None``."""
     store = store or WeightsStore()
     default = DEFAULT_SAM2 if kind == "sam2" else DEFAULT_GDINO
-    candidates = [preferred or default] + sorted(model_ids(kind), key=lambda i: get_model(i).size_bytes)
+    # callers pass the family as a plain str; model_ids() just compares it, so another string matches no model
+    candidates = [preferred or default] + sorted(
+        model_ids(cast(ModelKind, kind)), key=lambda i: get_model(i).size_bytes
+    )
     for model_id in candidates:
         if is_known(model_id) and get_model(model_id).kind == kind and store.local_path(model_id) is not None:
             return model_id
@@ -43,7 +66,7 @@ def installed_model(kind: str, *, store: WeightsStore | None = None, preferred: 
 
 
 def default_backend_name(store: WeightsStore | None = None) -> str:
-    """"langsam" when SAM 2 and Grounding DINO weights are installed, "sam2" with SAM 2 only,
+    """ "langsam" when SAM 2 and Grounding DINO weights are installed, "sam2" with SAM 2 only,
     else "classic" (OpenCV, no weights), so that a fresh install is useful at once."""
     store = store or WeightsStore()
     has_sam2 = installed_model("sam2", store=store) is not None

@@ -10,6 +10,7 @@ why it failed, and the exact place to put the file by hand.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import os
@@ -18,15 +19,26 @@ import shutil
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from inference.cancel import CancelToken
 from inference.errors import Cancelled, InferenceError, WeightsMissingError
 from inference.weights import integrity
 from inference.weights.catalog import ModelSpec, RemoteFile, get_model
 from inference.weights.store import WeightsStore
+
+if TYPE_CHECKING:
+    from filelock import FileLock
+
+
+class _Digest(Protocol):
+    """What the download needs of a hashlib object."""
+
+    def update(self, data: bytes, /) -> None: ...
+
 
 ProgressCallback = Callable[[int, int], None]  # (done_bytes, total_bytes); total is 0 when unknown
 
@@ -80,15 +92,18 @@ def _hub_remote(repo: str, filename: str, *, endpoint: str | None, timeout: floa
     return _Remote(url=url, label=url, size=meta.size, etag=etag, headers=headers)
 
 
-def _open(remote: _Remote, start: int, timeout: float):
-    request = urllib.request.Request(remote.url, headers={"User-Agent": "langsam-studio",
-                                                          "Accept-Encoding": "identity"})
+def _open(remote: _Remote, start: int, timeout: float) -> http.client.HTTPResponse | urllib.error.HTTPError:
+    request = urllib.request.Request(
+        remote.url, headers={"User-Agent": "langsam-studio", "Accept-Encoding": "identity"}
+    )
     for key, value in remote.headers:
         request.add_unredirected_header(key, value)  # never forward a token to a CDN redirect
     if start > 0:
         request.add_header("Range", f"bytes={start}-")
     try:
-        return urllib.request.urlopen(request, timeout=timeout)
+        # urlopen is typed Any; for the http(s) URLs used here it is an HTTPResponse
+        response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=timeout)
+        return response
     except urllib.error.HTTPError as exc:
         if exc.code == 416:
             return exc  # the caller treats "range not satisfiable" as "start again"
@@ -98,7 +113,7 @@ def _open(remote: _Remote, start: int, timeout: float):
         raise _SourceFailed(f"{remote.label}: {reason}") from None
 
 
-def _hash_existing(path: Path, digests: list) -> int:
+def _hash_existing(path: Path, digests: Sequence[_Digest]) -> int:
     size = 0
     with open(path, "rb") as fh:
         while chunk := fh.read(integrity.CHUNK):
@@ -108,8 +123,16 @@ def _hash_existing(path: Path, digests: list) -> int:
     return size
 
 
-def _fetch(remote: _Remote, part: Path, *, expected_size: int | None, expected_sha256: str | None,
-           progress: Callable[[int], None], cancel: CancelToken | None, timeout: float) -> tuple[int, str]:
+def _fetch(
+    remote: _Remote,
+    part: Path,
+    *,
+    expected_size: int | None,
+    expected_sha256: str | None,
+    progress: Callable[[int], None],
+    cancel: CancelToken | None,
+    timeout: float,
+) -> tuple[int, str]:
     """Bring ``part`` to the complete file, resuming what is there. Returns (size, sha256).
 
     Raises :class:`_Corrupt` (wrong bytes; ``part`` deleted), :class:`_SourceFailed` (network;
@@ -137,8 +160,15 @@ def _fetch(remote: _Remote, part: Path, *, expected_size: int | None, expected_s
                     part.unlink(missing_ok=True)
                     if status == 416:
                         continue
-                    return _fetch(remote, part, expected_size=expected_size, expected_sha256=expected_sha256,
-                                  progress=progress, cancel=cancel, timeout=timeout)
+                    return _fetch(
+                        remote,
+                        part,
+                        expected_size=expected_size,
+                        expected_sha256=expected_sha256,
+                        progress=progress,
+                        cancel=cancel,
+                        timeout=timeout,
+                    )
                 if size is None:
                     length = response.headers.get("Content-Length")
                     size = have + int(length) if length and length.isdigit() else None
@@ -191,7 +221,7 @@ class _Progress:
             self.callback(self.base + done_in_file, self.total)
 
 
-def _locked(store: WeightsStore, spec: ModelSpec):
+def _locked(store: WeightsStore, spec: ModelSpec) -> FileLock:
     from filelock import FileLock
 
     lock_dir = store.cache_dir / ".locks"
@@ -199,10 +229,18 @@ def _locked(store: WeightsStore, spec: ModelSpec):
     return FileLock(str(lock_dir / f"{spec.id}.lock"), timeout=0)
 
 
-def download(model_id: str, *, store: WeightsStore | None = None, progress: ProgressCallback | None = None,
-             cancel: CancelToken | None = None, hub_endpoint: str | None = None,
-             urls: tuple[str, ...] | None = None, use_hub: bool = True, timeout: float = 15.0,
-             force: bool = False) -> Path:
+def download(
+    model_id: str,
+    *,
+    store: WeightsStore | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    hub_endpoint: str | None = None,
+    urls: tuple[str, ...] | None = None,
+    use_hub: bool = True,
+    timeout: float = 15.0,
+    force: bool = False,
+) -> Path:
     """Download ``model_id`` into the store's models folder and return its path.
 
     Returns at once if it is already installed (unless ``force``). ``urls`` replaces the
@@ -220,17 +258,33 @@ def download(model_id: str, *, store: WeightsStore | None = None, progress: Prog
     try:
         with _locked(store, spec):
             if spec.layout == "file":
-                return _download_file(spec, store=store, progress=progress, cancel=cancel,
-                                      hub_endpoint=hub_endpoint, urls=spec.urls if urls is None else urls,
-                                      use_hub=use_hub, timeout=timeout)
-            return _download_directory(spec, store=store, progress=progress, cancel=cancel,
-                                       hub_endpoint=hub_endpoint, use_hub=use_hub, timeout=timeout)
+                return _download_file(
+                    spec,
+                    store=store,
+                    progress=progress,
+                    cancel=cancel,
+                    hub_endpoint=hub_endpoint,
+                    urls=spec.urls if urls is None else urls,
+                    use_hub=use_hub,
+                    timeout=timeout,
+                )
+            return _download_directory(
+                spec,
+                store=store,
+                progress=progress,
+                cancel=cancel,
+                hub_endpoint=hub_endpoint,
+                use_hub=use_hub,
+                timeout=timeout,
+            )
     except Timeout:
-        raise InferenceError(f"{spec.display_name} ({spec.id}) is already being downloaded by another "
-                             "program; wait for it to finish") from None
+        raise InferenceError(
+            f"{spec.display_name} ({spec.id}) is already being downloaded by another program; wait for it to finish"
+        ) from None
     except Cancelled:
-        raise Cancelled(f"the download of {spec.display_name} ({spec.id}) was cancelled; "
-                        "run it again to resume where it stopped") from None
+        raise Cancelled(
+            f"the download of {spec.display_name} ({spec.id}) was cancelled; run it again to resume where it stopped"
+        ) from None
 
 
 def _hub_unavailable(use_hub: bool) -> str | None:
@@ -241,9 +295,17 @@ def _hub_unavailable(use_hub: bool) -> str | None:
     return None
 
 
-def _download_file(spec: ModelSpec, *, store: WeightsStore, progress: ProgressCallback | None,
-                   cancel: CancelToken | None, hub_endpoint: str | None, urls: tuple[str, ...],
-                   use_hub: bool, timeout: float) -> Path:
+def _download_file(
+    spec: ModelSpec,
+    *,
+    store: WeightsStore,
+    progress: ProgressCallback | None,
+    cancel: CancelToken | None,
+    hub_endpoint: str | None,
+    urls: tuple[str, ...],
+    use_hub: bool,
+    timeout: float,
+) -> Path:
     member = spec.files[0]
     part = store.partial_path(spec.id)
     tried: list[str] = []
@@ -253,16 +315,25 @@ def _download_file(spec: ModelSpec, *, store: WeightsStore, progress: ProgressCa
         tried.append(skipped)
     else:
         remotes.append(lambda: _hub_remote(spec.hub_repo, member.name, endpoint=hub_endpoint, timeout=timeout))
-    remotes += [lambda u=u: _Remote(url=u, label=u, size=member.size_bytes, etag=None) for u in urls]
+    remotes += [functools.partial(_Remote, url=u, label=u, size=member.size_bytes, etag=None) for u in urls]
     for make_remote in remotes:
         try:
             remote = make_remote()
             if member.size_bytes is not None and remote.size not in (None, member.size_bytes):
-                raise _SourceFailed(f"{remote.label}: offers {remote.size:,} bytes but {spec.id} is "
-                                    f"{member.size_bytes:,} bytes (a different file)")
+                raise _SourceFailed(
+                    f"{remote.label}: offers {remote.size:,} bytes but {spec.id} is "
+                    f"{member.size_bytes:,} bytes (a different file)"
+                )
             meter = _Progress(progress, member.size_bytes or remote.size)
-            size, sha = _fetch(remote, part, expected_size=member.size_bytes, expected_sha256=member.sha256,
-                               progress=meter.file, cancel=cancel, timeout=timeout)
+            size, sha = _fetch(
+                remote,
+                part,
+                expected_size=member.size_bytes,
+                expected_sha256=member.sha256,
+                progress=meter.file,
+                cancel=cancel,
+                timeout=timeout,
+            )
         except _SourceFailed as exc:
             tried.append(str(exc))
             continue
@@ -273,9 +344,16 @@ def _download_file(spec: ModelSpec, *, store: WeightsStore, progress: ProgressCa
     raise WeightsMissingError(store.missing_message(spec.id, tried=tuple(tried)))
 
 
-def _download_directory(spec: ModelSpec, *, store: WeightsStore, progress: ProgressCallback | None,
-                        cancel: CancelToken | None, hub_endpoint: str | None, use_hub: bool,
-                        timeout: float) -> Path:
+def _download_directory(
+    spec: ModelSpec,
+    *,
+    store: WeightsStore,
+    progress: ProgressCallback | None,
+    cancel: CancelToken | None,
+    hub_endpoint: str | None,
+    use_hub: bool,
+    timeout: float,
+) -> Path:
     skipped = _hub_unavailable(use_hub)
     if skipped:
         raise WeightsMissingError(store.missing_message(spec.id, tried=(skipped,)))
@@ -283,8 +361,9 @@ def _download_directory(spec: ModelSpec, *, store: WeightsStore, progress: Progr
     try:
         for member in spec.files:
             try:
-                remotes.append((member, _hub_remote(spec.hub_repo, member.name, endpoint=hub_endpoint,
-                                                    timeout=timeout)))
+                remotes.append(
+                    (member, _hub_remote(spec.hub_repo, member.name, endpoint=hub_endpoint, timeout=timeout))
+                )
             except _SourceFailed as exc:
                 if member.required or "HTTP 404" not in str(exc):
                     raise
@@ -298,9 +377,15 @@ def _download_directory(spec: ModelSpec, *, store: WeightsStore, progress: Progr
             done, part = staging / member.name, staging / (member.name + ".part")
             if done.is_file() and remote.size == done.stat().st_size:
                 os.replace(done, part)  # complete from an earlier run: re-verify it through _fetch
-            records[member.name] = _fetch(remote, part, expected_size=member.size_bytes,
-                                          expected_sha256=member.sha256, progress=meter.file,
-                                          cancel=cancel, timeout=timeout)
+            records[member.name] = _fetch(
+                remote,
+                part,
+                expected_size=member.size_bytes,
+                expected_sha256=member.sha256,
+                progress=meter.file,
+                cancel=cancel,
+                timeout=timeout,
+            )
             os.replace(part, done)
             meter.base += records[member.name][0]
         problem = integrity.safetensors_problem(staging / "model.safetensors")

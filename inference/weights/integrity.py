@@ -55,8 +55,10 @@ def safetensors_problem(path: Path) -> str | None:
         except (KeyError, TypeError, ValueError):
             return f"{path.name}: tensor '{name}' has no valid data_offsets"
         if not 0 <= begin <= end <= data_len:
-            return (f"{path.name}: tensor '{name}' ends at byte {end} but the file holds only "
-                    f"{data_len} data bytes (truncated download?)")
+            return (
+                f"{path.name}: tensor '{name}' ends at byte {end} but the file holds only "
+                f"{data_len} data bytes (truncated download?)"
+            )
         end_max = max(end_max, end)
         tensors += 1
     if tensors == 0:
@@ -85,7 +87,10 @@ def json_problem(path: Path, *, expect_model_type: str | None = None) -> str | N
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return f"{path.name} is not valid JSON: {exc}"
-    if expect_model_type is not None and isinstance(data, dict) and \
-            data.get("model_type") not in (None, expect_model_type):
+    if (
+        expect_model_type is not None
+        and isinstance(data, dict)
+        and data.get("model_type") not in (None, expect_model_type)
+    ):
         return f"{path.name} describes a '{data.get('model_type')}' model, not '{expect_model_type}'"
     return None

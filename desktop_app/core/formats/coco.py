@@ -45,8 +45,7 @@ from inference.masks import (
 Segmentation = Literal["rle", "polygon"]
 
 
-def object_segmentation(obj: AnnotationObject, *, segmentation: Segmentation,
-                        epsilon: float = 0.0) -> Any:
+def object_segmentation(obj: AnnotationObject, *, segmentation: Segmentation, epsilon: float = 0.0) -> Any:
     if segmentation == "rle":
         return mask_to_rle(obj.mask)
     polygons = []
@@ -57,11 +56,17 @@ def object_segmentation(obj: AnnotationObject, *, segmentation: Segmentation,
     return polygons
 
 
-def export_coco(documents: Iterable[ImageDocument], *, images_dir: str | os.PathLike[str],
-                out_dir: str | os.PathLike[str], labels: Labels = None,
-                segmentation: Segmentation = "rle", polygon_epsilon: float = 0.0,
-                file_name: str = "annotations.json", progress: Progress | None = None
-                ) -> list[Path]:
+def export_coco(
+    documents: Iterable[ImageDocument],
+    *,
+    images_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    labels: Labels = None,
+    segmentation: Segmentation = "rle",
+    polygon_epsilon: float = 0.0,
+    file_name: str = "annotations.json",
+    progress: Progress | None = None,
+) -> list[Path]:
     """Write ``out_dir/file_name``; returns ``[that path]``.
 
     ``file_name`` entries are image names relative to ``images_dir`` (COCO's convention: the
@@ -74,16 +79,21 @@ def export_coco(documents: Iterable[ImageDocument], *, images_dir: str | os.Path
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     for image_id, doc in enumerate(iterate(documents, progress), start=1):
-        images.append({"id": image_id, "file_name": str(image_relpath(doc.image_name)),
-                       "width": int(doc.width), "height": int(doc.height)})
+        images.append(
+            {
+                "id": image_id,
+                "file_name": str(image_relpath(doc.image_name)),
+                "width": int(doc.width),
+                "height": int(doc.height),
+            }
+        )
         for obj in exportable_objects(doc):
             label_set.add(obj.label)
             ann: dict[str, Any] = {
                 "id": len(annotations) + 1,
                 "image_id": image_id,
                 "category_id": label_set.index_of(obj.label) + 1,
-                "segmentation": object_segmentation(obj, segmentation=segmentation,
-                                                    epsilon=polygon_epsilon),
+                "segmentation": object_segmentation(obj, segmentation=segmentation, epsilon=polygon_epsilon),
                 "area": obj.area,
                 "bbox": xyxy_to_xywh(cast("tuple[int, int, int, int]", obj.bbox)),  # exportable: not empty
                 "iscrowd": 0,
@@ -92,14 +102,15 @@ def export_coco(documents: Iterable[ImageDocument], *, images_dir: str | os.Path
                 ann["score"] = round(float(obj.score), 4)
             annotations.append(ann)
     data = {
-        "info": {"description": "Exported by LangSAM Studio",
-                 "date_created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                 "images_dir": os.fspath(Path(images_dir).resolve())},
+        "info": {
+            "description": "Exported by LangSAM Studio",
+            "date_created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "images_dir": os.fspath(Path(images_dir).resolve()),
+        },
         "licenses": [],
         "images": images,
         "annotations": annotations,
-        "categories": [{"id": i + 1, "name": label.name, "supercategory": ""}
-                       for i, label in enumerate(label_set)],
+        "categories": [{"id": i + 1, "name": label.name, "supercategory": ""} for i, label in enumerate(label_set)],
     }
     path = write_text_atomic(out / file_name, json.dumps(data, ensure_ascii=False))
     return [path]
@@ -124,8 +135,7 @@ def _decode(seg: Any, bbox: Any, *, height: int, width: int) -> np.ndarray:
     raise ValueError("it has neither a segmentation nor a bbox")
 
 
-def import_coco(path: str | os.PathLike[str], *, status: ImageStatus = ImageStatus.IN_PROGRESS
-                ) -> ImportResult:
+def import_coco(path: str | os.PathLike[str], *, status: ImageStatus = ImageStatus.IN_PROGRESS) -> ImportResult:
     """Read a COCO instances file into documents (one per image entry, in file order)."""
     path = Path(path)
     try:
@@ -136,8 +146,7 @@ def import_coco(path: str | os.PathLike[str], *, status: ImageStatus = ImageStat
         raise FormatError(f"'{path}' is not a readable COCO JSON file ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise FormatError(f"'{path}' is not a COCO file: it has no 'images' list")
-    categories = {c.get("id"): str(c.get("name")) for c in data.get("categories", [])
-                  if isinstance(c, dict)}
+    categories = {c.get("id"): str(c.get("name")) for c in data.get("categories", []) if isinstance(c, dict)}
     labels = LabelSet()
     for cat_id in sorted(k for k in categories if isinstance(k, int)):
         labels.add(categories[cat_id])
@@ -173,6 +182,9 @@ def import_coco(path: str | os.PathLike[str], *, status: ImageStatus = ImageStat
             warnings.append(f"skipped annotation {ann.get('id')} on '{doc.image_name}': empty mask")
             continue
         score = ann.get("score")
-        doc.add(AnnotationObject(label=label, mask=mask, source="import",
-                                 score=float(score) if isinstance(score, (int, float)) else None))
+        doc.add(
+            AnnotationObject(
+                label=label, mask=mask, source="import", score=float(score) if isinstance(score, (int, float)) else None
+            )
+        )
     return ImportResult(documents=tuple(docs.values()), labels=labels, warnings=tuple(warnings))

@@ -69,14 +69,29 @@ def _png_b64(crop: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _shape(label: str, points: list[list[float]], shape_type: str, *, group_id: int | None = None,
-           mask: str | None = None, description: str = "") -> dict[str, Any]:
-    return {"label": label, "points": points, "group_id": group_id, "description": description,
-            "shape_type": shape_type, "flags": {}, "mask": mask}
+def _shape(
+    label: str,
+    points: list[list[float]],
+    shape_type: str,
+    *,
+    group_id: int | None = None,
+    mask: str | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    return {
+        "label": label,
+        "points": points,
+        "group_id": group_id,
+        "description": description,
+        "shape_type": shape_type,
+        "flags": {},
+        "mask": mask,
+    }
 
 
-def object_shapes(obj: AnnotationObject, *, mode: ShapeMode = "auto", group_id: int | None = None,
-                  epsilon: float = 0.0) -> list[dict[str, Any]]:
+def object_shapes(
+    obj: AnnotationObject, *, mode: ShapeMode = "auto", group_id: int | None = None, epsilon: float = 0.0
+) -> list[dict[str, Any]]:
     """labelme shapes for one object (several polygons share ``group_id`` when it has pieces)."""
     box = mask_bbox(obj.mask)
     if box is None:
@@ -96,13 +111,27 @@ def object_shapes(obj: AnnotationObject, *, mode: ShapeMode = "auto", group_id: 
             return shapes
     x0, y0, x1, y1 = box
     crop = obj.mask[y0:y1, x0:x1]
-    return [_shape(obj.label, [[float(x0), float(y0)], [float(x1 - 1), float(y1 - 1)]], "mask",
-                   mask=_png_b64(crop), description=description)]
+    return [
+        _shape(
+            obj.label,
+            [[float(x0), float(y0)], [float(x1 - 1), float(y1 - 1)]],
+            "mask",
+            mask=_png_b64(crop),
+            description=description,
+        )
+    ]
 
 
-def export_labelme(documents: Iterable[ImageDocument], *, images_dir: str | os.PathLike[str],
-                   out_dir: str | os.PathLike[str], labels: Labels = None, shape_type: ShapeMode = "auto",
-                   polygon_epsilon: float = 0.0, progress: Progress | None = None) -> list[Path]:
+def export_labelme(
+    documents: Iterable[ImageDocument],
+    *,
+    images_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    labels: Labels = None,
+    shape_type: ShapeMode = "auto",
+    polygon_epsilon: float = 0.0,
+    progress: Progress | None = None,
+) -> list[Path]:
     """One ``<image stem>.json`` per document in ``out_dir``; returns the written paths.
 
     Write into the image folder itself (``out_dir == images_dir``) to open it in labelme
@@ -154,7 +183,7 @@ def shape_to_mask(shape: dict[str, Any], *, height: int, width: int) -> np.ndarr
         ys, xs = max(y1, 0), max(x1, 0)
         ye, xe = min(y1 + crop.shape[0], height), min(x1 + crop.shape[1], width)
         if ys < ye and xs < xe:
-            full[ys:ye, xs:xe] = crop[ys - y1:ye - y1, xs - x1:xe - x1]
+            full[ys:ye, xs:xe] = crop[ys - y1 : ye - y1, xs - x1 : xe - x1]
         return full
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
@@ -172,8 +201,9 @@ def shape_to_mask(shape: dict[str, Any], *, height: int, width: int) -> np.ndarr
     return np.asarray(canvas, dtype=bool)
 
 
-def import_labelme(paths: Iterable[str | os.PathLike[str]], *, status: ImageStatus = ImageStatus.IN_PROGRESS
-                   ) -> ImportResult:
+def import_labelme(
+    paths: Iterable[str | os.PathLike[str]], *, status: ImageStatus = ImageStatus.IN_PROGRESS
+) -> ImportResult:
     """Read labelme JSON files (or every ``*.json`` of the folders given).
 
     Shapes with the same label and ``group_id`` become one object (labelme's instance rule).

@@ -52,17 +52,23 @@ def _palette(label_set: LabelSet) -> list[int]:
     return [c for rgb in colours for c in rgb]
 
 
-def semantic_map(objects: Iterable[AnnotationObject], *, label_set: LabelSet, width: int,
-                 height: int) -> np.ndarray:
+def semantic_map(objects: Iterable[AnnotationObject], *, label_set: LabelSet, width: int, height: int) -> np.ndarray:
     classes = np.zeros((height, width), dtype=np.uint8)
     for obj in objects:
         classes[obj.mask] = label_set.index_of(obj.label) + 1
     return classes
 
 
-def export_png(documents: Iterable[ImageDocument], *, images_dir: str | os.PathLike[str],
-               out_dir: str | os.PathLike[str], labels: Labels = None, per_object: bool = True,
-               semantic: bool = True, progress: Progress | None = None) -> list[Path]:
+def export_png(
+    documents: Iterable[ImageDocument],
+    *,
+    images_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    labels: Labels = None,
+    per_object: bool = True,
+    semantic: bool = True,
+    progress: Progress | None = None,
+) -> list[Path]:
     """Write the PNGs and ``classes.txt``; returns every written path."""
     del images_dir  # masks are standalone; image names only give the output names
     out = prepare_out_dir(out_dir)
@@ -76,8 +82,10 @@ def export_png(documents: Iterable[ImageDocument], *, images_dir: str | os.PathL
         for obj in objects:
             label_set.add(obj.label)
         if len(label_set) > MAX_CLASSES:
-            raise FormatError(f"a palette PNG holds at most {MAX_CLASSES} classes, this export has "
-                              f"{len(label_set)}; export COCO or per-object masks instead")
+            raise FormatError(
+                f"a palette PNG holds at most {MAX_CLASSES} classes, this export has "
+                f"{len(label_set)}; export COCO or per-object masks instead"
+            )
         if per_object:
             for n, obj in enumerate(objects, start=1):
                 cls = label_set.index_of(obj.label) + 1
@@ -95,8 +103,7 @@ def export_png(documents: Iterable[ImageDocument], *, images_dir: str | os.PathL
             with Image.open(path) as img:
                 classes = np.asarray(img)
             _write_semantic(path, classes, label_set)
-    written.append(write_text_atomic(out / "classes.txt",
-                                     "".join(f"{n}\n" for n in [BACKGROUND, *label_set.names])))
+    written.append(write_text_atomic(out / "classes.txt", "".join(f"{n}\n" for n in [BACKGROUND, *label_set.names])))
     return written
 
 
@@ -116,8 +123,12 @@ def _read_classes(root: Path) -> list[str]:
     return names[1:] if names and names[0] == BACKGROUND else names
 
 
-def import_png(export_dir: str | os.PathLike[str], *, images_dir: str | os.PathLike[str] | None = None,
-               status: ImageStatus = ImageStatus.IN_PROGRESS) -> ImportResult:
+def import_png(
+    export_dir: str | os.PathLike[str],
+    *,
+    images_dir: str | os.PathLike[str] | None = None,
+    status: ImageStatus = ImageStatus.IN_PROGRESS,
+) -> ImportResult:
     """Read per-object masks (``masks/<stem>/``), or semantic PNGs when there are none (one
     object per class). ``images_dir`` maps stems back to image file names."""
     root = Path(export_dir)
@@ -147,19 +158,16 @@ def import_png(export_dir: str | os.PathLike[str], *, images_dir: str | os.PathL
                 with Image.open(file) as img:
                     mask = np.asarray(img.convert("L")) > 127
                 if doc is None:
-                    doc = ImageDocument(image_name=image_name, width=mask.shape[1],
-                                        height=mask.shape[0], status=status)
+                    doc = ImageDocument(image_name=image_name, width=mask.shape[1], height=mask.shape[0], status=status)
                 if mask.shape != (doc.height, doc.width):
                     warnings.append(f"skipped '{file}': its size differs from the other masks")
                     continue
                 if mask.any():
-                    doc.add(AnnotationObject(label=names[int(match.group(2)) - 1], mask=mask,
-                                             source="import"))
+                    doc.add(AnnotationObject(label=names[int(match.group(2)) - 1], mask=mask, source="import"))
         elif (semantic_root / f"{stem}.png").is_file():
             with Image.open(semantic_root / f"{stem}.png") as img:
                 classes = np.asarray(img if img.mode == "P" else img.convert("L"))
-            doc = ImageDocument(image_name=image_name, width=classes.shape[1],
-                                height=classes.shape[0], status=status)
+            doc = ImageDocument(image_name=image_name, width=classes.shape[1], height=classes.shape[0], status=status)
             for value in sorted(set(np.unique(classes).tolist()) - {0}):
                 if value > len(names):
                     warnings.append(f"'{stem}.png': value {value} is not a known class")

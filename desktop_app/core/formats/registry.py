@@ -28,21 +28,33 @@ class ExportFormat:
 
 FORMATS: dict[str, ExportFormat] = {
     "coco": ExportFormat(
-        name="coco", title="COCO instance segmentation (JSON)",
+        name="coco",
+        title="COCO instance segmentation (JSON)",
         description="one annotations.json; masks as RLE (exact) or polygons",
-        export=coco.export_coco, import_=coco.import_coco),
+        export=coco.export_coco,
+        import_=coco.import_coco,
+    ),
     "labelme": ExportFormat(
-        name="labelme", title="labelme (JSON per image)",
+        name="labelme",
+        title="labelme (JSON per image)",
         description="one labelme JSON per image: polygons, or mask shapes for objects with holes",
-        export=labelme.export_labelme, import_=labelme.import_labelme),
+        export=labelme.export_labelme,
+        import_=labelme.import_labelme,
+    ),
     "yolo": ExportFormat(
-        name="yolo", title="YOLO segmentation (Ultralytics)",
+        name="yolo",
+        title="YOLO segmentation (Ultralytics)",
         description="labels/*.txt with normalised polygons, classes.txt, data.yaml, images/",
-        export=yolo.export_yolo, import_=yolo.import_yolo),
+        export=yolo.export_yolo,
+        import_=yolo.import_yolo,
+    ),
     "png": ExportFormat(
-        name="png", title="PNG masks",
+        name="png",
+        title="PNG masks",
         description="a binary PNG per object and a palette PNG of class ids per image",
-        export=png.export_png, import_=png.import_png),
+        export=png.export_png,
+        import_=png.import_png,
+    ),
 }
 
 EXPORTERS: dict[str, Exporter] = {name: fmt.export for name, fmt in FORMATS.items()}

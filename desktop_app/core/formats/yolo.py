@@ -38,8 +38,9 @@ from inference.masks import join_rings, mask_bbox, mask_to_polygons, polygons_to
 DECIMALS = 6
 
 
-def object_line(obj: AnnotationObject, *, class_index: int, width: int, height: int,
-                epsilon: float = 0.0) -> str | None:
+def object_line(
+    obj: AnnotationObject, *, class_index: int, width: int, height: int, epsilon: float = 0.0
+) -> str | None:
     ring = join_rings(mask_to_polygons(obj.mask, epsilon=epsilon))
     if ring is None:
         return None
@@ -64,9 +65,16 @@ def _yaml_str(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid YAML double-quoted scalar
 
 
-def export_yolo(documents: Iterable[ImageDocument], *, images_dir: str | os.PathLike[str],
-                out_dir: str | os.PathLike[str], labels: Labels = None, copy_images: bool = True,
-                polygon_epsilon: float = 0.0, progress: Progress | None = None) -> list[Path]:
+def export_yolo(
+    documents: Iterable[ImageDocument],
+    *,
+    images_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    labels: Labels = None,
+    copy_images: bool = True,
+    polygon_epsilon: float = 0.0,
+    progress: Progress | None = None,
+) -> list[Path]:
     """Write the dataset; returns the label files, ``classes.txt`` and ``data.yaml``."""
     out = prepare_out_dir(out_dir)
     images_root = Path(images_dir)
@@ -79,12 +87,16 @@ def export_yolo(documents: Iterable[ImageDocument], *, images_dir: str | os.Path
         lines = []
         for obj in exportable_objects(doc):
             label_set.add(obj.label)
-            line = object_line(obj, class_index=label_set.index_of(obj.label), width=doc.width,
-                               height=doc.height, epsilon=polygon_epsilon)
+            line = object_line(
+                obj,
+                class_index=label_set.index_of(obj.label),
+                width=doc.width,
+                height=doc.height,
+                epsilon=polygon_epsilon,
+            )
             if line is not None:
                 lines.append(line)
-        written.append(write_text_atomic(out / "labels" / f"{stem}.txt",
-                                         "".join(line + "\n" for line in lines)))
+        written.append(write_text_atomic(out / "labels" / f"{stem}.txt", "".join(line + "\n" for line in lines)))
         if copy_images:
             source = images_root / rel
             if not source.is_file():
@@ -95,10 +107,12 @@ def export_yolo(documents: Iterable[ImageDocument], *, images_dir: str | os.Path
                 raise FormatError(f"cannot copy '{source}' into the dataset: {exc.strerror or exc}") from exc
     written.append(write_text_atomic(out / "classes.txt", "".join(f"{n}\n" for n in label_set.names)))
     image_root = "images" if copy_images else os.fspath(images_root.resolve())
-    yaml = [f"path: {_yaml_str(os.fspath(out.resolve()))}",
-            f"train: {_yaml_str(image_root)}",
-            f"val: {_yaml_str(image_root)}",
-            "names:"]
+    yaml = [
+        f"path: {_yaml_str(os.fspath(out.resolve()))}",
+        f"train: {_yaml_str(image_root)}",
+        f"val: {_yaml_str(image_root)}",
+        "names:",
+    ]
     yaml += [f"  {i}: {_yaml_str(name)}" for i, name in enumerate(label_set.names)]
     written.append(write_text_atomic(out / "data.yaml", "\n".join(yaml) + "\n"))
     return written
@@ -125,8 +139,9 @@ def line_to_mask(line: str, *, width: int, height: int) -> np.ndarray:
     values = [float(v) for v in line.split()[1:]]
     if len(values) == 4:
         cx, cy, w, h = values
-        ring = np.array([[cx - w / 2, cy - h / 2], [cx + w / 2, cy - h / 2],
-                         [cx + w / 2, cy + h / 2], [cx - w / 2, cy + h / 2]])
+        ring = np.array(
+            [[cx - w / 2, cy - h / 2], [cx + w / 2, cy - h / 2], [cx + w / 2, cy + h / 2], [cx - w / 2, cy + h / 2]]
+        )
     elif len(values) >= 6 and len(values) % 2 == 0:
         ring = np.asarray(values).reshape(-1, 2)
     else:
@@ -134,8 +149,12 @@ def line_to_mask(line: str, *, width: int, height: int) -> np.ndarray:
     return polygons_to_mask([ring * np.array([width, height])], height=height, width=width)
 
 
-def import_yolo(dataset_dir: str | os.PathLike[str], *, images_dir: str | os.PathLike[str] | None = None,
-                status: ImageStatus = ImageStatus.IN_PROGRESS) -> ImportResult:
+def import_yolo(
+    dataset_dir: str | os.PathLike[str],
+    *,
+    images_dir: str | os.PathLike[str] | None = None,
+    status: ImageStatus = ImageStatus.IN_PROGRESS,
+) -> ImportResult:
     """Read ``labels/*.txt`` with the images of ``images_dir`` (default ``<dataset>/images``),
     whose sizes give the pixel coordinates."""
     root = Path(dataset_dir)

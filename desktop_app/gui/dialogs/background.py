@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import traceback
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Signal
 

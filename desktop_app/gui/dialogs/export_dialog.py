@@ -9,9 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
-                               QProgressBar, QPushButton, QRadioButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop_app.core.annotation.document import ImageStatus
 from desktop_app.gui.dialogs.background import BackgroundTask
@@ -21,12 +35,14 @@ def export_names(project, *, scope: str, current: str | None) -> list[str]:
     """Images to export: the current one, or every image that has annotations."""
     if scope == "current":
         return [current] if current else []
-    return [s.image_name for s in project.summaries()
-            if s.error is None and (s.object_count or s.status != ImageStatus.NEW)]
+    return [
+        s.image_name for s in project.summaries() if s.error is None and (s.object_count or s.status != ImageStatus.NEW)
+    ]
 
 
-def run_export(*, project, names: list[str], format_name: str, out_dir: str, labels,
-               options: dict, report, cancel) -> list[Path]:
+def run_export(
+    *, project, names: list[str], format_name: str, out_dir: str, labels, options: dict, report, cancel
+) -> list[Path]:
     """Qt-free: stream the documents through the chosen exporter."""
     from desktop_app.core.formats.registry import get_exporter
 
@@ -39,14 +55,21 @@ def run_export(*, project, names: list[str], format_name: str, out_dir: str, lab
             yield project.load(name)
 
     report(0, total, "")
-    paths = exporter(documents(), images_dir=str(project.folder), out_dir=out_dir, labels=labels,
-                     progress=lambda done: report(done, total, ""), **options)
+    paths = exporter(
+        documents(),
+        images_dir=str(project.folder),
+        out_dir=out_dir,
+        labels=labels,
+        progress=lambda done: report(done, total, ""),
+        **options,
+    )
     report(total, total, "")
     return list(paths)
 
 
 class ExportDialog(QDialog):
     exported = Signal(list)  # written paths
+    out_dir: QLineEdit  # created below, after the slots that read it are connected
 
     def __init__(self, *, project, labels, current: str | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -59,14 +82,14 @@ class ExportDialog(QDialog):
         self.task.progress.connect(self._progress)
         self.task.finished.connect(self._finished)
         self.task.failed.connect(lambda message: self._ended(f"The export failed: {message}"))
-        self.task.cancelled.connect(lambda message: self._ended(
-            f"Cancelled ({message}); files written so far are in {self.out_dir.text()}."))
+        self.task.cancelled.connect(
+            lambda message: self._ended(f"Cancelled ({message}); files written so far are in {self.out_dir.text()}.")
+        )
 
         self.format_box = QComboBox()
         for fmt in FORMATS.values():
             self.format_box.addItem(fmt.title, fmt.name)
-            self.format_box.setItemData(self.format_box.count() - 1, fmt.description,
-                                        Qt.ItemDataRole.ToolTipRole)
+            self.format_box.setItemData(self.format_box.count() - 1, fmt.description, Qt.ItemDataRole.ToolTipRole)
         self.format_box.currentIndexChanged.connect(self._format_changed)
         self.coco_mode = QComboBox()
         self.coco_mode.addItem("RLE (exact masks)", "rle")
@@ -158,8 +181,16 @@ class ExportDialog(QDialog):
         self.log.setPlainText(f"Exporting {len(names)} image(s) as {name}…")
 
         def job(report, cancel):
-            return run_export(project=project, names=names, format_name=name, out_dir=out_dir,
-                              labels=labels, options=options, report=report, cancel=cancel)
+            return run_export(
+                project=project,
+                names=names,
+                format_name=name,
+                out_dir=out_dir,
+                labels=labels,
+                options=options,
+                report=report,
+                cancel=cancel,
+            )
 
         self.task.start(job, name="export")
 

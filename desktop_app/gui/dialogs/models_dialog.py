@@ -10,10 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFileDialog,
-                               QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QProgressBar,
-                               QPushButton,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop_app.gui.dialogs.background import BackgroundTask
 
@@ -122,9 +134,13 @@ class ModelsDialog(QDialog):
         for r, model_id in enumerate(ids):
             spec = get_model(model_id)
             state = self.store.state(model_id)
-            cells = (spec.display_name, "text → boxes" if spec.kind == "gdino" else "masks (SAM 2)",
-                     human_size(spec.size_bytes, exact=spec.size_exact), STATE_TEXT.get(state, state),
-                     spec.licence)
+            cells = (
+                spec.display_name,
+                "text → boxes" if spec.kind == "gdino" else "masks (SAM 2)",
+                human_size(spec.size_bytes, exact=spec.size_exact),
+                STATE_TEXT.get(state, state),
+                spec.licence,
+            )
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, model_id)
@@ -143,7 +159,8 @@ class ModelsDialog(QDialog):
 
     def select_model(self, model_id: str) -> None:
         for r in range(self.table.rowCount()):
-            if self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) == model_id:
+            item = self.table.item(r, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == model_id:
                 self.table.selectRow(r)
                 return
 
@@ -157,7 +174,7 @@ class ModelsDialog(QDialog):
         self.download_button.setText("Resume download" if state == "partial" else "Download")
         self.cancel_button.setEnabled(busy)
         self.local_button.setEnabled(bool(model_id) and not busy)
-        self.clear_button.setEnabled(bool(model_id) and not busy and self.store.override(model_id) is not None)
+        self.clear_button.setEnabled(bool(model_id and not busy and self.store.override(model_id) is not None))
         if model_id:
             spec = get_model(model_id)
             path = self.store.local_path(model_id)
@@ -178,8 +195,7 @@ class ModelsDialog(QDialog):
         self.progress_bar.show()
 
         def job(report, cancel):
-            return download(model_id, store=store, cancel=cancel,
-                            progress=lambda done, total: report(done, total, ""))
+            return download(model_id, store=store, cancel=cancel, progress=lambda done, total: report(done, total, ""))
 
         self.task.start(job, name=f"download-{model_id}")
         self._update_buttons()
@@ -237,12 +253,16 @@ class ModelsDialog(QDialog):
             return
         spec = get_model(model_id)
         if spec.layout == "file":
-            path, _ = QFileDialog.getOpenFileName(self, f"Checkpoint for {spec.display_name}",
-                                                  str(Path.home()), "PyTorch checkpoint (*.pt *.pth);;All files (*)")
+            path, _ = QFileDialog.getOpenFileName(
+                self,
+                f"Checkpoint for {spec.display_name}",
+                str(Path.home()),
+                "PyTorch checkpoint (*.pt *.pth);;All files (*)",
+            )
         else:
             path = QFileDialog.getExistingDirectory(
-                self, f"Folder with {spec.display_name} (config.json, model.safetensors, tokenizer)",
-                str(Path.home()))
+                self, f"Folder with {spec.display_name} (config.json, model.safetensors, tokenizer)", str(Path.home())
+            )
         if path:
             self.use_local(model_id, path)
 

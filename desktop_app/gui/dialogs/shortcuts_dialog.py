@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLabel, QLineEdit, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,10 +45,14 @@ def shortcut_rows(actions: Iterable[QAction]) -> list[ShortcutRow]:
             continue
         group = action.property("group") or "Other"
         name = action.property("help_text") or action.text()  # e.g. "Undo", not "Undo Add cup"
-        rows.append(ShortcutRow(
-            group=str(group), action=_clean(str(name)),
-            keys=", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in keys),
-            tip=action.toolTip() if action.toolTip() != action.text() else ""))
+        rows.append(
+            ShortcutRow(
+                group=str(group),
+                action=_clean(str(name)),
+                keys=", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in keys),
+                tip=action.toolTip() if action.toolTip() != action.text() else "",
+            )
+        )
     rows.sort(key=lambda r: (r.group, r.action))
     return rows
 
@@ -49,7 +62,8 @@ MOUSE_HELP = (
     "background (each click refines the mask). Box tool: drag a box, then click to refine. "
     "Polygon: click vertices, Enter or double-click closes. Brush / Eraser: drag (right button does "
     "the opposite). Select: click an object, Ctrl/Shift+click adds. Pan: middle-drag, Space+drag or "
-    "the wheel; zoom: Ctrl+wheel.")
+    "the wheel; zoom: Ctrl+wheel."
+)
 
 
 class ShortcutsDialog(QDialog):
