@@ -33,9 +33,25 @@ def test_shortcuts_help_lists_every_bound_action(qtbot, make_window, synthetic_f
             bound[str(name).replace("&", "").rstrip(".…")] = ", ".join(keys)
     listed = {row.action: row.keys for row in dialog.rows}
     assert listed == bound
-    for expected in ("Next image", "Previous image", "Open image", "Open folder", "Export", "Undo", "Redo",
-                     "Text prompt", "Batch over folder", "Change label of selection", "Use label 1",
-                     "Accept", "Discard prompt", "Points", "Box", "Polygon", "Fit to window"):
+    for expected in (
+        "Next image",
+        "Previous image",
+        "Open image",
+        "Open folder",
+        "Export",
+        "Undo",
+        "Redo",
+        "Text prompt",
+        "Batch over folder",
+        "Change label of selection",
+        "Use label 1",
+        "Accept",
+        "Discard prompt",
+        "Points",
+        "Box",
+        "Polygon",
+        "Fit to window",
+    ):
         assert expected in listed, expected
     assert listed["Next image"] == "D" and listed["Redo"] == "Ctrl+Shift+Z"
 
@@ -60,8 +76,10 @@ def test_models_dialog_without_weights(qtbot, make_window, synthetic_folder, tmp
     assert not window.prompt_bar.field.isEnabled()
     window.actions_by_name["models"].trigger()
     dialog = window._dialogs["models"]
-    states = {dialog.table.item(r, 0).data(Qt.ItemDataRole.UserRole): dialog.table.item(r, 3).text()
-              for r in range(dialog.table.rowCount())}
+    states = {
+        dialog.table.item(r, 0).data(Qt.ItemDataRole.UserRole): dialog.table.item(r, 3).text()
+        for r in range(dialog.table.rowCount())
+    }
     assert "sam2.1_hiera_small" in states and "grounding-dino-base" in states
     assert set(states.values()) == {"not installed"}
 
@@ -76,14 +94,27 @@ def test_models_dialog_without_weights(qtbot, make_window, synthetic_folder, tmp
     # a local copy that does not exist is refused with the reason
     assert not dialog.use_local("sam2.1_hiera_tiny", str(tmp_path / "nope.pt"))
     assert "does not exist" in dialog.message.toPlainText()
-    # a local file that is not a checkpoint is accepted as a path, then fails to load: the window
-    # explains and falls back to the classic backend
+    # a file that is not a PyTorch checkpoint at all is refused at once, with the reason
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    assert not dialog.use_local("sam2.1_hiera_tiny", str(garbage))
+    assert "not a PyTorch checkpoint" in dialog.message.toPlainText()
+    # a checkpoint-shaped file (a zip with data.pkl) that is not SAM 2 passes the cheap header check,
+    # then fails to load: the window explains and falls back to the classic backend
+    import zipfile
+
     bogus = tmp_path / "bogus.pt"
-    bogus.write_bytes(b"not a checkpoint")
+    with zipfile.ZipFile(bogus, "w") as archive:
+        archive.writestr("bogus/data.pkl", b"not a pickle")
     assert dialog.use_local("sam2.1_hiera_tiny", str(bogus))
     assert dialog.state_of("sam2.1_hiera_tiny") == "override"
-    qtbot.waitUntil(lambda: getattr(window, "_requested_backend", "") == "classic"
-                    and window.controller.backend_info.backend == "classic", timeout=60_000)
+    qtbot.waitUntil(
+        lambda: (
+            getattr(window, "_requested_backend", "") == "classic"
+            and window.controller.backend_info.backend == "classic"
+        ),
+        timeout=60_000,
+    )
     assert "classic backend meanwhile" in window.status_panel.error_text()
     assert "not a readable SAM 2 checkpoint" in window.status_panel.error_text()
     dialog.close()
@@ -95,11 +126,19 @@ def registered_test_model(file_server):
 
     data = os.urandom(3 * 1024 * 1024 + 123)
     file_server.files["/test-sam.pt"] = data
-    spec = ModelSpec(id="test-sam", display_name="Test SAM", kind="sam2", layout="file",
-                     size_bytes=len(data), size_exact=True, licence="MIT", hub_repo="test/test-sam",
-                     files=(RemoteFile(name="test-sam.pt", size_bytes=len(data),
-                                       sha256=hashlib.sha256(data).hexdigest()),),
-                     urls=(file_server.url("/test-sam.pt"),), description="a test download")
+    spec = ModelSpec(
+        id="test-sam",
+        display_name="Test SAM",
+        kind="sam2",
+        layout="file",
+        size_bytes=len(data),
+        size_exact=True,
+        licence="MIT",
+        hub_repo="test/test-sam",
+        files=(RemoteFile(name="test-sam.pt", size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest()),),
+        urls=(file_server.url("/test-sam.pt"),),
+        description="a test download",
+    )
     register_model(spec)
     yield spec, data
     unregister_model(spec.id)
@@ -116,6 +155,7 @@ def test_models_dialog_download_cancel_resume(qtbot, file_server, registered_tes
     dialog.show()
     dialog.select_model(spec.id)
     assert dialog.download_button.text() == "Download"
+
     # the person presses Cancel once the first megabyte is on disk (a direct connection runs in the
     # download thread, so the moment is exact rather than a race with the local server)
     def cancel_after_first_chunk(done: int, _total: int, _text: str) -> None:
@@ -178,8 +218,14 @@ window.close()
 @pytest.mark.gui  # shows the window in a subprocess
 def test_window_shows_the_folder_without_importing_torch(tmp_path, synthetic_folder):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LANGSAM_STUDIO_HOME=str(tmp_path / "home"))
-    out = subprocess.run([sys.executable, "-c", START_PROBE, str(synthetic_folder.folder)], env=env, cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", START_PROBE, str(synthetic_folder.folder)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["image"] == "img1.png"
