@@ -22,14 +22,18 @@ SUITES = {
     "app": "bench.bench_app",
     "server": "bench.bench_server",
     "startup": "bench.bench_startup",
+    "remote": "bench.bench_remote",
+    "sam3": "bench.bench_sam3",
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suites", nargs="*", metavar="SUITE",
-                        help=f"which benchmarks ({', '.join(SUITES)}); default all")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "suites", nargs="*", metavar="SUITE", help=f"which benchmarks ({', '.join(SUITES)}); default all"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
     names = args.suites or list(SUITES)
@@ -37,8 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, object] = {"machine": platform.platform(), "python": sys.version.split()[0],
-                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    summary: dict[str, object] = {
+        "machine": platform.platform(),
+        "python": sys.version.split()[0],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     failed = []
     for name in names:
         print(f"\n=== bench {name} ===", flush=True)

@@ -43,6 +43,16 @@ class Box:
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class Exemplar:
+    """An example box for concept prompts (SAM 3): "things like this" (``positive``) or "not
+    like this" (``positive=False``). Unlike :attr:`Prompt.box`, which outlines ONE object to
+    segment, exemplars ask for every instance of the concept they show."""
+
+    box: Box
+    positive: bool = True
+
+
 # The defaults of a text prompt, in ONE place: the GUI prompt bar, the batch dialog, the canvas
 # controller, the segment CLI and the wire protocol (an omitted option means this) all read them.
 DEFAULT_BOX_THRESHOLD = 0.3  # Grounding DINO's usual detection cut-off
@@ -70,17 +80,43 @@ class Prompt:
     text_threshold: float = DEFAULT_TEXT_THRESHOLD
     max_detections: int = DEFAULT_MAX_DETECTIONS
     nms_iou: float | None = None
+    exemplars: tuple[Exemplar, ...] = ()  # concept example boxes (backends that support them: sam3)
 
     @property
     def is_text(self) -> bool:
         return self.text is not None
 
     @property
+    def is_concept(self) -> bool:
+        """Text and/or exemplar boxes: find every instance (not one object from clicks)."""
+        return self.text is not None or bool(self.exemplars)
+
+    @property
     def has_geometry(self) -> bool:
         return bool(self.points) or self.box is not None
 
-    def validate(self, *, width: int, height: int) -> None:
-        """Raise :class:`PromptError` naming the field if the prompt cannot be run on this image."""
+    def validate(self, *, width: int, height: int, allow_exemplars: bool = False,
+                 mask_input_size: int | None = 256) -> None:
+        """Raise :class:`PromptError` naming the field if the prompt cannot be run on this image.
+
+        Exemplars are refused unless the backend says it takes them (``allow_exemplars``);
+        ``mask_input_size`` is the side of the square logits the backend takes back (``None``:
+        any square size, the backend resizes).
+        """
+        if self.exemplars and not allow_exemplars:
+            raise PromptError("this backend does not take exemplar boxes; choose the 'sam3' backend "
+                              "for prompts by example", field="exemplars")
+        for i, ex in enumerate(self.exemplars):
+            name = f"exemplars[{i}]"
+            if not isinstance(ex, Exemplar) or not isinstance(ex.box, Box):
+                raise PromptError(f"{name} must be an Exemplar with a Box", field=name)
+            coords = ex.box.as_xyxy()
+            if not all(isinstance(c, (int, float)) and math.isfinite(c) for c in coords):
+                raise PromptError(f"{name}: box coordinates must be finite numbers", field=name)
+            if ex.box.x1 <= ex.box.x0 or ex.box.y1 <= ex.box.y0:
+                raise PromptError(f"{name}: box {coords} is empty (need x0 < x1 and y0 < y1)", field=name)
+            if ex.box.x1 <= 0 or ex.box.y1 <= 0 or ex.box.x0 >= width or ex.box.y0 >= height:
+                raise PromptError(f"{name}: box {coords} lies outside the {width}x{height} image", field=name)
         for name in ("box_threshold", "text_threshold"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or math.isnan(value) or not 0.0 <= value <= 1.0:
@@ -96,7 +132,7 @@ class Prompt:
             if not normalise_text(self.text):
                 raise PromptError("the text prompt is empty: type what to segment, e.g. 'car. person.'",
                                   field="text")
-        elif not self.has_geometry:
+        elif not self.has_geometry and not self.exemplars:
             raise PromptError("the prompt has no points, box or text", field="points")
         for i, p in enumerate(self.points):
             if not (math.isfinite(p.x) and math.isfinite(p.y)) or not (0 <= p.x <= width and 0 <= p.y <= height):
@@ -112,11 +148,18 @@ class Prompt:
                 raise PromptError(f"box {coords} is empty (need x0 < x1 and y0 < y1)", field="box")
             if b.x1 <= 0 or b.y1 <= 0 or b.x0 >= width or b.y0 >= height:
                 raise PromptError(f"box {coords} lies outside the {width}x{height} image", field="box")
-        if self.mask_input is not None and tuple(self.mask_input.shape[-2:]) != (256, 256):
+        if self.mask_input is not None and mask_input_size is not None and (
+                tuple(self.mask_input.shape[-2:]) != (mask_input_size, mask_input_size)):
             raise PromptError(
-                f"mask_input must be 256x256 low-resolution logits, got shape {self.mask_input.shape}",
+                f"mask_input must be {mask_input_size}x{mask_input_size} low-resolution logits, "
+                f"got shape {self.mask_input.shape}",
                 field="mask_input",
             )
+        if self.mask_input is not None and mask_input_size is None and (
+                self.mask_input.ndim < 2 or self.mask_input.shape[-1] != self.mask_input.shape[-2]
+                or self.mask_input.shape[-1] < 4 or self.mask_input.size != self.mask_input.shape[-1] ** 2):
+            raise PromptError(f"mask_input must be square low-resolution logits, got shape {self.mask_input.shape}",
+                              field="mask_input")
 
 
 MAX_TEXT_CHARS = 1000

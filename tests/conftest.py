@@ -29,6 +29,8 @@ pytest_plugins = [
     "fixtures_app",
     "fixtures_package",
     "fixtures_app_core",
+    "fixtures_sam3",
+    "fixtures_openai",
 ]
 
 # Fixtures that build Qt widgets. item.fixturenames is the transitive closure, so anything built

@@ -51,7 +51,7 @@ def test_catalog_has_the_documented_models():
         "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_tiny.pt",)
     assert get_model("grounding-dino-base").layout == "directory"
     with pytest.raises(UnknownModelError, match="known models are sam2.1_hiera_tiny"):
-        get_model("sam3")
+        get_model("sam9")
 
 
 def test_missing_model_message_says_how_to_get_it(tmp_path):

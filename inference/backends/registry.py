@@ -19,6 +19,9 @@ _PROVIDERS: dict[str, str] = {
     "classic": "inference.backends.classic_backend",
     "sam2": "inference.backends.sam2_backend",
     "langsam": "inference.backends.langsam_backend",
+    "sam3": "inference.backends.sam3_backend",
+    "server": "inference.backends.server_backend",  # our own HTTP server (remote)
+    # "sagemaker" is added by the app and the CLI: add_provider("sagemaker", "cloud.endpoint.sagemaker_backend")
 }
 
 B = TypeVar("B", bound=type[SegmentationBackend])

@@ -145,10 +145,13 @@ class WeightsStore:
             return f"{path} is not a folder"
         if not (path / "config.json").is_file():
             return f"{path} has no config.json"
-        expected = "grounding-dino" if spec.kind == "gdino" else None
+        expected = {"gdino": "grounding-dino", "sam3": "sam3_video"}.get(spec.kind)
         problem = integrity.json_problem(path / "config.json", expect_model_type=expected)
         if problem:
             return f"{path}: {problem}"
+        if spec.kind == "sam3" and not ((path / "tokenizer.json").is_file()
+                                        or ((path / "vocab.json").is_file() and (path / "merges.txt").is_file())):
+            return f"{path} has no tokenizer (tokenizer.json, or vocab.json and merges.txt)"
         weights = [path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()]
         if not weights:
             return f"{path} has no model.safetensors"
