@@ -15,6 +15,7 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings
 
 from desktop_app.core.backend_choices import AUTO, CHOICES, choice_names, is_device_choice
+from desktop_app.core.settings_schema import BY_KEY as SCHEMA  # defaults, bounds, validation
 from inference.device import DEVICE_CHOICES
 from inference.paths import config_dir as settings_dir  # the one home-folder policy
 
@@ -134,27 +135,90 @@ class AppSettings:
         self._set("inference/cache_dir", str(value))
 
     @property
+    def max_image_pixels(self) -> int:
+        """Images with more pixels are not opened unless the person chooses "Open anyway"
+        (``LANGSAM_MAX_PIXELS`` overrides it: :func:`desktop_app.core.image_cache.effective_max_pixels`)."""
+        from inference.images import DEFAULT_MAX_PIXELS
+
+        return max(1_000_000, self._get_int("inference/max_image_pixels", DEFAULT_MAX_PIXELS))
+
+    @max_image_pixels.setter
+    def max_image_pixels(self, value: int) -> None:
+        self._set("inference/max_image_pixels", max(1_000_000, int(value)))
+
+    @property
     def prefetch_count(self) -> int:
         """How many following images to encode in the background (0 = off)."""
-        return max(0, min(8, self._get_int("inference/prefetch_count", 1)))
+        return self._get_bounded("inference/prefetch_count")
 
     @prefetch_count.setter
     def prefetch_count(self, value: int) -> None:
-        self._set("inference/prefetch_count", max(0, min(8, int(value))))
+        self._set("inference/prefetch_count", self._clamp("inference/prefetch_count", value))
 
     # -- editing ---------------------------------------------------------------------------
     @property
     def autosave(self) -> bool:
-        return self._get_bool("editing/autosave", True)
+        return self._get_bool("editing/autosave", SCHEMA["editing/autosave"].default)
 
     @autosave.setter
     def autosave(self, value: bool) -> None:
         self._set("editing/autosave", bool(value))
 
     @property
+    def annotation_folders(self) -> dict[str, str]:
+        """Image folder -> the folder its annotations are saved in, when the person chose one
+        because the image folder could not be written (kept here: that folder's own
+        ``.langsam/project.json`` is what could not be written)."""
+        from desktop_app.core.annotation_location import decode_redirects
+
+        return decode_redirects(self._get_str("editing/annotation_folders", "{}"))
+
+    @annotation_folders.setter
+    def annotation_folders(self, value: dict[str, str]) -> None:
+        from desktop_app.core.annotation_location import encode_redirects
+
+        self._set("editing/annotation_folders", encode_redirects(value))
+
+    @property
     def autosave_delay_ms(self) -> int:
-        return max(100, min(5000, self._get_int("editing/autosave_delay_ms", 500)))
+        return self._get_bounded("editing/autosave_delay_ms")
 
     @autosave_delay_ms.setter
     def autosave_delay_ms(self, value: int) -> None:
         self._set("editing/autosave_delay_ms", int(value))
+
+    # -- any schema setting (desktop_app.core.settings_schema) -------------------------------
+    def _clamp(self, key: str, value: Any) -> int:
+        row = SCHEMA[key]
+        low = int(row.minimum) if row.minimum is not None else int(value)
+        high = int(row.maximum) if row.maximum is not None else int(value)
+        return max(low, min(high, int(value)))
+
+    def _get_bounded(self, key: str) -> int:
+        return self._clamp(key, self._get_int(key, SCHEMA[key].default))
+
+    def value(self, key: str) -> Any:
+        """The stored value of a non-secret schema setting, typed by its kind; the schema default
+        when it is missing or invalid. (The environment is not applied here:
+        :func:`desktop_app.core.settings_schema.effective` does that.)"""
+        row = SCHEMA[key]
+        if row.secret:
+            raise ValueError(f"{key} is a secret: read it from the secret store")
+        raw = self._qs.value(key, None)
+        if raw is None or row.validate(raw) is not None:
+            return row.default
+        return row.parse(raw)
+
+    def set_value(self, key: str, value: Any) -> None:
+        """Validate (the schema's sentence as ValueError) and write a non-secret setting."""
+        row = SCHEMA[key]
+        if row.secret:
+            raise ValueError(f"{key} is a secret: it is never written to the settings file")
+        problem = row.validate(value)
+        if problem:
+            raise ValueError(problem)
+        self._set(key, row.to_ini(value))
+
+    def values(self) -> dict[str, Any]:
+        """Every non-secret schema setting's stored value (or default)."""
+        return {key: self.value(key) for key, row in SCHEMA.items() if not row.secret}

@@ -58,6 +58,15 @@ class BackendMenu(QMenu):
         self._enable_devices()
         self.choice_changed.emit(self._backend, self._device)
 
+    def set_choice(self, backend: str, device: str) -> None:
+        """Show ``backend`` / ``device`` as chosen (Settings… changed them) without emitting."""
+        self._backend, self._device = backend, device
+        for key, action in self.backend_actions.items():
+            action.setChecked(key == backend)
+        for key, action in self.device_actions.items():
+            action.setChecked(key == device)
+        self._enable_devices()
+
     def _pick_device(self, key: str) -> None:
         self._device = key
         self.choice_changed.emit(self._backend, self._device)
