@@ -2,7 +2,8 @@
 
 Exit codes: 0 all images done; 1 some images skipped (unreadable, prompt outside the image,
 inference failed); 2 bad command line (bad syntax, no images, a prompt the backend cannot
-take); 3 the backend cannot run (weights missing, package or device unavailable); 4 the export
+take); 3 the backend cannot run (weights missing, package or device unavailable; or the prompt
+assistant of --instruction could not answer); 4 the export
 could not be written.
 """
 
@@ -93,6 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image files and/or folders of images (not searched recursively)")
     prompt = parser.add_argument_group("prompt (give --text, or --point/--box, or both)")
     prompt.add_argument("--text", help='what to find, e.g. "car. person." (needs the langsam backend)')
+    prompt.add_argument("--instruction", metavar="WORDS",
+                        help="instead of --text: what to find in words; the prompt assistant (OpenAI or a "
+                             "compatible server, see `langsam-studio assist`) turns it into phrases first")
     prompt.add_argument("--point", action="append", type=parse_point, default=[], metavar="X,Y[,1|0]",
                         help="a click in pixels; ,0 marks background; repeat for several")
     prompt.add_argument("--box", type=parse_box, metavar="X0,Y0,X1,Y1", help="a box in pixels")
@@ -107,6 +111,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=cli_help(choice_names(), default=AUTO))
     model.add_argument("--model", help="model id, e.g. sam2.1_hiera_small (see `langsam-studio models list`)")
     model.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    remote = parser.add_argument_group("remote inference (instead of a local --backend)")
+    remote.add_argument("--server", metavar="URL",
+                        help="run on our own server (`langsam-studio serve`), e.g. http://gpu-box:8765")
+    remote.add_argument("--token", help="the server's bearer token (default: $LANGSAM_SERVER_TOKEN)")
+    remote.add_argument("--endpoint", metavar="NAME", help="run on a deployed SageMaker endpoint")
+    remote.add_argument("--region", help="the endpoint's AWS region (default: the AWS configuration)")
+    remote.add_argument("--profile", help="the AWS profile for the endpoint (default: the AWS credential chain)")
     out = parser.add_argument_group("output")
     out.add_argument("--format", required=True, choices=FORMAT_NAMES, help="export format")
     out.add_argument("--out", required=True, metavar="DIR", help="folder to write the export into")
@@ -164,7 +175,7 @@ def _documents(image_paths: list[Path], images_dir: Path, backend, prompt, args,
     from desktop_app.core.annotation.document import ImageDocument, ImageStatus
     from desktop_app.core.prediction_policy import objects_from_prediction
     from inference.errors import InferenceError, PromptError
-    from inference.images import load_image
+    from inference.images import ImageSource, load_image
 
     for path in image_paths:
         progress.set_postfix_str(path.name[-30:], refresh=False)
@@ -172,7 +183,7 @@ def _documents(image_paths: list[Path], images_dir: Path, backend, prompt, args,
             image = load_image(path)
             height, width = image.shape[:2]
             prompt.validate(width=width, height=height)
-            prediction = backend.predict(image, prompt)
+            prediction = backend.predict(image, prompt, source=ImageSource(path=str(path)))
         except PromptError as exc:
             counts.skipped += 1
             _err(f"skipped '{path}': {exc}")
@@ -194,6 +205,44 @@ def _documents(image_paths: list[Path], images_dir: Path, backend, prompt, args,
         yield doc
 
 
+def _remote_choice(args: argparse.Namespace) -> tuple[str | None, dict]:
+    """``("server" | "sagemaker", create_backend options)`` for --server/--endpoint; ``(None, {})``
+    for a local run; ``(None, {"error": sentence})`` for a contradictory command line."""
+    server, endpoint = getattr(args, "server", None), getattr(args, "endpoint", None)
+    if server and endpoint:
+        return None, {"error": "give --server or --endpoint, not both"}
+    if (server or endpoint) and args.backend not in (None, AUTO):
+        return None, {"error": "--backend chooses a local backend: leave it out with --server/--endpoint "
+                               "(the server runs the backend it serves)"}
+    if server:
+        token = args.token or os.environ.get("LANGSAM_SERVER_TOKEN") or None
+        return "server", {"url": server, "token": token, "return_logits": False}
+    if endpoint:
+        options = {"endpoint": endpoint, "region": args.region, "profile": args.profile, "return_logits": False}
+        return "sagemaker", {k: v for k, v in options.items() if v is not None}
+    if args.token or args.region or args.profile:
+        return None, {"error": "--token goes with --server, --region/--profile with --endpoint"}
+    return None, {}
+
+
+def _instruction_phrases(args: argparse.Namespace) -> str | None:
+    """The text prompt the prompt assistant suggests for --instruction (its phrases printed on
+    stderr; a suggested threshold used unless --box-threshold was given), or None after saying why."""
+    from desktop_app.core.assistant_config import ask, resolve_config
+    from inference.errors import StudioError
+
+    try:
+        answer = ask(resolve_config(), args.instruction)
+    except StudioError as exc:
+        _err(f"the prompt assistant could not turn --instruction into phrases: {exc}")
+        return None
+    _err(f"the prompt assistant suggests: {answer.prompt_text()}")
+    if args.box_threshold is None and answer.suggested_box_threshold() is not None:
+        args.box_threshold = answer.suggested_box_threshold()
+        _err(f"with its suggested --box-threshold {args.box_threshold:g}")
+    return answer.prompt_text()
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -201,6 +250,13 @@ def run(args: argparse.Namespace) -> int:
     from inference.prompts import Prompt, normalise_text
 
     text = args.text
+    if getattr(args, "instruction", None) is not None:
+        if text is not None:
+            _err("give --text or --instruction, not both")
+            return EXIT_USAGE
+        text = _instruction_phrases(args)
+        if text is None:
+            return EXIT_BACKEND
     if text is not None:
         try:
             text = normalise_text(text)
@@ -233,9 +289,13 @@ def run(args: argparse.Namespace) -> int:
     if args.backend is not None and args.backend not in CHOICES:
         _err(f"unknown backend '{args.backend}': choose one of {', '.join(choice_names())}")
         return EXIT_USAGE
-    name = default_backend(text) if args.backend in (None, AUTO) else args.backend
-    options = {"device": args.device}
-    if args.model:
+    remote_name, remote = _remote_choice(args)
+    if remote_name is None and remote:
+        _err(remote["error"])
+        return EXIT_USAGE
+    name = remote_name or (default_backend(text) if args.backend in (None, AUTO) else args.backend)
+    options = {"device": args.device, **remote} if remote_name else {"device": args.device}
+    if args.model and not remote_name:
         options["model"] = args.model
     try:
         backend = create_backend(name, **options)
@@ -245,6 +305,12 @@ def run(args: argparse.Namespace) -> int:
     except (InferenceError, ValueError) as exc:  # e.g. an unknown model id
         _err(str(exc))
         return EXIT_USAGE
+    if remote_name:  # what a remote backend answers is known once it has asked the server
+        try:
+            backend.ensure_loaded()
+        except InferenceError as exc:
+            _err(str(exc))
+            return EXIT_BACKEND
     if text is not None and not backend.supports_text:
         _err(f"the '{name}' backend cannot find objects from text; use --backend langsam "
              f"(needs the SAM 2 and Grounding DINO weights: see `langsam-studio models list`), "
@@ -261,6 +327,12 @@ def run(args: argparse.Namespace) -> int:
     except InferenceError as exc:
         _err(f"the '{name}' backend could not start: {exc}")
         return EXIT_BACKEND
+    if text is not None:
+        try:  # over the text model's token limit (Grounding DINO: 256): one line, before any image
+            backend.check_text_tokens(text)
+        except InferenceError as exc:
+            _err(f"--text: {exc}")
+            return EXIT_USAGE
 
     prompt_options = {}
     for key in ("box_threshold", "text_threshold", "max_detections"):

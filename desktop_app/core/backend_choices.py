@@ -32,8 +32,8 @@ class BackendKind(str, Enum):
     """Where a backend runs."""
 
     LOCAL = "local"  # a model in this process (inference.backends)
-    SERVER = "server"  # our own HTTP server (`langsam-studio serve`); not offered yet
-    SAGEMAKER = "sagemaker"  # a SageMaker endpoint; not offered yet
+    SERVER = "server"  # our own HTTP server (`langsam-studio serve`)
+    SAGEMAKER = "sagemaker"  # a SageMaker endpoint
 
 
 class Capability(Flag):
@@ -81,7 +81,30 @@ CHOICES: Mapping[str, BackendChoice] = {c.name: c for c in (
                   capabilities=GEOMETRY, weights=("sam2",), summary="SAM 2: points, boxes"),
     BackendChoice(name="classic", title="Classic (OpenCV, no weights)", kind=BackendKind.LOCAL,
                   uses_device=False, capabilities=GEOMETRY, summary="OpenCV, no weights: points, boxes"),
+    # remote (issue 9 part 3): what they answer is what the server runs (its /info); ALL at best
+    BackendChoice(name="server", title="Own server (langsam-studio serve)", kind=BackendKind.SERVER,
+                  uses_device=False, capabilities=ALL, settings=("remote/server_url", "remote/server_token"),
+                  summary="our own inference server at --server URL (runs what it serves)"),
+    BackendChoice(name="sagemaker", title="SageMaker endpoint", kind=BackendKind.SAGEMAKER,
+                  uses_device=False, capabilities=ALL,
+                  settings=("remote/endpoint_name", "remote/endpoint_region", "aws/profile"),
+                  summary="a deployed SageMaker endpoint --endpoint NAME (runs what it serves)"),
 )}
+
+# the inference registry learns where the remote backend that lives in cloud/ is (never imported here)
+_REMOTE_PROVIDERS: Mapping[str, str] = {"sagemaker": "cloud.endpoint.sagemaker_backend"}
+
+
+def register_remote_providers() -> None:
+    """Tell ``inference.backends.registry`` which module provides each remote backend outside
+    ``inference/`` (the inference layer must not import ``cloud``). Idempotent; runs at import."""
+    from inference.backends.registry import add_provider
+
+    for name, module in _REMOTE_PROVIDERS.items():
+        add_provider(name, module)
+
+
+register_remote_providers()
 
 # model family -> the create_backend options that name its installed copy
 _WEIGHT_OPTIONS: Mapping[str, tuple[str, str]] = {
@@ -164,12 +187,40 @@ class BackendRequest:
     options: Mapping[str, Any]  # keyword arguments for create_backend / InferenceWorker.set_backend
 
 
+def remote_options(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``create_backend`` options of a remote choice from setting values by key (the schema's
+    ``remote/…`` and ``aws/…`` keys; secrets included, never logged). Empty for a local choice."""
+    def get(key: str) -> Any:
+        value = values.get(key)
+        return value if value not in (None, "") else None
+
+    if name == "server":
+        return {k: v for k, v in {"url": get("remote/server_url"), "token": get("remote/server_token")}.items()
+                if v is not None}
+    if name == "sagemaker":
+        pairs = {"endpoint": get("remote/endpoint_name"),
+                 "region": get("remote/endpoint_region") or get("aws/region"),
+                 "profile": get("aws/profile"), "access_key_id": get("aws/access_key_id"),
+                 "secret_access_key": get("aws/secret_access_key"), "session_token": get("aws/session_token"),
+                 "endpoint_url": get("aws/endpoint_url"), "async_s3": get("remote/async_output_s3"),
+                 "async_endpoint": get("remote/async_endpoint")}
+        return {k: v for k, v in pairs.items() if v is not None}
+    return {}
+
+
+def missing_settings(name: str, values: Mapping[str, Any]) -> tuple[str, ...]:
+    """The required setting keys of choice ``name`` that have no value (the URL, the endpoint)."""
+    required = {"server": ("remote/server_url",), "sagemaker": ("remote/endpoint_name",)}.get(name, ())
+    return tuple(key for key in required if not values.get(key))
+
+
 def backend_request(*, backend: str, device: str, cache_dir: str = "",
-                    needs: Capability = Capability.NONE) -> BackendRequest:
+                    needs: Capability = Capability.NONE, remote: Mapping[str, Any] | None = None) -> BackendRequest:
     """The backend these settings mean, with the installed weights it needs as options.
 
     ``auto`` is resolved (:func:`resolve_backend_name`); for each model family the choice needs,
-    the installed model's id and file are passed, so the backend never searches again.
+    the installed model's id and file are passed, so the backend never searches again. A remote
+    choice gets its URL/token or endpoint/region/profile from ``remote`` (setting values by key).
     """
     from inference.weights import WeightsStore
 
@@ -177,6 +228,8 @@ def backend_request(*, backend: str, device: str, cache_dir: str = "",
     name = resolve_backend_name(backend, store=store, needs=needs)
     choice = CHOICES.get(name)
     options: dict[str, Any] = {"device": device}
+    if choice is not None and choice.kind is not BackendKind.LOCAL:  # issue 9 part 3: URL/token, endpoint…
+        options.update(remote_options(name, remote or {}))
     for family in () if choice is None else choice.weights:
         model_id = _installed(family, store)
         if model_id is not None:
