@@ -154,7 +154,7 @@ def _no_slow_work(monkeypatch):
      "config.json is not valid JSON"),
     (["-o", "{d}/m.tar.gz", "--sam2-checkpoint", "{d}/ckpt.pt", "--gdino-dir", "{d}/gd_bert"], 1,
      "not 'grounding-dino'"),
-    (["-o", "{d}/m.tar.gz", "--sam2-model", "sam3"], 2, "not a known model"),
+    (["-o", "{d}/m.tar.gz", "--sam2-model", "sam9"], 2, "not a known model"),
 ])
 def test_package_checks_output_and_weights_before_packaging(capsys, monkeypatch, files, args, code, needle):
     _no_slow_work(monkeypatch)

@@ -38,11 +38,26 @@ DLC_ACCOUNT_EXCEPTIONS: dict[str, str] = {
     "us-gov-east-1": "446045086412",
     "us-gov-west-1": "442386744353",
 }
-DLC_DEFAULT_ACCOUNT_REGIONS = frozenset({
-    "ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-1", "ap-southeast-2",
-    "ca-central-1", "eu-central-1", "eu-north-1", "eu-west-1", "eu-west-2", "eu-west-3",
-    "sa-east-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2",
-})
+DLC_DEFAULT_ACCOUNT_REGIONS = frozenset(
+    {
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-south-1",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ca-central-1",
+        "eu-central-1",
+        "eu-north-1",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "sa-east-1",
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+    }
+)
 
 _ECR_URI = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr(-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/"
@@ -81,5 +96,32 @@ def is_ecr_uri(image_uri: str) -> bool:
 def is_dlc(image_uri: str) -> bool:
     """True for an AWS PyTorch inference DLC (TorchServe + toolkit serving stack)."""
     match = _ECR_URI.match(image_uri)
-    return bool(match) and match.group("repo") == DLC_REPOSITORY and (
-        match.group("account") in set(DLC_ACCOUNT_EXCEPTIONS.values()) | {DEFAULT_DLC_ACCOUNT})
+    return (
+        match is not None
+        and match.group("repo") == DLC_REPOSITORY
+        and (match.group("account") in set(DLC_ACCOUNT_EXCEPTIONS.values()) | {DEFAULT_DLC_ACCOUNT})
+    )
+
+
+# -- AWS's Ray Serve SageMaker images (the maintained serving stack; see docs/deploy.md) ------------
+RAY_REPOSITORY = "ray"
+RAY_SAGEMAKER_TAGS = {"gpu": "serve-ml-sagemaker-cuda", "cpu": "serve-ml-sagemaker-cpu"}
+RAY_PUBLIC_REGISTRY = "public.ecr.aws/deep-learning-containers"
+RAY_GPU_AMI_VERSION = "al2-ami-sagemaker-inference-gpu-3-1"  # the default host AMI's driver is too old
+
+
+def ray_image_uri(region: str | None, *, gpu: bool) -> str:
+    """The Ray Serve SageMaker image for ``region`` from the region's DLC registry; where the region
+    has none, ECR Public (SageMaker pulls only from private ECR: copy it into your account's ECR)."""
+    tag = RAY_SAGEMAKER_TAGS["gpu" if gpu else "cpu"]
+    account = dlc_account(region) if region else None
+    if account is None:
+        return f"{RAY_PUBLIC_REGISTRY}/{RAY_REPOSITORY}:{tag}"
+    domain = "amazonaws.com.cn" if str(region).startswith("cn-") else "amazonaws.com"
+    return f"{account}.dkr.ecr.{region}.{domain}/{RAY_REPOSITORY}:{tag}"
+
+
+def is_ray_image(image_uri: str) -> bool:
+    """True for an AWS Ray Serve SageMaker image (private DLC registry or ECR Public)."""
+    repo_tag = image_uri.rsplit("/", 1)[-1]
+    return repo_tag.split(":")[0] == RAY_REPOSITORY and "serve-ml-sagemaker" in repo_tag

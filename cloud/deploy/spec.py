@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 from cloud.timeouts import Timeouts
 
@@ -35,8 +35,7 @@ def endpoint_name_problem(name: str) -> str | None:
     if len(name) > NAME_MAX:
         return f"the name has {len(name)} characters; the limit is {NAME_MAX}"
     if not NAME_RE.match(name):
-        return ("the name may contain only letters, digits and hyphens, and must start and end "
-                "with a letter or digit")
+        return "the name may contain only letters, digits and hyphens, and must start and end with a letter or digit"
     return None
 
 
@@ -81,6 +80,8 @@ class DeploySpec:
     async_max_concurrent: int = 1
     autoscaling: Autoscaling | None = None
     serverless: bool = False  # never deployable for this model; kept so preflight can explain why
+    container_kind: str = "dlc"  # "ray" (Ray Serve image), "dlc" (PyTorch 2.6 DLC) or "byoc"
+    inference_ami_version: str | None = None  # ProductionVariant InferenceAmiVersion (Ray on GPU)
 
     @property
     def is_async(self) -> bool:
@@ -91,6 +92,8 @@ class DeploySpec:
         return self.name
 
     def environment(self) -> dict[str, str]:
+        if self.container_kind == "ray":  # no TorchServe/toolkit settings: the package's env comes in extra_environment
+            return {"SAGEMAKER_REGION": self.region, **self.extra_environment}
         env = {
             "SAGEMAKER_PROGRAM": "inference.py",
             "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
@@ -103,22 +106,31 @@ class DeploySpec:
 
     @property
     def model_name(self) -> str:
-        return derived_name(self.name, "m", {
-            "image": self.image_uri, "data": self.model_data_url, "env": self.environment(),
-            "role": self.role_arn,
-        })
+        return derived_name(
+            self.name,
+            "m",
+            {
+                "image": self.image_uri,
+                "data": self.model_data_url,
+                "env": self.environment(),
+                "role": self.role_arn,
+            },
+        )
 
     def container(self) -> dict[str, object]:
         """An ``s3://.../`` prefix is an unpacked package (ModelDataSource, uncompressed)."""
         if self.model_data_url.endswith("/"):
-            return {"Image": self.image_uri, "Environment": self.environment(), "ModelDataSource": {
-                "S3DataSource": {"S3Uri": self.model_data_url, "S3DataType": "S3Prefix",
-                                 "CompressionType": "None"}}}
-        return {"Image": self.image_uri, "ModelDataUrl": self.model_data_url,
-                "Environment": self.environment()}
+            return {
+                "Image": self.image_uri,
+                "Environment": self.environment(),
+                "ModelDataSource": {
+                    "S3DataSource": {"S3Uri": self.model_data_url, "S3DataType": "S3Prefix", "CompressionType": "None"}
+                },
+            }
+        return {"Image": self.image_uri, "ModelDataUrl": self.model_data_url, "Environment": self.environment()}
 
     def production_variant(self) -> dict[str, object]:
-        return {
+        variant: dict[str, object] = {
             "VariantName": self.variant_name,
             "ModelName": self.model_name,
             "InstanceType": self.instance_type,
@@ -126,21 +138,22 @@ class DeploySpec:
             "ModelDataDownloadTimeoutInSeconds": self.timeouts.download,
             "ContainerStartupHealthCheckTimeoutInSeconds": self.timeouts.health_check,
         }
+        if self.inference_ami_version:
+            variant["InferenceAmiVersion"] = self.inference_ami_version
+        return variant
 
     def async_config(self) -> dict[str, object] | None:
-        if not self.is_async:
+        if self.async_output_s3 is None:  # not is_async
             return None
         output = self.async_output_s3.rstrip("/")
         return {
-            "OutputConfig": {"S3OutputPath": f"{output}/output",
-                             "S3FailurePath": f"{output}/failure"},
+            "OutputConfig": {"S3OutputPath": f"{output}/output", "S3FailurePath": f"{output}/failure"},
             "ClientConfig": {"MaxConcurrentInvocationsPerInstance": self.async_max_concurrent},
         }
 
     @property
     def endpoint_config_name(self) -> str:
-        return derived_name(self.name, "c", {"variant": self.production_variant(),
-                                              "async": self.async_config()})
+        return derived_name(self.name, "c", {"variant": self.production_variant(), "async": self.async_config()})
 
 
 def environment_problems(env: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -134,10 +134,52 @@ def add_package_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
     parser.add_argument("--output", "-o", type=Path, default=Path("model.tar.gz"),
                         help="model.tar.gz, or a directory to upload as an S3 prefix")
-    parser.add_argument("--target", choices=("dlc", "local"), default="dlc",
-                        help="wheels for the DLC 2.6.0 (CPython 3.12, manylinux x86_64; default) or "
-                             "for this machine's Python (for test-local)")
+    parser.add_argument("--target", choices=CONTAINER_TARGETS, default="ray",
+                        help="the container: ray (AWS's Ray Serve SageMaker image, CPython 3.13; default), dlc "
+                             f"(PyTorch 2.6 inference DLC, patches end {DLC_SUPPORT_END}) or byoc (your own image)")
+    parser.add_argument("--wheels-for", choices=("container", "local"), default="container",
+                        help="wheels for the target container's Python (default) or for this machine's Python "
+                             "(a DLC package for `deploy test-local --target dlc`)")
+    _add_ray_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+def _add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    ray = parser.add_argument_group("Ray Serve (--target ray)")
+    ray.add_argument("--replicas", type=int, default=1, help="replicas of the deployment (default 1)")
+    ray.add_argument("--autoscale-replicas", metavar="MIN:MAX", help="Ray Serve autoscaling between MIN and MAX "
+                     "replicas instead of a fixed number")
+    ray.add_argument("--gpus-per-replica", type=float, default=None,
+                     help="GPUs per replica; a fraction shares one GPU (e.g. 0.5; default 0 for classic, else 1)")
+    ray.add_argument("--no-session-affinity", action="store_true",
+                     help="route clicks of one session to any replica (default: the consistent-hash router "
+                          "on X-Amzn-SageMaker-Session-Id)")
+
+
+def ray_options(args: argparse.Namespace):
+    """RayServeOptions from the command line (raises PackagingError for nonsense)."""
+    from cloud.packaging.errors import PackagingError
+    from cloud.packaging.ray import RayServeOptions
+
+    low = high = None
+    if getattr(args, "autoscale_replicas", None):
+        a, _, b = args.autoscale_replicas.partition(":")
+        if not (a.isdigit() and b.isdigit()):
+            raise PackagingError(f"--autoscale-replicas {args.autoscale_replicas!r} is not MIN:MAX, e.g. 1:4")
+        low, high = int(a), int(b)
+    gpus = args.gpus_per_replica
+    if gpus is None:
+        gpus = 0.0 if args.backend == "classic" else 1.0
+    options = RayServeOptions(num_replicas=args.replicas, min_replicas=low, max_replicas=high, num_gpus=gpus,
+                              session_affinity=not args.no_session_affinity)
+    options.check()
+    return options
+
+
+CONTAINER_TARGETS = ("ray", "dlc", "byoc")
+DLC_SUPPORT_END = "2026-06-30"
+DLC_WARNING = (f"warning: the PyTorch 2.6 inference DLC (TorchServe) left patch support on {DLC_SUPPORT_END} and "
+               "has no successor; prefer --target ray (AWS's maintained Ray Serve image)")
 
 
 def run_package(args: argparse.Namespace) -> int:
@@ -154,12 +196,27 @@ def run_package(args: argparse.Namespace) -> int:
     if args.cache_dir is not None and args.cache_dir.exists() and not args.cache_dir.is_dir():
         return refuse(f"--cache-dir {args.cache_dir} is a file, not a folder", EXIT_FAILED)
     try:
-        target = DLC_PY312 if args.target == "dlc" else TargetPython.local()
-        result = build_package(
-            output=args.output, backend=args.backend, sam2_model=args.sam2_model,
-            sam2_checkpoint=args.sam2_checkpoint, gdino_model=args.gdino_model, gdino_dir=args.gdino_dir,
-            target=target, extra_requirements=args.extra_requirement, cache_dir=args.cache_dir,
-            overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr))
+        if args.target == "ray":
+            from cloud.packaging.ray import build_ray_package
+            from cloud.packaging.ray_stack import RAY_PY313
+
+            if args.wheels_for == "local" and sys.version_info[:2] != (3, 13):
+                print("note: the Ray image runs CPython 3.13; its wheels also install in the local Ray dry run, "
+                      "so --wheels-for local is not needed", file=sys.stderr)
+            result = build_ray_package(
+                output=args.output, backend=args.backend, sam2_model=args.sam2_model,
+                sam2_checkpoint=args.sam2_checkpoint, gdino_model=args.gdino_model, gdino_dir=args.gdino_dir,
+                target=RAY_PY313, options=ray_options(args), extra_requirements=args.extra_requirement,
+                cache_dir=args.cache_dir, overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr))
+        else:
+            if args.target == "dlc":
+                print(DLC_WARNING, file=sys.stderr)
+            target = DLC_PY312 if args.wheels_for == "container" else TargetPython.local()
+            result = build_package(
+                output=args.output, backend=args.backend, sam2_model=args.sam2_model,
+                sam2_checkpoint=args.sam2_checkpoint, gdino_model=args.gdino_model, gdino_dir=args.gdino_dir,
+                target=target, extra_requirements=args.extra_requirement, cache_dir=args.cache_dir,
+                overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr))
     except StudioError as exc:  # a packaging problem, or a model's weights that cannot be found
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -172,7 +229,13 @@ def add_test_local_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("package", nargs="?", type=Path,
                         help="a package built with --target local (default: build one now)")
     _add_model_arguments(parser)
-    parser.add_argument("--venv-dir", type=Path, help="where the DLC environment is cached")
+    parser.add_argument("--target", choices=("ray", "dlc"), default="ray",
+                        help="the serving stack to run: ray (Ray Serve as in AWS's Ray Serve SageMaker image; needs "
+                             "CPython 3.13, e.g. pyenv's; default) or dlc (TorchServe + toolkit as in the DLC 2.6)")
+    parser.add_argument("--replicas", type=int, default=1, help="(ray, package built here) replicas")
+    parser.add_argument("--affinity-sessions", type=int, default=0, metavar="N",
+                        help="(ray) after the first answer, measure session affinity with N sessions")
+    parser.add_argument("--venv-dir", type=Path, help="where the DLC / Ray environment is cached")
     parser.add_argument("--startup-timeout", type=int,
                         help="TS_DEFAULT_STARTUP_TIMEOUT for the run (default: TorchServe's 120 s)")
     parser.add_argument("--response-timeout", type=int, help="TS_DEFAULT_RESPONSE_TIMEOUT for the run")
@@ -252,6 +315,9 @@ def run_test_local(args: argparse.Namespace) -> int:
             return refuse(problem, EXIT_FAILED)
     if args.venv_dir is not None and args.venv_dir.exists() and not args.venv_dir.is_dir():
         return refuse(f"--venv-dir {args.venv_dir} is a file, not a folder", EXIT_FAILED)
+    if args.target == "ray":
+        return _run_test_local_ray(args, env, log)
+    print(DLC_WARNING, file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="langsam-test-local-") as tmp:
         try:
             venv = ensure_dlc_venv(parent=args.venv_dir, log=log)
@@ -285,4 +351,43 @@ def run_test_local(args: argparse.Namespace) -> int:
         else:
             print("suggested endpoint timeouts: " + ", ".join(
                 f"{k}={v}" for k, v in result.suggested_timeouts().items()))
+    return 0 if result.ok else 1
+
+
+def _run_test_local_ray(args: argparse.Namespace, env: dict[str, str], log) -> int:
+    """``deploy test-local --target ray``: the Ray Serve image's start-up sequence, locally."""
+    from cloud.dry_run.ray import run_ray_dry_run
+    from cloud.dry_run.ray_venv import ensure_ray_venv
+    from cloud.packaging.ray import RayServeOptions, build_ray_package
+    from inference.errors import StudioError
+
+    with tempfile.TemporaryDirectory(prefix="langsam-test-local-") as tmp:
+        try:
+            venv = ensure_ray_venv(parent=args.venv_dir, log=log)
+            package = args.package
+            if package is None:
+                package = build_ray_package(
+                    output=Path(tmp) / "model", backend=args.backend, sam2_model=args.sam2_model,
+                    sam2_checkpoint=args.sam2_checkpoint, gdino_model=args.gdino_model, gdino_dir=args.gdino_dir,
+                    options=RayServeOptions(num_replicas=args.replicas), extra_requirements=args.extra_requirement,
+                    cache_dir=args.cache_dir, log=log).path
+            image = args.image.read_bytes() if args.image else None
+            body, content_type = default_request(backend=args.backend, image=image, text=args.text)
+            result = run_ray_dry_run(package=package, venv=venv, request_body=body, content_type=content_type,
+                                     env=env, wait_limit=float(args.health_check_timeout),
+                                     affinity_sessions=args.affinity_sessions, log=log)
+        except (StudioError, OSError) as exc:  # RayEnvUnavailable, PackagingError, missing weights
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps({"ok": result.ok, "target": "ray", "startup_seconds": result.first_answer_seconds,
+                          "ping_seconds": result.healthz_seconds, "running_seconds": result.running_seconds,
+                          "status_code": result.status_code, "response_bytes": result.response_bytes,
+                          "app_status": result.app_status, "affinity": result.affinity,
+                          "diagnosis": [d.__dict__ for d in result.diagnosis]}, indent=1, default=list))
+    else:
+        print(result.summary())
+        if not result.ok:
+            for name, text in result.log_excerpts.items():
+                print(f"--- {name} (last lines) ---\n{text}")
     return 0 if result.ok else 1

@@ -41,13 +41,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queue-size", type=int, default=8, help="requests allowed to wait (default 8); "
                         "more get 503 + Retry-After")
     parser.add_argument("--image-cache-mb", type=int, default=512, help="decoded images kept for repeated clicks")
+    parser.add_argument("--max-decode-mb", type=int, default=1024, help="memory one image may take while it is "
+                        "decoded, estimated from its header before decoding (default 1024 MiB)")
+    parser.add_argument("--max-connections", type=int, default=512, help="open connections at most (default 512, "
+                        "kept under the file-descriptor limit); the oldest idle one is closed first")
+    parser.add_argument("--header-timeout", type=float, default=10.0, help="seconds a connection may take to send "
+                        "its request headers (default 10)")
+    parser.add_argument("--body-timeout", type=float, default=60.0, help="seconds a request may take to send its "
+                        "body (default 60)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--engine", choices=("http", "ray"), default="http",
+                        help="http: this server (default); ray: the Ray Serve deployment (needs ray[serve])")
+    parser.add_argument("--replicas", type=int, default=1, help="(--engine ray) replicas of the deployment")
+    parser.add_argument("--address", default=None, help="(--engine ray) an existing Ray cluster (RAY_ADDRESS); "
+                        "default: a local instance")
 
 
 def build(args: argparse.Namespace):
     """(ServerConfig, InferenceWorker) from parsed arguments; raises ServerConfigError."""
     from inference.server.config import (DEFAULT_PORT, TOKEN_ENV, ServerConfig, ServerConfigError,
-                                         container_port, container_requested)
+                                         container_environment, container_port, container_requested, is_loopback)
     from inference.server.runner import RunnerLimits
     from inference.server.worker import InferenceWorker
 
@@ -63,11 +76,22 @@ def build(args: argparse.Namespace):
     model_dir = args.model_dir
     if model_dir is None and container:
         model_dir = str(Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "model")
-    limits = RunnerLimits(max_image_pixels=args.max_pixels, image_cache_bytes=args.image_cache_mb * 2**20)
+    # a public bind without a token only with evidence of a container (SAGEMAKER_BIND_TO_PORT alone is not)
+    evidence = container_environment() if container else None
+    if container and evidence is None and not token and not is_loopback(host):
+        raise ServerConfigError(
+            f"container mode was asked for, but this does not look like a container (no /.dockerenv, "
+            f"/run/.containerenv, container cgroup, or /opt/ml with SAGEMAKER_BIND_TO_PORT): listening on {host} "
+            f"needs a bearer token like any public bind. Set {TOKEN_ENV} (or --token-file), or pass --host 127.0.0.1")
+    limits = RunnerLimits(max_image_pixels=args.max_pixels, image_cache_bytes=args.image_cache_mb * 2**20,
+                          max_decode_bytes=args.max_decode_mb * 2**20, cpu_budget_s=args.timeout)
     factory = _backend_factory(args, model_dir)
-    config = ServerConfig(host=host, port=port, token=token, container=container,
+    config = ServerConfig(host=host, port=port, token=token, container=evidence is not None,
+                          container_evidence=evidence,
                           cors_origins=tuple(args.cors_origin), max_request_bytes=int(args.max_request_mb * 2**20),
-                          timeout_s=args.timeout, queue_size=args.queue_size, limits=limits)
+                          timeout_s=args.timeout, queue_size=args.queue_size, limits=limits,
+                          max_connections=args.max_connections, header_timeout_s=args.header_timeout,
+                          body_timeout_s=args.body_timeout)
     config.check()
     return config, InferenceWorker(factory, queue_size=config.queue_size, limits=limits,
                                    retry_after_s=config.retry_after_s)
@@ -99,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
     from inference.server.logs import configure_logging
 
     configure_logging(args.log_level)
+    if getattr(args, "engine", "http") == "ray":
+        from desktop_app.cli.serve_ray import run_ray
+
+        return run_ray(args)
     try:
         config, worker = build(args)
     except ServerConfigError as exc:
@@ -109,8 +137,17 @@ def run(args: argparse.Namespace) -> int:
     from inference.server.app import create_app
 
     app = create_app(config=config, worker=worker)
+    import logging
+
+    from inference.server.guard import uvicorn_options
+
     print(f"serving on http://{config.host}:{config.port} (POST /invocations, GET /ping); the model loads in the "
           "background", file=sys.stderr, flush=True)
+    options = uvicorn_options(config)
+    logging.getLogger("langsam.server").info("listening", extra={
+        "event": "listening", "host": config.host, "port": config.port, "container": config.container_evidence,
+        "needs_bearer": bool(config.token), "max_connections": options["http"].max_connections,
+        "header_timeout_s": config.header_timeout_s, "body_timeout_s": config.body_timeout_s})
     uvicorn.run(app, host=config.host, port=config.port, log_config=None, access_log=False,
-                log_level=args.log_level, timeout_graceful_shutdown=25)
+                log_level=args.log_level, timeout_graceful_shutdown=25, **options)
     return 0
