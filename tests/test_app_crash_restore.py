@@ -48,7 +48,9 @@ canvas = window.canvas
 
 def click(x, y):
     p = canvas.to_screen(x, y)
-    QTest.mouseClick(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(round(p.x()), round(p.y())))
+    QTest.mouseClick(
+        canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(round(p.x()), round(p.y()))
+    )
 
 def accept():
     n = len(window.controller.document.objects)
@@ -82,7 +84,8 @@ def _state(line: dict) -> dict:
 
 def _same(disk: dict, state: dict) -> bool:
     return disk.keys() == state.keys() and all(
-        disk[k][0] == state[k][0] and np.array_equal(disk[k][1], state[k][1]) for k in state)
+        disk[k][0] == state[k][0] and np.array_equal(disk[k][1], state[k][1]) for k in state
+    )
 
 
 @pytest.mark.parametrize("kill_after", [3, 5])
@@ -93,8 +96,14 @@ def test_kill_minus_nine_loses_at_most_the_last_edit(synthetic_folder, tmp_path,
     from desktop_app.core.annotation.labels import LabelSet
 
     ProjectFolder(folder).save_labels(LabelSet(["object", "red"]))
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(folder)], env=env, cwd=Path(__file__).parent.parent,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(folder)],
+        env=env,
+        cwd=Path(__file__).parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     states: list[dict] = []
     try:
         deadline = time.monotonic() + 90
@@ -114,6 +123,90 @@ def test_kill_minus_nine_loses_at_most_the_last_edit(synthetic_folder, tmp_path,
     disk = {o.id: (o.label, o.mask) for o in disk_doc.objects}
     last, before = _state(states[-1]), _state(states[-2])
     assert _same(disk, last) or _same(disk, before), (
-        f"on disk: {sorted(disk)}; last edit: {sorted(last)}; the one before: {sorted(before)}")
+        f"on disk: {sorted(disk)}; last edit: {sorted(last)}; the one before: {sorted(before)}"
+    )
     red_id = next(iter(_state(states[0])))
     assert disk[red_id][0] == "red"  # the digit-key relabel (edit 2) survived
+
+
+# -- navigation and failed saves (issue 8) --------------------------------------------------------
+CHILD_NAV = CHILD.split("edits = [")[0] + r"""
+import errno
+import desktop_app.core.annotation.project as project_module
+from desktop_app.core.annotation.atomic import SaveError
+
+real_write = project_module.write_bytes_atomic
+full = {"on": False}
+
+def write(path, data):
+    if full["on"]:
+        raise SaveError(errno.ENOSPC, f"could not save '{path}': the disk is full")
+    return real_write(path, data)
+
+project_module.write_bytes_atomic = write
+window.autosaver.retry_delays_ms = (200,)
+
+def go(key, name):
+    QTest.keyClick(canvas, key)
+    assert spin(10, lambda: window.current_name == name and window.controller.document is not None
+                and window.controller.document.image_name == name)
+
+def full_disk_edit():
+    full["on"] = True
+    click(150, 90); accept()
+    assert spin(5, lambda: window.file_list.model.note("img1.png") == "not saved")
+    full["on"] = False  # space freed: the retry must write it
+    assert spin(10, lambda: window.file_list.model.note("img1.png") == "")
+
+edits = [
+    lambda: (click(55, 55), accept()),                      # img1: red rectangle
+    lambda: (go(Qt.Key.Key_D, "img2.png"), click(100, 75), accept()),  # img2: green
+    lambda: (go(Qt.Key.Key_A, "img1.png"), QTest.keyClick(canvas, Qt.Key.Key_2)),  # img1: relabel red
+    full_disk_edit,                                          # img1: blue disk, saved after a retry
+    lambda: (go(Qt.Key.Key_D, "img2.png"), QTest.keyClick(canvas, Qt.Key.Key_Delete)),  # img2: delete green
+]
+for k, edit in enumerate(edits, start=1):
+    edit()
+    report(k)
+    spin(1.0)
+spin(60)
+"""
+
+
+@pytest.mark.parametrize("kill_after", [2, 4, 5])
+def test_kill_minus_nine_with_navigation_and_a_full_disk(synthetic_folder, tmp_path, kill_after):
+    folder = synthetic_folder.folder
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LANGSAM_STUDIO_HOME=str(tmp_path / "home"))
+    from desktop_app.core.annotation.labels import LabelSet
+
+    ProjectFolder(folder).save_labels(LabelSet(["object", "red"]))
+    proc = subprocess.Popen([sys.executable, "-c", CHILD_NAV, str(folder)], env=env,
+                            cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    states: list[dict] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(states) < kill_after and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            states.append(json.loads(line))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(states) == kill_after, proc.stderr.read()[-3000:]
+    # per image: what is on disk is its last reported state, or for the image of the very last
+    # edit, the state before that edit
+    last_by_image: dict[str, list[dict]] = {}
+    for line in states:
+        last_by_image.setdefault(line["image"], []).append(line)
+    project = ProjectFolder(folder)
+    for image, lines in last_by_image.items():
+        disk = {o.id: (o.label, o.mask) for o in project.load(image).objects}
+        ok = _same(disk, _state(lines[-1]))
+        if not ok and image == states[-1]["image"]:
+            before = _state(lines[-2]) if len(lines) > 1 else {}
+            ok = _same(disk, before)
+        assert ok, f"{image}: on disk {sorted(disk)}; reported {[sorted(_state(x)) for x in lines]}"

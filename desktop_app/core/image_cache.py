@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inference.images import DEFAULT_MAX_PIXELS, ImageSource, image_key, load_image
+from desktop_app.core.contrast import Window, apply_window, auto_window
+from inference.images import DEFAULT_MAX_PIXELS, ImageSource, image_key, load_image_with_raw
 from inference.lru import ByteBoundedLRU
 
 DEFAULT_DECODED_CACHE_BYTES = 768 * 1024 * 1024  # five 8000x6000 RGB images
@@ -37,6 +38,15 @@ class DecodedImage:
     path: str
     array: np.ndarray = field(repr=False)
     key: str
+    # a more-than-8-bit image: its raw (H, W) uint16 samples and the contrast window that made
+    # ``array`` (what is shown AND what the model gets); ``auto``: the percentile stretch
+    raw: np.ndarray | None = field(default=None, repr=False)
+    window: Window | None = None
+    auto: bool = True
+
+    @property
+    def high_bit_depth(self) -> bool:
+        return self.raw is not None
 
     @property
     def height(self) -> int:
@@ -64,6 +74,28 @@ class DecodedImageCache:
         self._guard = threading.Lock()
         self.max_pixels: int | None = None  # None: inference.images' default (LANGSAM_MAX_PIXELS)
         self._allowed: set[str] = set()  # paths the person chose to open past the limit
+        self._windows: dict[str, Window] = {}  # contrast windows a person chose (else auto)
+
+    def set_window(self, path: str, window: Window | None) -> None:
+        """The contrast window of a high-bit-depth image (``None``: auto-contrast); the next
+        :meth:`get_or_load` applies it to what is shown and what the model gets."""
+        with self._guard:
+            if window is None:
+                self._windows.pop(os.path.abspath(path), None)
+            else:
+                self._windows[os.path.abspath(path)] = window
+
+    def window_for(self, path: str) -> Window | None:
+        """The window a person chose for ``path`` (``None``: auto-contrast)."""
+        with self._guard:
+            return self._windows.get(os.path.abspath(path))
+
+    @staticmethod
+    def _windowed(path: str, raw: np.ndarray, window: Window | None) -> DecodedImage:
+        applied = window or auto_window(raw)
+        array = apply_window(raw, applied)
+        return DecodedImage(path=path, array=array, key=image_key(array), raw=raw, window=applied,
+                            auto=window is None)
 
     def allow_large(self, path: str) -> None:
         """Open ``path`` even past the pixel limit (the person chose "Open anyway")."""
@@ -92,12 +124,22 @@ class DecodedImageCache:
             lock = self._locks.setdefault(key[0], threading.Lock())
         with lock:
             hit = self._lru.get(key)
-            if hit is not None:
+            chosen = self.window_for(path)
+            if hit is not None and (hit.raw is None or (hit.window == chosen if chosen else hit.auto)):
                 return hit
-            limit = _NO_LIMIT if key[0] in self._allowed else self.max_pixels
-            array = load_image(path, max_pixels=limit)
-            decoded = DecodedImage(path=path, array=array, key=image_key(array))
-            self._lru.put(key, decoded, nbytes=array.nbytes)
+            if hit is not None:  # a high-bit-depth image whose window changed: re-map its raw samples
+                raw = hit.raw
+            else:
+                limit = _NO_LIMIT if key[0] in self._allowed else self.max_pixels
+                array, raw = load_image_with_raw(path, max_pixels=limit)
+                if raw is None:
+                    decoded = DecodedImage(path=path, array=array, key=image_key(array))
+                    self._lru.put(key, decoded, nbytes=array.nbytes)
+                    return decoded
+                del array
+            assert raw is not None
+            decoded = self._windowed(path, raw, chosen)
+            self._lru.put(key, decoded, nbytes=decoded.array.nbytes + raw.nbytes)
             return decoded
 
     def key_for_array(self, array: np.ndarray) -> str:

@@ -9,24 +9,49 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from desktop_app.core.samples import SAMPLE_IMAGE
 from inference.paths import APP_NAME
 
 
+def unexpected_error_report(exc_type, exc, tb, window) -> str:
+    """What to tell the person after a bug: what failed (where), what was saved — only what
+    really was — and what they can do. Saves what can be saved first (``window.emergency_save``)."""
+    frames = traceback.extract_tb(tb) if tb is not None else []
+    where = f" in {frames[-1].name} ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    what = f"{exc_type.__name__}{where}: {exc}" if str(exc) else f"{exc_type.__name__}{where}"
+    text = f"Something went wrong inside LangSAM Studio — a bug, not something you did ({what})."
+    if window is None or not hasattr(window, "emergency_save"):
+        return text + " Nothing could be saved automatically. Details are in the terminal."
+    try:
+        all_saved, unsaved = window.emergency_save()
+    except Exception as save_exc:  # noqa: BLE001 - the report must never raise
+        return text + f" Saving your annotations failed too ({save_exc}); do not close the window, try Ctrl+S."
+    if all_saved:
+        return text + " Your annotations were saved. You can keep working; details are in the terminal."
+    names = ", ".join(unsaved[:5]) + (" …" if len(unsaved) > 5 else "")
+    return (text + f" The annotations of {names} could NOT be saved yet; they are kept in memory. "
+            "Keep the window open, fix the cause shown in the messages (bell) and press Ctrl+S.")
+
+
 def _install_excepthook() -> None:
-    """An unexpected error in a slot is printed and shown in a message box; the app keeps running."""
+    """An unexpected error in a slot is printed and reported (what failed, what was saved); the
+    app keeps running."""
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     def hook(exc_type, exc, tb) -> None:
         traceback.print_exception(exc_type, exc, tb, file=sys.stderr)
         app = QApplication.instance()
-        if app is None or os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        if app is None:
             return
-        QMessageBox.critical(app.activeWindow(), "Unexpected error",
-                             f"{exc}\n\nYour annotations were saved; details are in the terminal.")
+        window = next((w for w in app.topLevelWidgets() if hasattr(w, "emergency_save") and w.isVisible()), None)
+        text = unexpected_error_report(exc_type, exc, tb, window)
+        if window is not None:
+            window.show_error(text)
+        if os.environ.get("QT_QPA_PLATFORM") != "offscreen":
+            QMessageBox.critical(app.activeWindow(), "Unexpected error", text)
 
     sys.excepthook = hook
 

@@ -331,6 +331,39 @@ class SubtractObjectsCommand(DocumentCommand):
         )
 
 
+class EditOutlineCommand(DocumentCommand):
+    """Vertex editing: the object's mask rasterised from its edited outline, as one step (and its
+    ``kind``, e.g. a rectangle whose corner was moved becomes a mask)."""
+
+    kind = "mask"
+
+    def __init__(self, history: DocumentHistory, *, object_id: str, mask: np.ndarray, object_kind: str) -> None:
+        obj = history.document.get(object_id)
+        self.diff = mask_diff(obj.mask, np.asarray(mask, dtype=bool))
+        ops: list[_Op] = [_MaskOp(object_id, self.diff)]
+        if object_kind != obj.kind:
+            ops.append(_FieldOp(object_id, "kind", obj.kind, object_kind))
+        super().__init__(history, ops, "Edit vertices")
+
+    @property
+    def changes_anything(self) -> bool:
+        return self.diff.bbox is not None or len(self.ops) > 1
+
+
+class BringToFrontCommand(DocumentCommand):
+    """Move objects to the end of the list: drawn last, on top, and hit first by a click."""
+
+    kind = "order"
+
+    def __init__(self, history: DocumentHistory, *, object_ids: Sequence[str]) -> None:
+        doc = history.document
+        ops: list[_Op] = []
+        for i in object_ids:
+            obj = doc.get(i)
+            ops += [_RemoveOp(obj), _AddOp(obj, None)]
+        super().__init__(history, ops, "Bring to front")
+
+
 # -- stacks ------------------------------------------------------------------------------------
 class BoundedUndoStack(QUndoStack):
     """A QUndoStack with a count limit and a byte limit on the history it holds."""

@@ -84,6 +84,23 @@ class AppSettings:
         self._set("session/last_image", str(value))
 
     @property
+    def recent_folders(self) -> list[str]:
+        """Folders opened lately, newest first (File → Open Recent; at most 10)."""
+        import json
+
+        try:
+            value = json.loads(self._get_str("session/recent_folders", "[]"))
+        except ValueError:
+            return []
+        return [v for v in value if isinstance(v, str) and v][:10] if isinstance(value, list) else []
+
+    @recent_folders.setter
+    def recent_folders(self, value: list[str]) -> None:
+        import json
+
+        self._set("session/recent_folders", json.dumps([str(v) for v in value][:10]))
+
+    @property
     def window_geometry(self) -> QByteArray | None:
         value = self._qs.value("window/geometry")
         return value if isinstance(value, QByteArray) else None

@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, Signal
 
 from desktop_app.core.image_cache import DecodedImage, DecodedImageCache
 from desktop_app.gui.canvas.pyramid import DisplayPyramid, build_pyramid
-from inference.errors import InferenceError
+from inference.errors import ImageTooLargeError, InferenceError
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -53,7 +53,7 @@ class ImageLoader(QObject):
     """Decodes images and builds their display pyramids in one background thread."""
 
     loaded = Signal(int, object)  # request_id, LoadedImage
-    failed = Signal(int, str)  # request_id, message for a person
+    failed = Signal(int, str, bool)  # request_id, message for a person, past the pixel limit
 
     def __init__(self, *, cache: DecodedImageCache, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -83,10 +83,13 @@ class ImageLoader(QObject):
                 return
             loaded = LoadedImage(decoded=decoded, pyramid=build_pyramid(decoded.array))
         except InferenceError as exc:
-            self.failed.emit(request_id, str(exc))
+            self.failed.emit(request_id, str(exc), isinstance(exc, ImageTooLargeError))
             return
-        except Exception as exc:  # e.g. MemoryError on a huge image: a message, not a crash
-            self.failed.emit(request_id, f"'{path}' could not be opened: {type(exc).__name__}: {exc}")
+        except MemoryError:
+            self.failed.emit(request_id, f"'{path}' does not fit in memory", True)
+            return
+        except Exception as exc:  # a bug in a decoder: a message, not a crash
+            self.failed.emit(request_id, f"'{path}' could not be opened: {type(exc).__name__}: {exc}", False)
             return
         if request_id == self._latest:
             self.loaded.emit(request_id, loaded)

@@ -6,11 +6,10 @@ A filter box shows only one state (e.g. only 'review' after a batch run). The wi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
-from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPersistentModelIndex,
-                            QSortFilterProxyModel, Qt, Signal)
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTreeView, QVBoxLayout, QWidget
 
@@ -47,6 +46,7 @@ class FileTableModel(QAbstractTableModel):
         self._entries: list[FileEntry] = []
         self._row_of: dict[str, int] = {}
         self._current = ""
+        self._notes: dict[str, str] = {}  # name -> a problem to show ("not saved", "cannot open")
 
     # -- data in ---------------------------------------------------------------------------
     def set_entries(self, entries: Sequence[FileEntry]) -> None:
@@ -61,6 +61,21 @@ class FileTableModel(QAbstractTableModel):
             return
         self._entries[row] = entry
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
+
+    def set_note(self, name: str, note: str) -> None:
+        """Mark an image with a problem ('' clears it); kept when the entries are re-read."""
+        if self._notes.get(name, "") == note:
+            return
+        if note:
+            self._notes[name] = note
+        else:
+            self._notes.pop(name, None)
+        row = self._row_of.get(name)
+        if row is not None:
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
+
+    def note(self, name: str) -> str:
+        return self._notes.get(name, "")
 
     def set_current(self, name: str) -> None:
         old = self._row_of.get(self._current)
@@ -93,12 +108,15 @@ class FileTableModel(QAbstractTableModel):
             return None
         entry = self._entries[index.row()]
         col = index.column()
+        note = self._notes.get(entry.name, "")
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 0:
-                return entry.name
+                return f"⚠ {entry.name}" if note else entry.name
             if col == 1:
-                return STATUS_TEXT[entry.status]
+                return f"{STATUS_TEXT[entry.status]} · {note}" if note else STATUS_TEXT[entry.status]
             return str(entry.object_count) if entry.object_count else ""
+        if role == Qt.ItemDataRole.ForegroundRole and note and col in (0, 1):
+            return QColor("#c62828")
         if role == Qt.ItemDataRole.ForegroundRole and col == 1:
             return STATUS_COLOUR[entry.status]
         if role == Qt.ItemDataRole.FontRole and entry.name == self._current:
@@ -108,7 +126,8 @@ class FileTableModel(QAbstractTableModel):
             font.setBold(True)
             return font
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{entry.name}: {STATUS_TEXT[entry.status]}, {entry.object_count} object(s)"
+            return (f"{entry.name}: {STATUS_TEXT[entry.status]}, {entry.object_count} object(s)"
+                    + (f" — {note}" if note else ""))
         if role == Qt.ItemDataRole.TextAlignmentRole and col == 2:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == STATUS_ROLE:
@@ -195,6 +214,9 @@ class FileListWidget(QWidget):
     def set_current(self, name: str) -> None:
         self.model.set_current(name)
         self._select(name)
+
+    def set_note(self, name: str, note: str) -> None:
+        self.model.set_note(name, note)
 
     def set_status_filter(self, status: ImageStatus | None) -> None:
         index = self.filter_box.findData(None if status is None else status.value)

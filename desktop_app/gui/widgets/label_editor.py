@@ -7,7 +7,7 @@ at once. Labels that appear on objects (text detections, batch runs, imports) ar
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QInputDialog, QWidget
@@ -19,8 +19,9 @@ from desktop_app.gui.widgets.label_list import LabelListWidget
 class LabelEditor(QObject):
     labels_changed = Signal()  # names, order or colours changed (refresh views that show colours)
 
-    def __init__(self, *, view: LabelListWidget, controller, show_error: Callable[[str], None],
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self, *, view: LabelListWidget, controller, show_error: Callable[[str], None], parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self.view, self.controller, self.show_error = view, controller, show_error
         self.labels = LabelSet()
@@ -114,8 +115,60 @@ class LabelEditor(QObject):
     def recolour(self, name: str, colour: str) -> None:
         self._edit(self.labels.recolor, name, colour)
 
-    def delete(self, name: str) -> None:
-        self._edit(self.labels.delete, name)
+    def delete(self, name: str) -> bool:
+        """Delete a label. When objects use it, ask: relabel them to another label, delete them,
+        or cancel — else the label would come back with the next image that uses it."""
+        from PySide6.QtWidgets import QMessageBox
+
+        if name not in self.labels:
+            return False
+        doc = self.controller.document
+        here = [o.id for o in doc.objects if o.label == name] if doc is not None else []
+        skip = doc.image_name if doc is not None else None
+        others = [s.image_name for s in (self.project.summaries() if self.project is not None else [])
+                  if s.image_name != skip and name in s.labels]
+        count = len(here) + len(others)
+        if count:
+            rest = [n for n in self.labels.names if n != name]
+            target = self.controller.active_label if self.controller.active_label in rest else (rest[0] if rest else "")
+            box = QMessageBox(QMessageBox.Icon.Question, "Delete label",
+                              f"'{name}' is used by {len(here)} object(s) on this image"
+                              + (f" and by objects on {len(others)} other image(s)" if others else "")
+                              + ". What should happen to them?", parent=self.view)
+            relabel = box.addButton(f"Relabel them to '{target}'", QMessageBox.ButtonRole.AcceptRole) \
+                if target else None
+            remove = box.addButton("Delete them", QMessageBox.ButtonRole.DestructiveRole)
+            box.addButton(QMessageBox.StandardButton.Cancel)
+            box.exec()
+            clicked = box.clickedButton()
+            if clicked is not remove and (relabel is None or clicked is not relabel):
+                return False
+            new = target if clicked is relabel else None
+            if here:
+                keep = [i for i in self.controller.selected_ids if i not in here]
+                self.controller.select(here)
+                self.controller.change_label_selected(new) if new else self.controller.delete_selected()
+                self.controller.select(keep)
+            self._apply_in_other_images(others, name, new)
+        if self.controller.active_label == name and len(self.labels) > 1:
+            self.controller.set_active_label(next(n for n in self.labels.names if n != name))
+        return self._edit(self.labels.delete, name)
+
+    def _apply_in_other_images(self, names: list[str], old: str, new: str | None) -> None:
+        from desktop_app.core.annotation.storage import DocumentFileError
+
+        for image_name in names:
+            try:
+                other = self.project.load(image_name)
+                for obj in list(other.objects):
+                    if obj.label == old:
+                        if new:
+                            other.replace(obj.with_changes(label=new))
+                        else:
+                            other.remove(obj.id)
+                self.project.save(other)
+            except (DocumentFileError, OSError) as exc:
+                self.show_error(f"the objects labelled '{old}' in {image_name} were not changed: {exc}")
 
     def use_number(self, number: int) -> str | None:
         """Digit keys: label ``number`` becomes active and selected objects take it."""
@@ -135,8 +188,7 @@ class LabelEditor(QObject):
         names = self.labels.names or [self.controller.active_label]
         current = self.controller.document.get(self.controller.selected_ids[0]).label
         index = names.index(current) if current in names else 0
-        name, ok = QInputDialog.getItem(parent, "Change label", "Label for the selected objects:",
-                                        names, index, True)
+        name, ok = QInputDialog.getItem(parent, "Change label", "Label for the selected objects:", names, index, True)
         if ok and name.strip():
             self.ensure([" ".join(name.split())])
             self.controller.change_label_selected(" ".join(name.split()))

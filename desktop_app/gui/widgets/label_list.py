@@ -7,12 +7,21 @@ report the decision by signal; the owner of the label set applies it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import (QColorDialog, QHBoxLayout, QInputDialog, QListWidget,
-                               QListWidgetItem, QMessageBox, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QColorDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -111,11 +120,7 @@ class LabelListWidget(QWidget):
     def ask_delete(self, name: str | None) -> None:
         if not name:
             return
-        answer = QMessageBox.question(
-            self, "Delete label",
-            f"Delete the label '{name}'? Objects that have it keep their name until you change it.")
-        if answer == QMessageBox.StandardButton.Yes:
-            self.delete_requested.emit(name)
+        self.delete_requested.emit(name)  # the label editor asks what to do with its objects
 
     # -- internals -------------------------------------------------------------------------
     def _selected_name(self) -> str | None:

@@ -7,11 +7,18 @@ main window that act on :meth:`selected_ids`.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QToolButton, QTreeWidget,
-                               QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QToolButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop_app.core.annotation.document import AnnotationObject
 from desktop_app.gui.widgets.label_list import colour_icon
@@ -22,7 +29,8 @@ FALLBACK_COLOUR = "#808080"
 
 class ObjectListWidget(QWidget):
     selection_changed = Signal(list)  # object ids
-    visibility_changed = Signal(str, bool)  # object id, visible
+    visibility_changed = Signal(str, bool)  # object id, visible (only while its document is listed)
+    visibility_changed_for = Signal(object, str, bool)  # the document listed when ticked, object id, visible
     delete_requested = Signal(list)
     relabel_requested = Signal(list)
     merge_requested = Signal(list)
@@ -67,12 +75,17 @@ class ObjectListWidget(QWidget):
         layout.addWidget(self.tree)
         layout.addLayout(buttons)
         self._update_buttons()
+        self._owner: object = None  # the document whose objects are listed
 
     # -- API -------------------------------------------------------------------------------
-    def set_objects(self, objects: Sequence[AnnotationObject], *, colours: Mapping[str, str],
-                    selected: Sequence[str] = ()) -> None:
-        """Show ``objects``; rows are updated in place when the same objects are listed (keeps the
-        scroll position and never deletes an item whose signal is being delivered)."""
+    def set_objects(
+        self, objects: Sequence[AnnotationObject], *, colours: Mapping[str, str], selected: Sequence[str] = (),
+        owner: object = None,
+    ) -> None:
+        """Show ``objects`` (of the document ``owner``); rows are updated in place when the same
+        objects are listed (keeps the scroll position and never deletes an item whose signal is
+        being delivered)."""
+        self._owner = owner
         with QSignalBlocker(self.tree):
             if [o.id for o in objects] != self.ids():
                 self.tree.clear()
@@ -127,8 +140,17 @@ class ObjectListWidget(QWidget):
     def _item_changed(self, item: QTreeWidgetItem, column: int) -> None:
         if column == 0:
             # delivered after the item's own setData returns: the receiver may rebuild the list
+            # the deferred slot checks that the same document is still listed: an image switch in
+            # the same event-loop turn must not reach the next image's document
             object_id, visible = item.data(0, ID_ROLE), item.checkState(0) == Qt.CheckState.Checked
-            QTimer.singleShot(0, lambda: self.visibility_changed.emit(object_id, visible))
+            owner = self._owner
+            QTimer.singleShot(0, lambda: self._emit_visibility(owner, object_id, visible))
+
+    def _emit_visibility(self, owner: object, object_id: str, visible: bool) -> None:
+        if owner is not self._owner or object_id not in self.ids():
+            return  # another image is listed now
+        self.visibility_changed_for.emit(owner, object_id, visible)
+        self.visibility_changed.emit(object_id, visible)
 
     def _emit_for_selection(self, signal) -> None:
         ids = self.selected_ids()

@@ -1,14 +1,20 @@
-"""The status bar: backend, model, device (and why the GPU is not used), background work."""
+"""The status bar: backend, model, device (and why the GPU is not used), background work, and the
+bell that opens the message history (errors themselves are shown in full by the notification
+bar above the canvas: :mod:`desktop_app.gui.widgets.notifications`)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QStatusBar, QWidget
 
+from desktop_app.gui.widgets.notifications import BellButton, Level, NotificationCenter
+
 
 class StatusPanel(QStatusBar):
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, center: NotificationCenter | None = None) -> None:
         super().__init__(parent)
+        self.center = center or NotificationCenter(self)
+        self.bell = BellButton(self.center)
         self.backend_label = QLabel("backend: –")
         self.device_label = QLabel("device: –")
         self.save_label = QLabel("")
@@ -17,22 +23,14 @@ class StatusPanel(QStatusBar):
         self.progress.setTextVisible(True)
         self.progress.hide()
         self.work_label = QLabel("")
-        self.error_label = QLabel("")  # problems stay visible longer than passing messages
-        self.error_label.setStyleSheet("color: #c62828;")
-        self.error_label.setWordWrap(False)
-        self._error_timer = QTimer(self)
-        self._error_timer.setSingleShot(True)
-        self._error_timer.timeout.connect(lambda: (self.error_label.setText(""), self.error_label.hide()))
-        # our own message label: QStatusBar.showMessage would hide the error label while it shows
+        # passing messages; errors go to the notification center (bar above the canvas + bell)
         self.message_label = QLabel("")
         self._message_timer = QTimer(self)
         self._message_timer.setSingleShot(True)
         self._message_timer.timeout.connect(lambda: self.message_label.setText(""))
-        for label in (self.error_label, self.message_label):  # long texts are clipped, never widen the window
-            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.addWidget(self.error_label, 2)
+        self.message_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.addWidget(self.message_label, 1)
-        self.error_label.hide()  # shown only while there is a problem to read
+        self.addPermanentWidget(self.bell)
         self.addPermanentWidget(self.work_label)
         self.addPermanentWidget(self.progress)
         self.addPermanentWidget(self.save_label)
@@ -70,12 +68,11 @@ class StatusPanel(QStatusBar):
     def message_text(self) -> str:
         return self.message_label.text()
 
-    def show_error(self, text: str, *, timeout_ms: int = 20000) -> None:
-        """A problem for the person: shown in red until the next one or ``timeout_ms``."""
-        self.error_label.setText(f"⚠ {text}")
-        self.error_label.setToolTip(text)
-        self.error_label.show()
-        self._error_timer.start(timeout_ms)
+    def show_error(self, text: str, *, hint: str = "", actions=(), key: str | None = None):
+        """A problem for the person: kept, in full, until dismissed (see the notification bar)."""
+        return self.center.notify(text, level=Level.ERROR, hint=hint, actions=actions, key=key)
 
     def error_text(self) -> str:
-        return self.error_label.toolTip() if self.error_label.text() else ""
+        """The newest open error's full text ('' when none is open)."""
+        notes = [n for n in self.center.open_notes() if n.level is Level.ERROR]
+        return notes[-1].full_text if notes else ""
