@@ -34,6 +34,7 @@ def test_pycocotools_reads_the_exact_masks(sample_project, tmp_path, segmentatio
         out_dir=out,
         labels=sample_project.labels,
         segmentation=segmentation,
+        polygon_tolerance=0,  # exact pixel edges (the default simplifies; see test_export_options)
     )
     assert paths == [out / "annotations.json"]
     coco = _load_coco(paths[0])
@@ -83,6 +84,7 @@ def test_import_round_trip(sample_project, tmp_path, segmentation):
         out_dir=tmp_path,
         labels=sample_project.labels,
         segmentation=segmentation,
+        polygon_tolerance=0,  # exact pixel edges (the default simplifies; see test_export_options)
     )
     result = import_coco(path)
     assert result.warnings == ()

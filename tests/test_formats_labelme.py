@@ -93,7 +93,7 @@ def test_mask_mode_is_exact_and_polygon_mode_drops_holes(sample_project, tmp_pat
     shapes = object_shapes(donut, mode="mask")
     assert [s["shape_type"] for s in shapes] == ["mask"]
     assert np.array_equal(shape_to_mask(shapes[0], height=48, width=64), donut.mask)
-    (poly,) = object_shapes(donut, mode="polygon")
+    (poly,) = object_shapes(donut, mode="polygon", epsilon=0)
     filled = shape_to_mask(poly, height=48, width=64)
     assert filled.sum() > donut.mask.sum()  # the hole is filled: why "auto" picks a mask shape
     assert (filled | donut.mask).sum() == filled.sum()

@@ -181,7 +181,7 @@ def test_box_outside_the_image_is_reported_per_image(scenes, tmp_path, capsys):
         (["--box", "5,5,5,9"], "no area"),
         (["--box-threshold", "1.5", "--text", "cat"], "between 0 and 1"),
         (["--max-detections", "0", "--text", "cat"], "positive whole number"),
-        (["--point", "1,2", "--format", "voc"], "invalid choice"),
+        (["--point", "1,2", "--format", "tiff"], "invalid choice"),
     ],
 )
 def test_bad_syntax_exits_2_with_a_message(scenes, tmp_path, capsys, argv, message):

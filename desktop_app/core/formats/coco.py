@@ -21,21 +21,28 @@ from desktop_app.core.annotation.document import AnnotationObject, ImageDocument
 from desktop_app.core.annotation.labels import LabelSet
 from desktop_app.core.formats.common import (
     FormatError,
+    ImageSizes,
     ImportResult,
     Labels,
     Progress,
+    SplitSpec,
+    check_declared_size,
     exportable_objects,
     image_relpath,
     iterate,
+    load_json_file,
+    parse_split,
     prepare_out_dir,
+    split_of,
     working_labels,
 )
 from inference.masks import (
+    DEFAULT_POLYGON_TOLERANCE,
     flat_to_ring,
     join_rings,
     mask_bbox,
-    mask_to_polygons,
     mask_to_rle,
+    mask_to_simple_polygons,
     polygons_to_mask,
     ring_to_flat,
     rle_to_mask,
@@ -45,11 +52,14 @@ from inference.masks import (
 Segmentation = Literal["rle", "polygon"]
 
 
-def object_segmentation(obj: AnnotationObject, *, segmentation: Segmentation, epsilon: float = 0.0) -> Any:
+def object_segmentation(
+    obj: AnnotationObject, *, segmentation: Segmentation, tolerance: float = DEFAULT_POLYGON_TOLERANCE
+) -> Any:
+    """RLE (exact), or polygons simplified within ``tolerance`` pixels (0: exact pixel edges)."""
     if segmentation == "rle":
         return mask_to_rle(obj.mask)
     polygons = []
-    for outer, holes in mask_to_polygons(obj.mask, epsilon=epsilon):
+    for outer, holes in mask_to_simple_polygons(obj.mask, tolerance=tolerance):
         ring = join_rings([(outer, holes)]) if holes else outer
         if ring is not None and len(ring) >= 3:
             polygons.append(ring_to_flat(ring))
@@ -63,23 +73,33 @@ def export_coco(
     out_dir: str | os.PathLike[str],
     labels: Labels = None,
     segmentation: Segmentation = "rle",
-    polygon_epsilon: float = 0.0,
+    polygon_tolerance: float = DEFAULT_POLYGON_TOLERANCE,
     file_name: str = "annotations.json",
+    split: SplitSpec = None,
+    seed: int = 0,
     progress: Progress | None = None,
 ) -> list[Path]:
     """Write ``out_dir/file_name``; returns ``[that path]``.
 
     ``file_name`` entries are image names relative to ``images_dir`` (COCO's convention: the
-    loader joins them to the image root it is given).
+    loader joins them to the image root it is given). With ``split`` (e.g. ``"80/20"``, see
+    :func:`~desktop_app.core.formats.common.parse_split`) one file per part is written instead,
+    ``annotations_train.json``, ``annotations_val.json`` (``_test``), each with every category;
+    which part an image goes to depends only on its name and ``seed``. Polygons are simplified
+    within ``polygon_tolerance`` pixels (0: exact pixel edges); RLE is always exact.
     """
     if segmentation not in ("rle", "polygon"):
         raise FormatError(f"COCO segmentation must be 'rle' or 'polygon', got {segmentation!r}")
+    parts = parse_split(split)
     out = prepare_out_dir(out_dir)
     label_set = working_labels(labels)
-    images: list[dict[str, Any]] = []
-    annotations: list[dict[str, Any]] = []
+    part_names = list(parts) if parts else [""]
+    images: dict[str, list[dict[str, Any]]] = {p: [] for p in part_names}
+    annotations: dict[str, list[dict[str, Any]]] = {p: [] for p in part_names}
+    n_annotations = 0
     for image_id, doc in enumerate(iterate(documents, progress), start=1):
-        images.append(
+        part = split_of(doc.image_name, parts, seed=seed) if parts else ""
+        images[part].append(
             {
                 "id": image_id,
                 "file_name": str(image_relpath(doc.image_name)),
@@ -89,31 +109,38 @@ def export_coco(
         )
         for obj in exportable_objects(doc):
             label_set.add(obj.label)
+            n_annotations += 1
             ann: dict[str, Any] = {
-                "id": len(annotations) + 1,
+                "id": n_annotations,
                 "image_id": image_id,
                 "category_id": label_set.index_of(obj.label) + 1,
-                "segmentation": object_segmentation(obj, segmentation=segmentation, epsilon=polygon_epsilon),
+                "segmentation": object_segmentation(obj, segmentation=segmentation, tolerance=polygon_tolerance),
                 "area": obj.area,
                 "bbox": xyxy_to_xywh(cast("tuple[int, int, int, int]", obj.bbox)),  # exportable: not empty
                 "iscrowd": 0,
             }
             if obj.score is not None and np.isfinite(obj.score):
                 ann["score"] = round(float(obj.score), 4)
-            annotations.append(ann)
-    data = {
-        "info": {
-            "description": "Exported by LangSAM Studio",
-            "date_created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "images_dir": os.fspath(Path(images_dir).resolve()),
-        },
-        "licenses": [],
-        "images": images,
-        "annotations": annotations,
-        "categories": [{"id": i + 1, "name": label.name, "supercategory": ""} for i, label in enumerate(label_set)],
-    }
-    path = write_text_atomic(out / file_name, json.dumps(data, ensure_ascii=False))
-    return [path]
+            annotations[part].append(ann)
+    written = []
+    name = Path(file_name)
+    for part in part_names:
+        data = {
+            "info": {
+                "description": "Exported by LangSAM Studio" + (f" ({part} part)" if part else ""),
+                "date_created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "images_dir": os.fspath(Path(images_dir).resolve()),
+            },
+            "licenses": [],
+            "images": images[part],
+            "annotations": annotations[part],
+            "categories": [
+                {"id": i + 1, "name": label.name, "supercategory": ""} for i, label in enumerate(label_set)
+            ],
+        }
+        target = out / (f"{name.stem}_{part}{name.suffix}" if part else file_name)
+        written.append(write_text_atomic(target, json.dumps(data, ensure_ascii=False)))
+    return written
 
 
 # -- import -----------------------------------------------------------------------------------
@@ -124,10 +151,10 @@ def _decode(seg: Any, bbox: Any, *, height: int, width: int) -> np.ndarray:
             raise ValueError("its polygons have fewer than 3 points")
         return polygons_to_mask(rings, height=height, width=width)
     if isinstance(seg, dict):
-        mask = rle_to_mask(seg)
-        if mask.shape != (height, width):
-            raise ValueError(f"its RLE is {mask.shape[1]}x{mask.shape[0]}, the image {width}x{height}")
-        return mask
+        size = seg.get("size")
+        if not isinstance(size, list) or [*size] != [height, width]:  # before decoding anything
+            raise ValueError(f"its RLE size {size!r} is not the image's [height, width] [{height}, {width}]")
+        return rle_to_mask(seg)
     if isinstance(bbox, list) and len(bbox) == 4:  # detection-only annotation: its box
         x, y, w, h = (float(v) for v in bbox)
         ring = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
@@ -135,56 +162,75 @@ def _decode(seg: Any, bbox: Any, *, height: int, width: int) -> np.ndarray:
     raise ValueError("it has neither a segmentation nor a bbox")
 
 
-def import_coco(path: str | os.PathLike[str], *, status: ImageStatus = ImageStatus.IN_PROGRESS) -> ImportResult:
-    """Read a COCO instances file into documents (one per image entry, in file order)."""
+def import_coco(
+    path: str | os.PathLike[str],
+    *,
+    status: ImageStatus = ImageStatus.IN_PROGRESS,
+    image_sizes: ImageSizes | None = None,
+) -> ImportResult:
+    """Read a COCO instances file into documents (one per image entry, in file order).
+
+    ``image_sizes`` (image name -> real (width, height)): entries for other images or sizes
+    are skipped with a warning before any of their masks is decoded.
+    """
     path = Path(path)
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise FormatError(f"'{path}' does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"'{path}' is not a readable COCO JSON file ({exc})") from None
+    data = load_json_file(path, what="COCO JSON file")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise FormatError(f"'{path}' is not a COCO file: it has no 'images' list")
-    categories = {c.get("id"): str(c.get("name")) for c in data.get("categories", []) if isinstance(c, dict)}
+    raw_categories = data.get("categories", [])
+    if not isinstance(raw_categories, list):
+        raise FormatError(f"'{path}' is not a COCO file: 'categories' is not a list")
+    categories: dict[int, str] = {
+        int(c["id"]): str(c["name"])
+        for c in raw_categories
+        if isinstance(c, dict) and isinstance(c.get("id"), int) and isinstance(c.get("name"), str) and c.get("name")
+    }
     labels = LabelSet()
-    for cat_id in sorted(k for k in categories if isinstance(k, int)):
+    for cat_id in sorted(categories):
         labels.add(categories[cat_id])
     warnings: list[str] = []
     docs: dict[Any, ImageDocument] = {}
     for entry in data["images"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("file_name"), str):
+            warnings.append(f"'{path}': skipped image entry {entry!r:.80}: it needs file_name, width and height")
+            continue
         try:
-            name = str(entry["file_name"])
-            width, height = int(entry["width"]), int(entry["height"])
-            if width <= 0 or height <= 0:
-                raise ValueError
-        except (KeyError, TypeError, ValueError):
-            warnings.append(f"skipped image entry {entry!r:.80}: it needs file_name, width and height")
+            name, width, height = check_declared_size(
+                entry["file_name"], entry.get("width"), entry.get("height"), image_sizes
+            )
+        except ValueError as exc:
+            warnings.append(f"'{path}': skipped image '{entry['file_name']}': {exc}")
             continue
         docs[entry.get("id")] = ImageDocument(image_name=name, width=width, height=height, status=status)
-    for ann in data.get("annotations", []):
+    annotations = data.get("annotations", [])
+    for ann in annotations if isinstance(annotations, list) else []:
         if not isinstance(ann, dict):
             continue
         doc = docs.get(ann.get("image_id"))
         if doc is None:
-            warnings.append(f"skipped annotation {ann.get('id')}: unknown image id {ann.get('image_id')}")
+            if image_sizes is None:
+                warnings.append(f"'{path}': skipped annotation {ann.get('id')}: unknown image id {ann.get('image_id')}")
             continue
-        label = categories.get(ann.get("category_id"))
+        category = ann.get("category_id")
+        label = categories.get(category) if isinstance(category, int) else None
         if label is None:
-            warnings.append(f"skipped annotation {ann.get('id')}: unknown category {ann.get('category_id')}")
+            warnings.append(f"'{path}': skipped annotation {ann.get('id')}: unknown category {ann.get('category_id')}")
             continue
         try:
             mask = _decode(ann.get("segmentation"), ann.get("bbox"), height=doc.height, width=doc.width)
-        except ValueError as exc:
-            warnings.append(f"skipped annotation {ann.get('id')} on '{doc.image_name}': {exc}")
+        except (ValueError, TypeError) as exc:
+            warnings.append(f"'{path}': skipped annotation {ann.get('id')} on '{doc.image_name}': {exc}")
             continue
         if mask_bbox(mask) is None:
-            warnings.append(f"skipped annotation {ann.get('id')} on '{doc.image_name}': empty mask")
+            warnings.append(f"'{path}': skipped annotation {ann.get('id')} on '{doc.image_name}': empty mask")
             continue
         score = ann.get("score")
         doc.add(
             AnnotationObject(
-                label=label, mask=mask, source="import", score=float(score) if isinstance(score, (int, float)) else None
+                label=label,
+                mask=mask,
+                source="import",
+                score=float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None,
             )
         )
     return ImportResult(documents=tuple(docs.values()), labels=labels, warnings=tuple(warnings))

@@ -2,21 +2,76 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from desktop_app.core.annotation.document import AnnotationObject, ImageDocument
 from desktop_app.core.annotation.labels import LabelSet
+from desktop_app.core.annotation.storage import MAX_MASK_PIXELS
+from inference.errors import StudioError
 
 Labels = LabelSet | Sequence[str] | None
 Progress = Callable[[int], None]  # called with the number of images done so far
 
 
-class FormatError(ValueError):
+class FormatError(StudioError, ValueError):
     """An export or import cannot proceed; ``str(err)`` says why, for a person."""
+
+
+ImageSizes = Mapping[str, tuple[int, int]]  # image file name -> (width, height) of the real image
+
+
+def load_json_file(path: Path, *, what: str) -> Any:
+    """A JSON file from another tool: NaN/Infinity refused, deep nesting caught; every problem
+    is a :class:`FormatError` naming the file."""
+
+    def reject(name: str) -> Any:
+        raise ValueError(f"it contains {name}, which JSON does not allow")
+
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise FormatError(f"'{path}' does not exist") from None
+    except OSError as exc:
+        raise FormatError(f"cannot read '{path}': {exc.strerror or exc}") from None
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=reject)
+    except UnicodeDecodeError:
+        raise FormatError(f"'{path}' is not a {what}: it is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"'{path}' is not a {what}: invalid JSON at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise FormatError(f"'{path}' is not a {what}: its JSON is nested too deeply") from None
+    except (ValueError, OverflowError, MemoryError) as exc:
+        raise FormatError(f"'{path}' is not a {what}: {str(exc)[:120]}") from None
+
+
+def check_declared_size(
+    image_name: str, width: Any, height: Any, image_sizes: ImageSizes | None
+) -> tuple[str, int, int]:
+    """Validate an image size a file declares before any mask of that size is made: positive
+    ints, at most ``MAX_MASK_PIXELS`` pixels (the document format's rule), and, given the real
+    images' sizes, equal to that image's size. Returns (image name in the folder, w, h);
+    raises ``ValueError`` with the reason."""
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (width, height)):
+        raise ValueError(f"the image size {width!r}x{height!r} is not two positive integers")
+    if width * height > MAX_MASK_PIXELS:
+        raise ValueError(f"the image size {width}x{height} is larger than LangSAM Studio can hold")
+    if image_sizes is None:
+        return image_name, width, height
+    name = image_name if image_name in image_sizes else PurePosixPath(image_name.replace("\\", "/")).name
+    real = image_sizes.get(name)
+    if real is None:
+        raise ValueError(f"'{image_name}' is not an image of the folder")
+    if tuple(real) != (width, height):
+        raise ValueError(f"it was made for a {width}x{height} image but '{name}' is {real[0]}x{real[1]}")
+    return name, width, height
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,3 +153,50 @@ def iterate(documents: Iterable[ImageDocument], progress: Progress | None) -> It
         yield doc
         if progress is not None:
             progress(i)
+
+
+# -- train/val/test split ---------------------------------------------------------------------
+SPLIT_NAMES = ("train", "val", "test")
+Split = dict[str, float]  # {"train": 0.8, "val": 0.2} (fractions, normalised to sum 1)
+SplitSpec = str | Sequence[float] | dict[str, float] | None  # what exporters accept (parse_split)
+
+
+def parse_split(value: SplitSpec) -> Split | None:
+    """``"80/20"``, ``"0.7,0.2,0.1"``, ``(8, 2)`` or ``{"train": .8, "val": .2}`` -> fractions of
+    train/val(/test) summing to 1; ``None``/``""`` -> no split. Raises :class:`FormatError`."""
+    if value is None or value == "" or value == {}:
+        return None
+    if isinstance(value, dict):
+        unknown = set(value) - set(SPLIT_NAMES)
+        if unknown:
+            raise FormatError(f"split parts must be {', '.join(SPLIT_NAMES)}, got {', '.join(sorted(unknown))}")
+        parts = [float(value.get(n, 0.0)) for n in SPLIT_NAMES]
+    else:
+        if isinstance(value, str):
+            try:
+                parts = [float(p) for p in re.split(r"[/,:\s]+", value.strip()) if p]
+            except ValueError:
+                raise FormatError(f"a split is like 80/20 or 70/20/10 (train/val/test), got '{value}'") from None
+        else:
+            parts = [float(p) for p in value]
+    if not 2 <= len(parts) <= 3 or any(not (p >= 0) or p == float("inf") for p in parts) or sum(parts) <= 0:
+        raise FormatError(f"a split is 2 or 3 non-negative parts (train/val/test) like 80/20, got {value!r}")
+    total = sum(parts)
+    if parts[0] <= 0:
+        raise FormatError("a split needs a train part above 0")
+    return {name: p / total for name, p in zip(SPLIT_NAMES, parts) if p > 0 or name != "test"}
+
+
+def split_of(image_name: str, split: Split, *, seed: int = 0) -> str:
+    """Which part an image goes to: a hash of the seed and the image name, so the same image
+    lands in the same part whatever else is in the folder and on every run and machine
+    (fractions are met on average, not exactly, for a handful of images)."""
+    digest = hashlib.sha256(f"{int(seed)}\0{image_name}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    acc = 0.0
+    names = [n for n in SPLIT_NAMES if n in split]
+    for name in names:
+        acc += split[name]
+        if u < acc:
+            return name
+    return names[-1]

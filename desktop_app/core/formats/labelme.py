@@ -10,6 +10,7 @@ for objects with holes or too small for a polygon. ``imagePath`` is relative to 
 from __future__ import annotations
 
 import base64
+import binascii
 import io
 import json
 import os
@@ -26,17 +27,20 @@ from desktop_app.core.annotation.document import AnnotationObject, ImageDocument
 from desktop_app.core.annotation.labels import LabelSet
 from desktop_app.core.formats.common import (
     FormatError,
+    ImageSizes,
     ImportResult,
     Labels,
     Progress,
     StemAllocator,
+    check_declared_size,
     exportable_objects,
     image_relpath,
     iterate,
+    load_json_file,
     prepare_out_dir,
     working_labels,
 )
-from inference.masks import mask_bbox
+from inference.masks import DEFAULT_POLYGON_TOLERANCE, MIN_SIMPLIFIED_IOU, mask_bbox
 
 LABELME_VERSION = "5.5.0"  # mask shapes exist since 5.3; older labelme reads polygons only
 ShapeMode = Literal["auto", "polygon", "mask"]
@@ -90,9 +94,43 @@ def _shape(
 
 
 def object_shapes(
-    obj: AnnotationObject, *, mode: ShapeMode = "auto", group_id: int | None = None, epsilon: float = 0.0
+    obj: AnnotationObject,
+    *,
+    mode: ShapeMode = "auto",
+    group_id: int | None = None,
+    epsilon: float = DEFAULT_POLYGON_TOLERANCE,
 ) -> list[dict[str, Any]]:
-    """labelme shapes for one object (several polygons share ``group_id`` when it has pieces)."""
+    """labelme shapes for one object (several polygons share ``group_id`` when it has pieces).
+
+    Polygons are simplified within ``epsilon`` pixels (Douglas-Peucker); when that moves the
+    filled result below ``MIN_SIMPLIFIED_IOU`` of the unsimplified polygons (thin strokes), the
+    tolerance is halved, twice, then dropped (as ``inference.masks.mask_to_simple_polygons``).
+    """
+    shapes = _object_shapes(obj, mode=mode, group_id=group_id, epsilon=0.0)
+    if epsilon <= 0 or not any(s["shape_type"] == "polygon" and len(s["points"]) > 3 for s in shapes):
+        return shapes
+    h, w = obj.mask.shape
+    exact = _fill(shapes, height=h, width=w)
+    for _ in range(3):
+        simple = _object_shapes(obj, mode=mode, group_id=group_id, epsilon=epsilon)
+        back = _fill(simple, height=h, width=w)
+        union = np.count_nonzero(back | exact)
+        if union == 0 or np.count_nonzero(back & exact) / union >= MIN_SIMPLIFIED_IOU:
+            return simple
+        epsilon /= 2
+    return shapes
+
+
+def _fill(shapes: list[dict[str, Any]], *, height: int, width: int) -> np.ndarray:
+    out = np.zeros((height, width), dtype=bool)
+    for shape in shapes:
+        out |= shape_to_mask(shape, height=height, width=width)
+    return out
+
+
+def _object_shapes(
+    obj: AnnotationObject, *, mode: ShapeMode, group_id: int | None, epsilon: float
+) -> list[dict[str, Any]]:
     box = mask_bbox(obj.mask)
     if box is None:
         return []
@@ -129,7 +167,7 @@ def export_labelme(
     out_dir: str | os.PathLike[str],
     labels: Labels = None,
     shape_type: ShapeMode = "auto",
-    polygon_epsilon: float = 0.0,
+    polygon_tolerance: float = DEFAULT_POLYGON_TOLERANCE,
     progress: Progress | None = None,
 ) -> list[Path]:
     """One ``<image stem>.json`` per document in ``out_dir``; returns the written paths.
@@ -150,7 +188,7 @@ def export_labelme(
         image_path = os.path.relpath(images_root / rel, json_path.parent.resolve())
         shapes: list[dict[str, Any]] = []
         for group_id, obj in enumerate(exportable_objects(doc), start=1):
-            shapes.extend(object_shapes(obj, mode=shape_type, group_id=group_id, epsilon=polygon_epsilon))
+            shapes.extend(object_shapes(obj, mode=shape_type, group_id=group_id, epsilon=polygon_tolerance))
         data: dict[str, Any] = {
             "version": LABELME_VERSION,
             "flags": {},
@@ -202,29 +240,45 @@ def shape_to_mask(shape: dict[str, Any], *, height: int, width: int) -> np.ndarr
 
 
 def import_labelme(
-    paths: Iterable[str | os.PathLike[str]], *, status: ImageStatus = ImageStatus.IN_PROGRESS
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    status: ImageStatus = ImageStatus.IN_PROGRESS,
+    image_sizes: ImageSizes | None = None,
 ) -> ImportResult:
     """Read labelme JSON files (or every ``*.json`` of the folders given).
 
     Shapes with the same label and ``group_id`` become one object (labelme's instance rule).
-    ``image_name`` is ``imagePath`` as written (relative to the JSON file's folder).
+    ``image_name`` is ``imagePath`` as written (relative to the JSON file's folder), or, given
+    ``image_sizes`` (image name -> real (width, height)), the folder's image of that name; files
+    for other images or sizes are skipped with a warning before any shape is drawn.
     """
     files: list[Path] = []
     for p in map(Path, paths):
-        files.extend(sorted(p.glob("*.json")) if p.is_dir() else [p])
+        if p.is_dir():
+            files.extend(sorted(f for f in p.glob("*.json") if not f.name.startswith(".")))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise FormatError(f"'{p}' does not exist")
     labels = LabelSet()
     documents: list[ImageDocument] = []
     warnings: list[str] = []
     for file in files:
         try:
-            data = json.loads(file.read_bytes().decode("utf-8"))
-            height, width = int(data["imageHeight"]), int(data["imageWidth"])
-            image_name = str(data["imagePath"]).replace("\\", "/")
+            data = load_json_file(file, what="labelme file")
+            if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
+                raise FormatError(f"'{file}' is not a labelme file: it has no 'shapes' list")
+            if not isinstance(data.get("imagePath"), str) or not data["imagePath"]:
+                raise FormatError(f"'{file}' is not a labelme file: it has no imagePath")
+            image_name, width, height = check_declared_size(
+                str(data["imagePath"]).replace("\\", "/"), data.get("imageWidth"), data.get("imageHeight"), image_sizes
+            )
             shapes = data["shapes"]
-            if not isinstance(shapes, list) or height <= 0 or width <= 0:
-                raise ValueError("bad shapes or image size")
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-            warnings.append(f"skipped '{file}': not a labelme file ({exc})")
+        except FormatError as exc:
+            warnings.append(f"skipped {exc}")
+            continue
+        except ValueError as exc:
+            warnings.append(f"skipped '{file}': {exc}")
             continue
         doc = ImageDocument(image_name=image_name, width=width, height=height, status=status)
         groups: dict[tuple[str, Any], np.ndarray] = {}
@@ -236,11 +290,11 @@ def import_labelme(
                 continue
             try:
                 mask = shape_to_mask(shape, height=height, width=width)
-            except (ValueError, OSError, TypeError, IndexError) as exc:
+            except (ValueError, OSError, TypeError, IndexError, binascii.Error) as exc:
                 warnings.append(f"'{file}': skipped shape {i + 1} ({label}): {exc}")
                 continue
             group = shape.get("group_id")
-            key = (label, group if group is not None else ("shape", i))
+            key = (label, group if isinstance(group, (int, str)) else ("shape", i))
             if key not in groups:
                 groups[key] = np.zeros((height, width), dtype=bool)
                 order.append(key)

@@ -119,7 +119,10 @@ def _read_classes(root: Path) -> list[str]:
     file = root / "classes.txt"
     if not file.is_file():
         raise FormatError(f"'{root}' has no classes.txt: the class names are unknown")
-    names = [line.rstrip("\n") for line in file.read_text(encoding="utf-8").splitlines()]
+    try:
+        names = [line.rstrip("\n") for line in file.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FormatError(f"cannot read '{file}': {exc}") from None
     return names[1:] if names and names[0] == BACKGROUND else names
 
 
@@ -132,6 +135,10 @@ def import_png(
     """Read per-object masks (``masks/<stem>/``), or semantic PNGs when there are none (one
     object per class). ``images_dir`` maps stems back to image file names."""
     root = Path(export_dir)
+    if not root.is_dir():
+        raise FormatError(
+            f"'{root}' is not a folder (a PNG export is a folder with masks/ or semantic/ and classes.txt)"
+        )
     names = _read_classes(root)
     labels = LabelSet(names)
     by_stem: dict[str, str] = {}
@@ -155,8 +162,12 @@ def import_png(
                 if match is None or not 1 <= int(match.group(2)) <= len(names):
                     warnings.append(f"skipped '{file}': its name does not give a known class")
                     continue
-                with Image.open(file) as img:
-                    mask = np.asarray(img.convert("L")) > 127
+                try:
+                    with Image.open(file) as img:
+                        mask = np.asarray(img.convert("L")) > 127
+                except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                    warnings.append(f"skipped '{file}': not a PNG mask Pillow can read ({exc})")
+                    continue
                 if doc is None:
                     doc = ImageDocument(image_name=image_name, width=mask.shape[1], height=mask.shape[0], status=status)
                 if mask.shape != (doc.height, doc.width):
@@ -165,8 +176,15 @@ def import_png(
                 if mask.any():
                     doc.add(AnnotationObject(label=names[int(match.group(2)) - 1], mask=mask, source="import"))
         elif (semantic_root / f"{stem}.png").is_file():
-            with Image.open(semantic_root / f"{stem}.png") as img:
-                classes = np.asarray(img if img.mode == "P" else img.convert("L"))
+            try:
+                with Image.open(semantic_root / f"{stem}.png") as img:
+                    classes = np.asarray(img if img.mode == "P" else img.convert("L"))
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                warnings.append(f"skipped '{semantic_root / f'{stem}.png'}': not a PNG Pillow can read ({exc})")
+                continue
+            if classes.ndim != 2:
+                warnings.append(f"skipped '{semantic_root / f'{stem}.png'}': not a single-channel class map")
+                continue
             doc = ImageDocument(image_name=image_name, width=classes.shape[1], height=classes.shape[0], status=status)
             for value in sorted(set(np.unique(classes).tolist()) - {0}):
                 if value > len(names):

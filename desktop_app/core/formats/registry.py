@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from desktop_app.core.formats import coco, labelme, png, yolo
+from desktop_app.core.formats import coco, labelme, png, voc, yolo
 from desktop_app.core.formats.common import FormatError
 
 Exporter = Callable[..., list[Path]]
@@ -55,7 +55,15 @@ FORMATS: dict[str, ExportFormat] = {
         export=png.export_png,
         import_=png.import_png,
     ),
+    "voc": ExportFormat(
+        name="voc",
+        title="Pascal VOC (XML boxes)",
+        description="Annotations/<image>.xml with a bndbox per object (detection only), labels.txt",
+        export=voc.export_voc,
+    ),
 }
+
+IMPORT_FORMATS: tuple[str, ...] = tuple(name for name, fmt in FORMATS.items() if fmt.import_ is not None)
 
 EXPORTERS: dict[str, Exporter] = {name: fmt.export for name, fmt in FORMATS.items()}
 

@@ -1,4 +1,6 @@
-"""File -> Export: COCO, labelme, YOLO-seg or PNG masks, for the current image or the folder.
+"""File -> Export: COCO, labelme, YOLO-seg, PNG masks or Pascal VOC, for the current image or
+the folder; options: polygon tolerance, a train/val(/test) split with a seed, YOLO boxes only,
+and opening the folder afterwards.
 
 The export runs in a background thread over a lazy stream of documents read from disk (the
 window flushes its auto-save first), with progress and cancel; the GUI thread only shows it.
@@ -8,12 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -23,6 +28,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QRadioButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -40,6 +46,27 @@ def export_names(project, *, scope: str, current: str | None) -> list[str]:
     ]
 
 
+SPLIT_CHOICES = (("No split", ""), ("Train/val 80/20", "80/20"), ("Train/val 90/10", "90/10"),
+                 ("Train/val/test 70/20/10", "70/20/10"), ("Train/val/test 80/10/10", "80/10/10"))
+POLYGON_FORMATS = ("coco", "labelme", "yolo")
+SPLIT_FORMATS = ("coco", "yolo", "voc")
+
+
+def export_options(name: str, *, segmentation: str, tolerance: float, split: str, seed: int,
+                   boxes_only: bool) -> dict:
+    """The exporter keyword arguments the dialog's choices mean for format ``name``."""
+    options: dict = {}
+    if name == "coco":
+        options["segmentation"] = segmentation
+    if name in POLYGON_FORMATS:
+        options["polygon_tolerance"] = float(tolerance)
+    if name == "yolo":
+        options["boxes_only"] = bool(boxes_only)
+    if name in SPLIT_FORMATS and split:
+        options.update(split=split, seed=int(seed))
+    return options
+
+
 def run_export(
     *, project, names: list[str], format_name: str, out_dir: str, labels, options: dict, report, cancel
 ) -> list[Path]:
@@ -55,14 +82,21 @@ def run_export(
             yield project.load(name)
 
     report(0, total, "")
-    paths = exporter(
-        documents(),
-        images_dir=str(project.folder),
-        out_dir=out_dir,
-        labels=labels,
-        progress=lambda done: report(done, total, ""),
-        **options,
-    )
+    from inference.errors import InferenceError, StudioError
+
+    try:
+        paths = exporter(
+            documents(),
+            images_dir=str(project.folder),
+            out_dir=out_dir,
+            labels=labels,
+            progress=lambda done: report(done, total, ""),
+            **options,
+        )
+    except StudioError as exc:
+        if isinstance(exc, InferenceError):
+            raise
+        raise InferenceError(str(exc)) from exc  # BackgroundTask shows InferenceError text as is
     report(total, total, "")
     return list(paths)
 
@@ -94,6 +128,31 @@ class ExportDialog(QDialog):
         self.coco_mode = QComboBox()
         self.coco_mode.addItem("RLE (exact masks)", "rle")
         self.coco_mode.addItem("Polygons", "polygon")
+        self.coco_mode.currentIndexChanged.connect(self._format_changed)
+        from inference.masks import DEFAULT_POLYGON_TOLERANCE
+
+        self.tolerance = QDoubleSpinBox()
+        self.tolerance.setRange(0.0, 20.0)
+        self.tolerance.setSingleStep(0.25)
+        self.tolerance.setDecimals(2)
+        self.tolerance.setSuffix(" px")
+        self.tolerance.setValue(DEFAULT_POLYGON_TOLERANCE)
+        self.tolerance.setToolTip("Polygons are simplified (Douglas-Peucker) within this many pixels of the mask's "
+                                  "edge; 0 keeps every pixel corner (exact, many more vertices)")
+        self.split_box = QComboBox()
+        for text, value in SPLIT_CHOICES:
+            self.split_box.addItem(text, value)
+        self.split_box.setToolTip("Each image goes to a part by a hash of its name and the seed: the same on every run")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setPrefix("seed ")
+        split_row = QHBoxLayout()
+        split_row.addWidget(self.split_box, 1)
+        split_row.addWidget(self.seed)
+        self.split_box.currentIndexChanged.connect(self._format_changed)
+        self.boxes_only = QCheckBox("Boxes only (YOLO detection: class cx cy w h)")
+        self.boxes_only.toggled.connect(self._format_changed)
+        self.open_after = QCheckBox("Open the folder after exporting")
         self.scope_current = QRadioButton("This image")
         self.scope_all = QRadioButton("Whole folder (every annotated image)")
         self.scope_group = QButtonGroup(self)
@@ -110,9 +169,13 @@ class ExportDialog(QDialog):
         form = QFormLayout()
         form.addRow("Format:", self.format_box)
         form.addRow("COCO masks:", self.coco_mode)
+        form.addRow("Polygon tolerance:", self.tolerance)
+        form.addRow("", self.boxes_only)
+        form.addRow("Split:", split_row)
         form.addRow("Images:", self.scope_current)
         form.addRow("", self.scope_all)
         form.addRow("Write to:", out_row)
+        form.addRow("", self.open_after)
         self.description = QLabel()
         self.description.setWordWrap(True)
         self.progress_bar = QProgressBar()
@@ -134,7 +197,7 @@ class ExportDialog(QDialog):
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.log)
         layout.addWidget(buttons)
-        self.resize(600, 360)
+        self.resize(600, 460)
         self._format_changed()
 
     # -- options ---------------------------------------------------------------------------
@@ -152,8 +215,22 @@ class ExportDialog(QDialog):
 
         name = self.format_box.currentData()
         self.coco_mode.setEnabled(name == "coco")
+        polygons = (name == "coco" and self.coco_mode.currentData() == "polygon") or name == "labelme" or (
+            name == "yolo" and not self.boxes_only.isChecked())
+        self.tolerance.setEnabled(polygons)
+        self.boxes_only.setEnabled(name == "yolo")
+        self.split_box.setEnabled(name in SPLIT_FORMATS)
+        self.seed.setEnabled(name in SPLIT_FORMATS and bool(self.split_box.currentData()))
         self.description.setText(FORMATS[name].description)
-        self.out_dir.setText(str(self.project.folder / "export" / name))
+        folder = str(self.project.folder / "export" / name)
+        if self.out_dir.text() != folder and self.sender() is not self.format_box and self.out_dir.text():
+            return  # an option changed: keep the folder the person chose
+        self.out_dir.setText(folder)
+
+    def options(self) -> dict:
+        return export_options(self.format_box.currentData(), segmentation=self.coco_mode.currentData(),
+                              tolerance=self.tolerance.value(), split=self.split_box.currentData(),
+                              seed=self.seed.value(), boxes_only=self.boxes_only.isChecked())
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export to", self.out_dir.text())
@@ -169,7 +246,7 @@ class ExportDialog(QDialog):
             self.log.setPlainText("Nothing to export yet: no image of this folder has annotations.")
             return
         name = self.format_box.currentData()
-        options = {"segmentation": self.coco_mode.currentData()} if name == "coco" else {}
+        options = self.options()
         project, labels, out_dir = self.project, self.labels, self.out_dir.text().strip()
         if not out_dir:
             self.log.setPlainText("Choose a folder to write to.")
@@ -203,6 +280,8 @@ class ExportDialog(QDialog):
         self.paths = [Path(p) for p in paths]
         self._ended(f"Wrote {len(self.paths)} file(s) to {self.out_dir.text()}.")
         self.exported.emit(self.paths)
+        if self.open_after.isChecked():
+            QDesktopServices.openUrl(QUrl.fromLocalFile(self.out_dir.text()))
 
     def _ended(self, message: str) -> None:
         self.log.appendPlainText(message)
