@@ -1,0 +1,76 @@
+"""Save docs/screenshots/09-prompt-assistant.png: the prompt bar with the assistant's row open and
+its suggested phrases in the text field, waiting for the person to edit them and press Enter.
+
+    .venv/bin/python scripts/screenshot_assistant.py [--out docs/screenshots]
+
+Offscreen, with its own settings folder. No network: the assistant's answer is a canned
+:class:`inference.assistant.AssistantAnswer` given through ``AssistantBar.configure(asker=...)``
+(what a real model would answer for this instruction), so the picture is the real widget state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ["LANGSAM_STUDIO_HOME"] = tempfile.mkdtemp(prefix="langsam-screenshots-")
+
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([sys.argv[0]])
+    from screenshots import _shrink, _spin
+
+    from desktop_app.gui.app import create_window
+    from desktop_app.gui.settings import AppSettings
+    from inference.assistant import AssistantAnswer
+
+    AppSettings().backend = "classic"
+    window = create_window([])
+    window.resize(1280, 800)
+    window.show()
+    assert _spin(app, 30, lambda: window.current_name == "coffee.jpg"), "the sample did not open"
+    for label in ("cup", "saucer", "spoon"):
+        window.label_editor.add(label)
+
+    def canned(config, instruction, *, labels=(), image=None, cancel=None):
+        return AssistantAnswer(
+            phrases=("coffee cup", "saucer", "teaspoon"),
+            labels={"coffee cup": "cup", "saucer": "saucer", "teaspoon": "spoon"},
+            notes="Left out the cup's reflection on the table.",
+        )
+
+    bar = window.prompt_bar
+    bar.set_text_supported(True)  # as with Lang-SAM loaded
+    bar.assistant.configure(asker=canned)
+    bar.show_assistant(True)
+    bar.assistant.see_image.setChecked(True)
+    bar.assistant.instruction.setText("the cup, its saucer and the spoon, not reflections")
+    bar.assistant.ask()
+    assert _spin(app, 10, lambda: bar.text() != ""), "no answer"
+    _spin(app, 0.3)
+    path = out / "09-prompt-assistant.png"
+    window.grab().save(str(path))
+    _shrink(path)
+    print(f"saved {path}")
+    window.close()
+    _spin(app, 0.2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
