@@ -19,14 +19,15 @@ from __future__ import annotations
 import hashlib
 import os
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from inference.embedding_cache import ByteBoundedLRU
 from inference.errors import BackendUnavailableError, WeightsMissingError
+from inference.lru import ByteBoundedLRU
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -46,7 +47,7 @@ class Detections:
         return int(self.scores.shape[0])
 
 
-def _tensor_digest(h: "hashlib._Hash", tensor: "torch.Tensor") -> None:
+def _tensor_digest(h: hashlib.blake2b, tensor: torch.Tensor) -> None:
     import torch
 
     t = tensor.detach().contiguous().cpu()
@@ -65,20 +66,20 @@ class TensorMemo:
     """
 
     def __init__(self, *, identity_only: bool = False) -> None:
-        self._items: dict[int, tuple[weakref.ref, int | None, Any]] = {}
+        self._items: dict[int, tuple[weakref.ref[torch.Tensor], int | None, Any]] = {}
         self._identity_only = identity_only
 
-    def _version(self, tensor: "torch.Tensor") -> int | None:
+    def _version(self, tensor: torch.Tensor) -> int | None:
         return None if tensor.is_inference() else tensor._version
 
-    def get(self, tensor: "torch.Tensor") -> Any | None:
+    def get(self, tensor: torch.Tensor) -> Any | None:
         item = self._items.get(id(tensor))
         if item is None:
             return None
         ref, version, value = item
         return value if ref() is tensor and self._version(tensor) == version else None
 
-    def put(self, tensor: "torch.Tensor", value: Any) -> None:
+    def put(self, tensor: torch.Tensor, value: Any) -> None:
         if tensor.is_inference() and not self._identity_only:
             return
         self._items = {k: v for k, v in self._items.items() if v[0]() is not None}  # drop the dead
@@ -91,7 +92,7 @@ class TensorMemo:
 class _ProjectionMemo:
     """Wraps one ``input_proj_vision`` level: same module tree, remembered outputs for cached inputs."""
 
-    def __init__(self, owner: "BackboneCache", module: "torch.nn.Module") -> None:
+    def __init__(self, owner: BackboneCache, module: torch.nn.Module) -> None:
         self._owner = owner
         self._module = module
         self._original_forward = module.forward
@@ -102,7 +103,7 @@ class _ProjectionMemo:
         self._module.forward = self._original_forward
         self._memo.clear()
 
-    def _forward(self, source):
+    def _forward(self, source: torch.Tensor) -> Any:
         if not (self._owner.enabled and self._owner.is_cached_output(source)):
             return self._original_forward(source)
         out = self._memo.get(source)
@@ -121,11 +122,16 @@ class BackboneCache:
     ``projection_hits`` counts input projections reused (pass ``input_projections``).
     """
 
-    def __init__(self, backbone: "torch.nn.Module", *, max_bytes: int = DEFAULT_BACKBONE_CACHE_BYTES,
-                 input_projections: Sequence["torch.nn.Module"] = ()) -> None:
+    def __init__(
+        self,
+        backbone: torch.nn.Module,
+        *,
+        max_bytes: int = DEFAULT_BACKBONE_CACHE_BYTES,
+        input_projections: Sequence[torch.nn.Module] = (),
+    ) -> None:
         self._backbone = backbone
         self._original_forward = backbone.forward
-        self._lru: ByteBoundedLRU[tuple[list, list]] = ByteBoundedLRU(max_bytes=max_bytes)
+        self._lru: ByteBoundedLRU[tuple[list[Any], list[Any]]] = ByteBoundedLRU(max_bytes=max_bytes)
         self._digests = TensorMemo()  # pixel_values / pixel_mask object -> content digest
         self._outputs = TensorMemo(identity_only=True)  # feature maps handed out from the cache
         self.enabled = True
@@ -147,11 +153,11 @@ class BackboneCache:
         self._digests.clear()
         self._outputs.clear()
 
-    def is_cached_output(self, tensor: "torch.Tensor") -> bool:
+    def is_cached_output(self, tensor: torch.Tensor) -> bool:
         """Whether ``tensor`` is a feature map this cache holds (so anything derived is reusable)."""
         return self._outputs.get(tensor) is not None
 
-    def _digest(self, tensor: "torch.Tensor") -> str:
+    def _digest(self, tensor: torch.Tensor) -> str:
         digest = self._digests.get(tensor)
         if digest is None:
             h = hashlib.blake2b(digest_size=16)
@@ -161,7 +167,7 @@ class BackboneCache:
             self._digests.put(tensor, digest)
         return digest
 
-    def _forward(self, pixel_values, pixel_mask):
+    def _forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor) -> Any:
         if not self.enabled:
             self.calls += 1
             return self._original_forward(pixel_values, pixel_mask)
@@ -187,7 +193,8 @@ def _check_directory(directory: Path, *, what: str) -> None:
         raise WeightsMissingError(
             f"the Grounding DINO {what} folder '{directory}' does not exist; download the model with "
             "'langsam-studio models download grounding-dino-tiny' or point to a folder saved with "
-            "save_pretrained (config.json, model.safetensors, tokenizer and processor files)")
+            "save_pretrained (config.json, model.safetensors, tokenizer and processor files)"
+        )
     if what == "model" and not (directory / "config.json").is_file():
         raise WeightsMissingError(f"'{directory}' has no config.json: it is not a Grounding DINO model folder")
 
@@ -195,9 +202,15 @@ def _check_directory(directory: Path, *, what: str) -> None:
 class GroundingDino:
     """``GroundingDinoForObjectDetection`` + ``AutoProcessor`` loaded from local folders only."""
 
-    def __init__(self, *, directory: str | os.PathLike, processor_directory: str | os.PathLike | None = None,
-                 device: str = "cpu", cache_backbone: bool = True,
-                 backbone_cache_bytes: int = DEFAULT_BACKBONE_CACHE_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        directory: str | os.PathLike[str],
+        processor_directory: str | os.PathLike[str] | None = None,
+        device: str = "cpu",
+        cache_backbone: bool = True,
+        backbone_cache_bytes: int = DEFAULT_BACKBONE_CACHE_BYTES,
+    ) -> None:
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
         model_dir = Path(directory)
@@ -205,43 +218,70 @@ class GroundingDino:
         _check_directory(model_dir, what="model")
         _check_directory(proc_dir, what="processor")
         try:
-            self.processor = AutoProcessor.from_pretrained(proc_dir, local_files_only=True)
+            # transformers 5 ships py.typed, but AutoProcessor.from_pretrained has no annotations
+            self.processor = AutoProcessor.from_pretrained(proc_dir, local_files_only=True)  # type: ignore[no-untyped-call]
             self.model = GroundingDinoForObjectDetection.from_pretrained(model_dir, local_files_only=True)
         except (OSError, ValueError) as exc:
-            raise BackendUnavailableError(
-                f"the Grounding DINO files in '{model_dir}' cannot be loaded: {exc}") from exc
-        self.model.to(device).eval()
+            raise BackendUnavailableError(f"the Grounding DINO files in '{model_dir}' cannot be loaded: {exc}") from exc
+        # transformers types .to() through a decorator that drops the bound self (sees `device` as self)
+        self.model.to(device).eval()  # type: ignore[arg-type]
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.device = device
         self.directory = model_dir
-        self.backbone_cache = (BackboneCache(self.model.model.backbone, max_bytes=backbone_cache_bytes,
-                                             input_projections=self.model.model.input_proj_vision)
-                               if cache_backbone else None)
+        self.backbone_cache = (
+            BackboneCache(
+                self.model.model.backbone,
+                max_bytes=backbone_cache_bytes,
+                input_projections=self.model.model.input_proj_vision,
+            )
+            if cache_backbone
+            else None
+        )
 
     # -- the steps of one detection ---------------------------------------------------------
-    def preprocess_images(self, images: Sequence[Any]) -> dict[str, "torch.Tensor"]:
+    def preprocess_images(self, images: Sequence[Any]) -> dict[str, torch.Tensor]:
         """Resize + normalise (the processor's image half): ``pixel_values`` and ``pixel_mask``."""
         feats = self.processor.image_processor(images=list(images), return_tensors="pt")
         return {k: v.to(self.device) for k, v in feats.items()}
 
-    def tokenize(self, texts: Sequence[str]) -> dict[str, "torch.Tensor"]:
+    @property
+    def max_text_len(self) -> int:
+        """The most text tokens the model reads (``config.max_text_len``: 256 for both sizes)."""
+        return int(getattr(self.model.config, "max_text_len", 256) or 256)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` becomes for the model, special tokens included (as :meth:`tokenize`)."""
+        return len(self.processor.tokenizer(text)["input_ids"])
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Tokenize prompts the way Lang-SAM does (``padding=True``)."""
         enc = self.processor(text=list(texts), padding=True, return_tensors="pt")
         return {k: v.to(self.device) for k, v in enc.items()}
 
-    def forward(self, pixel_inputs: dict[str, "torch.Tensor"], text_inputs: dict[str, "torch.Tensor"]):
+    def forward(self, pixel_inputs: dict[str, torch.Tensor], text_inputs: dict[str, torch.Tensor]) -> Any:
         import torch
 
         with torch.inference_mode():
             return self.model(**pixel_inputs, **text_inputs)
 
-    def postprocess(self, outputs, input_ids: "torch.Tensor", *, box_threshold: float, text_threshold: float,
-                    target_sizes: Sequence[tuple[int, int]]) -> list[Detections]:
+    def postprocess(
+        self,
+        outputs: Any,
+        input_ids: torch.Tensor,
+        *,
+        box_threshold: float,
+        text_threshold: float,
+        target_sizes: Sequence[tuple[int, int]],
+    ) -> list[Detections]:
         """transformers 5.x post-processing; ``target_sizes`` are (height, width) per image."""
         results = self.processor.post_process_grounded_object_detection(
-            outputs, input_ids, box_threshold, text_threshold=text_threshold,
-            target_sizes=[tuple(int(v) for v in s) for s in target_sizes])
+            outputs,
+            input_ids,
+            box_threshold,
+            text_threshold=text_threshold,
+            target_sizes=[tuple(int(v) for v in s) for s in target_sizes],
+        )
         out = []
         for r in results:
             boxes = r["boxes"].detach().float().cpu().numpy().astype(np.float32, copy=False).reshape(-1, 4)
@@ -252,9 +292,15 @@ class GroundingDino:
             out.append(Detections(boxes=boxes, scores=scores, labels=tuple(labels[: len(scores)])))
         return out
 
-    def detect(self, images: Sequence[Any], texts: Sequence[str], *, box_threshold: float = 0.3,
-               text_threshold: float = 0.25, pixel_inputs: dict[str, "torch.Tensor"] | None = None
-               ) -> list[Detections]:
+    def detect(
+        self,
+        images: Sequence[Any],
+        texts: Sequence[str],
+        *,
+        box_threshold: float = 0.3,
+        text_threshold: float = 0.25,
+        pixel_inputs: dict[str, torch.Tensor] | None = None,
+    ) -> list[Detections]:
         """Detect ``texts[i]`` in ``images[i]`` (PIL images or HxWx3 uint8 arrays), one forward.
 
         ``pixel_inputs`` may carry the output of :meth:`preprocess_images` for these images
@@ -267,8 +313,13 @@ class GroundingDino:
         text_inputs = self.tokenize(texts)
         outputs = self.forward(pixel_inputs, text_inputs)
         sizes = [_image_hw(im) for im in images]
-        return self.postprocess(outputs, text_inputs["input_ids"], box_threshold=box_threshold,
-                                text_threshold=text_threshold, target_sizes=sizes)
+        return self.postprocess(
+            outputs,
+            text_inputs["input_ids"],
+            box_threshold=box_threshold,
+            text_threshold=text_threshold,
+            target_sizes=sizes,
+        )
 
 
 def _image_hw(image: Any) -> tuple[int, int]:

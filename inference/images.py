@@ -81,13 +81,15 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode
     if mode == "RGB":
         return img
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+    if mode in HIGH_BIT_MODES:
+        # never through float64 (a 77 KB 16-bit PNG of 144 MP used to peak at 2.3 GB): a uint8
+        # look-up table applied in row chunks (see desktop_app/core/contrast.py for windows)
         arr = np.asarray(img)
-        arr = arr.astype(np.float64)
-        top = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
-        if mode == "I" and arr.max(initial=0) > 65535:
-            top = float(arr.max())
-        gray = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+        top = int(arr.max(initial=0))
+        top = 65535 if mode.startswith("I;16") or top > 255 else 255
+        if mode == "I" and int(arr.max(initial=0)) > 65535:
+            top = int(arr.max())
+        gray = _scale_to_u8(arr, top)
         return Image.fromarray(gray, mode="L").convert("RGB")
     if mode == "F":
         arr = np.asarray(img, dtype=np.float64)
@@ -95,14 +97,55 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         scale = 255.0 / (hi - lo) if hi > lo else 0.0
         gray = np.clip(np.nan_to_num((arr - lo) * scale), 0, 255).astype(np.uint8)
         return Image.fromarray(gray, mode="L").convert("RGB")
+    if mode == "P" and "transparency" not in img.info:
+        return img.convert("RGB")  # opaque palette: straight to RGB (the RGBA detour costs 3x the memory)
     if mode in ("P", "PA"):
         img = img.convert("RGBA")
         mode = "RGBA"
     if mode in ("RGBA", "LA", "La", "RGBa"):
-        rgba = img.convert("RGBA")
+        rgba = img if img.mode == "RGBA" else img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_CHUNK_SAMPLES = 1 << 20
+
+
+def _scale_to_u8(arr: np.ndarray, top: int) -> np.ndarray:
+    """round(arr / top * 255) as uint8, in row chunks of uint16/float32 (no full-size float64)."""
+    out = np.empty(arr.shape, dtype=np.uint8)
+    step = max(_CHUNK_SAMPLES // max(int(np.prod(arr.shape[1:])), 1), 1)
+    if top <= 65535:
+        lut = np.clip(np.rint(np.arange(65536, dtype=np.float32) * np.float32(255.0 / max(top, 1))), 0, 255)
+        lut = lut.astype(np.uint8)
+        for start in range(0, arr.shape[0], step):
+            rows = arr[start:start + step]
+            out[start:start + step] = lut[np.clip(rows, 0, 65535).astype(np.uint16, copy=False)]
+        return out
+    scale = np.float32(255.0 / top)
+    for start in range(0, arr.shape[0], step):
+        rows = arr[start:start + step].astype(np.float32)
+        out[start:start + step] = np.clip(np.rint(rows * scale), 0, 255)
+    return out
+
+
+def raw_samples(img: Image.Image) -> np.ndarray | None:
+    """The raw samples of a more-than-8-bit grayscale image as (H, W) uint16 (``None`` for an
+    8-bit image, or a 32-bit "I" image whose values all fit in 8 bits)."""
+    if img.mode not in HIGH_BIT_MODES:
+        return None
+    arr = np.asarray(img)
+    if img.mode == "I":
+        if int(arr.max(initial=0)) <= 255:
+            return None
+        out = np.empty(arr.shape, dtype=np.uint16)
+        step = max(_CHUNK_SAMPLES // max(arr.shape[1], 1), 1)
+        for start in range(0, arr.shape[0], step):
+            np.clip(arr[start:start + step], 0, 65535, out=out[start:start + step], casting="unsafe")
+        return out
+    return np.ascontiguousarray(arr.astype(np.uint16, copy=False))
 
 
 _PIL_LIMIT_LOCK = threading.Lock()
@@ -139,6 +182,42 @@ def _check_limit(source: ImageInput, width: int, height: int, limit: int) -> Non
         )
 
 
+# Bytes per pixel of Pillow's in-memory modes ("1" is stored one byte per pixel).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2,
+               "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4,
+               "F": 4}
+# Extra bytes per pixel that :func:`_to_rgb` allocates on the way to RGB, by stored mode.
+_CONVERT_BYTES = {"RGB": 0, "1": 3, "L": 3, "P": 3, "CMYK": 3, "YCbCr": 3, "LAB": 3, "HSV": 3,
+                  "RGBA": 11, "RGBa": 15, "LA": 15, "La": 15, "PA": 15, "I;16": 14, "I;16B": 14, "I;16L": 14,
+                  "I;16N": 14, "I": 16, "F": 16}
+
+
+def decode_bytes_estimate(mode: str, width: int, height: int, *, transparency: bool = False) -> int:
+    """Peak bytes :func:`load_image` needs for an image of this header, before decoding it.
+
+    The stored pixels (width x height x bands: a 38 KB palette PNG of 40 MP holds 40 MB of
+    indices), a possible EXIF rotation copy, the conversions to RGB (palette and 1-bit images
+    are counted at their decoded RGB size, alpha modes with their compositing buffers) and the
+    final array."""
+    stored = _MODE_BYTES.get(mode, 4)
+    convert = _CONVERT_BYTES.get(mode, 8)
+    if mode == "P" and transparency:
+        convert = _CONVERT_BYTES["PA"]
+    return width * height * (2 * stored + convert + 6)  # + the RGB bytes handed to numpy, and the array
+
+
+def _check_decode_bytes(source: ImageInput, img: Image.Image, limit: int | None) -> None:
+    if limit is None:
+        return
+    width, height = img.size
+    need = decode_bytes_estimate(img.mode, width, height, transparency="transparency" in img.info)
+    if need > limit:
+        raise ImageTooLargeError(
+            f"{_describe(source)} is {width}x{height} pixels in mode {img.mode}: decoding it would take about "
+            f"{need / 2**20:,.0f} MiB of memory, more than the limit of {limit / 2**20:,.0f} MiB; send a smaller image"
+        )
+
+
 def _upright(img: Image.Image) -> Image.Image:
     """Apply the EXIF orientation; an unreadable EXIF block leaves the pixels as stored."""
     try:
@@ -147,17 +226,28 @@ def _upright(img: Image.Image) -> Image.Image:
         return img
 
 
-def load_image(source: ImageInput, *, max_pixels: int | None = None) -> np.ndarray:
+def load_image_with_raw(source: str | os.PathLike[str] | bytes, *, max_pixels: int | None = None,
+                        max_decode_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`load_image`'s RGB array and, for a more-than-8-bit grayscale image (16-bit, 12-bit
+    in 16), its raw (H, W) uint16 samples, so the app can apply a contrast window to them."""
+    raw: list[np.ndarray | None] = [None]
+    rgb = load_image(source, max_pixels=max_pixels, max_decode_bytes=max_decode_bytes, _raw_out=raw)
+    return rgb, raw[0]
+
+
+def load_image(source: ImageInput, *, max_pixels: int | None = None, max_decode_bytes: int | None = None,
+               _raw_out: list | None = None) -> np.ndarray:
     """Return an (H, W, 3) C-contiguous uint8 RGB array.
 
     Raises :class:`ImageLoadError` (corrupt, truncated, unreadable) or
-    :class:`ImageTooLargeError` (more than ``max_pixels``, checked from the header before
-    decoding), both with a user-facing message.
+    :class:`ImageTooLargeError` (more than ``max_pixels``, or more than ``max_decode_bytes`` of
+    memory to decode as estimated by :func:`decode_bytes_estimate`, both checked from the header
+    before decoding), both with a user-facing message.
     """
     limit = default_max_pixels() if max_pixels is None else max_pixels
     if isinstance(source, ImageSource):
         origin: str | bytes = source.path if source.path is not None else source.read_bytes()
-        return load_image(origin, max_pixels=max_pixels)
+        return load_image(origin, max_pixels=max_pixels, max_decode_bytes=max_decode_bytes)
     if isinstance(source, np.ndarray):
         if source.ndim >= 2:
             _check_limit(source, source.shape[1], source.shape[0], limit)
@@ -172,8 +262,12 @@ def load_image(source: ImageInput, *, max_pixels: int | None = None) -> np.ndarr
                 img = stack.enter_context(Image.open(Path(source)))
             width, height = img.size  # from the header: nothing decoded yet
             _check_limit(source, width, height, limit)
+            _check_decode_bytes(source, img, max_decode_bytes)
             img.load()
-            rgb = _to_rgb(_upright(img))
+            upright = _upright(img)
+            if _raw_out is not None:
+                _raw_out[0] = raw_samples(upright)
+            rgb = _to_rgb(upright)
             return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
     except ImageLoadError:
         raise

@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -40,8 +40,19 @@ MAX_CUSTOM_ATTRIBUTES = 1024  # SageMaker's limit on X-Amzn-SageMaker-Custom-Att
 LOGITS_SHAPE = (256, 256)
 
 JSON_TYPE = "application/json"
-IMAGE_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "image/webp", "image/tiff", "image/bmp",
-                         "image/gif", "application/x-image", "application/octet-stream"})
+IMAGE_TYPES = frozenset(
+    {
+        "image/jpeg",
+        "image/jpg",
+        "image/png",
+        "image/webp",
+        "image/tiff",
+        "image/bmp",
+        "image/gif",
+        "application/x-image",
+        "application/octet-stream",
+    }
+)
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 REQUEST_HEADER = "X-LangSAM-Request"
 SESSION_HEADER = "X-Amzn-SageMaker-Session-Id"
@@ -49,11 +60,19 @@ NEW_SESSION = "NEW_SESSION"
 NEW_SESSION_HEADER = "X-Amzn-SageMaker-New-Session-Id"
 
 _ID_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")  # SageMaker's session id pattern
+_CONTENT_ID_RE = re.compile(r"^[0-9a-f]{32}$")  # the shape of content_id(): reserved for content hashes
 MAX_ID_CHARS = 256
+# Longest number literal accepted anywhere in a JSON body or header. Every legitimate value (pixel
+# coordinates, thresholds, counts) has a handful of digits; longer literals would cost quadratic
+# int parsing, hit Python's 4300-digit int limit or overflow float(), so they are refused as a
+# 400 naming the field they sit in.
+MAX_NUMBER_CHARS = 100
 _TOP_KEYS = frozenset({"protocol", "image", "image_id", "prompt", "options"})
 _PROMPT_KEYS = frozenset({"text", "points", "box", "mask_input"})
-_OPTION_KEYS = frozenset({"multimask", "box_threshold", "text_threshold", "max_detections", "nms_iou",
-                          "return_logits", "backend", "model"})
+_OPTION_KEYS = frozenset(
+    {"multimask", "box_threshold", "text_threshold", "max_detections", "nms_iou", "return_logits", "backend", "model"}
+    | {"encode_only"}  # issue 9 part 3 (remote backends): prefetch = upload + encode, no prompt
+)
 _DEFAULTS = Prompt()
 
 
@@ -61,8 +80,9 @@ class ProtocolError(InferenceError, ValueError):
     """A request or response that breaks the protocol. ``field`` names the offending part,
     ``status`` is the HTTP status a server answers with, ``code`` a stable machine-readable name."""
 
-    def __init__(self, message: str, *, field: str | None = None, status: int = 400,
-                 code: str = "ValidationError") -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, status: int = 400, code: str = "ValidationError"
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.status = status
@@ -88,6 +108,8 @@ class SegmentRequest:
     return_logits: bool = False
     backend: str | None = None  # the backend the client expects (checked by the server)
     model: str | None = None  # the model the client expects (checked by the server)
+    # issue 9 part 3: store (and encode) the image only; no prompt, the answer has no objects
+    encode_only: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -129,10 +151,12 @@ def decode_logits(obj: Any, *, field: str) -> np.ndarray:
     """The inverse of :func:`encode_logits` (float16 or float32), as (256, 256) float32."""
     if not isinstance(obj, Mapping):
         raise ProtocolError(f"{field} must be an object with dtype, shape and data", field=field)
-    dtype = {"float16": "<f2", "float32": "<f4"}.get(obj.get("dtype"))
+    requested: Any = obj.get("dtype")
+    dtype = {"float16": "<f2", "float32": "<f4"}.get(requested)
     if dtype is None:
-        raise ProtocolError(f"{field}.dtype must be 'float16' or 'float32', got {obj.get('dtype')!r}",
-                            field=f"{field}.dtype")
+        raise ProtocolError(
+            f"{field}.dtype must be 'float16' or 'float32', got {obj.get('dtype')!r}", field=f"{field}.dtype"
+        )
     if list(obj.get("shape") or []) != list(LOGITS_SHAPE):
         raise ProtocolError(f"{field}.shape must be [256, 256], got {obj.get('shape')!r}", field=f"{field}.shape")
     raw = _b64(obj.get("data"), field=f"{field}.data")
@@ -150,16 +174,45 @@ def _b64(value: Any, *, field: str) -> bytes:
         raise ProtocolError(f"{field} must be a non-empty base64 string", field=field)
     if value.startswith("data:") and "," in value[:100]:  # a data URL: data:image/png;base64,....
         value = value.split(",", 1)[1]
+    if _B64_WHITESPACE.search(value):  # MIME-style line-wrapped base64 (76-character lines, CRLF)
+        value = _B64_WHITESPACE.sub("", value)
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ProtocolError(f"{field} is not valid base64: {exc}", field=field) from None
+        bad = _B64_INVALID.search(value)
+        why = (
+            f"character {bad.group()!r} at position {bad.start()} is not in the base64 alphabet (A-Z, a-z, 0-9, "
+            "+, /, = padding; line breaks and spaces are ignored; URL-safe '-'/'_' are not accepted)"
+            if bad
+            else f"{exc} (the length without whitespace is {len(value)}; base64 comes in groups of 4 characters)"
+        )
+        raise ProtocolError(f"{field} is not valid base64: {why}", field=field) from None
+
+
+_B64_WHITESPACE = re.compile(r"[ \t\r\n]+")
+_B64_INVALID = re.compile(r"[^A-Za-z0-9+/=]")
+
+
+def is_content_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a :func:`content_id` (reserved: clients cannot choose it)."""
+    return bool(_CONTENT_ID_RE.match(value))
+
+
+def check_text_tokens(count: int | None, limit: int | None, *, field: str = "prompt.text") -> None:
+    """Refuse a text prompt longer than the model's token limit (checked before any inference)."""
+    if count is not None and limit is not None and count > limit:
+        raise ProtocolError(
+            f"the text prompt is {count} tokens long, more than the {limit} tokens the text model reads; "
+            "shorten it (fewer or shorter class names)",
+            field=field,
+        )
 
 
 def check_id(value: Any, *, field: str) -> str:
     if not isinstance(value, str) or len(value) > MAX_ID_CHARS or not _ID_RE.match(value):
-        raise ProtocolError(f"{field} must be 1-{MAX_ID_CHARS} letters, digits and inner dashes, got {value!r}",
-                            field=field)
+        raise ProtocolError(
+            f"{field} must be 1-{MAX_ID_CHARS} letters, digits and inner dashes, got {value!r}", field=field
+        )
     return value
 
 
@@ -207,6 +260,8 @@ def request_object(request: SegmentRequest, *, include_image: bool = True) -> di
             options[key] = value
     if request.return_logits:
         options["return_logits"] = True
+    if request.encode_only:  # issue 9 part 3
+        options["encode_only"] = True
     if request.backend:
         options["backend"] = request.backend
     if request.model:
@@ -226,8 +281,9 @@ def _num(v: float) -> float | int:
     return int(v) if float(v).is_integer() else float(v)
 
 
-def encode_request(request: SegmentRequest, *, raw: bool = False,
-                   max_bytes: int = MAX_PAYLOAD_BYTES) -> tuple[bytes, str, dict[str, str]]:
+def encode_request(
+    request: SegmentRequest, *, raw: bool = False, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> tuple[bytes, str, dict[str, str]]:
     """``(body, content_type, headers)`` for one request.
 
     ``raw=True`` sends the image bytes as the body and the rest in the custom-attributes header
@@ -237,20 +293,28 @@ def encode_request(request: SegmentRequest, *, raw: bool = False,
     if raw:
         if request.image is None:
             raise ProtocolError("a raw-image request needs the image bytes", field="image")
-        header = json.dumps(request_object(request, include_image=False), separators=(",", ":"),
-                            ensure_ascii=True, allow_nan=False)
+        header = json.dumps(
+            request_object(request, include_image=False), separators=(",", ":"), ensure_ascii=True, allow_nan=False
+        )
         if len(header) > MAX_CUSTOM_ATTRIBUTES:
             raise ProtocolError(
                 f"the prompt takes {len(header)} characters, more than the {MAX_CUSTOM_ATTRIBUTES} a "
-                "custom-attributes header allows; send a JSON request instead", field="prompt")
-        body, content_type, headers = bytes(request.image), _sniff_type(request.image), {CUSTOM_ATTRIBUTES_HEADER: header}
+                "custom-attributes header allows; send a JSON request instead",
+                field="prompt",
+            )
+        body, content_type, headers = (
+            bytes(request.image),
+            _sniff_type(request.image),
+            {CUSTOM_ATTRIBUTES_HEADER: header},
+        )
     else:
         body = json.dumps(request_object(request), separators=(",", ":"), allow_nan=False).encode()
         content_type, headers = JSON_TYPE, {}
     if len(body) > max_bytes:
         raise PayloadTooLargeError(
             f"the request is {len(body) / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB real-time limit; "
-            "send a smaller or JPEG-compressed image, or use asynchronous inference (payloads up to 1 GB via S3)")
+            "send a smaller or JPEG-compressed image, or use asynchronous inference (payloads up to 1 GB via S3)"
+        )
     return body, content_type, headers
 
 
@@ -274,8 +338,9 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def decode_request(body: bytes | str, *, content_type: str | None,
-                   headers: Mapping[str, str] | None = None) -> SegmentRequest:
+def decode_request(
+    body: bytes | str, *, content_type: str | None, headers: Mapping[str, str] | None = None
+) -> SegmentRequest:
     """Parse and validate a request. Raises :class:`ProtocolError` naming the bad field."""
     headers = headers or {}
     kind = media_type(content_type)
@@ -290,15 +355,20 @@ def decode_request(body: bytes | str, *, content_type: str | None,
             raise ProtocolError("the request body is empty: send the image bytes", field="image")
         attributes = _header(headers, REQUEST_HEADER) or _header(headers, CUSTOM_ATTRIBUTES_HEADER)
         if not attributes or not attributes.strip():
-            raise ProtocolError(f"a raw-image request needs the prompt as JSON in the {CUSTOM_ATTRIBUTES_HEADER} "
-                                "header", field=CUSTOM_ATTRIBUTES_HEADER)
+            raise ProtocolError(
+                f"a raw-image request needs the prompt as JSON in the {CUSTOM_ATTRIBUTES_HEADER} header",
+                field=CUSTOM_ATTRIBUTES_HEADER,
+            )
         obj = _parse_json(attributes, what=f"the {CUSTOM_ATTRIBUTES_HEADER} header", field=CUSTOM_ATTRIBUTES_HEADER)
         if isinstance(obj, Mapping) and "image" in obj:
             raise ProtocolError("the image is the body of a raw-image request, not a header field", field="image")
         return _request_from_object(obj, image=raw)
     raise ProtocolError(
         f"unsupported Content-Type {content_type!r}: send application/json or an image type such as image/jpeg",
-        field="Content-Type", status=415, code="UnsupportedMediaType")
+        field="Content-Type",
+        status=415,
+        code="UnsupportedMediaType",
+    )
 
 
 def _parse_json(data: bytes | str, *, what: str, field: str) -> Any:
@@ -310,7 +380,7 @@ def _parse_json(data: bytes | str, *, what: str, field: str) -> Any:
         except UnicodeDecodeError as exc:
             raise ProtocolError(f"{what} is not UTF-8 text: {exc.reason} at byte {exc.start}", field=field) from None
     try:
-        return json.loads(data, parse_constant=_reject_constant)
+        return json.loads(data, parse_constant=_reject_constant, parse_int=_parse_int, parse_float=_parse_float)
     except ProtocolError as exc:
         raise ProtocolError(f"{what} is not valid JSON: {exc}", field=field) from None
     except (json.JSONDecodeError, RecursionError) as exc:
@@ -321,36 +391,84 @@ def _reject_constant(name: str) -> float:
     raise ProtocolError(f"{name} is not allowed (use finite numbers)")
 
 
+class OversizedNumber:
+    """A JSON number literal longer than :data:`MAX_NUMBER_CHARS`, kept unparsed.
+
+    Not an int or float, so every field check refuses it with its own field name (a 400, never a
+    500 from int()'s digit limit or float() overflow)."""
+
+    __slots__ = ("chars",)
+
+    def __init__(self, chars: int) -> None:
+        self.chars = chars
+
+    def __repr__(self) -> str:
+        return f"<a number literal of {self.chars} characters>"
+
+
+def _parse_int(text: str) -> int | OversizedNumber:
+    if len(text) > MAX_NUMBER_CHARS:
+        return OversizedNumber(len(text))
+    value = int(text)
+    if abs(value) > _FLOAT_MAX_INT:  # cannot become a float (coordinates and thresholds are floats)
+        return OversizedNumber(len(text))
+    return value
+
+
+def _parse_float(text: str) -> float | OversizedNumber:
+    if len(text) > MAX_NUMBER_CHARS:
+        return OversizedNumber(len(text))
+    return float(text)  # overflow gives inf, which the field checks refuse as not finite
+
+
+_FLOAT_MAX_INT = int(1.7976931348623157e308)
+
+
 def _request_from_object(obj: Any, *, image: bytes | None) -> SegmentRequest:
     obj = _keys(obj, _TOP_KEYS, field="")
     version = obj.get("protocol", PROTOCOL_VERSION)
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= PROTOCOL_VERSION:
-        raise ProtocolError(f"protocol version {version!r} is not supported: this server speaks 1..{PROTOCOL_VERSION}",
-                            field="protocol")
+        raise ProtocolError(
+            f"protocol version {version!r} is not supported: this server speaks 1..{PROTOCOL_VERSION}", field="protocol"
+        )
     image_id = obj.get("image_id")
     if image_id is not None:
         image_id = check_id(image_id, field="image_id")
     pr = _keys(obj.get("prompt"), _PROMPT_KEYS, field="prompt")
     op = _keys(obj.get("options"), _OPTION_KEYS, field="options")
+    encode_only = _encode_only_request(obj, op, image)  # issue 9 part 3
+    if encode_only is not None:
+        return encode_only
 
     text = pr.get("text")
     if text is not None and not isinstance(text, str):
         raise ProtocolError(f"prompt.text must be a string, got {type(text).__name__}", field="prompt.text")
+    if text is not None:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate escape such as "\ud800"
+            raise ProtocolError(
+                f"prompt.text is not valid Unicode: {exc.reason} at character {exc.start}", field="prompt.text"
+            ) from None
     points = tuple(_point(p, i) for i, p in enumerate(_list(pr.get("points"), field="prompt.points")))
     box = _box(pr.get("box")) if pr.get("box") is not None else None
-    mask_input = decode_logits(pr["mask_input"], field="prompt.mask_input") if pr.get("mask_input") is not None else None
+    mask_input = (
+        decode_logits(pr["mask_input"], field="prompt.mask_input") if pr.get("mask_input") is not None else None
+    )
 
     multimask = op.get("multimask", _DEFAULTS.multimask)
     if not isinstance(multimask, bool):
         raise ProtocolError(f"options.multimask must be true or false, got {multimask!r}", field="options.multimask")
     return_logits = op.get("return_logits", False)
     if not isinstance(return_logits, bool):
-        raise ProtocolError(f"options.return_logits must be true or false, got {return_logits!r}",
-                            field="options.return_logits")
+        raise ProtocolError(
+            f"options.return_logits must be true or false, got {return_logits!r}", field="options.return_logits"
+        )
     max_det = op.get("max_detections", _DEFAULTS.max_detections)
     if isinstance(max_det, bool) or not isinstance(max_det, int) or not 1 <= max_det <= 1000:
-        raise ProtocolError(f"options.max_detections must be an integer from 1 to 1000, got {max_det!r}",
-                            field="options.max_detections")
+        raise ProtocolError(
+            f"options.max_detections must be an integer from 1 to 1000, got {max_det!r}", field="options.max_detections"
+        )
     names = {}
     for key in ("backend", "model"):
         value = op.get(key)
@@ -358,9 +476,16 @@ def _request_from_object(obj: Any, *, image: bytes | None) -> SegmentRequest:
             raise ProtocolError(f"options.{key} must be a model name, got {value!r}", field=f"options.{key}")
         names[key] = value
     prompt = Prompt(
-        points=points, box=box, text=text, mask_input=mask_input, multimask=multimask,
-        box_threshold=_number(op, "box_threshold", _DEFAULTS.box_threshold, field="options.box_threshold"),
-        text_threshold=_number(op, "text_threshold", _DEFAULTS.text_threshold, field="options.text_threshold"),
+        points=points,
+        box=box,
+        text=text,
+        mask_input=mask_input,
+        multimask=multimask,
+        # an explicit JSON null comes through as None on purpose: Prompt.validate() rejects it, naming the field
+        box_threshold=cast(float, _number(op, "box_threshold", _DEFAULTS.box_threshold, field="options.box_threshold")),
+        text_threshold=cast(
+            float, _number(op, "text_threshold", _DEFAULTS.text_threshold, field="options.text_threshold")
+        ),
         max_detections=max_det,
         nms_iou=_number(op, "nms_iou", None, field="options.nms_iou"),
     )
@@ -371,7 +496,22 @@ def _request_from_object(obj: Any, *, image: bytes | None) -> SegmentRequest:
     return SegmentRequest(prompt=prompt, image=image, image_id=image_id, return_logits=return_logits, **names)
 
 
-def _list(value: Any, *, field: str) -> list:
+def _encode_only_request(obj: Mapping[str, Any], op: Mapping[str, Any], image: bytes | None) -> SegmentRequest | None:
+    """Issue 9 part 3: ``options.encode_only: true`` stores and encodes the image (prefetch) and
+    answers with no objects; it takes no prompt. ``None`` when the request is not encode-only."""
+    flag = op.get("encode_only", False)
+    if not isinstance(flag, bool):
+        raise ProtocolError(f"options.encode_only must be true or false, got {flag!r}", field="options.encode_only")
+    if not flag:
+        return None
+    if obj.get("prompt"):
+        raise ProtocolError("an encode_only request takes no prompt", field="prompt")
+    image_id = check_id(obj["image_id"], field="image_id") if obj.get("image_id") is not None else None
+    names = {k: op.get(k) if isinstance(op.get(k), str) else None for k in ("backend", "model")}
+    return SegmentRequest(prompt=Prompt(), image=image, image_id=image_id, encode_only=True, **names)
+
+
+def _list(value: Any, *, field: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -388,10 +528,11 @@ def _point(p: Any, i: int) -> Point:
     elif isinstance(p, list) and len(p) in (2, 3):
         x, y, label = p[0], p[1], (p[2] if len(p) == 3 else 1)
     else:
-        raise ProtocolError(f"{field} must be [x, y, label] or {{\"x\", \"y\", \"label\"}}", field=field)
+        raise ProtocolError(f'{field} must be [x, y, label] or {{"x", "y", "label"}}', field=field)
     for v in (x, y):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ProtocolError(f"{field} coordinates must be finite numbers, got {v!r}", field=field)
+    assert isinstance(x, (int, float)) and isinstance(y, (int, float))  # checked just above
     if label not in (0, 1):  # 0/1 (also 0.0/1.0 and false/true)
         raise ProtocolError(f"{field} label must be 1 (object) or 0 (background), got {label!r}", field=field)
     return Point(x=float(x), y=float(y), positive=bool(label))
@@ -400,8 +541,11 @@ def _point(p: Any, i: int) -> Point:
 def _box(b: Any) -> Box:
     if isinstance(b, Mapping):
         b = [b.get("x0"), b.get("y0"), b.get("x1"), b.get("y1")]
-    if not isinstance(b, list) or len(b) != 4 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in b):
+    if (
+        not isinstance(b, list)
+        or len(b) != 4
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in b)
+    ):
         raise ProtocolError(f"prompt.box must be four finite numbers [x0, y0, x1, y1], got {b!r}", field="prompt.box")
     return Box(x0=float(b[0]), y0=float(b[1]), x1=float(b[2]), y1=float(b[3]))
 
@@ -410,13 +554,22 @@ def _box(b: Any) -> Box:
 # responses
 
 
-def encode_response(prediction: Prediction, *, image_id: str, return_logits: bool = False,
-                    request_id: str | None = None, max_bytes: int = MAX_PAYLOAD_BYTES) -> bytes:
+def encode_response(
+    prediction: Prediction,
+    *,
+    image_id: str,
+    return_logits: bool = False,
+    request_id: str | None = None,
+    max_bytes: int = MAX_PAYLOAD_BYTES,
+) -> bytes:
     """The JSON body for one prediction. Raises :class:`PayloadTooLargeError` (never truncates)."""
     objects = []
     for c in prediction.candidates:
-        item: dict[str, Any] = {"mask": mask_to_rle(c.mask), "box": [round(float(v), 2) for v in c.box],
-                                "score": round(float(c.score), 5)}
+        item: dict[str, Any] = {
+            "mask": mask_to_rle(c.mask),
+            "box": [round(float(v), 2) for v in c.box],
+            "score": round(float(c.score), 5),
+        }
         if c.label is not None:
             item["label"] = c.label
         if c.box_score is not None:
@@ -425,9 +578,13 @@ def encode_response(prediction: Prediction, *, image_id: str, return_logits: boo
             item["logits"] = encode_logits(c.low_res_logits)
         objects.append(item)
     obj = {
-        "protocol": PROTOCOL_VERSION, "kind": prediction.kind.value, "image_id": image_id,
+        "protocol": PROTOCOL_VERSION,
+        "kind": prediction.kind.value,
+        "image_id": image_id,
         "image_size": [int(prediction.image_size[0]), int(prediction.image_size[1])],
-        "backend": prediction.backend, "model": prediction.model, "objects": objects,
+        "backend": prediction.backend,
+        "model": prediction.model,
+        "objects": objects,
         "timings": {k: round(float(v), 2) for k, v in prediction.timings.items()},
     }
     if request_id:
@@ -438,7 +595,10 @@ def encode_response(prediction: Prediction, *, image_id: str, return_logits: boo
             f"the response would be {len(body) / 2**20:.1f} MiB ({len(objects)} objects), over the "
             f"{max_bytes / 2**20:.0f} MiB real-time limit, and is not sent truncated; ask for fewer objects "
             "(options.max_detections), leave out logits (options.return_logits=false), or use asynchronous "
-            "inference (InvokeEndpointAsync, results up to 1 GB via S3)", field="response", code="ResponseTooLarge")
+            "inference (InvokeEndpointAsync, results up to 1 GB via S3)",
+            field="response",
+            code="ResponseTooLarge",
+        )
     return body
 
 
@@ -452,39 +612,56 @@ def decode_response(body: bytes | str) -> SegmentResponse:
         raise ProtocolError(info.message, field=info.field, status=info.status, code=info.code)
     version = obj.get("protocol")
     if version != PROTOCOL_VERSION:
-        raise ProtocolError(f"the server speaks protocol {version!r}, this client speaks {PROTOCOL_VERSION}",
-                            field="protocol")
+        raise ProtocolError(
+            f"the server speaks protocol {version!r}, this client speaks {PROTOCOL_VERSION}", field="protocol"
+        )
     try:
         h, w = (int(v) for v in obj["image_size"])
         candidates = []
         for i, item in enumerate(obj["objects"]):
             mask = rle_to_mask(item["mask"])
             if mask.shape != (h, w):
-                raise ProtocolError(f"objects[{i}].mask is {mask.shape}, the image is {(h, w)}",
-                                    field=f"objects[{i}].mask")
+                raise ProtocolError(
+                    f"objects[{i}].mask is {mask.shape}, the image is {(h, w)}", field=f"objects[{i}].mask"
+                )
             logits = decode_logits(item["logits"], field=f"objects[{i}].logits") if "logits" in item else None
-            candidates.append(Candidate(mask=mask, score=float(item["score"]), box=tuple(float(v) for v in item["box"]),
-                                        label=item.get("label"), box_score=item.get("box_score"),
-                                        low_res_logits=logits))
+            candidates.append(
+                Candidate(
+                    mask=mask,
+                    score=float(item["score"]),
+                    box=cast(
+                        "tuple[float, float, float, float]", tuple(float(v) for v in item["box"])
+                    ),  # 4 numbers per the protocol
+                    label=item.get("label"),
+                    box_score=item.get("box_score"),
+                    low_res_logits=logits,
+                )
+            )
         prediction = Prediction(
-            candidates=tuple(candidates), kind=PredictionKind(obj["kind"]), image_key=str(obj["image_id"]),
-            backend=str(obj["backend"]), model=str(obj["model"]), image_size=(h, w),
+            candidates=tuple(candidates),
+            kind=PredictionKind(obj["kind"]),
+            image_key=str(obj["image_id"]),
+            backend=str(obj["backend"]),
+            model=str(obj["model"]),
+            image_size=(h, w),
             timings=MappingProxyType({str(k): float(v) for k, v in (obj.get("timings") or {}).items()}),
         )
     except ProtocolError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(f"the response is malformed: {exc!r}", field="response") from None
-    return SegmentResponse(prediction=prediction, image_id=str(obj["image_id"]), protocol=version,
-                           request_id=obj.get("request_id"))
+    return SegmentResponse(
+        prediction=prediction, image_id=str(obj["image_id"]), protocol=version, request_id=obj.get("request_id")
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # errors
 
 
-def encode_error(*, status: int, code: str, message: str, field: str | None = None,
-                 request_id: str | None = None) -> bytes:
+def encode_error(
+    *, status: int, code: str, message: str, field: str | None = None, request_id: str | None = None
+) -> bytes:
     """An error body. ``message``/``Message`` at the top level are what botocore shows."""
     error: dict[str, Any] = {"status": status, "code": code, "message": message}
     if field:
@@ -492,8 +669,9 @@ def encode_error(*, status: int, code: str, message: str, field: str | None = No
     if request_id:
         error["request_id"] = request_id
     readable = f"{message} (field: {field})" if field else message
-    return json.dumps({"protocol": PROTOCOL_VERSION, "error": error, "message": readable},
-                      separators=(",", ":")).encode()
+    return json.dumps(
+        {"protocol": PROTOCOL_VERSION, "error": error, "message": readable}, separators=(",", ":")
+    ).encode()
 
 
 def decode_error(body: bytes | str) -> ErrorInfo:
@@ -507,12 +685,19 @@ def decode_error(body: bytes | str) -> ErrorInfo:
         inner = decode_error(obj["OriginalMessage"])
         if inner.code != "Unknown":
             return inner
-        return ErrorInfo(status=int(obj.get("OriginalStatusCode") or 0), code="ModelError",
-                         message=str(obj.get("Message") or obj.get("message") or inner.message))
+        return ErrorInfo(
+            status=int(obj.get("OriginalStatusCode") or 0),
+            code="ModelError",
+            message=str(obj.get("Message") or obj.get("message") or inner.message),
+        )
     err = obj.get("error") if isinstance(obj, Mapping) else None
     if not isinstance(err, Mapping):
         message = obj.get("message") or obj.get("Message") if isinstance(obj, Mapping) else None
         return ErrorInfo(status=0, code="Unknown", message=str(message or obj)[:2000])
-    return ErrorInfo(status=int(err.get("status") or 0), code=str(err.get("code") or "Unknown"),
-                     message=str(err.get("message") or ""), field=err.get("field"),
-                     request_id=err.get("request_id"))
+    return ErrorInfo(
+        status=int(err.get("status") or 0),
+        code=str(err.get("code") or "Unknown"),
+        message=str(err.get("message") or ""),
+        field=err.get("field"),
+        request_id=err.get("request_id"),
+    )

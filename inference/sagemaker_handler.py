@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from inference.batch_prompt import check_batch_prompt, describe_batch_prompt, record_status, with_batch_prompt
 from inference.errors import WeightsMissingError
 from inference.protocol import (
     JSON_TYPE,
@@ -68,16 +69,27 @@ _GDINO_BACKENDS = frozenset({"langsam"})
 # the model directory layout (shared with the packager)
 
 
-def model_dir_config(*, backend: str, model: str | None = None, checkpoint: str | None = None,
-                     gdino_model: str | None = None, gdino_path: str | None = None, device: str = "auto",
-                     limits: Mapping[str, int] | None = None) -> dict[str, Any]:
+def model_dir_config(
+    *,
+    backend: str,
+    model: str | None = None,
+    checkpoint: str | None = None,
+    gdino_model: str | None = None,
+    gdino_path: str | None = None,
+    device: str = "auto",
+    limits: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """The ``langsam-config.json`` object. Paths are relative to ``model_dir`` (``weights/...``)."""
     for name, value in (("checkpoint", checkpoint), ("gdino_path", gdino_path)):
         if value is not None and (os.path.isabs(value) or ".." in Path(value).parts):
             raise ValueError(f"{name} must be a path inside the model directory, got {value!r}")
     config: dict[str, Any] = {"format": CONFIG_FORMAT, "backend": backend, "device": device}
-    for key, value in (("model", model), ("checkpoint", checkpoint), ("gdino_model", gdino_model),
-                       ("gdino_path", gdino_path)):
+    for key, value in (
+        ("model", model),
+        ("checkpoint", checkpoint),
+        ("gdino_model", gdino_model),
+        ("gdino_path", gdino_path),
+    ):
         if value is not None:
             config[key] = value
     if limits:
@@ -110,12 +122,17 @@ def resolve_model_dir(model_dir: str | os.PathLike[str], *, device: str | None =
     if not config_path.is_file():
         raise WeightsMissingError(
             f"{config_path} is missing: the model package must contain {CONFIG_NAME} naming the backend and "
-            f"its weights under {WEIGHTS_DIR}/ (found: {_listing(root)})")
+            f"its weights under {WEIGHTS_DIR}/ (found: {_listing(root)})"
+        )
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise WeightsMissingError(f"{config_path} cannot be read as JSON: {exc}") from None
-    if not isinstance(config, dict) or config.get("format") != CONFIG_FORMAT or not isinstance(config.get("backend"), str):
+    if (
+        not isinstance(config, dict)
+        or config.get("format") != CONFIG_FORMAT
+        or not isinstance(config.get("backend"), str)
+    ):
         raise WeightsMissingError(f"{config_path} is not a format-{CONFIG_FORMAT} LangSAM config with a 'backend'")
     backend = config["backend"]
     options: dict[str, Any] = {"device": device or os.environ.get("LANGSAM_DEVICE") or config.get("device", "auto")}
@@ -128,8 +145,9 @@ def resolve_model_dir(model_dir: str | os.PathLike[str], *, device: str | None =
         if config.get("gdino_model"):
             options["gdino_model"] = config["gdino_model"]
         options["gdino_path"] = str(_gdino_dir(root, weights, config))
-    limits = RunnerLimits(**{k: int(v) for k, v in (config.get("limits") or {}).items()
-                             if k in RunnerLimits.__dataclass_fields__})
+    limits = RunnerLimits(
+        **{k: int(v) for k, v in (config.get("limits") or {}).items() if k in RunnerLimits.__dataclass_fields__}
+    )
     return ModelDirSpec(backend=backend, options=options, limits=limits)
 
 
@@ -137,8 +155,10 @@ def _checkpoint(root: Path, weights: Path, config: Mapping[str, Any]) -> Path:
     if config.get("checkpoint"):
         path: Path = root / config["checkpoint"]
         if not path.is_file():
-            raise WeightsMissingError(f"the SAM 2 checkpoint {path} named in {CONFIG_NAME} is missing "
-                                      f"(found in {weights}: {_listing(weights)})")
+            raise WeightsMissingError(
+                f"the SAM 2 checkpoint {path} named in {CONFIG_NAME} is missing "
+                f"(found in {weights}: {_listing(weights)})"
+            )
         return path
     candidates = sorted(weights.glob("*.pt")) if weights.is_dir() else []
     if config.get("model") and (weights / f"{config['model']}.pt").is_file():
@@ -146,7 +166,8 @@ def _checkpoint(root: Path, weights: Path, config: Mapping[str, Any]) -> Path:
     if len(candidates) != 1:
         raise WeightsMissingError(
             f"expected exactly one SAM 2 checkpoint (*.pt) in {weights}, found {len(candidates)} "
-            f"({_listing(weights)}); name it in {CONFIG_NAME} as \"checkpoint\"")
+            f'({_listing(weights)}); name it in {CONFIG_NAME} as "checkpoint"'
+        )
     return candidates[0]
 
 
@@ -154,14 +175,17 @@ def _gdino_dir(root: Path, weights: Path, config: Mapping[str, Any]) -> Path:
     if config.get("gdino_path"):
         path: Path = root / config["gdino_path"]
         if not path.is_dir():
-            raise WeightsMissingError(f"the Grounding DINO directory {path} named in {CONFIG_NAME} is missing "
-                                      f"(found in {weights}: {_listing(weights)})")
+            raise WeightsMissingError(
+                f"the Grounding DINO directory {path} named in {CONFIG_NAME} is missing "
+                f"(found in {weights}: {_listing(weights)})"
+            )
         return path
     candidates = sorted(p for p in weights.glob(f"{GDINO_DIR_PREFIX}*") if p.is_dir()) if weights.is_dir() else []
     if len(candidates) != 1:
         raise WeightsMissingError(
             f"expected exactly one {GDINO_DIR_PREFIX}*/ directory in {weights}, found {len(candidates)} "
-            f"({_listing(weights)}); name it in {CONFIG_NAME} as \"gdino_path\"")
+            f'({_listing(weights)}); name it in {CONFIG_NAME} as "gdino_path"'
+        )
     return candidates[0]
 
 
@@ -173,8 +197,9 @@ def _listing(path: Path) -> str:
     return ", ".join(names[:20]) + (" ..." if len(names) > 20 else "") if names else "nothing"
 
 
-def create_backend_from_model_dir(model_dir: str | os.PathLike[str], *,
-                                  device: str | None = None) -> tuple[SegmentationBackend, RunnerLimits]:
+def create_backend_from_model_dir(
+    model_dir: str | os.PathLike[str], *, device: str | None = None
+) -> tuple[SegmentationBackend, RunnerLimits]:
     """The (not yet loaded) backend a model directory describes, plus the runner limits."""
     from inference.backends.registry import create_backend
 
@@ -202,23 +227,32 @@ class _Decoded:
 
 def model_fn(model_dir: str, context: Any = None) -> SegmentationRunner:
     """Load the backend described by ``model_dir/langsam-config.json``; local files only."""
+    batch = check_batch_prompt()  # a Batch Transform job's prompt (LANGSAM_BATCH_PROMPT): refuse a bad one now
     backend, limits = create_backend_from_model_dir(model_dir)
     backend.ensure_loaded()
     runner = SegmentationRunner(backend, limits=limits)
     info = runner.info()
     # print, not logging: TorchServe copies a worker's stderr into model_log.log / CloudWatch
-    print(f"LangSAM model loaded from {model_dir}: backend={info.backend} model={info.model} "
-          f"device={info.device} ({info.device_reason})", file=sys.stderr, flush=True)
+    print(
+        f"LangSAM model loaded from {model_dir}: backend={info.backend} model={info.model} "
+        f"device={info.device} ({info.device_reason})",
+        file=sys.stderr,
+        flush=True,
+    )
+    if batch is not None:
+        print(describe_batch_prompt(batch), file=sys.stderr, flush=True)
     return runner
 
 
 def input_fn(input_data: bytes | str, content_type: str, context: Any = None) -> _Decoded | _Failed:
     """Decode the request (JSON or raw image + custom attributes) into a protocol request."""
-    headers = _request_headers(context)
+    # Batch Transform sends bare image bodies: the job's prompt comes from LANGSAM_BATCH_PROMPT
+    headers = with_batch_prompt(_request_headers(context), content_type)
     request_id = header(headers, "X-Amzn-SageMaker-Inference-Id") or uuid.uuid4().hex
     try:
-        request = decode_request(input_data if input_data is not None else b"", content_type=content_type,
-                                 headers=headers)
+        request = decode_request(
+            input_data if input_data is not None else b"", content_type=content_type, headers=headers
+        )
     except Exception as exc:  # noqa: BLE001 - answered as a JSON error by output_fn
         return _Failed(info=error_info(exc, request_id=request_id))
     return _Decoded(request=request, headers=headers, request_id=request_id)
@@ -239,15 +273,24 @@ def predict_fn(data: _Decoded | _Failed, model: SegmentationRunner, context: Any
 def output_fn(prediction: RunResult | _Failed, accept: str | None, context: Any = None) -> tuple[bytes, str]:
     """``(body, content_type)``; on error the status is set on the TorchServe context."""
     if not isinstance(prediction, _Failed) and media_type(accept) not in ("", JSON_TYPE, "*/*", "application/*"):
-        prediction = _Failed(info=error_info(ProtocolError(
-            f"this model answers application/json, not {accept!r}", field="Accept", status=406,
-            code="NotAcceptable")))
+        prediction = _Failed(
+            info=error_info(
+                ProtocolError(
+                    f"this model answers application/json, not {accept!r}",
+                    field="Accept",
+                    status=406,
+                    code="NotAcceptable",
+                )
+            )
+        )
     if isinstance(prediction, _Failed):
         info = prediction.info
         if context is not None:
-            context.set_response_status(code=info.status, phrase=info.code)
-        return encode_error(status=info.status, code=info.code, message=info.message, field=info.field,
-                            request_id=info.request_id), JSON_TYPE
+            # in a transform job a refused record is a 200 with this error body (inference.batch_prompt)
+            context.set_response_status(code=record_status(info.status), phrase=info.code)
+        return encode_error(
+            status=info.status, code=info.code, message=info.message, field=info.field, request_id=info.request_id
+        ), JSON_TYPE
     if context is not None:
         for key, value in prediction.headers.items():
             context.set_response_header(0, key, value)
@@ -258,7 +301,7 @@ def output_fn(prediction: RunResult | _Failed, accept: str | None, context: Any 
 
 def handler_status(prediction: RunResult | _Failed) -> int:
     """The HTTP status output_fn gives ``prediction`` (for callers without a TorchServe context)."""
-    return prediction.info.status if isinstance(prediction, _Failed) else 200
+    return record_status(prediction.info.status) if isinstance(prediction, _Failed) else 200
 
 
 def _request_headers(context: Any) -> dict[str, str]:

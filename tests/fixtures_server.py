@@ -26,16 +26,22 @@ class ServerHandle:
 
 
 @contextlib.contextmanager
-def run_server(*, backend_factory: Callable, config=None, wait_loaded: bool = True,
-               unload_on_stop: bool = True) -> Iterator[ServerHandle]:
+def run_server(
+    *, backend_factory: Callable, config=None, wait_loaded: bool = True, unload_on_stop: bool = True
+) -> Iterator[ServerHandle]:
     from inference.server.app import create_app
     from inference.server.background import BackgroundServer
     from inference.server.config import ServerConfig
     from inference.server.worker import InferenceWorker
 
     config = config or ServerConfig()
-    worker = InferenceWorker(backend_factory, queue_size=config.queue_size, limits=config.limits,
-                             retry_after_s=config.retry_after_s, unload_on_stop=unload_on_stop)
+    worker = InferenceWorker(
+        backend_factory,
+        queue_size=config.queue_size,
+        limits=config.limits,
+        retry_after_s=config.retry_after_s,
+        unload_on_stop=unload_on_stop,
+    )
     app = create_app(config=config, worker=worker)
     with BackgroundServer(app) as srv:
         if wait_loaded:
@@ -68,7 +74,7 @@ def scene_image(seed: int = 0, *, height: int = 240, width: int = 320) -> np.nda
     yy, xx = np.mgrid[:height, :width]
     disc = (xx - width * 0.3) ** 2 + (yy - height * 0.5) ** 2 <= (min(height, width) * 0.2) ** 2
     image[disc] = (30, 40, 200)
-    image[height // 5: height // 2, int(width * 0.6): int(width * 0.85)] = (240, 230, 40)
+    image[height // 5 : height // 2, int(width * 0.6) : int(width * 0.85)] = (240, 230, 40)
     return image
 
 

@@ -23,22 +23,49 @@ def _blob(h: int, w: int, cx: int, cy: int, r: int) -> np.ndarray:
 def _prediction(masks, *, kind=PredictionKind.ALTERNATIVES, logits=False, labels=None) -> Prediction:
     rng = np.random.default_rng(0)
     cands = tuple(
-        Candidate(mask=m, score=0.5 + i / 10, box=(1.0, 2.0, 30.5, 40.0), label=labels[i] if labels else None,
-                  box_score=0.42 if labels else None,
-                  low_res_logits=rng.normal(0, 8, (256, 256)).astype(np.float32) if logits else None)
-        for i, m in enumerate(masks))
+        Candidate(
+            mask=m,
+            score=0.5 + i / 10,
+            box=(1.0, 2.0, 30.5, 40.0),
+            label=labels[i] if labels else None,
+            box_score=0.42 if labels else None,
+            low_res_logits=rng.normal(0, 8, (256, 256)).astype(np.float32) if logits else None,
+        )
+        for i, m in enumerate(masks)
+    )
     h, w = masks[0].shape
-    return Prediction(candidates=cands, kind=kind, image_key="k", backend="classic", model="opencv",
-                      image_size=(h, w), timings={"predict_ms": 12.5})
+    return Prediction(
+        candidates=cands,
+        kind=kind,
+        image_key="k",
+        backend="classic",
+        model="opencv",
+        image_size=(h, w),
+        timings={"predict_ms": 12.5},
+    )
 
 
 def test_json_request_round_trip_keeps_every_field():
     logits = np.random.default_rng(1).normal(0, 10, (256, 256)).astype(np.float32)
-    prompt = Prompt(points=(Point(x=10, y=20.5), Point(x=3, y=4, positive=False)), box=Box(x0=1, y0=2, x1=30, y1=40),
-                    text="car. person.", mask_input=logits, multimask=False, box_threshold=0.4, text_threshold=0.2,
-                    max_detections=7, nms_iou=0.5)
-    req = P.SegmentRequest(prompt=prompt, image=PNG_MAGIC + b"rest", image_id="my-image-1", return_logits=True,
-                           backend="sam2", model="sam2.1_hiera_tiny")
+    prompt = Prompt(
+        points=(Point(x=10, y=20.5), Point(x=3, y=4, positive=False)),
+        box=Box(x0=1, y0=2, x1=30, y1=40),
+        text="car. person.",
+        mask_input=logits,
+        multimask=False,
+        box_threshold=0.4,
+        text_threshold=0.2,
+        max_detections=7,
+        nms_iou=0.5,
+    )
+    req = P.SegmentRequest(
+        prompt=prompt,
+        image=PNG_MAGIC + b"rest",
+        image_id="my-image-1",
+        return_logits=True,
+        backend="sam2",
+        model="sam2.1_hiera_tiny",
+    )
     body, ctype, headers = P.encode_request(req)
     assert ctype == "application/json" and headers == {}
     got = P.decode_request(body, content_type="application/json; charset=utf-8", headers={})
@@ -62,8 +89,9 @@ def test_raw_image_request_uses_custom_attributes_within_1024_chars():
     got = P.decode_request(body, content_type=ctype, headers={"x-amzn-sagemaker-custom-attributes": attrs})
     assert got.image == req.image and got.prompt.text == "dog." and got.prompt.box_threshold == 0.35
     # logits do not fit in a header: refused with advice, never cut
-    big = P.SegmentRequest(prompt=Prompt(points=(Point(x=1, y=1),), mask_input=np.zeros((256, 256), np.float32)),
-                           image=b"\xff\xd8\xffx")
+    big = P.SegmentRequest(
+        prompt=Prompt(points=(Point(x=1, y=1),), mask_input=np.zeros((256, 256), np.float32)), image=b"\xff\xd8\xffx"
+    )
     with pytest.raises(P.ProtocolError, match="JSON request") as err:
         P.encode_request(big, raw=True)
     assert err.value.field == "prompt"
@@ -131,29 +159,45 @@ def _json(obj) -> bytes:
 IMG = base64.b64encode(PNG_MAGIC + b"x").decode()
 
 
-@pytest.mark.parametrize("body, field", [
-    (b"{not json", "body"),
-    (b"", "body"),
-    (b"\xff\xfe\x00", "body"),
-    (b"[1, 2]", "body"),
-    (_json({"image": IMG, "prompt": {"points": [[1, 2, 1]]}, "promt": 1}), "promt"),
-    (_json({"image": "%%%not-base64%%%", "prompt": {"points": [[1, 2]]}}), "image"),
-    (_json({"image": IMG, "prompt": {"points": [[1, 2, 5]]}}), "prompt.points[0]"),
-    (_json({"image": IMG, "prompt": {"points": [["a", 2]]}}), "prompt.points[0]"),
-    (_json({"image": IMG, "prompt": {"points": "here"}}), "prompt.points"),
-    (_json({"image": IMG, "prompt": {"box": [1, 2, 3]}}), "prompt.box"),
-    (_json({"image": IMG, "prompt": {"text": 5}}), "prompt.text"),
-    (_json({"image": IMG, "prompt": {}}), "prompt"),
-    (_json({"image": IMG, "prompt": {"text": "a."}, "options": {"box_threshold": "high"}}), "options.box_threshold"),
-    (b'{"image": "' + IMG.encode() + b'", "prompt": {"text": "a."}, "options": {"box_threshold": NaN}}', "body"),
-    (_json({"image": IMG, "prompt": {"text": "a."}, "options": {"max_detections": 0}}), "options.max_detections"),
-    (_json({"image": IMG, "prompt": {"text": "a."}, "options": {"multimask": "yes"}}), "options.multimask"),
-    (_json({"image": IMG, "prompt": {"text": "a."}, "options": {"colour": 1}}), "options.colour"),
-    (_json({"image_id": "bad id!", "prompt": {"text": "a."}}), "image_id"),
-    (_json({"protocol": 99, "image": IMG, "prompt": {"text": "a."}}), "protocol"),
-    (_json({"image": IMG, "prompt": {"points": [[1, 1]], "mask_input": {"dtype": "float16", "shape": [256, 256],
-                                                                        "data": "AAAA"}}}), "prompt.mask_input.data"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        (b"{not json", "body"),
+        (b"", "body"),
+        (b"\xff\xfe\x00", "body"),
+        (b"[1, 2]", "body"),
+        (_json({"image": IMG, "prompt": {"points": [[1, 2, 1]]}, "promt": 1}), "promt"),
+        (_json({"image": "%%%not-base64%%%", "prompt": {"points": [[1, 2]]}}), "image"),
+        (_json({"image": IMG, "prompt": {"points": [[1, 2, 5]]}}), "prompt.points[0]"),
+        (_json({"image": IMG, "prompt": {"points": [["a", 2]]}}), "prompt.points[0]"),
+        (_json({"image": IMG, "prompt": {"points": "here"}}), "prompt.points"),
+        (_json({"image": IMG, "prompt": {"box": [1, 2, 3]}}), "prompt.box"),
+        (_json({"image": IMG, "prompt": {"text": 5}}), "prompt.text"),
+        (_json({"image": IMG, "prompt": {}}), "prompt"),
+        (
+            _json({"image": IMG, "prompt": {"text": "a."}, "options": {"box_threshold": "high"}}),
+            "options.box_threshold",
+        ),
+        (b'{"image": "' + IMG.encode() + b'", "prompt": {"text": "a."}, "options": {"box_threshold": NaN}}', "body"),
+        (_json({"image": IMG, "prompt": {"text": "a."}, "options": {"max_detections": 0}}), "options.max_detections"),
+        (_json({"image": IMG, "prompt": {"text": "a."}, "options": {"multimask": "yes"}}), "options.multimask"),
+        (_json({"image": IMG, "prompt": {"text": "a."}, "options": {"colour": 1}}), "options.colour"),
+        (_json({"image_id": "bad id!", "prompt": {"text": "a."}}), "image_id"),
+        (_json({"protocol": 99, "image": IMG, "prompt": {"text": "a."}}), "protocol"),
+        (
+            _json(
+                {
+                    "image": IMG,
+                    "prompt": {
+                        "points": [[1, 1]],
+                        "mask_input": {"dtype": "float16", "shape": [256, 256], "data": "AAAA"},
+                    },
+                }
+            ),
+            "prompt.mask_input.data",
+        ),
+    ],
+)
 def test_bad_json_requests_name_the_field(body, field):
     with pytest.raises(P.ProtocolError) as err:
         P.decode_request(body, content_type="application/json")
@@ -163,8 +207,15 @@ def test_bad_json_requests_name_the_field(body, field):
 
 def test_nan_in_logits_and_wrong_content_type_are_refused():
     nan = np.full((256, 256), np.nan, np.float16).tobytes()
-    body = _json({"image": IMG, "prompt": {"points": [[1, 1]], "mask_input": {
-        "dtype": "float16", "shape": [256, 256], "data": base64.b64encode(nan).decode()}}})
+    body = _json(
+        {
+            "image": IMG,
+            "prompt": {
+                "points": [[1, 1]],
+                "mask_input": {"dtype": "float16", "shape": [256, 256], "data": base64.b64encode(nan).decode()},
+            },
+        }
+    )
     with pytest.raises(P.ProtocolError, match="NaN") as err:
         P.decode_request(body, content_type="application/json")
     assert err.value.field == "prompt.mask_input"
@@ -177,14 +228,16 @@ def test_nan_in_logits_and_wrong_content_type_are_refused():
 
 
 def test_error_bodies_decode_directly_and_inside_a_sagemaker_model_error():
-    body = P.encode_error(status=400, code="ValidationError", message="point 0 is outside", field="prompt.points[0]",
-                          request_id="r1")
+    body = P.encode_error(
+        status=400, code="ValidationError", message="point 0 is outside", field="prompt.points[0]", request_id="r1"
+    )
     obj = json.loads(body)
     assert "prompt.points[0]" in obj["message"]  # what botocore shows as the error message
     info = P.decode_error(body)
     assert (info.status, info.code, info.field, info.request_id) == (400, "ValidationError", "prompt.points[0]", "r1")
-    wrapped = json.dumps({"Message": "Received client error (400)", "OriginalStatusCode": 400,
-                          "OriginalMessage": body.decode()})
+    wrapped = json.dumps(
+        {"Message": "Received client error (400)", "OriginalStatusCode": 400, "OriginalMessage": body.decode()}
+    )
     assert P.decode_error(wrapped) == info
     with pytest.raises(P.ProtocolError) as err:
         P.decode_response(body)

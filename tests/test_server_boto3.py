@@ -16,10 +16,14 @@ def runtime(classic_server):
     import boto3
     from botocore.config import Config
 
-    session = boto3.session.Session(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="not-a-secret",
-                                    region_name="eu-west-1")
-    return session.client("sagemaker-runtime", endpoint_url=classic_server.url,
-                          config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=30))
+    session = boto3.session.Session(
+        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="not-a-secret", region_name="eu-west-1"
+    )
+    return session.client(
+        "sagemaker-runtime",
+        endpoint_url=classic_server.url,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=30),
+    )
 
 
 def _click(x=96, y=120) -> Prompt:
@@ -37,8 +41,9 @@ def test_invoke_endpoint_with_a_json_body(runtime):
 def test_invoke_endpoint_with_a_raw_image_and_custom_attributes(runtime):
     jpeg = encode_image(scene_image(12), "JPEG")
     body, ctype, headers = P.encode_request(P.SegmentRequest(prompt=_click(), image=jpeg), raw=True)
-    out = runtime.invoke_endpoint(EndpointName="langsam-local", Body=body, ContentType=ctype,
-                                  CustomAttributes=headers[P.CUSTOM_ATTRIBUTES_HEADER])
+    out = runtime.invoke_endpoint(
+        EndpointName="langsam-local", Body=body, ContentType=ctype, CustomAttributes=headers[P.CUSTOM_ATTRIBUTES_HEADER]
+    )
     resp = P.decode_response(out["Body"].read())
     assert resp.image_id == P.content_id(jpeg) and resp.prediction.best.mask[120, 96]
 
@@ -46,13 +51,19 @@ def test_invoke_endpoint_with_a_raw_image_and_custom_attributes(runtime):
 def test_stateful_session_sends_the_image_once(runtime):
     png = encode_image(scene_image(13))
     body, ctype, headers = P.encode_request(P.SegmentRequest(prompt=_click(), image=png), raw=True)
-    first = runtime.invoke_endpoint(EndpointName="langsam-local", Body=body, ContentType=ctype,
-                                    CustomAttributes=headers[P.CUSTOM_ATTRIBUTES_HEADER], SessionId=P.NEW_SESSION)
+    first = runtime.invoke_endpoint(
+        EndpointName="langsam-local",
+        Body=body,
+        ContentType=ctype,
+        CustomAttributes=headers[P.CUSTOM_ATTRIBUTES_HEADER],
+        SessionId=P.NEW_SESSION,
+    )
     session = first["NewSessionId"].split(";")[0]
     first["Body"].read()
     click = json.dumps({"prompt": {"points": [[100, 118, 1], [20, 20, 0]]}}).encode()
-    out = runtime.invoke_endpoint(EndpointName="langsam-local", Body=click, ContentType="application/json",
-                                  SessionId=session)
+    out = runtime.invoke_endpoint(
+        EndpointName="langsam-local", Body=click, ContentType="application/json", SessionId=session
+    )
     assert out["ResponseMetadata"]["HTTPHeaders"]["x-langsam-image-cache"] == "hit"
     assert P.decode_response(out["Body"].read()).prediction.image_size == (240, 320)
 
@@ -81,7 +92,8 @@ def test_oversized_body_is_a_validation_error(runtime):
     from botocore.exceptions import ClientError
 
     with pytest.raises(ClientError) as err:
-        runtime.invoke_endpoint(EndpointName="langsam-local", Body=b"0" * (P.MAX_PAYLOAD_BYTES + 10),
-                                ContentType="application/json")
+        runtime.invoke_endpoint(
+            EndpointName="langsam-local", Body=b"0" * (P.MAX_PAYLOAD_BYTES + 10), ContentType="application/json"
+        )
     assert err.value.response["Error"]["Code"] == "ValidationError"
     assert "asynchronous inference" in str(err.value)

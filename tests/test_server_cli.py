@@ -26,8 +26,18 @@ def _free_port() -> int:
 
 def test_serve_command_runs_the_classic_backend_and_stops_on_sigterm(tmp_path):
     port = _free_port()
-    cmd = [sys.executable, "-c", "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
-           "serve", "--backend", "classic", "--port", str(port), "--queue-size", "2"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
+        "serve",
+        "--backend",
+        "classic",
+        "--port",
+        str(port),
+        "--queue-size",
+        "2",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -41,8 +51,9 @@ def test_serve_command_runs_the_classic_backend_and_stops_on_sigterm(tmp_path):
                 time.sleep(0.1)
         assert status == 200
         with httpx.Client(base_url=url, timeout=30) as c:
-            r = post_request(c, P.SegmentRequest(prompt=Prompt(points=(Point(x=96, y=120),)),
-                                                 image=encode_image(scene_image(41))))
+            r = post_request(
+                c, P.SegmentRequest(prompt=Prompt(points=(Point(x=96, y=120),)), image=encode_image(scene_image(41)))
+            )
             assert r.status_code == 200 and P.decode_response(r.content).prediction.best.mask[120, 96]
     finally:
         proc.send_signal(signal.SIGTERM)

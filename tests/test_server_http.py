@@ -9,8 +9,8 @@ import logging
 import httpx
 import numpy as np
 import pytest
-from fixtures_server import SERVER_TEST_TOKEN, classic_factory, encode_image, post_request, run_server, scene_image
 
+from fixtures_server import SERVER_TEST_TOKEN, classic_factory, encode_image, post_request, run_server, scene_image
 from inference import protocol as P
 from inference.prompts import Box, Point, Prompt
 
@@ -44,8 +44,9 @@ def test_json_and_raw_image_invocations_return_full_size_masks(classic_server, r
 
 
 def test_box_prompt_and_return_logits_flag(classic_server):
-    req = P.SegmentRequest(prompt=Prompt(box=Box(x0=180, y0=40, x1=290, y1=130)), image=encode_image(scene_image(2)),
-                           return_logits=True)
+    req = P.SegmentRequest(
+        prompt=Prompt(box=Box(x0=180, y0=40, x1=290, y1=130)), image=encode_image(scene_image(2)), return_logits=True
+    )
     with httpx.Client(base_url=classic_server.url) as c:
         r = post_request(c, req)
     assert r.status_code == 200, r.text
@@ -69,13 +70,16 @@ def test_repeated_clicks_use_the_cached_image_without_resending(classic_server):
         # re-sending the same bytes is also recognised (no decode)
         resent = post_request(c, P.SegmentRequest(prompt=_click(), image=png))
         assert resent.headers["x-langsam-image-cache"] == "hit"
-        # a client-chosen id works too, and a new image under that id replaces the old one
+        # a client-chosen id works too; another image under that id is refused (409) while the first
+        # is cached, so a click by that id is never answered on someone else's image (issue 13)
         named = post_request(c, P.SegmentRequest(prompt=_click(), image=png, image_id="doc-7-page-1"))
         assert P.decode_response(named.content).image_id == "doc-7-page-1"
         other = encode_image(scene_image(4, height=200, width=300))
-        post_request(c, P.SegmentRequest(prompt=_click(), image=other, image_id="doc-7-page-1"))
+        clash = post_request(c, P.SegmentRequest(prompt=_click(), image=other, image_id="doc-7-page-1"))
+        assert clash.status_code == 409 and clash.json()["error"]["code"] == "ImageIdConflict"
+        assert clash.json()["error"]["field"] == "image_id"
         by_name = post_request(c, P.SegmentRequest(prompt=_click(), image_id="doc-7-page-1"))
-        assert P.decode_response(by_name.content).prediction.image_size == (200, 300)
+        assert P.decode_response(by_name.content).prediction.image_size == (240, 320)
         gone = post_request(c, P.SegmentRequest(prompt=_click(), image_id="never-sent"))
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "ImageNotCached"
     assert gone.json()["error"]["field"] == "image_id"
@@ -84,18 +88,25 @@ def test_repeated_clicks_use_the_cached_image_without_resending(classic_server):
 def test_sagemaker_session_header_keeps_the_image(classic_server):
     png = encode_image(scene_image(5))
     with httpx.Client(base_url=classic_server.url) as c:
-        r = post_request(c, P.SegmentRequest(prompt=_click(), image=png), raw=True,
-                         headers={P.SESSION_HEADER: P.NEW_SESSION})
+        r = post_request(
+            c, P.SegmentRequest(prompt=_click(), image=png), raw=True, headers={P.SESSION_HEADER: P.NEW_SESSION}
+        )
         assert r.status_code == 200
         new = r.headers[P.NEW_SESSION_HEADER]
         session = new.split(";")[0]
         assert "Expires=" in new
-        r2 = c.post("/invocations", content=json.dumps({"prompt": {"points": [[90, 125, 1]]}}),
-                    headers={"Content-Type": "application/json", P.SESSION_HEADER: session})
+        r2 = c.post(
+            "/invocations",
+            content=json.dumps({"prompt": {"points": [[90, 125, 1]]}}),
+            headers={"Content-Type": "application/json", P.SESSION_HEADER: session},
+        )
         assert r2.status_code == 200, r2.text
         assert r2.headers["x-langsam-image-cache"] == "hit"
-        unknown = c.post("/invocations", content=json.dumps({"prompt": {"points": [[1, 1]]}}),
-                         headers={"Content-Type": "application/json", P.SESSION_HEADER: "nosuchsession"})
+        unknown = c.post(
+            "/invocations",
+            content=json.dumps({"prompt": {"points": [[1, 1]]}}),
+            headers={"Content-Type": "application/json", P.SESSION_HEADER: "nosuchsession"},
+        )
     assert unknown.status_code == 404 and unknown.json()["error"]["field"] == P.SESSION_HEADER
 
 
@@ -107,8 +118,10 @@ def test_model_expectations_are_checked(classic_server):
         assert r.status_code == 400 and r.json()["error"]["field"] == "options.backend"
         r = post_request(c, P.SegmentRequest(prompt=_click(), image=png, backend="classic", model="sam2.1_hiera_tiny"))
         assert r.status_code == 400 and r.json()["error"]["field"] == "options.model"
-        assert post_request(c, P.SegmentRequest(prompt=_click(), image=png, backend="classic", model=model)
-                            ).status_code == 200
+        assert (
+            post_request(c, P.SegmentRequest(prompt=_click(), image=png, backend="classic", model=model)).status_code
+            == 200
+        )
 
 
 def test_unknown_paths_and_methods_get_json_errors(classic_server):
@@ -122,8 +135,10 @@ def test_unknown_paths_and_methods_get_json_errors(classic_server):
 def test_token_is_required_when_configured_and_ping_stays_open():
     from inference.server.config import ServerConfig
 
-    with run_server(backend_factory=classic_factory, config=ServerConfig(token=SERVER_TEST_TOKEN)) as h, \
-            httpx.Client(base_url=h.url) as c:
+    with (
+        run_server(backend_factory=classic_factory, config=ServerConfig(token=SERVER_TEST_TOKEN)) as h,
+        httpx.Client(base_url=h.url) as c,
+    ):
         assert c.get("/ping").status_code == 200
         req = P.SegmentRequest(prompt=_click(), image=encode_image(scene_image(1)))
         r = post_request(c, req)
@@ -165,12 +180,15 @@ def test_cors_is_off_by_default_and_configurable(classic_server):
     with httpx.Client(base_url=classic_server.url) as c:
         r = c.options("/invocations", headers=preflight)
         assert "access-control-allow-origin" not in r.headers
-    with run_server(backend_factory=classic_factory,
-                    config=ServerConfig(cors_origins=("http://app.example",))) as h, httpx.Client(base_url=h.url) as c:
+    with (
+        run_server(backend_factory=classic_factory, config=ServerConfig(cors_origins=("http://app.example",))) as h,
+        httpx.Client(base_url=h.url) as c,
+    ):
         r = c.options("/invocations", headers=preflight)
         assert r.headers["access-control-allow-origin"] == "http://app.example"
-        assert c.get("/ping", headers={"Origin": "http://evil.example"}).headers.get(
-            "access-control-allow-origin") is None
+        assert (
+            c.get("/ping", headers={"Origin": "http://evil.example"}).headers.get("access-control-allow-origin") is None
+        )
 
 
 def test_logs_are_json_lines_with_request_ids_and_no_secrets():
@@ -180,11 +198,14 @@ def test_logs_are_json_lines_with_request_ids_and_no_secrets():
     stream = io.StringIO()
     configure_logging("info", stream=stream)
     try:
-        with run_server(backend_factory=classic_factory, config=ServerConfig(token=SERVER_TEST_TOKEN)) as h, \
-                httpx.Client(base_url=h.url) as c:
+        with (
+            run_server(backend_factory=classic_factory, config=ServerConfig(token=SERVER_TEST_TOKEN)) as h,
+            httpx.Client(base_url=h.url) as c,
+        ):
             req = P.SegmentRequest(prompt=_click(), image=encode_image(scene_image(1)))
-            ok = post_request(c, req, headers={"Authorization": f"Bearer {SERVER_TEST_TOKEN}",
-                                               "X-Request-Id": "client-rid-42"})
+            ok = post_request(
+                c, req, headers={"Authorization": f"Bearer {SERVER_TEST_TOKEN}", "X-Request-Id": "client-rid-42"}
+            )
             bad = post_request(c, req, headers={"Authorization": "Bearer not-the-right-token-at-all"})
     finally:
         for name in ("langsam.server", "uvicorn", "uvicorn.error"):
@@ -208,8 +229,10 @@ def test_image_cache_is_bounded_by_bytes():
     config = ServerConfig(limits=RunnerLimits(image_cache_bytes=int(image.nbytes * 2.5)))
     with run_server(backend_factory=classic_factory, config=config) as h, httpx.Client(base_url=h.url) as c:
         for seed in range(6):
-            assert post_request(c, P.SegmentRequest(prompt=_click(), image=encode_image(scene_image(seed)))
-                                ).status_code == 200
+            assert (
+                post_request(c, P.SegmentRequest(prompt=_click(), image=encode_image(scene_image(seed)))).status_code
+                == 200
+            )
         cache = c.get("/info").json()["image_cache"]
     assert cache["entries"] == 2 and cache["bytes"] <= cache["max_bytes"]
     assert np.isfinite(cache["bytes"])
@@ -218,9 +241,9 @@ def test_image_cache_is_bounded_by_bytes():
 def test_container_mode_loads_the_sagemaker_model_dir(monkeypatch, tmp_path):
     import argparse
 
+    from desktop_app.cli import serve_command
     from inference.errors import WeightsMissingError
     from inference.sagemaker_handler import write_model_dir_config
-    from desktop_app.cli import serve_command
 
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path))
     (tmp_path / "model").mkdir()

@@ -65,8 +65,9 @@ def test_sustained_concurrent_clicks_are_all_answered_and_memory_is_stable():
     png = encode_image(scene_image(200))
     with run_server(backend_factory=classic_factory, config=ServerConfig(queue_size=4, retry_after_s=1)) as h:
         with httpx.Client(base_url=h.url) as c:
-            image_id = P.decode_response(post_request(c, P.SegmentRequest(prompt=_click(96, 120), image=png)).content
-                                         ).image_id
+            image_id = P.decode_response(
+                post_request(c, P.SegmentRequest(prompt=_click(96, 120), image=png)).content
+            ).image_id
         statuses: Counter = Counter()
         errors: list[BaseException] = []
         sent = [0]

@@ -55,8 +55,10 @@ def test_ping_is_503_when_the_sam2_checkpoint_is_missing(tmp_path):
     from inference.backends import create_backend
 
     missing = tmp_path / "sam2.1_hiera_tiny.pt"
-    with run_server(backend_factory=lambda: create_backend("sam2", device="cpu", checkpoint=missing)) as h, \
-            httpx.Client(base_url=h.url) as c:
+    with (
+        run_server(backend_factory=lambda: create_backend("sam2", device="cpu", checkpoint=missing)) as h,
+        httpx.Client(base_url=h.url) as c,
+    ):
         r = c.get("/ping")
     assert r.status_code == 503 and str(missing) in r.json()["reason"]
 
@@ -68,9 +70,10 @@ def test_a_request_over_the_time_limit_gets_504_and_is_cancelled(sam2_backend):
     from inference.server.config import ServerConfig
 
     runs = sam2_backend.encoder_runs
-    with run_server(backend_factory=lambda: sam2_backend, config=ServerConfig(timeout_s=0.4),
-                    unload_on_stop=False) as h, \
-            httpx.Client(base_url=h.url, timeout=30) as c:
+    with (
+        run_server(backend_factory=lambda: sam2_backend, config=ServerConfig(timeout_s=0.4), unload_on_stop=False) as h,
+        httpx.Client(base_url=h.url, timeout=30) as c,
+    ):
         assert h.worker.state.value == "ready", h.worker.reason
         t0 = time.perf_counter()
         r = post_request(c, _req(21))

@@ -53,8 +53,9 @@ def classic_model(tmp_path_factory):
 
 
 def test_json_request_through_the_four_functions(classic_model):
-    body, ctype, _ = P.encode_request(P.SegmentRequest(prompt=Prompt(points=(Point(x=96, y=120),)),
-                                                       image=encode_image(scene_image(31))))
+    body, ctype, _ = P.encode_request(
+        P.SegmentRequest(prompt=Prompt(points=(Point(x=96, y=120),)), image=encode_image(scene_image(31)))
+    )
     ctx, out, out_type = _invoke(classic_model, body, ctype)
     assert ctx.status[0] == 200 and out_type == "application/json"
     pred = P.decode_response(out).prediction
@@ -63,8 +64,9 @@ def test_json_request_through_the_four_functions(classic_model):
 
 def test_raw_image_custom_attributes_and_session(classic_model):
     jpeg = encode_image(scene_image(32), "JPEG")
-    body, ctype, headers = P.encode_request(P.SegmentRequest(prompt=Prompt(points=(Point(x=96, y=120),)),
-                                                             image=jpeg), raw=True)
+    body, ctype, headers = P.encode_request(
+        P.SegmentRequest(prompt=Prompt(points=(Point(x=96, y=120),)), image=jpeg), raw=True
+    )
     lower = {k.lower(): v for k, v in headers.items()}  # header case is whatever the front end passes
     ctx, out, _ = _invoke(classic_model, body, ctype, headers={**lower, P.SESSION_HEADER.lower(): P.NEW_SESSION})
     assert ctx.status[0] == 200
@@ -76,13 +78,21 @@ def test_raw_image_custom_attributes_and_session(classic_model):
     assert P.decode_response(out2).image_id == P.content_id(jpeg)
 
 
-@pytest.mark.parametrize("body, ctype, accept, status, field", [
-    (b'{"image": 1', "application/json", "application/json", 400, "body"),
-    (b"x,y", "text/csv", "application/json", 415, "Content-Type"),
-    (json.dumps({"image": "@@", "prompt": {"points": [[1, 1]]}}).encode(), "application/json", None, 400, "image"),
-    (json.dumps({"image_id": "unknown1", "prompt": {"points": [[1, 1]]}}).encode(), "application/json", "*/*", 404,
-     "image_id"),
-])
+@pytest.mark.parametrize(
+    "body, ctype, accept, status, field",
+    [
+        (b'{"image": 1', "application/json", "application/json", 400, "body"),
+        (b"x,y", "text/csv", "application/json", 415, "Content-Type"),
+        (json.dumps({"image": "@@", "prompt": {"points": [[1, 1]]}}).encode(), "application/json", None, 400, "image"),
+        (
+            json.dumps({"image_id": "unknown1", "prompt": {"points": [[1, 1]]}}).encode(),
+            "application/json",
+            "*/*",
+            404,
+            "image_id",
+        ),
+    ],
+)
 def test_bad_requests_get_a_4xx_json_body_without_traceback(classic_model, body, ctype, accept, status, field):
     ctx, out, out_type = _invoke(classic_model, body, ctype, accept=accept)
     assert ctx.status[0] == status and out_type == "application/json"
@@ -91,8 +101,9 @@ def test_bad_requests_get_a_4xx_json_body_without_traceback(classic_model, body,
 
 
 def test_unsupported_accept_is_406(classic_model):
-    body, ctype, _ = P.encode_request(P.SegmentRequest(prompt=Prompt(points=(Point(x=96, y=120),)),
-                                                       image=encode_image(scene_image(33))))
+    body, ctype, _ = P.encode_request(
+        P.SegmentRequest(prompt=Prompt(points=(Point(x=96, y=120),)), image=encode_image(scene_image(33)))
+    )
     ctx, out, _ = _invoke(classic_model, body, ctype, accept="image/png")
     assert ctx.status[0] == 406 and P.decode_error(out).field == "Accept"
 
@@ -134,8 +145,9 @@ def test_langsam_model_dir_becomes_backend_options(tmp_path):
     """The langsam wiring without loading: explicit checkpoint and Grounding DINO directory."""
     (tmp_path / "weights" / "grounding-dino-tiny").mkdir(parents=True)
     (tmp_path / "weights" / "sam2.1_hiera_tiny.pt").write_bytes(b"x")
-    H.write_model_dir_config(tmp_path, backend="langsam", model="sam2.1_hiera_tiny", gdino_model="grounding-dino-tiny",
-                             device="cpu")
+    H.write_model_dir_config(
+        tmp_path, backend="langsam", model="sam2.1_hiera_tiny", gdino_model="grounding-dino-tiny", device="cpu"
+    )
     backend, limits = H.create_backend_from_model_dir(tmp_path)
     assert backend.name == "langsam" and not backend.loaded
     assert str(backend.gdino_path) == str(tmp_path / "weights" / "grounding-dino-tiny")
@@ -163,9 +175,14 @@ def test_sam2_model_dir_with_random_weights_answers_clicks(tmp_path, tiny_sam2_c
     assert pred.kind.value == "alternatives" and pred.candidates and pred.image_size == (160, 200)
     assert all(c.low_res_logits is not None and np.isfinite(c.low_res_logits).all() for c in pred.candidates)
     assert ctx.response_headers["X-LangSAM-Embedding-Cache"] == "miss"
-    refine = P.SegmentRequest(prompt=Prompt(points=(Point(x=60, y=80), Point(x=150, y=20, positive=False)),
-                                            mask_input=pred.best.low_res_logits, multimask=False),
-                              image_id=resp.image_id)
+    refine = P.SegmentRequest(
+        prompt=Prompt(
+            points=(Point(x=60, y=80), Point(x=150, y=20, positive=False)),
+            mask_input=pred.best.low_res_logits,
+            multimask=False,
+        ),
+        image_id=resp.image_id,
+    )
     ctx, out, _ = _invoke(model, P.encode_request(refine)[0], "application/json")
     assert ctx.status[0] == 200, out
     assert ctx.response_headers["X-LangSAM-Embedding-Cache"] == "hit"

@@ -23,7 +23,7 @@ from inference.device import DEVICE_CHOICES
 HELP = "segment images from the command line (text, points or a box) and export the masks"
 
 EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, EXIT_BACKEND, EXIT_OUTPUT = 0, 1, 2, 3, 4
-FORMAT_NAMES = ("coco", "labelme", "yolo", "png")  # = desktop_app.core.formats.registry, kept light here
+FORMAT_NAMES = ("coco", "labelme", "yolo", "png", "voc")  # = desktop_app.core.formats.registry, kept light here
 EPILOG = ("examples:\n"
           "  langsam-studio segment photos/ --text \"car. person.\" --format coco --out export/\n"
           "  langsam-studio segment a.jpg --point 120,80 --point 30,40,0 --format png --out masks/\n"

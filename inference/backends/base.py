@@ -82,6 +82,36 @@ class SegmentationBackend(abc.ABC):
         """Whether :meth:`predict` on this image would skip the encoder."""
         return False
 
+    # -- text limits -----------------------------------------------------------------------
+    def text_token_limit(self) -> int | None:
+        """The most tokens a text prompt may have for the text model that will run it
+        (``None``: no limit, or no text model). Known once the backend is loaded."""
+        return None
+
+    def count_text_tokens(self, text: str) -> int | None:
+        """How many tokens ``text`` (as given, normalise it first) is for the text model, or
+        ``None`` when the backend has no text model or cannot tell (e.g. not loaded)."""
+        return None
+
+    def check_text_tokens(self, text: str) -> None:
+        """Raise :class:`~inference.errors.PromptError` (field ``text``) when ``text`` is longer
+        than the text model reads, before any inference runs."""
+        limit = self.text_token_limit()
+        if limit is None:
+            return
+        count = self.count_text_tokens(text)
+        if count is not None and count > limit:
+            from inference.errors import PromptError
+
+            raise PromptError(f"the text prompt is {count} tokens long, more than the {limit} tokens the "
+                              f"'{self.name}' text model reads; shorten it (fewer or shorter class names)",
+                              field="text")
+
+    def estimate_seconds(self, height: int, width: int, prompt: Prompt) -> float | None:
+        """A rough CPU-time estimate for :meth:`predict` on an image of this size (``None``:
+        unknown). Servers refuse work whose estimate exceeds their per-request budget up front."""
+        return None
+
     @abc.abstractmethod
     def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
                 cancel: CancelToken | None = None, source: ImageSource | None = None) -> Prediction:

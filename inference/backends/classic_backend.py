@@ -38,6 +38,10 @@ THUMB_SIDE = 512  # long side of the copy used to grow regions from clicks
 GRABCUT_ITERATIONS = 5
 FLOOD_TOLERANCES = (4, 7, 10, 14, 19, 25)
 LOW_RES = 256  # SAM 2's low-resolution logits cover the whole image squashed to 256 x 256
+# Cost model for :meth:`ClassicBackend.estimate_seconds` (seconds on one slow core, generous):
+# full-resolution passes (downscale, masks, RLE) per pixel, and GrabCut per working pixel and iteration
+SECONDS_PER_PIXEL = 3e-8
+SECONDS_PER_WORK_PIXEL_ITERATION = 1e-6
 
 
 def mask_to_low_res(mask: np.ndarray) -> np.ndarray:
@@ -209,6 +213,16 @@ class ClassicBackend(SegmentationBackend):
         return BackendInfo(backend=self.name, model=f"OpenCV {cv2.__version__} GrabCut", device="cpu",
                            device_reason="the classic backend runs on the CPU with OpenCV (no GPU, no weights)",
                            supports_text=False, supports_points=True)
+
+    def estimate_seconds(self, height: int, width: int, prompt: Prompt) -> float | None:
+        """Pixels x iterations: full-resolution passes over the image plus GrabCut's iterations on
+        the working crop (up to three attempts when the region grows from clicks)."""
+        pixels = height * width
+        work = min(pixels, WORK_PIXELS)
+        attempts = 1 if prompt.box is not None else 3
+        candidates = 3 if prompt.multimask else 1
+        return (0.02 + pixels * SECONDS_PER_PIXEL * (1 + candidates)
+                + work * GRABCUT_ITERATIONS * attempts * SECONDS_PER_WORK_PIXEL_ITERATION)
 
     def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
                 cancel: CancelToken | None = None, source: ImageSource | None = None) -> Prediction:

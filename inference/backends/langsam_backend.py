@@ -134,6 +134,12 @@ class LangSamBackend(Sam2Backend):
                           supports_text=True, supports_points=True)
 
     # -- text ------------------------------------------------------------------------------
+    def text_token_limit(self) -> int | None:
+        return self.gdino.max_text_len if self.gdino is not None else None
+
+    def count_text_tokens(self, text: str) -> int | None:
+        return self.gdino.count_tokens(text) if self.gdino is not None else None
+
     def detect(self, images: list[np.ndarray], texts: list[str], *, keys: list[str] | None = None,
                box_threshold: float = 0.3, text_threshold: float = 0.25,
                cancel: CancelToken | None = None) -> list[Detections]:
@@ -190,6 +196,7 @@ class LangSamBackend(Sam2Backend):
             return self._predict_geometry(image, prompt, key=key, cancel=cancel)
         start = time.perf_counter()
         text = normalise_text(prompt.text)
+        self.check_text_tokens(text)  # Grounding DINO reads 256 tokens: a longer prompt is a 400, not a crash
         raw = self.detect([image], [text], keys=[key], box_threshold=prompt.box_threshold,
                           text_threshold=prompt.text_threshold, cancel=cancel)[0]
         detected = time.perf_counter()

@@ -10,22 +10,36 @@ like the real service's: HTTP 424 ``ModelError`` carrying ``OriginalStatusCode``
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from inference.protocol import (CUSTOM_ATTRIBUTES_HEADER, JSON_TYPE, MAX_PAYLOAD_BYTES, PROTOCOL_VERSION,
-                                REQUEST_HEADER, SESSION_HEADER, ErrorInfo, PayloadTooLargeError, ProtocolError,
-                                encode_error)
+from inference.cancel import CancelReason
+
+from inference.protocol import (
+    CUSTOM_ATTRIBUTES_HEADER,
+    JSON_TYPE,
+    MAX_PAYLOAD_BYTES,
+    PROTOCOL_VERSION,
+    REQUEST_HEADER,
+    SESSION_HEADER,
+    ErrorInfo,
+    PayloadTooLargeError,
+    ProtocolError,
+    encode_error,
+)
 from inference.server.config import ServerConfig
 from inference.server.errors import ModelNotReadyError, RequestTimeoutError, ServerBusyError, error_info
 from inference.server.worker import InferenceWorker, Job, WorkerState
@@ -36,12 +50,78 @@ TOKEN_HEADER = "X-LangSAM-Token"  # alternative to Authorization: Bearer (boto3 
 REQUEST_ID_HEADER = "X-Request-Id"
 _FORWARDED = (CUSTOM_ATTRIBUTES_HEADER, REQUEST_HEADER, SESSION_HEADER)
 _RID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_EXPOSED = (REQUEST_ID_HEADER, "X-LangSAM-Image-Cache", "X-LangSAM-Embedding-Cache",
-            "X-Amzn-SageMaker-New-Session-Id", "Retry-After")
+_EXPOSED = (
+    REQUEST_ID_HEADER,
+    "X-LangSAM-Image-Cache",
+    "X-LangSAM-Embedding-Cache",
+    "X-Amzn-SageMaker-New-Session-Id",
+    "Retry-After",
+)
 
 
 class _Unauthorized(Exception):
     pass
+
+
+class _ClientGone(Exception):
+    """The client closed its connection before its answer: its work is cancelled."""
+
+
+def _host_name(value: str) -> str | None:
+    """The name part of a Host header ('[::1]:8765' -> '[::1]'), or None if malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None
+        name, rest = value[: end + 1], value[end + 1 :]
+    else:
+        name, _, port = value.partition(":")
+        rest = f":{port}" if _ else ""
+    if rest and not (rest.startswith(":") and rest[1:].isdigit() and len(rest) <= 6):
+        return None
+    return name
+
+
+class HostGuard:
+    """Pure ASGI middleware: answer only requests whose ``Host`` is in ``allowed`` (any port).
+
+    On a loopback bind that is localhost / 127.0.0.1 / [::1]: a web page that rebinds its own
+    DNS name to 127.0.0.1 sends its own name as Host and gets a JSON 421, never an answer.
+    Requests without a Host header (HTTP/1.0) are not browser requests and pass."""
+
+    def __init__(self, app: Any, *, allowed: frozenset[str]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            raw = next((v for k, v in scope.get("headers", ()) if k == b"host"), None)
+            if raw is not None:
+                name = _host_name(raw.decode("latin-1"))
+                if name not in self.allowed:
+                    shown = raw.decode("latin-1")[:100]
+                    body = encode_error(
+                        status=421,
+                        code="MisdirectedRequest",
+                        message=f"this server answers only requests addressed to {', '.join(sorted(self.allowed))} "
+                        f"(Host {shown!r} is not one of them; DNS rebinding protection)",
+                        field="Host",
+                    )
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 421,
+                            "headers": [
+                                (b"content-type", JSON_TYPE.encode()),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"x-amzn-errortype", b"MisdirectedRequest"),
+                            ],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": body})
+                    return
+        await self.app(scope, receive, send)
 
 
 def create_app(*, config: ServerConfig, worker: InferenceWorker, manage_worker: bool = True) -> FastAPI:
@@ -50,7 +130,7 @@ def create_app(*, config: ServerConfig, worker: InferenceWorker, manage_worker: 
     config.check()
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if manage_worker:
             worker.start()
         try:
@@ -59,25 +139,48 @@ def create_app(*, config: ServerConfig, worker: InferenceWorker, manage_worker: 
             if manage_worker:
                 await asyncio.to_thread(worker.stop)
 
-    app = FastAPI(title="LangSAM Studio inference server", version=str(PROTOCOL_VERSION), lifespan=lifespan,
-                  docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="LangSAM Studio inference server",
+        version=str(PROTOCOL_VERSION),
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.config = config
     app.state.worker = worker
+    allowed_hosts = config.host_allow_list()
+    if allowed_hosts:
+        app.add_middleware(HostGuard, allowed=allowed_hosts)
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type", TOKEN_HEADER, *_FORWARDED],
-                           expose_headers=list(_EXPOSED), max_age=600)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", TOKEN_HEADER, *_FORWARDED],
+            expose_headers=list(_EXPOSED),
+            max_age=600,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         rid = _request_id(request)
-        message = {404: f"there is nothing at {request.url.path}; use POST /invocations or GET /ping",
-                   405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
-        return _json_error(ErrorInfo(status=exc.status_code, code="NotFound" if exc.status_code == 404 else "BadRequest",
-                                     message=message, field="path" if exc.status_code == 404 else "method",
-                                     request_id=rid), rid)
+        message = {
+            404: f"there is nothing at {request.url.path}; use POST /invocations or GET /ping",
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }.get(exc.status_code, str(exc.detail))
+        return _json_error(
+            ErrorInfo(
+                status=exc.status_code,
+                code="NotFound" if exc.status_code == 404 else "BadRequest",
+                message=message,
+                field="path" if exc.status_code == 404 else "method",
+                request_id=rid,
+            ),
+            rid,
+        )
 
     @app.get("/ping")
     async def ping() -> Response:
@@ -103,17 +206,29 @@ def create_app(*, config: ServerConfig, worker: InferenceWorker, manage_worker: 
             return _json_error(ErrorInfo(status=401, code="Unauthorized", message=str(exc), request_id=rid), rid)
         runner = worker.runner
         body = {
-            "protocol": PROTOCOL_VERSION, "status": worker.state.value,
-            "backend": worker.info.backend if worker.info else None, "model": worker.info.model if worker.info else None,
+            "protocol": PROTOCOL_VERSION,
+            "status": worker.state.value,
+            "backend": worker.info.backend if worker.info else None,
+            "model": worker.info.model if worker.info else None,
             "device": worker.info.device if worker.info else None,
             "supports_text": worker.info.supports_text if worker.info else None,
             "supports_points": worker.info.supports_points if worker.info else None,
-            "limits": {"max_request_bytes": config.max_request_bytes, "max_response_bytes": config.limits.max_response_bytes,
-                       "max_image_pixels": config.limits.max_image_pixels, "timeout_s": config.timeout_s,
-                       "queue_size": config.queue_size},
+            "limits": {
+                "max_request_bytes": config.max_request_bytes,
+                "max_response_bytes": config.limits.max_response_bytes,
+                "max_image_pixels": config.limits.max_image_pixels,
+                "timeout_s": config.timeout_s,
+                "queue_size": config.queue_size,
+            },
             "queue": {"waiting": worker.queued, "processed": worker.processed},
-            "image_cache": {"entries": len(runner.images), "bytes": runner.images.nbytes,
-                            "max_bytes": runner.images.max_bytes, "hits": runner.images.hits} if runner else None,
+            "image_cache": {
+                "entries": len(runner.images),
+                "bytes": runner.images.nbytes,
+                "max_bytes": runner.images.max_bytes,
+                "hits": runner.images.hits,
+            }
+            if runner
+            else None,
         }
         return JSONResponse(body)
 
@@ -145,54 +260,113 @@ def _authorize(request: Request, config: ServerConfig) -> None:
     if supplied is None and auth[:7].lower() == "bearer ":
         supplied = auth[7:].strip()
     if not supplied or not hmac.compare_digest(supplied.encode(), config.token.encode()):
-        raise _Unauthorized("a valid bearer token is required: send 'Authorization: Bearer <token>' "
-                            f"(or the {TOKEN_HEADER} header)")
+        raise _Unauthorized(
+            f"a valid bearer token is required: send 'Authorization: Bearer <token>' (or the {TOKEN_HEADER} header)"
+        )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
     declared = request.headers.get("content-length")
-    advice = ("send a smaller (JPEG-compressed) image, or use asynchronous inference for larger payloads"
-              if limit >= MAX_PAYLOAD_BYTES else "send a smaller image")
+    advice = (
+        "send a smaller (JPEG-compressed) image, or use asynchronous inference for larger payloads"
+        if limit >= MAX_PAYLOAD_BYTES
+        else "send a smaller image"
+    )
     if declared is not None:
         if not declared.isdigit():
             raise ProtocolError(f"Content-Length {declared!r} is not a number", field="Content-Length")
         if int(declared) > limit:
-            raise PayloadTooLargeError(f"the request is {int(declared) / 2**20:.1f} MiB, over this server's "
-                                       f"{limit / 2**20:.1f} MiB limit; {advice}")
+            raise PayloadTooLargeError(
+                f"the request is {int(declared) / 2**20:.1f} MiB, over this server's "
+                f"{limit / 2**20:.1f} MiB limit; {advice}"
+            )
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"the request is over this server's {limit / 2**20:.1f} MiB limit; {advice}")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):  # a slowly dribbled body must not hold a connection forever
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLargeError(
+                        f"the request is over this server's {limit / 2**20:.1f} MiB limit; {advice}"
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ProtocolError(
+            f"the request body did not arrive within {timeout_s:g} s ({size} bytes received); "
+            "send it faster or smaller",
+            field="body",
+            status=408,
+            code="RequestTimeout",
+        ) from None
     return b"".join(chunks)
 
 
-async def _invoke(request: Request, config: ServerConfig, worker: InferenceWorker, *,
-                  sagemaker_runtime: bool) -> Response:
+async def _disconnected(request: Request) -> None:
+    """Return once the client has closed its connection (the body is already read)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _scope(request: Request, config: ServerConfig) -> str:
+    """Who is asking, for the visibility of client-chosen image ids: the credentials' hash."""
+    if not config.token:
+        return ""
+    return hashlib.blake2b(config.token.encode(), digest_size=8).hexdigest()
+
+
+async def _invoke(
+    request: Request, config: ServerConfig, worker: InferenceWorker, *, sagemaker_runtime: bool
+) -> Response:
     rid = _request_id(request)
     started = time.perf_counter()
     size_in = 0
     try:
         _authorize(request, config)
-        body = await _read_body(request, config.max_request_bytes)
+        body = await _read_body(request, config.max_request_bytes, config.body_timeout_s)
         size_in = len(body)
         headers = {name: request.headers[name.lower()] for name in _FORWARDED if name.lower() in request.headers}
-        job = Job(body=body, content_type=request.headers.get("content-type"), headers=headers, request_id=rid)
+        job = Job(
+            body=body,
+            content_type=request.headers.get("content-type"),
+            headers=headers,
+            request_id=rid,
+            scope=_scope(request, config),
+        )
         del body
         future = worker.submit(job)
+        answer = asyncio.ensure_future(asyncio.wrap_future(future))
+        gone = asyncio.ensure_future(_disconnected(request))
         try:
-            result = await asyncio.wait_for(asyncio.wrap_future(future), timeout=config.timeout_s)
-        except asyncio.TimeoutError:
+            done, _pending = await asyncio.wait(
+                {answer, gone}, timeout=config.timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            gone.cancel()
+        if answer in done:
+            result = answer.result()
+        elif gone in done:  # nobody waits for this answer any more: skip or stop the work
+            job.cancel.cancel(CancelReason.NO_LONGER_WANTED)
+            answer.cancel()
+            raise _ClientGone()
+        else:  # a 504 also stops the work (cooperatively, inside the backend)
             job.cancel.cancel(f"the request took longer than the server's {config.timeout_s:g} s limit")
-            raise RequestTimeoutError(f"the request took longer than the server's {config.timeout_s:g} s limit and "
-                                      "was cancelled; try a smaller image or a faster model") from None
-        response = Response(result.body, media_type=JSON_TYPE,
-                            headers={**result.headers, REQUEST_ID_HEADER: rid})
+            answer.cancel()
+            raise RequestTimeoutError(
+                f"the request took longer than the server's {config.timeout_s:g} s limit and "
+                "was cancelled; try a smaller image or a faster model"
+            )
+        response = Response(result.body, media_type=JSON_TYPE, headers={**result.headers, REQUEST_ID_HEADER: rid})
         response.headers["X-Amzn-Invoked-Production-Variant"] = "local"
     except _Unauthorized as exc:
         info = ErrorInfo(status=401, code="Unauthorized", message=str(exc), request_id=rid)
         response = _sagemaker_error(info, rid) if sagemaker_runtime else _json_error(info, rid)
+    except (ClientDisconnect, _ClientGone):  # not a server error: no traceback, nobody to answer
+        info = ErrorInfo(
+            status=499, code="ClientClosedRequest", message="the client closed the connection", request_id=rid
+        )
+        response = _json_error(info, rid)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error; the server keeps serving
         info = error_info(exc, request_id=rid)
         if info.status >= 500 and info.code in ("InternalError", "InferenceError"):
@@ -201,13 +375,20 @@ async def _invoke(request: Request, config: ServerConfig, worker: InferenceWorke
         retry = getattr(exc, "retry_after", None)
         if isinstance(exc, (ServerBusyError, ModelNotReadyError)) and retry:
             response.headers["Retry-After"] = str(retry)
-    log.info("request", extra={
-        "event": "request", "request_id": rid, "path": request.url.path, "status": response.status_code,
-        "ms": round((time.perf_counter() - started) * 1000.0, 2), "bytes_in": size_in,
-        "bytes_out": int(response.headers.get("content-length", 0)),
-        "content_type": request.headers.get("content-type", ""),
-        "client": request.client.host if request.client else None,
-    })
+    log.info(
+        "request",
+        extra={
+            "event": "request",
+            "request_id": rid,
+            "path": request.url.path,
+            "status": response.status_code,
+            "ms": round((time.perf_counter() - started) * 1000.0, 2),
+            "bytes_in": size_in,
+            "bytes_out": int(response.headers.get("content-length", 0)),
+            "content_type": request.headers.get("content-type", ""),
+            "client": request.client.host if request.client else None,
+        },
+    )
     return response
 
 
@@ -222,18 +403,26 @@ def _json_error(info: ErrorInfo, rid: str) -> Response:
 def _sagemaker_error(info: ErrorInfo, rid: str) -> Response:
     """What the SageMaker runtime answers when the container fails: 424 ModelError wrapping our
     error; a body over the limit is the runtime's own ValidationError; no credentials -> 403."""
-    ours = encode_error(status=info.status, code=info.code, message=info.message, field=info.field,
-                        request_id=rid).decode()
+    ours = encode_error(
+        status=info.status, code=info.code, message=info.message, field=info.field, request_id=rid
+    ).decode()
     readable = f"{info.message} (field: {info.field})" if info.field else info.message
+    body: dict[str, Any]
     if info.code == "PayloadTooLarge":
         status, kind, body = 400, "ValidationError", {"message": readable, "Message": readable}
     elif info.status == 401:
         status, kind, body = 403, "AccessDeniedException", {"message": readable, "Message": readable}
     else:
         side = "client" if info.status < 500 else "server"
-        message = (f"Received {side} error ({info.status}) from primary with message \"{readable}\". "
-                   f"Request id {rid}.")
-        status, kind, body = 424, "ModelError", {"Message": message, "OriginalStatusCode": info.status,
-                                                 "OriginalMessage": ours, "LogStreamArn": "local"}
-    return Response(json.dumps(body).encode(), status_code=status, media_type=JSON_TYPE,
-                    headers={REQUEST_ID_HEADER: rid, "x-amzn-ErrorType": kind, "x-amzn-RequestId": rid})
+        message = f'Received {side} error ({info.status}) from primary with message "{readable}". Request id {rid}.'
+        status, kind, body = (
+            424,
+            "ModelError",
+            {"Message": message, "OriginalStatusCode": info.status, "OriginalMessage": ours, "LogStreamArn": "local"},
+        )
+    return Response(
+        json.dumps(body).encode(),
+        status_code=status,
+        media_type=JSON_TYPE,
+        headers={REQUEST_ID_HEADER: rid, "x-amzn-ErrorType": kind, "x-amzn-RequestId": rid},
+    )

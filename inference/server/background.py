@@ -20,18 +20,32 @@ class BackgroundServer:
         self._sock.bind((host, port))
         self.host = host
         self.port = self._sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level=log_level, access_log=False, log_config=None,
-                                timeout_graceful_shutdown=5, lifespan="on")
+        server_config = getattr(getattr(app, "state", None), "config", None)
+        options: dict[str, Any] = {}
+        if server_config is not None and hasattr(server_config, "header_timeout_s"):
+            from inference.server.guard import uvicorn_options
+
+            options = uvicorn_options(server_config)  # the same connection limits as `langsam-studio serve`
+        config = uvicorn.Config(
+            app,
+            log_level=log_level,
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=5,
+            lifespan="on",
+            **options,
+        )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name="langsam-uvicorn", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, name="langsam-uvicorn", daemon=True
+        )
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> "BackgroundServer":
+    def start(self, timeout: float = 20.0) -> BackgroundServer:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
@@ -47,7 +61,7 @@ class BackgroundServer:
         self._thread.join(timeout)
         self._sock.close()
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> BackgroundServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

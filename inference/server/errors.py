@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import re
 
-from inference.errors import (BackendUnavailableError, Cancelled, ImageLoadError, ImageTooLargeError,
-                              InferenceError, PromptError, WeightsMissingError)
+from inference.errors import (
+    BackendUnavailableError,
+    Cancelled,
+    ImageLoadError,
+    ImageTooLargeError,
+    InferenceError,
+    PromptError,
+    WeightsMissingError,
+)
 from inference.protocol import ErrorInfo, ProtocolError
 
 _OPTION_FIELDS = {"box_threshold", "text_threshold", "max_detections", "nms_iou", "multimask"}
@@ -48,8 +55,9 @@ def error_info(exc: BaseException, *, request_id: str | None = None) -> ErrorInf
     if isinstance(exc, ProtocolError):
         return ErrorInfo(status=exc.status, code=exc.code, message=str(exc), field=exc.field, request_id=request_id)
     if isinstance(exc, PromptError):
-        return ErrorInfo(status=400, code="ValidationError", message=str(exc), field=wire_field(exc.field),
-                         request_id=request_id)
+        return ErrorInfo(
+            status=400, code="ValidationError", message=str(exc), field=wire_field(exc.field), request_id=request_id
+        )
     if isinstance(exc, ImageTooLargeError):
         return ErrorInfo(status=413, code="ImageTooLarge", message=str(exc), field="image", request_id=request_id)
     if isinstance(exc, ImageLoadError):
@@ -63,6 +71,9 @@ def error_info(exc: BaseException, *, request_id: str | None = None) -> ErrorInf
     if isinstance(exc, InferenceError):
         return ErrorInfo(status=500, code="InferenceError", message=str(exc), request_id=request_id)
     where = f" (request id {request_id})" if request_id else ""
-    return ErrorInfo(status=500, code="InternalError",
-                     message=f"the server failed unexpectedly ({type(exc).__name__}); see its log{where}",
-                     request_id=request_id)
+    return ErrorInfo(
+        status=500,
+        code="InternalError",
+        message=f"the server failed unexpectedly ({type(exc).__name__}); see its log{where}",
+        request_id=request_id,
+    )

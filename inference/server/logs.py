@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
+from typing import TextIO
 
 _STANDARD = set(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) | {
-    "message", "asctime", "color_message"}  # uvicorn adds an ANSI-coloured copy of msg
+    "message",
+    "asctime",
+    "color_message",
+}  # uvicorn adds an ANSI-coloured copy of msg
 _SECRET_WORDS = ("authorization", "token", "secret", "password", "credential")
 
 
@@ -34,11 +39,45 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(level: str = "info", *, stream=None) -> None:
-    """Send the server's and uvicorn's logs to ``stream`` (stderr) as JSON lines."""
+class RateLimitFilter(logging.Filter):
+    """At most one warning-or-worse line per kind (logger + event + message template) every
+    ``interval_s``; the next line of that kind carries ``"suppressed": N``, the count left out.
+
+    A flood of the same error (1,000 idle sockets hitting the descriptor limit, a client sending
+    garbage in a loop) becomes a few lines a minute instead of megabytes."""
+
+    def __init__(self, interval_s: float = 10.0, *, clock=time.monotonic) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._kinds: dict[tuple, tuple[float, int]] = {}  # kind -> (window start, suppressed)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        kind = (record.name, getattr(record, "event", None), str(record.msg)[:200])
+        now = self._clock()
+        with self._lock:
+            start, suppressed = self._kinds.get(kind, (None, 0))
+            if start is not None and now - start < self.interval_s:
+                self._kinds[kind] = (start, suppressed + 1)
+                return False
+            if len(self._kinds) > 1000:  # many kinds: forget the old windows
+                self._kinds.clear()
+            self._kinds[kind] = (now, 0)
+        if suppressed:
+            record.suppressed = suppressed
+        return True
+
+
+def configure_logging(level: str = "info", *, stream: TextIO | None = None, rate_limit_s: float = 10.0) -> None:
+    """Send the server's, uvicorn's and asyncio's logs to ``stream`` (stderr) as JSON lines,
+    with repeated warnings and errors rate-limited (:class:`RateLimitFilter`)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
-    for name in ("langsam.server", "uvicorn", "uvicorn.error"):
+    handler.addFilter(RateLimitFilter(rate_limit_s))
+    for name in ("langsam.server", "uvicorn", "uvicorn.error", "asyncio"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.setLevel(level.upper())

@@ -14,22 +14,34 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
 from inference.backends.base import SegmentationBackend
 from inference.cancel import CancelToken, check
-from inference.embedding_cache import ByteBoundedLRU
+from inference.errors import Cancelled
 from inference.images import load_image
-from inference.protocol import (JSON_TYPE, MAX_PAYLOAD_BYTES, NEW_SESSION, NEW_SESSION_HEADER, SESSION_HEADER,
-                                ProtocolError, SegmentRequest, check_id, content_id, decode_request,
-                                encode_response)
-from inference.results import BackendInfo, Prediction
+from inference.lru import ByteBoundedLRU
+from inference.protocol import (
+    JSON_TYPE,
+    MAX_PAYLOAD_BYTES,
+    NEW_SESSION,
+    NEW_SESSION_HEADER,
+    SESSION_HEADER,
+    ProtocolError,
+    SegmentRequest,
+    check_id,
+    check_text_tokens,
+    content_id,
+    decode_request,
+    encode_response,
+    is_content_id,
+)
+from inference.results import BackendInfo, Prediction, PredictionKind
 
 IMAGE_CACHE_HEADER = "X-LangSAM-Image-Cache"  # "hit" when the image came from the cache
 
@@ -41,6 +53,17 @@ class RunnerLimits:
     image_cache_bytes: int = 512 * 2**20
     max_sessions: int = 4096
     session_ttl_s: int = 3600
+    # peak bytes one image may take while decoding, estimated from its header before decoding
+    # (width x height x bands of the stored mode + the RGB result; palette and 1-bit images count
+    # at their decoded size)
+    max_decode_bytes: int = 1024 * 2**20
+    # CPU budget of one request: work whose estimate (backend.estimate_seconds) is over
+    # cpu_budget_s is refused up front (422 TooMuchWork); running work is stopped once it takes
+    # budget_factor x its estimate (at least min_budget_s). None: no budget (the SageMaker handler).
+    cpu_budget_s: float | None = None
+    budget_factor: float = 10.0
+    min_budget_s: float = 5.0
+    max_aliases: int = 16384  # client-chosen image ids remembered (each maps to a content id)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -72,14 +95,54 @@ def header(headers: Mapping[str, str] | None, name: str) -> str | None:
     return None
 
 
+class _BudgetToken(CancelToken):
+    """Cancelled when ``parent`` is, or once ``deadline`` (time.monotonic) has passed: the work
+    of one request stops at its CPU budget even if nobody cancels it."""
+
+    __slots__ = ("_parent", "deadline")
+
+    def __init__(self, parent: CancelToken | None, deadline: float) -> None:
+        super().__init__()
+        self._parent = parent
+        self.deadline = deadline
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() > self.deadline
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set() or self.expired or (self._parent is not None and self._parent.cancelled)
+
+    def raise_if_cancelled(self) -> None:
+        if self._parent is not None:
+            self._parent.raise_if_cancelled()
+        super().raise_if_cancelled()
+        if self.expired:
+            raise Cancelled("the request used up its CPU budget")
+
+
+def _too_much_work(message: str) -> ProtocolError:
+    return ProtocolError(message, field="image", status=422, code="TooMuchWork")
+
+
 class SegmentationRunner:
-    """Decodes a request, runs it on the backend, encodes the response (or raises)."""
+    """Decodes a request, runs it on the backend, encodes the response (or raises).
+
+    Image ids: a content id (the hash of the image bytes) names the same pixels for everyone. An
+    id the client chose is an alias visible only in its ``scope`` (the caller's principal and
+    session), cannot have a content id's shape, and cannot be re-pointed at other bytes while
+    its image is cached (409): one client can never get its click answered on another's image.
+    """
 
     def __init__(self, backend: SegmentationBackend, *, limits: RunnerLimits | None = None) -> None:
         self.backend = backend
         self.limits = limits or RunnerLimits()
         self.images: ByteBoundedLRU[_CachedImage] = ByteBoundedLRU(max_bytes=self.limits.image_cache_bytes)
-        self._sessions: OrderedDict[str, tuple[str, float]] = OrderedDict()  # id -> (image id, expiry)
+        # session id -> (image id, expiry); the least recently used session goes first
+        self._sessions: ByteBoundedLRU[tuple[str, float]] = ByteBoundedLRU(max_items=self.limits.max_sessions)
+        # (scope, client-chosen id) -> content id
+        self._aliases: ByteBoundedLRU[str] = ByteBoundedLRU(max_items=self.limits.max_aliases)
         self._info: BackendInfo | None = None
 
     def info(self) -> BackendInfo:
@@ -88,103 +151,251 @@ class SegmentationRunner:
         return self._info
 
     # -- the whole request -------------------------------------------------------------------
-    def handle(self, body: bytes | str, *, content_type: str | None, headers: Mapping[str, str] | None = None,
-               cancel: CancelToken | None = None, request_id: str | None = None) -> RunResult:
+    def handle(
+        self,
+        body: bytes | str,
+        *,
+        content_type: str | None,
+        headers: Mapping[str, str] | None = None,
+        cancel: CancelToken | None = None,
+        request_id: str | None = None,
+        scope: str = "",
+    ) -> RunResult:
         started = time.perf_counter()
         request = decode_request(body, content_type=content_type, headers=headers)
-        return self.run(request, headers=headers, cancel=cancel, request_id=request_id, started=started)
+        return self.run(request, headers=headers, cancel=cancel, request_id=request_id, started=started, scope=scope)
 
-    def run(self, request: SegmentRequest, *, headers: Mapping[str, str] | None = None,
-            cancel: CancelToken | None = None, request_id: str | None = None,
-            started: float | None = None) -> RunResult:
+    def run(
+        self,
+        request: SegmentRequest,
+        *,
+        headers: Mapping[str, str] | None = None,
+        cancel: CancelToken | None = None,
+        request_id: str | None = None,
+        started: float | None = None,
+        scope: str = "",
+    ) -> RunResult:
+        """Run one request. ``scope`` names the caller (e.g. a hash of its credentials): ids the
+        client chose are visible only within it (and within the request's session)."""
         started = time.perf_counter() if started is None else started
         session = header(headers, SESSION_HEADER)
         if session is not None and session != NEW_SESSION:
             session = check_id(session.split(";", 1)[0].strip(), field=SESSION_HEADER)
         self._check_expected(request)
-        image_id, cached, hit, decode_ms = self._resolve_image(request, session)
+        self._check_text(request)
+        new_session = uuid.uuid4().hex if session == NEW_SESSION else None
+        alias_scope = f"{scope}/{new_session or session or ''}"
+        image_id, cached, hit, decode_ms = self._resolve_image(request, session, alias_scope)
+        if request.encode_only:  # issue 9 part 3: prefetch (store + encode), an answer without objects
+            return self._encode_only(image_id, cached, hit, decode_ms, started, request_id, cancel)
         height, width = cached.pixels.shape[:2]
         request.prompt.validate(width=width, height=height)
         info = self.info()
         if request.prompt.is_text and not info.supports_text:
-            raise ProtocolError(f"the '{info.backend}' backend cannot take text prompts: click points or drag a "
-                                "box, or serve the 'langsam' backend", field="prompt.text")
+            raise ProtocolError(
+                f"the '{info.backend}' backend cannot take text prompts: click points or drag a "
+                "box, or serve the 'langsam' backend",
+                field="prompt.text",
+            )
         if request.prompt.has_geometry and not request.prompt.is_text and not info.supports_points:
-            raise ProtocolError(f"the '{info.backend}' backend cannot take point or box prompts",
-                                field="prompt.points")
+            raise ProtocolError(f"the '{info.backend}' backend cannot take point or box prompts", field="prompt.points")
         check(cancel)
+        budget = self._budget(height, width, request)
         key = f"img-{cached.source_id}"
         already = self.backend.is_encoded(key)
         t1 = time.perf_counter()
         # predict encodes on a cache miss (text prompts only when something was detected)
-        prediction = self.backend.predict(cached.pixels, request.prompt, image_key=key, cancel=cancel)
+        token = cancel if budget is None else _BudgetToken(cancel, time.monotonic() + budget)
+        try:
+            prediction = self.backend.predict(cached.pixels, request.prompt, image_key=key, cancel=token)
+        except Cancelled:
+            if isinstance(token, _BudgetToken) and token.expired and not (cancel is not None and cancel.cancelled):
+                raise _too_much_work(
+                    f"the request was stopped after {budget:.1f} s of work, its CPU budget for a "
+                    f"{width}x{height} image on the '{self.info().backend}' backend; use a smaller image or a "
+                    "tighter box"
+                ) from None
+            raise
         t2 = time.perf_counter()
         timings = dict(prediction.timings)
         timings.update(decode_ms=decode_ms, predict_ms=(t2 - t1) * 1000.0, total_ms=(t2 - started) * 1000.0)
-        out_headers = {IMAGE_CACHE_HEADER: "hit" if hit else "miss",
-                       "X-LangSAM-Embedding-Cache": "hit" if already else "miss"}
+        out_headers = {
+            IMAGE_CACHE_HEADER: "hit" if hit else "miss",
+            "X-LangSAM-Embedding-Cache": "hit" if already else "miss",
+        }
         if session == NEW_SESSION:
-            session = uuid.uuid4().hex
+            session = new_session
             expires = (datetime.now(timezone.utc) + timedelta(seconds=self.limits.session_ttl_s)).strftime(
-                "%Y-%m-%dT%H:%M:%SZ")
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
             out_headers[NEW_SESSION_HEADER] = f"{session}; Expires={expires}"
-        if session is not None:
-            self._remember_session(session, image_id)
+        if session is not None and (new_session is not None or self._sessions.get(session) is not None):
+            # only sessions this server opened: a client cannot plant an image in a session id it made up
+            self._remember_session(session, cached.source_id)
         prediction = _with_timings(prediction, timings)
-        body = encode_response(prediction, image_id=image_id, return_logits=request.return_logits,
-                               request_id=request_id, max_bytes=self.limits.max_response_bytes)
+        body = encode_response(
+            prediction,
+            image_id=image_id,
+            return_logits=request.return_logits,
+            request_id=request_id,
+            max_bytes=self.limits.max_response_bytes,
+        )
         return RunResult(body=body, image_id=image_id, prediction=prediction, headers=out_headers)
+
+    def _encode_only(
+        self,
+        image_id: str,
+        cached: _CachedImage,
+        hit: bool,
+        decode_ms: float,
+        started: float,
+        request_id: str | None,
+        cancel: CancelToken | None,
+    ) -> RunResult:
+        """Issue 9 part 3 (``options.encode_only``): the image is stored; encode it if needed and
+        answer with no objects, so the clicks that follow only cost the decoder."""
+        key = f"img-{cached.source_id}"
+        already = self.backend.is_encoded(key)
+        t1 = time.perf_counter()
+        if not already:
+            self.backend.encode(cached.pixels, image_key=key, cancel=cancel)
+        t2 = time.perf_counter()
+        info = self.info()
+        prediction = Prediction(
+            candidates=(),
+            kind=PredictionKind.ALTERNATIVES,
+            image_key=key,
+            backend=info.backend,
+            model=info.model,
+            image_size=(int(cached.pixels.shape[0]), int(cached.pixels.shape[1])),
+            timings=MappingProxyType(
+                {"decode_ms": decode_ms, "encode_ms": (t2 - t1) * 1000.0, "total_ms": (t2 - started) * 1000.0}
+            ),
+        )
+        body = encode_response(prediction, image_id=image_id, request_id=request_id)
+        headers = {
+            IMAGE_CACHE_HEADER: "hit" if hit else "miss",
+            "X-LangSAM-Embedding-Cache": "hit" if already else "miss",
+        }
+        return RunResult(body=body, image_id=image_id, prediction=prediction, headers=headers)
 
     # -- pieces --------------------------------------------------------------------------------
     def _check_expected(self, request: SegmentRequest) -> None:
         info = self.info()
         if request.backend and request.backend != info.backend:
-            raise ProtocolError(f"this server runs the '{info.backend}' backend, the request asks for "
-                                f"'{request.backend}'", field="options.backend")
+            raise ProtocolError(
+                f"this server runs the '{info.backend}' backend, the request asks for '{request.backend}'",
+                field="options.backend",
+            )
         parts = {info.model, *(part.strip() for part in info.model.split("+"))}  # "gdino + sam2" for langsam
         if request.model and request.model not in parts:
-            raise ProtocolError(f"this server runs model '{info.model}', the request asks for '{request.model}'",
-                                field="options.model")
+            raise ProtocolError(
+                f"this server runs model '{info.model}', the request asks for '{request.model}'", field="options.model"
+            )
 
-    def _resolve_image(self, request: SegmentRequest, session: str | None
-                       ) -> tuple[str, _CachedImage, bool, float]:
+    def _check_text(self, request: SegmentRequest) -> None:
+        """Text length in characters and in the text model's tokens, before any image work."""
+        text = request.prompt.text
+        if text is None or not self.info().supports_text:
+            return  # geometry-only backends refuse text with their own message
+        from inference.prompts import normalise_text
+
+        normalised = normalise_text(text)  # PromptError over MAX_TEXT_CHARS -> 400 prompt.text
+        if normalised:
+            check_text_tokens(self.backend.count_text_tokens(normalised), self.backend.text_token_limit())
+
+    def _budget(self, height: int, width: int, request: SegmentRequest) -> float | None:
+        """Seconds of work this request may take (None: unlimited); refuses it up front if over."""
+        cap = self.limits.cpu_budget_s
+        if cap is None:
+            return None
+        estimate = self.backend.estimate_seconds(height, width, request.prompt)
+        if estimate is None:
+            return cap
+        if estimate > cap:
+            raise _too_much_work(
+                f"this request would take about {estimate:.0f} s of CPU on the '{self.info().backend}' backend "
+                f"({width}x{height} pixels), more than the server's {cap:g} s per request; send a smaller image"
+            )
+        return min(cap, max(self.limits.min_budget_s, self.limits.budget_factor * estimate))
+
+    @staticmethod
+    def _alias_key(scope: str, image_id: str) -> str:
+        return f"{scope}\x00{image_id}"
+
+    def _resolve_image(
+        self, request: SegmentRequest, session: str | None, scope: str = ""
+    ) -> tuple[str, _CachedImage, bool, float]:
         """(image id, cached image, whether it came from the cache, decode milliseconds)."""
         if request.image is not None:
             source_id = content_id(request.image)
             image_id = request.image_id or source_id
-            cached = self.images.get(image_id)
-            if cached is not None and cached.source_id == source_id:
+            alias = None
+            if image_id != source_id:
+                if is_content_id(image_id):
+                    raise ProtocolError(
+                        f"image_id '{image_id}' has the shape of a content id (32 hex digits) but is not this "
+                        "image's: content ids are assigned by the server; choose another id or leave it out",
+                        field="image_id",
+                    )
+                alias = self._alias_key(scope, image_id)
+                bound = self._aliases.get(alias)
+                if bound is not None and bound != source_id and self.images.get(bound) is not None:
+                    raise ProtocolError(
+                        f"image_id '{image_id}' already names a different image; choose a new id for a new image "
+                        "(or leave image_id out: the response's content id names the image)",
+                        field="image_id",
+                        status=409,
+                        code="ImageIdConflict",
+                    )
+            cached = self.images.get(source_id)
+            if cached is not None:
+                if alias is not None:
+                    self._aliases.put(alias, source_id)
                 return image_id, cached, True, 0.0
             t0 = time.perf_counter()
-            pixels = load_image(request.image, max_pixels=self.limits.max_image_pixels)
+            pixels = load_image(
+                request.image, max_pixels=self.limits.max_image_pixels, max_decode_bytes=self.limits.max_decode_bytes
+            )
             decode_ms = (time.perf_counter() - t0) * 1000.0
             cached = _CachedImage(pixels=pixels, source_id=source_id)
-            self.images.put(image_id, cached, nbytes=pixels.nbytes)
+            self.images.put(source_id, cached, nbytes=pixels.nbytes)  # counted in decoded bytes
+            if alias is not None:
+                self._aliases.put(alias, source_id)
             return image_id, cached, False, decode_ms
         if request.image_id is not None:
-            cached = self.images.get(request.image_id)
+            if is_content_id(request.image_id):
+                cached = self.images.get(request.image_id)
+            else:
+                bound = self._aliases.get(self._alias_key(scope, request.image_id))
+                cached = self.images.get(bound) if bound is not None else None
             if cached is None:
-                raise ProtocolError(f"image '{request.image_id}' is not in the server's cache (evicted, or sent to "
-                                    "another instance): send the image again", field="image_id", status=404,
-                                    code="ImageNotCached")
+                raise ProtocolError(
+                    f"image '{request.image_id}' is not in the server's cache (evicted, or sent to "
+                    "another instance): send the image again",
+                    field="image_id",
+                    status=404,
+                    code="ImageNotCached",
+                )
             return request.image_id, cached, True, 0.0
         if session is not None and session != NEW_SESSION:
             entry = self._sessions.get(session)
-            image_id = entry[0] if entry is not None and entry[1] > time.monotonic() else None
-            cached = self.images.get(image_id) if image_id is not None else None
-            if cached is None:
-                raise ProtocolError(f"session '{session}' has no image on this server (expired or evicted): send "
-                                    "the image again", field=SESSION_HEADER, status=404, code="ImageNotCached")
-            self._sessions.move_to_end(session)
-            return image_id, cached, True, 0.0
-        raise ProtocolError("the request has no image: send the image, or the image_id of one sent before",
-                            field="image")
+            session_image_id = entry[0] if entry is not None and entry[1] > time.monotonic() else None
+            cached = self.images.get(session_image_id) if session_image_id is not None else None
+            if session_image_id is None or cached is None:
+                raise ProtocolError(
+                    f"session '{session}' has no image on this server (expired or evicted): send the image again",
+                    field=SESSION_HEADER,
+                    status=404,
+                    code="ImageNotCached",
+                )
+            return session_image_id, cached, True, 0.0
+        raise ProtocolError(
+            "the request has no image: send the image, or the image_id of one sent before", field="image"
+        )
 
     def _remember_session(self, session: str, image_id: str) -> None:
-        self._sessions[session] = (image_id, time.monotonic() + self.limits.session_ttl_s)
-        self._sessions.move_to_end(session)
-        while len(self._sessions) > self.limits.max_sessions:
-            self._sessions.popitem(last=False)
+        self._sessions.put(session, (image_id, time.monotonic() + self.limits.session_ttl_s))
 
 
 def _with_timings(prediction: Prediction, timings: dict[str, float]) -> Prediction:

@@ -14,12 +14,13 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 from inference.backends.base import SegmentationBackend
 from inference.cancel import CancelToken
+from inference.errors import Cancelled
 from inference.results import BackendInfo
 from inference.server.errors import ModelNotReadyError, ServerBusyError
 from inference.server.runner import RunnerLimits, RunResult, SegmentationRunner
@@ -40,8 +41,9 @@ class Job:
     content_type: str | None
     headers: Mapping[str, str]
     request_id: str
+    scope: str = ""  # who sent it (client-chosen image ids are visible only within a scope)
     cancel: CancelToken = field(default_factory=CancelToken)
-    future: Future = field(default_factory=Future)
+    future: Future[RunResult] = field(default_factory=Future)
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -51,12 +53,19 @@ _STOP = object()
 class InferenceWorker:
     """Owns one backend on one thread. ``backend_factory`` builds (not loads) the backend."""
 
-    def __init__(self, backend_factory: Callable[[], SegmentationBackend], *, queue_size: int = 8,
-                 limits: RunnerLimits | None = None, retry_after_s: int = 1, unload_on_stop: bool = True) -> None:
+    def __init__(
+        self,
+        backend_factory: Callable[[], SegmentationBackend],
+        *,
+        queue_size: int = 8,
+        limits: RunnerLimits | None = None,
+        retry_after_s: int = 1,
+        unload_on_stop: bool = True,
+    ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be >= 1")
         self._factory = backend_factory
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[Job | object] = queue.Queue(maxsize=queue_size)  # a Job or _STOP
         self.queue_size = queue_size
         self.limits = limits or RunnerLimits()
         self.retry_after_s = retry_after_s
@@ -67,11 +76,12 @@ class InferenceWorker:
         self.info: BackendInfo | None = None
         self.load_seconds: float | None = None
         self.processed = 0
+        self.cancelled = 0  # jobs skipped or stopped because nobody waited for them any more
         self._thread = threading.Thread(target=self._main, name="langsam-inference", daemon=True)
         self._ready = threading.Event()
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> "InferenceWorker":
+    def start(self) -> InferenceWorker:
         self._thread.start()
         return self
 
@@ -96,18 +106,21 @@ class InferenceWorker:
         self.state = WorkerState.STOPPED
 
     # -- requests -------------------------------------------------------------------------------
-    def submit(self, job: Job) -> Future:
+    def submit(self, job: Job) -> Future[RunResult]:
         """Queue ``job``; raises :class:`ModelNotReadyError` or :class:`ServerBusyError` at once."""
         if self.state is WorkerState.LOADING:
-            raise ModelNotReadyError("the model is still loading; try again shortly",
-                                     retry_after=max(self.retry_after_s, 2))
+            raise ModelNotReadyError(
+                "the model is still loading; try again shortly", retry_after=max(self.retry_after_s, 2)
+            )
         if self.state is not WorkerState.READY:
             raise ModelNotReadyError(f"the model is not available: {self.reason}")
         try:
             self._queue.put_nowait(job)
         except queue.Full:
-            raise ServerBusyError(f"the server is busy ({self.queue_size} requests waiting); retry in "
-                                  f"{self.retry_after_s} s", retry_after=self.retry_after_s) from None
+            raise ServerBusyError(
+                f"the server is busy ({self.queue_size} requests waiting); retry in {self.retry_after_s} s",
+                retry_after=self.retry_after_s,
+            ) from None
         return job.future
 
     @property
@@ -131,13 +144,22 @@ class InferenceWorker:
         self.load_seconds = time.perf_counter() - t0
         self.reason = ""
         self.state = WorkerState.READY
-        log.info("model loaded", extra={"event": "loaded", "backend": self.info.backend, "model": self.info.model,
-                                        "device": self.info.device, "seconds": round(self.load_seconds, 2)})
+        log.info(
+            "model loaded",
+            extra={
+                "event": "loaded",
+                "backend": self.info.backend,
+                "model": self.info.model,
+                "device": self.info.device,
+                "seconds": round(self.load_seconds, 2),
+            },
+        )
         self._ready.set()
         while True:
             job = self._queue.get()
             if job is _STOP:
                 break
+            assert isinstance(job, Job)  # the queue holds jobs and the one _STOP
             self._run(job)
         if not self.unload_on_stop:
             return
@@ -148,24 +170,36 @@ class InferenceWorker:
 
     def _run(self, job: Job) -> None:
         if not job.future.set_running_or_notify_cancel():
+            job.body = b""
+            self.cancelled += 1
             return  # the caller gave up while it waited
-        if job.cancel.cancelled:
+        if job.cancel.cancelled:  # its client went away or timed out while it waited: skip it
+            job.body = b""
+            self.cancelled += 1
             job.future.set_exception(_cancelled(job))
             return
         try:
             assert self.runner is not None
-            result: RunResult = self.runner.handle(job.body, content_type=job.content_type, headers=job.headers,
-                                                   cancel=job.cancel, request_id=job.request_id)
+            result: RunResult = self.runner.handle(
+                job.body,
+                content_type=job.content_type,
+                headers=job.headers,
+                cancel=job.cancel,
+                request_id=job.request_id,
+                scope=job.scope,
+            )
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
-            outcome: tuple = (None, exc)
+            if isinstance(exc, Cancelled):
+                self.cancelled += 1  # stopped part-way by its cancel token
+            error: BaseException | None = exc
         else:
-            outcome = (result, None)
+            error = None
         job.body = b""  # do not keep request bytes alive after the answer
         self.processed += 1  # counted before the caller can see the answer
-        if outcome[1] is not None:
-            job.future.set_exception(outcome[1])
+        if error is not None:
+            job.future.set_exception(error)
         else:
-            job.future.set_result(outcome[0])
+            job.future.set_result(result)
 
 
 def _cancelled(job: Job) -> Exception:
