@@ -136,6 +136,21 @@ def main(argv: list[str] | None = None) -> int:
     window.controller.select([])
     shot(window, "03-objects-listed")
 
+    # issue 12: the tool bar (active tool pressed), and the status widgets while Tab cycles
+    from PySide6.QtCore import QPoint
+    from PySide6.QtTest import QTest
+
+    window.actions_by_name["outline_only"].setChecked(True)
+    canvas.set_tool(canvas.tool.__class__("point"))
+    _click(canvas, 430, 260)
+    if _spin(app, 20, lambda: window.controller.candidates is not None):
+        window.controller.next_candidate()
+    p = canvas.to_screen(300, 200)
+    QTest.mouseMove(canvas, QPoint(round(p.x()), round(p.y())))
+    shot(window, "10-toolbar-and-status")
+    window.controller.discard_prompt()
+    window.actions_by_name["outline_only"].setChecked(False)
+
     # text prompt candidates
     if not args.no_text:
         if real_store is not None:
@@ -158,9 +173,30 @@ def main(argv: list[str] | None = None) -> int:
             if real_store is None:
                 window.status_panel.show_error("RANDOM test weights (none installed): masks meaningless")
             shot(window, name)
+            # issue 12: the candidate list, the last detection unchecked (drawn faint, Enter skips it)
+            state = window.controller.candidates
+            if state is not None and len(state.candidates) > 1:
+                window.controller.set_candidate_checked(1, False)
+            shot(window, "11-candidate-list")
         else:
             print("the Lang-SAM backend did not load:", window.status_panel.error_text())
         window.controller.discard_prompt()
+
+    # vertex editing (issue 12): the cup's outline with its vertices, one corner being dragged
+    doc = window.controller.document
+    cup = next((o for o in doc.objects if o.label == "cup"), None) if doc is not None else None
+    if cup is not None:
+        window.controller.select([cup.id])
+        canvas.setFocus()
+        if canvas.vertex_editor.start(cup.id):
+            outline = canvas.vertex_editor.outline
+            ring = max(range(len(outline.rings)), key=lambda i: len(outline.rings[i]))
+            x, y = outline.rings[ring][0]
+            outline.move_vertex(ring, 0, x + 25, y - 20)  # as a drag leaves it
+            canvas.vertex_editor._hover = (ring, 0)
+            canvas.vertex_editor._edited()
+            shot(window, "12-vertex-editing")
+            canvas.vertex_editor.cancel()
 
     # dialogs
     window.show_export()

@@ -53,7 +53,9 @@ def test_shortcuts_help_lists_every_bound_action(qtbot, make_window, synthetic_f
         "Fit to window",
     ):
         assert expected in listed, expected
-    assert listed["Next image"] == "D" and listed["Redo"] == "Ctrl+Shift+Z"
+    assert listed["Next image"] == "D"
+    # Redo: Ctrl+Shift+Z, and Ctrl+Y where that is the habit (Windows / Linux), one action
+    assert listed["Redo"] == ("Ctrl+Shift+Z" if sys.platform == "darwin" else "Ctrl+Shift+Z, Ctrl+Y")
 
     # no key is bound twice in a way Qt would find ambiguous (window-wide actions)
     seen: dict[str, str] = {}

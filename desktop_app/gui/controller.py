@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
@@ -44,10 +44,26 @@ class CandidateState:
     index: int  # the focused candidate
     source: str  # points | box | text
     prompt: PromptRecord  # what asked for them (saved with each accepted object)
+    unchecked: frozenset[int] = frozenset()  # detections a person dropped (Enter skips them)
 
     @property
     def focused(self) -> Candidate | None:
         return self.candidates[self.index] if self.candidates else None
+
+    def label_of(self, candidate: Candidate) -> str | None:
+        """The label a detection gets when accepted (the prompt's phrase it matched), for display."""
+        from desktop_app.core.prediction_policy import canonical_label, text_phrases
+
+        return canonical_label(candidate.label, text_phrases(self.prompt.text)) if self.prompt.text else (
+            candidate.label or None)
+
+    def checked(self, index: int) -> bool:
+        return index not in self.unchecked
+
+    def with_changes(self, **changes) -> CandidateState:
+        from dataclasses import replace
+
+        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,7 @@ class ControllerActions:
 
 class AnnotationController(QObject):
     document_loaded = Signal(str, object)  # path, ImageDocument: the image is on screen and editable
+    load_failed = Signal(str, str, bool)  # path, message for a person, past the pixel limit
     document_changed = Signal(object)  # ImageDocument, after every do / undo / redo (auto-save on it)
     selection_changed = Signal(list)  # selected object ids
     candidates_changed = Signal(object)  # CandidateState | None
@@ -78,6 +95,7 @@ class AnnotationController(QObject):
     error = Signal(str)  # a message for a person (show it; never a traceback)
     backend_changed = Signal(object)  # BackendInfo
     active_label_changed = Signal(str)
+    image_changed = Signal(object)  # LoadedImage: the same image re-mapped (a new contrast window)
 
     def __init__(self, *, canvas: ImageCanvas, worker: InferenceWorker | None = None,
                  histories: HistoryStore | None = None, cache: DecodedImageCache | None = None,
@@ -91,8 +109,12 @@ class AnnotationController(QObject):
         self._image: LoadedImage | None = None
         self._path: str | None = None
         self._history: DocumentHistory | None = None
-        self._pending_document: ImageDocument | None = None
+        self._pending_document: ImageDocument | Callable[[LoadedImage], ImageDocument] | None = None
         self._load_id = 0
+        self._loading_path: str | None = None
+        # while another image loads, the one on screen is held here and cannot be edited
+        self._held: tuple[LoadedImage, str, DocumentHistory] | None = None
+        self.report_load_failures_as_errors = True  # the window shows them in the canvas instead
         self._selection: list[str] = []
         self._active_label = DEFAULT_LABEL
         self._backend_info: BackendInfo | None = None
@@ -153,17 +175,65 @@ class AnnotationController(QObject):
     def backend_info(self) -> BackendInfo | None:
         return self._backend_info
 
-    def load_image(self, path: str, document: ImageDocument | None = None) -> None:
-        """Open ``path`` (decoded off the GUI thread); ``document_loaded`` fires when it shows.
+    def load_image(self, path: str,
+                   document: ImageDocument | Callable[[LoadedImage], ImageDocument] | None = None) -> None:
+        """Open ``path`` (decoded off the GUI thread); ``document_loaded`` fires when it shows,
+        ``load_failed`` when it cannot be opened.
 
-        ``document`` holds its existing annotations (the shell reads them from disk); ``None``
-        starts an empty one. Pressing D quickly only shows the last image asked for.
+        ``document`` holds its existing annotations, or is a function that gives them once the
+        image is decoded (called with the :class:`LoadedImage`; a ``StudioError`` or
+        ``OSError`` it raises fails the load with its message); ``None`` starts an empty one.
+        From now until the image shows, nothing is editable: the image still on screen is held
+        (:meth:`cancel_load` gives it back). Pressing D quickly only shows the last image asked for.
         """
         self.discard_prompt()
         self.worker.cancel()
+        self._hold()
         self._pending_document = document
+        self._loading_path = str(path)
         self._load_id = self.loader.load(str(path))
         self.status.emit(f"opening {Path(path).name}…")
+
+    def _hold(self) -> None:
+        """Detach the image on screen from editing (it stays drawn until the next one shows)."""
+        if self._image is not None and self._history is not None and self._path is not None:
+            self._held = (self._image, self._path, self._history)
+        self._image, self._path, self._history = None, None, None
+        self._selection = []
+        self.histories.undo_group.setActiveStack(None)
+
+    def cancel_load(self) -> None:
+        """Forget the running load; the image held on screen becomes editable again."""
+        self._load_id = -1
+        self._loading_path, self._pending_document = None, None
+        if self._held is not None:
+            self._image, self._path, self._history = self._held
+            self._held = None
+            self.histories.undo_group.setActiveStack(self._history.stack)
+            self.status.emit(f"{Path(self._path).name}")
+
+    def clear(self) -> None:
+        """Show nothing and edit nothing (an empty folder, a failed image)."""
+        self.discard_prompt()
+        self._load_id = -1
+        self._loading_path, self._pending_document = None, None
+        self._drop_held()
+        if self._history is not None:
+            self._history.changed.disconnect(self._on_document_changed)
+        self._image, self._path, self._history, self._selection = None, None, None, []
+        self.histories.undo_group.setActiveStack(None)
+        self.canvas.set_image(None)
+        self.canvas.set_document(None)
+        self.canvas.set_selection([])
+        self.selection_changed.emit([])
+
+    def _drop_held(self) -> None:
+        if self._held is not None:
+            try:
+                self._held[2].changed.disconnect(self._on_document_changed)
+            except (RuntimeError, TypeError):  # the history was dropped meanwhile (HistoryStore.forget)
+                pass
+            self._held = None
 
     def prefetch(self, paths: Sequence[str]) -> None:
         """The images likely to come next (e.g. the next ones in the file list): encoded ahead."""
@@ -171,7 +241,10 @@ class AnnotationController(QObject):
 
     @property
     def document(self) -> ImageDocument | None:
-        return None if self._history is None else self._history.document
+        """The document on screen: also the one held (drawn, not editable) while another loads."""
+        if self._history is None:
+            return None if self._held is None else self._held[2].document
+        return self._history.document
 
     @property
     def history(self) -> DocumentHistory | None:
@@ -190,6 +263,14 @@ class AnnotationController(QObject):
             return
         document = self._pending_document
         self._pending_document = None
+        if callable(document):
+            from inference.errors import StudioError
+
+            try:
+                document = document(image)
+            except (StudioError, OSError, ValueError) as exc:  # the document cannot be used
+                self._fail(image.path, str(exc), too_large=False)
+                return
         if document is None:
             document = ImageDocument(image_name=Path(image.path).name, width=image.width, height=image.height)
         elif (document.width, document.height) != (image.width, image.height):
@@ -197,8 +278,9 @@ class AnnotationController(QObject):
                             f"{document.height} image but the image is {image.width}x{image.height}; "
                             "they were not loaded")
             document = ImageDocument(image_name=Path(image.path).name, width=image.width, height=image.height)
-        if self._history is not None:
-            self._history.changed.disconnect(self._on_document_changed)
+        self._drop_held()
+        self.discard_prompt()  # a prompt or candidates of the image before never reach this one
+        self._loading_path = None
         self._image, self._path = image, image.path
         self._history = self.histories.history_for(image.path, document)
         self._history.changed.connect(self._on_document_changed)
@@ -211,8 +293,15 @@ class AnnotationController(QObject):
         self.document_loaded.emit(image.path, document)
         self.status.emit(f"{Path(image.path).name}: {image.width}x{image.height}")
 
-    def _on_load_failed(self, request_id: int, message: str) -> None:
+    def _on_load_failed(self, request_id: int, message: str, too_large: bool = False) -> None:
         if request_id == self._load_id:
+            self._fail(self._loading_path or "", message, too_large=too_large)
+
+    def _fail(self, path: str, message: str, *, too_large: bool) -> None:
+        """The image asked for cannot be shown: nothing is on screen and nothing is editable."""
+        self.clear()
+        self.load_failed.emit(path, message, too_large)
+        if self.report_load_failures_as_errors:
             self.error.emit(message)
 
     def _on_document_changed(self, change: DocumentChange) -> None:
@@ -324,8 +413,8 @@ class AnnotationController(QObject):
         self._set_candidates(CandidateState(kind=prediction.kind, candidates=cands, index=0, source=record.source,
                                             prompt=record))
         if prediction.kind is PredictionKind.INSTANCES:
-            self.status.emit(f"{len(cands)} detection{'s' if len(cands) != 1 else ''}: Enter accepts all, "
-                             "F accepts the highlighted one, Tab moves")
+            self.status.emit(f"{len(cands)} detection{'s' if len(cands) != 1 else ''}: Enter accepts the checked "
+                             "ones, F the highlighted one, Tab moves")
 
     def _on_failed(self, request_id: int, message: str) -> None:
         if request_id == self._request_id:
@@ -349,7 +438,8 @@ class AnnotationController(QObject):
             if state.kind is PredictionKind.ALTERNATIVES:
                 overlays = [CandidateOverlay(mask=focused.mask, focused=True)] if focused is not None else []
             else:
-                overlays = [CandidateOverlay(mask=c.mask, label=c.label, focused=i == state.index)
+                overlays = [CandidateOverlay(mask=c.mask, label=state.label_of(c), focused=i == state.index,
+                                             dimmed=not state.checked(i))
                             for i, c in enumerate(state.candidates)]
             self.canvas.set_candidates(overlays)
         self.candidates_changed.emit(self._candidates)
@@ -367,16 +457,29 @@ class AnnotationController(QObject):
         state = self._candidates
         if state is None or len(state.candidates) < 2:
             return
-        self._set_candidates(CandidateState(kind=state.kind, candidates=state.candidates,
-                                            index=(state.index + 1) % len(state.candidates),
-                                            source=state.source, prompt=state.prompt))
+        self._set_candidates(state.with_changes(index=(state.index + 1) % len(state.candidates)))
+
+    def focus_candidate(self, index: int) -> None:
+        """Focus candidate ``index`` (the candidate list's row click; Tab steps through them)."""
+        state = self._candidates
+        if state is not None and 0 <= index < len(state.candidates) and index != state.index:
+            self._set_candidates(state.with_changes(index=index))
+
+    def set_candidate_checked(self, index: int, checked: bool) -> None:
+        """Keep (checked) or drop (unchecked) detection ``index``: Enter accepts only the checked."""
+        state = self._candidates
+        if state is None or not 0 <= index < len(state.candidates) or state.checked(index) == checked:
+            return
+        unchecked = state.unchecked - {index} if checked else state.unchecked | {index}
+        self._set_candidates(state.with_changes(unchecked=frozenset(unchecked)))
 
     def accept(self) -> list[str]:
         """Enter: the focused candidate (or every detection of a text prompt) becomes objects."""
         state = self._candidates
         if state is None or self._history is None:
             return []
-        chosen = list(state.candidates) if state.kind is PredictionKind.INSTANCES else [state.focused]
+        chosen = ([c for i, c in enumerate(state.candidates) if state.checked(i)]
+                  if state.kind is PredictionKind.INSTANCES else [state.focused])
         ids = self._add_candidates([c for c in chosen if c is not None], state)
         self.discard_prompt()
         return ids
@@ -394,8 +497,9 @@ class AnnotationController(QObject):
         if not rest:
             self.discard_prompt()
         else:
-            self._set_candidates(CandidateState(kind=state.kind, candidates=rest, index=state.index % len(rest),
-                                                source=state.source, prompt=state.prompt))
+            unchecked = frozenset(i - (i > state.index) for i in state.unchecked if i != state.index)
+            self._set_candidates(state.with_changes(candidates=rest, index=state.index % len(rest),
+                                                    unchecked=unchecked))
         return ids
 
     def _add_candidates(self, chosen: list[Candidate], state: CandidateState) -> list[str]:
@@ -418,6 +522,8 @@ class AnnotationController(QObject):
         self._sent, self._request_id = None, 0
 
     def _on_enter(self) -> None:
+        if self.canvas.commit_interaction():  # vertex editing: apply the edited outline
+            return
         if self.canvas.tool is Tool.POLYGON and self.canvas.polygon_in_progress:
             self.canvas.finish_polygon()
         else:
@@ -473,9 +579,15 @@ class AnnotationController(QObject):
             return
         self._history.push(SubtractObjectsCommand(self._history, object_ids=self._selection))
 
-    def set_hidden(self, object_ids: Sequence[str], hidden: bool) -> None:
-        if self._history is not None and object_ids:
-            self._history.push(SetHiddenCommand(self._history, object_ids=list(object_ids), hidden=hidden))
+    def set_hidden(self, object_ids: Sequence[str], hidden: bool, *, document: ImageDocument | None = None) -> None:
+        """Hide / show objects of the image on screen. ``document``: the document the request was
+        made for (a deferred slot); if another one is current now, the request is dropped."""
+        if self._history is None or (document is not None and document is not self._history.document):
+            return
+        present = {o.id for o in self._history.document.objects}
+        ids = [i for i in object_ids if i in present]
+        if ids:
+            self._history.push(SetHiddenCommand(self._history, object_ids=ids, hidden=hidden))
 
     def toggle_hidden_selected(self) -> None:
         doc = self.document
@@ -491,6 +603,27 @@ class AnnotationController(QObject):
 
     def set_tool(self, tool: Tool) -> None:
         self.canvas.set_tool(tool)
+
+    def set_window(self, window) -> bool:
+        """The contrast window (``desktop_app.core.contrast.Window``; ``None``: auto-contrast) of the
+        high-bit-depth image on screen: re-maps it, shows it (same view) and re-encodes it, so the
+        model sees what is shown. False when the image is 8-bit (nothing to do)."""
+        image = self._image
+        if image is None or image.decoded.raw is None:
+            return False
+        from desktop_app.gui.canvas.loading import LoadedImage
+        from desktop_app.gui.canvas.pyramid import build_pyramid
+
+        self.cache.set_window(image.path, window)
+        decoded = self.cache.get_or_load(image.path)
+        if decoded.key == image.key:
+            return True
+        self.discard_prompt()  # masks predicted on the old pixels are not offered any more
+        self._image = LoadedImage(decoded=decoded, pyramid=build_pyramid(decoded.array))
+        self.canvas.set_image(self._image, fit=False)
+        self.worker.encode(ImageRef(path=decoded.path, array=decoded.array, key=decoded.key))
+        self.image_changed.emit(self._image)
+        return True
 
     def shutdown(self) -> None:
         """Stop the worker and the loader threads (call when the window closes)."""

@@ -6,6 +6,7 @@ its label set and auto-saving. It holds no model code and no drawing code.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
@@ -17,12 +18,16 @@ from desktop_app.core.backend_choices import CHOICES, Capability, backend_reques
 from desktop_app.gui.autosave import Autosaver
 from desktop_app.gui.canvas.image_canvas import ImageCanvas
 from desktop_app.gui.controller import AnnotationController
+from desktop_app.gui.editing import install_editing
+from desktop_app.gui.navigation import ImageNavigation
+from desktop_app.gui.saving import SaveGuard
 from desktop_app.gui.settings import AppSettings
-from desktop_app.gui.widgets.actions import MENU_ORDER, build_actions
+from desktop_app.gui.widgets.actions import MENU_ORDER, build_actions, redo_keys
 from desktop_app.gui.widgets.backend_menu import BackendMenu
 from desktop_app.gui.widgets.file_list import FileEntry, FileListWidget
 from desktop_app.gui.widgets.label_editor import LabelEditor
 from desktop_app.gui.widgets.label_list import LabelListWidget
+from desktop_app.gui.widgets.notifications import NotificationBar
 from desktop_app.gui.widgets.object_list import ObjectListWidget
 from desktop_app.gui.widgets.prompt_bar import PromptBar
 from desktop_app.gui.widgets.status_panel import StatusPanel
@@ -43,6 +48,9 @@ class MainWindow(QMainWindow):
         self.canvas = ImageCanvas()
         self.controller = AnnotationController(canvas=self.canvas, parent=self)
         self.controller.worker.prefetch_count = self.settings.prefetch_count
+        from desktop_app.core.image_cache import effective_max_pixels
+
+        self.controller.cache.max_pixels = effective_max_pixels(self.settings.max_image_pixels)
         self.autosaver = Autosaver(delay_ms=self.settings.autosave_delay_ms,
                                    enabled=self.settings.autosave, parent=self)
         self.file_list = FileListWidget()
@@ -51,6 +59,7 @@ class MainWindow(QMainWindow):
         self.prompt_bar = PromptBar()
         self.status_panel = StatusPanel()
         self.setStatusBar(self.status_panel)
+        self.notification_bar = NotificationBar(self.status_panel.center)
         self.label_editor = LabelEditor(view=self.label_list, controller=self.controller,
                                         show_error=self.show_error, parent=self)
 
@@ -59,6 +68,7 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.prompt_bar)
+        layout.addWidget(self.notification_bar)
         layout.addWidget(self.canvas, 1)
         self.setCentralWidget(central)
         self._dock("Images", self.file_list, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -69,7 +79,13 @@ class MainWindow(QMainWindow):
         self.actions_by_name["autosave"].setChecked(self.settings.autosave)
         self.backend_menu = BackendMenu(backend=self.settings.backend, device=self.settings.device, parent=self)
         self._build_menus()
+        self.navigation = ImageNavigation(self)  # which image is on screen (core/navigation.py)
+        self.save_guard = SaveGuard(self)  # failed saves: marks, retries, conflicts, closing
         self._wire()
+        self.editing = install_editing(self)  # issue 12: shapes, clipboard, context menus, drops, recent
+        from desktop_app.gui.window_extras import install_view_state
+
+        self.view_state = install_view_state(self)  # issue 12: tool bar, status widgets, candidate list
         self.resize(1280, 820)
         if self.settings.window_geometry is not None:
             self.restoreGeometry(self.settings.window_geometry)
@@ -92,13 +108,17 @@ class MainWindow(QMainWindow):
         h = {
             "open_image": self.ask_open_image, "open_folder": self.ask_open_folder, "save": self.save_now,
             "export": self.show_export, "autosave": self._set_autosave, "quit": self.close,
+            "import_annotations": self.show_import,
             "next_image": lambda: self.step_image(1), "prev_image": lambda: self.step_image(-1),
             "mark_done": self.toggle_done, "filter_review": self._filter_review,
             "add_label": self.label_list.ask_add, "relabel": lambda: self.label_editor.ask_relabel(self),
             "focus_prompt": self.prompt_bar.focus, "batch": self.show_batch, "models": self.show_models,
-            "shortcuts": self.show_shortcuts, "about": self._about,
+            "shortcuts": self.show_shortcuts, "about": self._about, "settings": self.show_settings,
         }
         h.update({f"label_{i}": (lambda i=i: self.label_editor.use_number(i)) for i in range(1, 10)})
+        from desktop_app.gui.cloud_wiring import cloud_handlers  # Cloud menu: deploy wizard, endpoints
+
+        h.update(cloud_handlers(self))
         return h
 
     def _core_actions(self) -> list[tuple[str, QAction]]:
@@ -114,7 +134,7 @@ class MainWindow(QMainWindow):
         group = self.controller.histories.undo_group
         undo, redo = group.createUndoAction(self, "&Undo"), group.createRedoAction(self, "&Redo")
         undo.setShortcut("Ctrl+Z")
-        redo.setShortcuts(["Ctrl+Shift+Z"])
+        redo.setShortcuts(redo_keys())  # Ctrl+Shift+Z, and Ctrl+Y on Windows / Linux
         for action, text in ((undo, "Undo"), (redo, "Redo")):
             action.setProperty("group", "Edit")
             action.setProperty("help_text", text)
@@ -129,6 +149,7 @@ class MainWindow(QMainWindow):
         menus = {name: self.menuBar().addMenu(f"&{name}") for name in MENU_ORDER[:5]}
         menus["Tools"] = self.menuBar().addMenu("&Tools")
         menus["View"] = self.menuBar().addMenu("&View")
+        menus["Cloud"] = self.menuBar().addMenu("&Cloud")
         menus["Help"] = self.menuBar().addMenu("&Help")
         menus["Edit"].addActions([undo, redo])
         menus["Edit"].addSeparator()
@@ -155,30 +176,45 @@ class MainWindow(QMainWindow):
         c.busy_changed.connect(lambda busy: self.status_panel.set_work("working…" if busy else "",
                                                                          done=0 if busy else None,
                                                                          total=0 if busy else None))
-        self.autosaver.saved.connect(lambda name: self.status_panel.set_saved(f"saved {name}"))
-        self.autosaver.failed.connect(lambda name, msg: self.show_error(f"could not save {name}: {msg}"))
         self.file_list.image_activated.connect(self.open_image)
         self.label_editor.labels_changed.connect(self._refresh_objects)
         self.object_list.selection_changed.connect(c.select)
-        self.object_list.visibility_changed.connect(lambda oid, visible: c.set_hidden([oid], not visible))
+        self.object_list.visibility_changed_for.connect(
+            lambda doc, oid, visible: c.set_hidden([oid], not visible, document=doc))
         self.object_list.delete_requested.connect(lambda ids: (c.select(ids), c.delete_selected()))
         self.object_list.relabel_requested.connect(lambda ids: (c.select(ids), self.label_editor.ask_relabel(self)))
         self.object_list.merge_requested.connect(lambda ids: (c.select(ids), c.merge_selected()))
         self.object_list.subtract_requested.connect(lambda ids: (c.select(ids), c.subtract_selected()))
         self.prompt_bar.run_requested.connect(self.run_text)
+        # the prompt assistant: the project's labels are offered to the model; the image only when opted in
+        self.prompt_bar.assistant.configure(
+            labels=lambda: list(self.label_editor.labels.names),
+            image=lambda: (str(self.project.image_path(self.current_name))
+                           if self.project is not None and self.current_name else None),
+            settings=self.settings.values, secret_store=_app_secret_store)
+        c.actions.discard.triggered.connect(lambda: self.prompt_bar.assistant.cancel())  # Esc anywhere
         self.backend_menu.choice_changed.connect(self.choose_backend)
 
     # -- inference -------------------------------------------------------------------------
     def start_inference(self) -> None:
         """Ask the worker for the configured backend (loaded in its thread, never here)."""
         request = backend_request(backend=self.settings.backend, device=self.settings.device,
-                                  cache_dir=self.settings.cache_dir)
+                                  cache_dir=self.settings.cache_dir, remote=self._remote_values())
         name = self._requested_backend = request.name
         self.status_panel.set_backend(backend=name, model="loading…", device=self.settings.device,
                                       device_reason="")
         # never refuse a prompt while loading: the worker keeps it and runs it once the model is ready
         self.prompt_bar.set_text_supported(True)
         self.controller.set_backend(name, **request.options)
+
+    def _remote_values(self) -> dict:
+        """URL/token, endpoint/region/profile for a remote backend choice (issue 9 part 3)."""
+        if CHOICES.get(self.settings.backend) is None or CHOICES[self.settings.backend].kind.value == "local":
+            return {}
+        from desktop_app.core.remote_settings import remote_values
+        from desktop_app.core.settings_schema import read_ini
+
+        return remote_values(read_ini(self.settings.path))
 
     def _on_backend_failed(self, message: str) -> None:
         """A model backend could not start (missing or broken weights, no GPU): say why and fall
@@ -237,12 +273,14 @@ class MainWindow(QMainWindow):
         self.open_folder(str(p.parent), select=p.name)
 
     def open_folder(self, folder: str, *, select: str | None = None) -> bool:
-        from desktop_app.core.annotation.project import ProjectFolder
         from desktop_app.core.annotation.labels import ProjectFileError
+        from desktop_app.core.annotation_location import open_project
 
         self.flush_saves()
+        if self.autosaver.unsaved() and not self.save_guard.confirm_close():
+            return False
         try:
-            project = ProjectFolder(folder)
+            project = open_project(folder, self.settings.annotation_folders)
             labels = project.load_labels()
             names = project.images()
         except (OSError, ProjectFileError) as exc:
@@ -251,10 +289,16 @@ class MainWindow(QMainWindow):
         self.project, self.current_name = project, None
         self.label_editor.set_project(project, labels)
         self.autosaver.set_document(None, None)
+        self.navigation.clear()
         self.settings.last_folder = str(Path(folder).resolve())
-        self.setWindowTitle(f"LangSAM Studio — {Path(folder).name}")
+        self.editing.recent.add(self.settings.last_folder)  # File → Open Recent
         self.refresh_file_list()
+        self.save_guard.update_title()
         if not names:
+            self.navigation.clear(kind="empty-folder", title=f"No images in {Path(folder).name}",
+                                  text=f"'{folder}' has no image files. Copy images into it, or open "
+                                       "another folder (Ctrl+U) or an image (Ctrl+O).")
+            self._refresh_objects()
             self.status_panel.message(f"no images in {folder}")
             return True
         self.open_image(select if select in names else names[0])
@@ -270,22 +314,8 @@ class MainWindow(QMainWindow):
         self.label_editor.ensure([n for s in summaries for n in s.labels], save=False)
 
     def open_image(self, name: str, *, force: bool = False) -> None:
-        from desktop_app.core.annotation.storage import DocumentFileError
-        from inference.errors import ImageLoadError
-
-        if self.project is None or name == self._loading_name:
-            return
-        if name == self.current_name and not force:
-            return
-        self.flush_saves()
-        try:
-            document = self.project.load(name)
-        except (DocumentFileError, ImageLoadError) as exc:
-            self.show_error(f"{exc}. The file was left as it is.")
-            return
-        self._loading_name = name
-        self.file_list.set_current(name)
-        self.controller.load_image(str(self.project.image_path(name)), document)
+        """Show ``name`` (see gui/navigation.py: a failed image is shown as failed, never skipped)."""
+        self.navigation.open(name, force=force)
 
     def _on_document_loaded(self, path: str, document: ImageDocument) -> None:
         self._loading_name = None
@@ -293,6 +323,7 @@ class MainWindow(QMainWindow):
         self.current_name = name
         self.autosaver.set_document(self.project, document)
         self.settings.last_image = name
+        self.save_guard.update_title()
         self.label_editor.ensure(document.labels())
         self._refresh_objects()
         names = self.file_list.visible_names() or (self.project.images() if self.project else [])
@@ -301,15 +332,7 @@ class MainWindow(QMainWindow):
             self.controller.prefetch([str(self.project.image_path(n)) for n in names[i + 1:i + 4]])
 
     def step_image(self, delta: int) -> None:
-        names = self.file_list.visible_names()
-        if not names:
-            return
-        current = self._loading_name or self.current_name
-        i = names.index(current) + delta if current in names else 0
-        if 0 <= i < len(names):
-            self.open_image(names[i])
-        else:
-            self.status_panel.message("this is the last image" if delta > 0 else "this is the first image")
+        self.navigation.step(delta)
 
     # -- saving ----------------------------------------------------------------------------
     def _on_document_changed(self, document: ImageDocument) -> None:
@@ -330,10 +353,19 @@ class MainWindow(QMainWindow):
         self.flush_saves()
 
     def flush_saves(self) -> bool:
+        """Write what is unsaved now and wait; True if in time. Failed writes stay in memory
+        (the autosaver retries them; the file list and title say "not saved")."""
         ok = self.autosaver.flush()
         if not ok:
-            self.show_error("saving takes unusually long; the disk may be slow or full")
+            self.show_error("saving takes unusually long; the disk may be slow or full",
+                            hint="Your changes are kept in memory; wait for 'saved' before closing.")
         return ok
+
+    def emergency_save(self) -> tuple[bool, list[str]]:
+        """After an unexpected error: write what can be written. (all saved?, names not saved)"""
+        ok = self.autosaver.flush(timeout=10.0)
+        unsaved = [e.name for e in self.autosaver.unsaved()]
+        return ok and not unsaved, unsaved
 
     def _set_autosave(self, on: bool) -> None:
         self.settings.autosave = on
@@ -360,15 +392,15 @@ class MainWindow(QMainWindow):
         doc = self.controller.document
         self.object_list.set_objects(doc.objects if doc is not None else [],
                                      colours=self.label_editor.colours(),
-                                     selected=self.controller.selected_ids)
+                                     selected=self.controller.selected_ids, owner=doc)
 
     def _on_selection_changed(self, ids: list) -> None:
         if self.object_list.selected_ids() != list(ids):
             self.object_list.set_selection(ids)
 
     # -- dialogs ---------------------------------------------------------------------------
-    def show_error(self, message: str) -> None:
-        self.status_panel.show_error(message)
+    def show_error(self, message: str, *, hint: str = "", actions=(), key: str | None = None) -> None:
+        self.status_panel.show_error(message, hint=hint, actions=actions, key=key)
 
     def show_shortcuts(self) -> None:
         from desktop_app.gui.dialogs.shortcuts_dialog import ShortcutsDialog
@@ -395,6 +427,32 @@ class MainWindow(QMainWindow):
         dialog.show()
         dialog.raise_()
 
+    def show_settings(self) -> None:
+        """Edit → Settings… (desktop_app/gui/dialogs/settings_dialog.py); Save applies at once."""
+        from desktop_app.core.secrets import default_store
+        from desktop_app.gui.dialogs.settings_dialog import SettingsDialog
+
+        dialog = self._dialogs.get("settings")
+        if dialog is None:
+            dialog = SettingsDialog(settings=self.settings, store=default_store(), open_models=self.show_models,
+                                    parent=self)
+            dialog.saved.connect(self._apply_saved_settings)
+            self._dialogs["settings"] = dialog
+        dialog.load()
+        dialog.show()
+        dialog.raise_()
+
+    def _apply_saved_settings(self, changed: dict) -> None:
+        """What Save changed takes effect: backend/device through the Backend menu's path."""
+        s = self.settings
+        if "inference/prefetch_count" in changed:
+            self.controller.worker.prefetch_count = s.prefetch_count
+        if "editing/autosave" in changed:
+            self.actions_by_name["autosave"].setChecked(s.autosave)
+        if {"inference/backend", "inference/device", "inference/cache_dir"} & changed.keys():
+            self.backend_menu.set_choice(s.backend, s.device)
+            self.choose_backend(s.backend, s.device)
+
     def show_export(self) -> None:
         from desktop_app.gui.dialogs.export_dialog import ExportDialog
 
@@ -407,6 +465,20 @@ class MainWindow(QMainWindow):
         self._mirror_progress(dialog.task, "exporting")
         self._dialogs["export"] = dialog
         dialog.show()
+
+    def show_import(self) -> None:
+        """File → Import… (gui/dialogs/import_dialog.py); afterwards re-read like a batch."""
+        from desktop_app.gui.dialogs.import_dialog import ImportDialog
+
+        if self.project is None:
+            self.show_error("open a folder first")
+            return
+        self.flush_saves()
+        dialog = ImportDialog(project=self.project, parent=self)
+        dialog.imported.connect(self._after_batch)
+        self._mirror_progress(dialog.task, "importing")
+        self._dialogs["import"] = dialog
+        dialog.open()
 
     def _mirror_progress(self, task, what: str) -> None:
         """Background work of a dialog also shows in the status bar."""
@@ -456,8 +528,10 @@ class MainWindow(QMainWindow):
             return
         self.refresh_file_list()
         self.label_editor.save()
+        for name in self.project.images():  # the batch's files are newer than our copies
+            self.controller.histories.forget(str(self.project.image_path(name)))
         if self.current_name:
-            self.autosaver.set_document(None, None)  # the batch's file is newer than our copy
+            self.autosaver.set_document(None, None)
             self.open_image(self.current_name, force=True)
 
     def _about(self) -> None:
@@ -466,7 +540,14 @@ class MainWindow(QMainWindow):
 
     # -- closing ---------------------------------------------------------------------------
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        self.flush_saves()
+        if not self.save_guard.confirm_close():  # unsaved work: Save again / Discard / Cancel
+            event.ignore()
+            return
+        from desktop_app.gui.cloud_wiring import confirm_close as cloud_confirm_close
+
+        if not cloud_confirm_close(self):  # a running deployment / endpoints still billing
+            event.ignore()
+            return
         self.settings.window_geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
         self.autosaver.close()
@@ -477,3 +558,10 @@ class MainWindow(QMainWindow):
                 task.cancel("the app is closing")
                 task.wait(5)
         super().closeEvent(event)
+
+
+def _app_secret_store() -> Any:
+    """The process-wide secret store (session-only secrets are shared with the settings dialog)."""
+    from desktop_app.core.secrets import default_store
+
+    return default_store()

@@ -7,9 +7,10 @@ keeps undo simple. Qt-free: used by the app, the CLI and the exporters.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,11 @@ class ImageStatus(str, Enum):
     IN_PROGRESS = "in_progress"
     REVIEW = "review"  # made by a batch run; a person has not checked it yet
     DONE = "done"
+
+
+# What an object is drawn and exported as (its mask is always the truth): "mask" (any shape) or
+# "rectangle" (drawn with the rectangle tool, for detection datasets: exporters may write its bbox).
+OBJECT_KINDS: tuple[str, ...] = ("mask", "rectangle")
 
 
 def new_object_id() -> str:
@@ -39,12 +45,15 @@ class AnnotationObject:
     prompt: dict[str, Any] | None = None  # JSON-able description of the prompt that made it
     hidden: bool = False
     needs_review: bool = False
+    kind: str = "mask"  # one of OBJECT_KINDS
 
     def __post_init__(self) -> None:
         if self.mask.ndim != 2:
             raise ValueError(f"mask must be 2-D, got shape {self.mask.shape}")
         if self.mask.dtype != np.bool_:
             object.__setattr__(self, "mask", self.mask.astype(bool))
+        if self.kind not in OBJECT_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(OBJECT_KINDS)}, got {self.kind!r}")
 
     @property
     def bbox(self) -> tuple[int, int, int, int] | None:
@@ -55,7 +64,7 @@ class AnnotationObject:
     def area(self) -> int:
         return int(np.count_nonzero(self.mask))
 
-    def with_changes(self, **changes: Any) -> "AnnotationObject":
+    def with_changes(self, **changes: Any) -> AnnotationObject:
         return replace(self, **changes)
 
 

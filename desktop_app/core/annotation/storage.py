@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop_app.core.annotation.atomic import write_bytes_atomic
-from desktop_app.core.annotation.document import AnnotationObject, ImageDocument, ImageStatus
+from desktop_app.core.annotation.document import OBJECT_KINDS, AnnotationObject, ImageDocument, ImageStatus
 from inference.errors import StudioError
 from inference.masks import mask_to_rle, rle_to_mask
 
@@ -96,6 +96,7 @@ def object_to_json(obj: AnnotationObject) -> dict[str, Any]:
         "prompt": obj.prompt,
         "hidden": bool(obj.hidden),
         "needs_review": bool(obj.needs_review),
+        "kind": obj.kind,  # "mask" | "rectangle"; absent in older files (read as "mask")
         "bbox": None if bbox is None else list(bbox),  # xyxy, for readers that skip the mask
         "area": obj.area,
         "mask": mask_to_rle(obj.mask),
@@ -326,6 +327,12 @@ def _check_object(entry: Any, *, where: str, width: int, height: int) -> None:
         if entry.get(key) is not None and not isinstance(entry[key], bool):
             raise DamagedDocumentError(f"{where}: '{key}' must be true or false, "
                                        f"not {_short(entry[key])}")
+    kind = entry.get("kind")
+    if kind is not None and not isinstance(kind, str):
+        raise DamagedDocumentError(f"{where}: 'kind' must be a text, not {_short(kind)}")
+    if kind is not None and kind not in OBJECT_KINDS:
+        raise DamagedDocumentError(f"{where} has an unknown kind {_short(kind)} "
+                                   f"(one of {', '.join(OBJECT_KINDS)} is required)")
     if entry.get("prompt") is not None and not isinstance(entry["prompt"], dict):
         raise DamagedDocumentError(f"{where}: 'prompt' must be a JSON object")
     score = entry.get("score")
@@ -381,7 +388,7 @@ def _object_from_json(entry: Any, *, source: str, index: int, width: int, height
         label=label, mask=mask, score=None if score is None else float(score),
         source=str(entry.get("source") or "manual"), prompt=prompt if isinstance(prompt, dict) else None,
         hidden=bool(entry.get("hidden", False)), needs_review=bool(entry.get("needs_review", False)),
-        **kwargs)
+        kind=entry.get("kind") or "mask", **kwargs)
 
 
 def load_document(path: str | os.PathLike[str], *, image_name: str | None = None,

@@ -12,13 +12,13 @@ Signals (all coordinates in image pixels):
 * ``stroke_finished(object_id, mask, erase)`` — brush / eraser; ``object_id`` "" = a new object
 * ``object_clicked(object_id | None, extend)`` — select tool click (``extend``: Ctrl/Shift held)
 * ``cursor_moved(x, y)``, ``zoom_changed(scale)``, ``tool_changed(Tool)``, ``brush_size_changed(int)``
+* ``view_options_changed(ViewOptions)`` — mask opacity, show/hide all, outline only
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -31,8 +31,10 @@ from desktop_app.core.annotation.labels import normalise_color
 from desktop_app.gui.canvas.colours import label_colour
 from desktop_app.gui.canvas.loading import LoadedImage
 from desktop_app.gui.canvas.overlays import OverlayCache
-from desktop_app.gui.canvas.scene import CandidateOverlay, CanvasScene
+from desktop_app.gui.canvas.rectangle_tool import RectangleTool
+from desktop_app.gui.canvas.scene import CandidateOverlay, CanvasScene, ViewOptions
 from desktop_app.gui.canvas.tools import Tool
+from desktop_app.gui.canvas.vertex_editing import VertexEditor
 from desktop_app.gui.canvas.view import ZOOM_STEP, ViewTransform
 from inference.prompts import Box, Point
 
@@ -54,8 +56,15 @@ class CanvasActions:
     tool_group: QActionGroup
 
     def all(self) -> list[QAction]:
-        return [self.zoom_in, self.zoom_out, self.fit, self.actual_size, self.brush_bigger,
-                self.brush_smaller, *self.tools.values()]
+        return [
+            self.zoom_in,
+            self.zoom_out,
+            self.fit,
+            self.actual_size,
+            self.brush_bigger,
+            self.brush_smaller,
+            *self.tools.values(),
+        ]
 
 
 class ImageCanvas(QWidget):
@@ -68,6 +77,10 @@ class ImageCanvas(QWidget):
     zoom_changed = Signal(float)
     tool_changed = Signal(object)
     brush_size_changed = Signal(int)
+    view_options_changed = Signal(object)
+
+    # the canvas's QActions by role; shadows QWidget.actions() (the flat list) on purpose, the shell reads it
+    actions: CanvasActions  # type: ignore[assignment]
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -86,7 +99,8 @@ class ImageCanvas(QWidget):
         self._tool = Tool.POINT
         self._colours: dict[str, str] = {}  # the label set's colours, name -> "#rrggbb"
         self._brush_size = DEFAULT_BRUSH_SIZE
-        self._fit_pending = True
+        self._fit_pending = True  # fit on every resize until the person zooms
+        self._view_options = ViewOptions()
         # interaction state
         self._space = False
         self._pan_from: QPointF | None = None
@@ -96,6 +110,10 @@ class ImageCanvas(QWidget):
         self._stroke: tuple[str, np.ndarray, bool, tuple[float, float]] | None = None
         self._cursor: QPointF | None = None
         self.actions = self._make_actions()
+        # interactions get the mouse first while they are active and paint on top (issue 12)
+        self.vertex_editor = VertexEditor(self)  # an object's outline with draggable vertices
+        self.rectangle_tool = RectangleTool(self)  # Tool.RECTANGLE
+        self._interactions = (self.vertex_editor, self.rectangle_tool)
 
     # -- data in -------------------------------------------------------------------------------
     def set_image(self, image: LoadedImage | None, *, fit: bool = True) -> None:
@@ -103,8 +121,10 @@ class ImageCanvas(QWidget):
         self._image = image
         self._candidates, self._points, self._box = (), (), None
         self._polygon, self._stroke, self._drag_box = [], None, None
+        self.vertex_editor.cancel()
+        self.rectangle_tool.cancel()
         self.overlays.clear()
-        self._fit_pending = fit
+        self._fit_pending = fit or self._fit_pending  # fit=False keeps the view (and whether it fits)
         if fit:
             self.fit_to_window()
         self.update()
@@ -116,10 +136,12 @@ class ImageCanvas(QWidget):
     def set_document(self, document: ImageDocument | None) -> None:
         """The document whose objects are drawn (read at paint time)."""
         self._document = document
+        self.vertex_editor.cancel()
         self.update()
 
     def objects_changed(self) -> None:
         """Call after the document changed: repaints (tiles of unchanged masks are reused)."""
+        self.vertex_editor.document_changed()
         self.update()
 
     def set_selection(self, object_ids: Sequence[str]) -> None:
@@ -148,6 +170,19 @@ class ImageCanvas(QWidget):
     def colour_for(self, label: str) -> tuple[int, int, int]:
         return label_colour(label, self._colours)
 
+    @property
+    def view_options(self) -> ViewOptions:
+        return self._view_options
+
+    def set_view_options(self, options: ViewOptions) -> None:
+        """Mask opacity, show/hide all, outline only: the old tiles are dropped, all redrawn."""
+        if options == self._view_options:
+            return
+        self._view_options = options
+        self.overlays.clear()
+        self.view_options_changed.emit(options)
+        self.update()
+
     # -- tools ---------------------------------------------------------------------------------
     @property
     def tool(self) -> Tool:
@@ -157,6 +192,9 @@ class ImageCanvas(QWidget):
         tool = Tool(tool)
         if tool is not Tool.POLYGON:
             self._polygon = []
+        if tool is not self._tool:
+            self.vertex_editor.commit()  # another tool: the vertex edit so far is applied
+            self.rectangle_tool.cancel()
         self._tool = tool
         self.actions.tools[tool].setChecked(True)
         self._update_cursor()
@@ -191,14 +229,23 @@ class ImageCanvas(QWidget):
         return True
 
     def remove_last_vertex(self) -> bool:
-        """Backspace while drawing a polygon."""
+        """Backspace while drawing a polygon (Delete / Backspace on a vertex while editing vertices)."""
+        if self.vertex_editor.delete_hovered():
+            return True
         if not self._polygon:
             return False
         self._polygon.pop()
         self.update()
         return True
 
+    def commit_interaction(self) -> bool:
+        """Enter while editing vertices: apply the edited outline (``False`` when not editing)."""
+        return self.vertex_editor.commit()
+
     def cancel_polygon(self) -> bool:
+        """Esc: drop the polygon being drawn, the rectangle being dragged, or the vertex edit."""
+        if self.vertex_editor.cancel() or self.rectangle_tool.cancel():
+            return True
         had = bool(self._polygon)
         self._polygon = []
         self.update()
@@ -211,9 +258,10 @@ class ImageCanvas(QWidget):
 
     def fit_to_window(self) -> None:
         if self._image is not None:
-            self.view.fit(image_w=self._image.width, image_h=self._image.height,
-                          view_w=self.width(), view_h=self.height())
-            self._fit_pending = False
+            self.view.fit(
+                image_w=self._image.width, image_h=self._image.height, view_w=self.width(), view_h=self.height()
+            )
+            self._fit_pending = True  # keeps fitting when the window is resized, until a zoom
             self.zoom_changed.emit(self.view.scale)
         self.update()
 
@@ -247,8 +295,9 @@ class ImageCanvas(QWidget):
 
     def _clamp_view(self) -> None:
         if self._image is not None:
-            self.view.keep_visible(image_w=self._image.width, image_h=self._image.height,
-                                   view_w=self.width(), view_h=self.height())
+            self.view.keep_visible(
+                image_w=self._image.width, image_h=self._image.height, view_w=self.width(), view_h=self.height()
+            )
 
     def _make_actions(self) -> CanvasActions:
         def action(text: str, keys: Sequence[str], slot: Callable[[], None]) -> QAction:
@@ -263,7 +312,11 @@ class ImageCanvas(QWidget):
         group.setExclusive(True)
         tools: dict[Tool, QAction] = {}
         for tool in Tool:
-            act = action(tool.title, [tool.shortcut], lambda _checked=False, t=tool: self.set_tool(t))
+
+            def select(_checked: bool = False, t: Tool = tool) -> None:
+                self.set_tool(t)
+
+            act = action(tool.title, [tool.shortcut], select)
             act.setCheckable(True)
             act.setChecked(tool is self._tool)
             group.addAction(act)
@@ -275,7 +328,9 @@ class ImageCanvas(QWidget):
             actual_size=action("Actual size (100%)", ["Ctrl+0"], self.actual_size),
             brush_bigger=action("Bigger brush", ["]"], lambda: self.set_brush_size(round(self._brush_size * 1.25) + 1)),
             brush_smaller=action("Smaller brush", ["["], lambda: self.set_brush_size(round(self._brush_size / 1.25))),
-            tools=tools, tool_group=group)
+            tools=tools,
+            tool_group=group,
+        )
 
     # -- painting ------------------------------------------------------------------------------
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
@@ -289,6 +344,8 @@ class ImageCanvas(QWidget):
         painter = QPainter(self)
         try:
             incomplete = paint_canvas(self.scene(), painter)
+            for interaction in self._interactions:
+                interaction.paint(painter)
         finally:
             painter.end()
         if incomplete:
@@ -296,12 +353,26 @@ class ImageCanvas(QWidget):
 
     def scene(self) -> CanvasScene:
         """A snapshot of what a paint draws (see :mod:`desktop_app.gui.canvas.painting`)."""
-        return CanvasScene(width=self.width(), height=self.height(), view=self.view, overlays=self.overlays,
-                           image=self._image, document=self._document, selection=frozenset(self._selection),
-                           candidates=self._candidates, label_colours=self._colours, stroke=self.stroke_mask,
-                           points=self._points, box=self._box, drag_box=self._drag_box,
-                           polygon=tuple(self._polygon), cursor=self._cursor, tool=self._tool,
-                           brush_screen_radius=self.brush_screen_radius())
+        return CanvasScene(
+            width=self.width(),
+            height=self.height(),
+            view=self.view,
+            overlays=self.overlays,
+            image=self._image,
+            document=self._document,
+            selection=frozenset(self._selection),
+            candidates=self._candidates,
+            label_colours=self._colours,
+            stroke=self.stroke_mask or self.vertex_editor.preview(),
+            points=self._points,
+            box=self._box,
+            drag_box=self._drag_box,
+            polygon=tuple(self._polygon),
+            cursor=self._cursor,
+            tool=self._tool,
+            brush_screen_radius=self.brush_screen_radius(),
+            view_options=self._view_options,
+        )
 
     # -- mouse ---------------------------------------------------------------------------------
     def _inside(self, x: float, y: float) -> bool:
@@ -318,6 +389,9 @@ class ImageCanvas(QWidget):
         if self._image is None:
             return
         x, y = self.to_image(pos)
+        if any(i.mouse_press(event, x, y) for i in self._interactions):
+            self.update()
+            return
         shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
         tool = self._tool
         if tool is Tool.POINT and self._inside(x, y):
@@ -348,6 +422,8 @@ class ImageCanvas(QWidget):
             self._pan_from = pos
             self.pan_by(delta.x(), delta.y())
             return
+        if any(i.mouse_move(event, x, y) for i in self._interactions):
+            return
         if self._drag_box is not None:
             self._drag_box = (self._drag_box[0], self._drag_box[1], x, y)
         elif self._stroke is not None:
@@ -360,12 +436,21 @@ class ImageCanvas(QWidget):
         if self._pan_from is not None:
             self._pan_from = None
             self._update_cursor()
-            if self._tool is Tool.SELECT and not moved and not self._space and \
-                    event.button() == Qt.MouseButton.LeftButton:
+            if (
+                self._tool is Tool.SELECT
+                and not moved
+                and not self._space
+                and event.button() == Qt.MouseButton.LeftButton
+            ):
                 x, y = self.to_image(pos)
-                extend = bool(event.modifiers() & (Qt.KeyboardModifier.ShiftModifier |
-                                                   Qt.KeyboardModifier.ControlModifier))
+                extend = bool(
+                    event.modifiers() & (Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier)
+                )
                 self.object_clicked.emit(self.object_at(x, y), extend)
+            return
+        if any(i.mouse_release(event, *self.to_image(pos)) for i in self._interactions):
+            self._press = None
+            self.update()
             return
         if self._drag_box is not None and event.button() == Qt.MouseButton.LeftButton:
             ax, ay, _, _ = self._drag_box
@@ -383,6 +468,8 @@ class ImageCanvas(QWidget):
         self.update()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if any(i.mouse_double_click(event, *self.to_image(event.position())) for i in self._interactions):
+            return
         if self._tool is Tool.POLYGON and event.button() == Qt.MouseButton.LeftButton:
             self.finish_polygon()
             return
@@ -393,7 +480,7 @@ class ImageCanvas(QWidget):
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             steps = delta.y() / 120.0
             pos = event.position()
-            self.set_zoom(self.view.scale * (ZOOM_STEP ** steps), anchor=(pos.x(), pos.y()))
+            self.set_zoom(self.view.scale * (ZOOM_STEP**steps), anchor=(pos.x(), pos.y()))
         elif event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
             self.pan_by(delta.y() / 2.0, 0.0)
         else:
@@ -427,8 +514,11 @@ class ImageCanvas(QWidget):
         super().keyReleaseEvent(event)
 
     def _update_cursor(self) -> None:
-        shape = {Tool.SELECT: Qt.CursorShape.ArrowCursor, Tool.BRUSH: Qt.CursorShape.BlankCursor,
-                 Tool.ERASER: Qt.CursorShape.BlankCursor}.get(self._tool, Qt.CursorShape.CrossCursor)
+        shape = {
+            Tool.SELECT: Qt.CursorShape.ArrowCursor,
+            Tool.BRUSH: Qt.CursorShape.BlankCursor,
+            Tool.ERASER: Qt.CursorShape.BlankCursor,
+        }.get(self._tool, Qt.CursorShape.CrossCursor)
         self.setCursor(shape)
 
     # -- hit testing ---------------------------------------------------------------------------
@@ -473,8 +563,14 @@ class ImageCanvas(QWidget):
         target, mask, erase, _ = self._stroke
         r = self._brush_radius_px()
         canvas = mask.view(np.uint8)
-        cv2.line(canvas, (int(round(ax)), int(round(ay))), (int(round(bx)), int(round(by))),
-                 0 if erase else 1, thickness=self._brush_size, lineType=cv2.LINE_8)
+        cv2.line(
+            canvas,
+            (int(round(ax)), int(round(ay))),
+            (int(round(bx)), int(round(by))),
+            0 if erase else 1,
+            thickness=self._brush_size,
+            lineType=cv2.LINE_8,
+        )
         self._stroke = (target, mask, erase, (bx, by))
         rect = (int(min(ax, bx)) - r - 1, int(min(ay, by)) - r - 1, int(max(ax, bx)) + r + 2, int(max(ay, by)) + r + 2)
         self.overlays.invalidate("stroke", mask, rect)
@@ -490,4 +586,3 @@ class ImageCanvas(QWidget):
     def stroke_mask(self) -> tuple[str, np.ndarray] | None:
         """(object id, working mask) while a brush/eraser stroke is under way."""
         return None if self._stroke is None else (self._stroke[0], self._stroke[1])
-

@@ -14,20 +14,32 @@ class Tool(str, Enum):
     BRUSH = "brush"  # paint onto the selected object's mask ([ and ] change the size)
     ERASER = "eraser"  # erase from the selected object's mask
     SELECT = "select"  # click selects objects (Ctrl/Shift+click adds), drag pans
+    RECTANGLE = "rectangle"  # manual rectangle object (detection datasets): drag its corners
 
     @property
     def shortcut(self) -> str:
         return TOOL_SHORTCUTS[self]
 
     @property
-    def title(self) -> str:
+    def title(self) -> str:  # type: ignore[override]  # deliberately shadows str.title on this str-valued enum
         return TOOL_TITLES[self]
 
 
 TOOL_SHORTCUTS: dict[Tool, str] = {
-    Tool.POINT: "Q", Tool.BOX: "W", Tool.POLYGON: "P", Tool.BRUSH: "B", Tool.ERASER: "E", Tool.SELECT: "V",
+    Tool.POINT: "Q",
+    Tool.BOX: "W",
+    Tool.POLYGON: "P",
+    Tool.BRUSH: "B",
+    Tool.ERASER: "E",
+    Tool.SELECT: "V",
+    Tool.RECTANGLE: "R",
 }
 TOOL_TITLES: dict[Tool, str] = {
-    Tool.POINT: "Points", Tool.BOX: "Box", Tool.POLYGON: "Polygon", Tool.BRUSH: "Brush",
-    Tool.ERASER: "Eraser", Tool.SELECT: "Select / pan",
+    Tool.POINT: "Points",
+    Tool.BOX: "Box",
+    Tool.POLYGON: "Polygon",
+    Tool.BRUSH: "Brush",
+    Tool.ERASER: "Eraser",
+    Tool.SELECT: "Select / pan",
+    Tool.RECTANGLE: "Rectangle",
 }

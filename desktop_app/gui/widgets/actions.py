@@ -7,6 +7,7 @@ QActions, so it can never disagree with what the keys do.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -46,6 +47,12 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
         tip="COCO, labelme, YOLO-seg or PNG masks, for this image or the whole folder",
     ),
     ActionSpec(
+        name="import_annotations",
+        text="&Import…",
+        group="File",
+        tip="Add COCO, labelme, YOLO-seg or PNG-mask annotations to this folder's images (merged, never replaced)",
+    ),
+    ActionSpec(
         name="autosave", text="Auto-save", group="File", checkable=True, tip="Save after every change (on by default)"
     ),
     ActionSpec(name="quit", text="&Quit", group="File", keys=("Ctrl+Q",)),
@@ -82,6 +89,43 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     # Edit (object list). Delete, merge, subtract, hide, accept, discard are APP-CORE's
     # controller actions; the window lists them under Edit and makes their keys window-wide.
     ActionSpec(name="relabel", text="Change &label of selection…", group="Edit", keys=("Ctrl+E",)),
+    # Edit: shapes (issue 12; wired by desktop_app/gui/editing.py)
+    ActionSpec(
+        name="copy",
+        text="&Copy objects",
+        group="Edit",
+        keys=("Ctrl+C",),
+        tip="Copy the selected objects (paste them here or onto another image)",
+    ),
+    ActionSpec(
+        name="paste",
+        text="&Paste objects",
+        group="Edit",
+        keys=("Ctrl+V",),
+        tip="Paste copied objects at the same pixel positions; on a smaller image they are clipped",
+    ),
+    ActionSpec(
+        name="duplicate",
+        text="&Duplicate objects",
+        group="Edit",
+        keys=("Ctrl+D",),
+        tip="Copy the selected objects in place (the copies are selected)",
+    ),
+    ActionSpec(name="select_all", text="Select &all objects", group="Edit", keys=("Ctrl+A",)),
+    ActionSpec(
+        name="edit_vertices",
+        text="Edit &vertices",
+        group="Edit",
+        keys=("Ctrl+J",),
+        tip="Edit the selected object's outline: drag, click an edge to add, right-click to remove a "
+        "vertex; Enter applies, Esc cancels (also: double-click an object with the Select tool)",
+    ),
+    ActionSpec(
+        name="bring_to_front",
+        text="Bring to &front",
+        group="Edit",
+        tip="Draw the selected objects on top of the others",
+    ),
     ActionSpec(
         name="settings",
         text="Se&ttings…",
@@ -108,12 +152,58 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         name="models", text="&Models…", group="Inference", tip="Download models, see their state, or use local files"
     ),
+    # View (the mask display; desktop_app/gui/window_extras.py connects them)
+    ActionSpec(
+        name="hide_masks",
+        text="&Hide all masks",
+        group="View",
+        keys=("Ctrl+H",),
+        checkable=True,
+        tip="Hide every object's mask to see the image (candidates stay visible)",
+    ),
+    ActionSpec(
+        name="outline_only",
+        text="&Outline only",
+        group="View",
+        keys=("O",),
+        checkable=True,
+        tip="Draw objects as outlines without fill",
+    ),
+    ActionSpec(
+        name="auto_contrast",
+        text="&Auto contrast (16-bit)",
+        group="View",
+        keys=("Ctrl+Shift+A",),
+        tip="Stretch a 16-/12-bit image from its 0.5 to 99.5 percentile (shown and sent to the model)",
+    ),
+    # Cloud (desktop_app/gui/cloud_wiring.py)
+    ActionSpec(
+        name="deploy_wizard",
+        text="&Deploy to SageMaker…",
+        group="Cloud",
+        tip="Package, check, upload and deploy the inference to an Amazon SageMaker endpoint, step by step",
+    ),
+    ActionSpec(
+        name="cloud_endpoints",
+        text="&Endpoints…",
+        group="Cloud",
+        tip="The SageMaker endpoints this app created: status, cost so far, Delete",
+    ),
     # Help
     ActionSpec(name="shortcuts", text="&Keyboard shortcuts", group="Help", keys=("F1",)),
     ActionSpec(name="about", text="&About LangSAM Studio", group="Help"),
 )
 
-MENU_ORDER = ("File", "Edit", "Image", "Labels", "Inference", "View", "Help")
+
+def redo_keys() -> list[QKeySequence]:
+    """Redo's keys: Ctrl+Shift+Z everywhere, and Ctrl+Y where that is the habit (Windows, Linux:
+    Qt's QKeySequence.Redo there is Ctrl+Y, Alt+Shift+Backspace, Ctrl+Shift+Z; only the two Ctrl
+    forms are bound). On macOS Qt's Ctrl is Cmd: Cmd+Shift+Z."""
+    keys = ["Ctrl+Shift+Z"] + (["Ctrl+Y"] if sys.platform != "darwin" else [])
+    return [QKeySequence(k) for k in keys]
+
+
+MENU_ORDER = ("File", "Edit", "Image", "Labels", "Inference", "View", "Cloud", "Help")
 
 
 def build_actions(parent: QWidget, handlers: Mapping[str, Callable[..., object]]) -> dict[str, QAction]:
