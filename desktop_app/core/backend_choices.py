@@ -10,7 +10,9 @@ one :class:`BackendChoice` entry here plus one module under ``inference/backends
 
 ``auto`` is not a backend but a policy (:func:`resolve_backend_name`): the first entry, in the
 order below, whose weights are installed and that can answer what is asked; so a fresh install
-without weights still answers points and boxes with the classic backend.
+without weights still answers points and boxes with the classic backend. Entries with
+``in_auto=False`` (SAM 3: its own licence, tens of seconds per image on a CPU) are only ever
+chosen by name.
 
 Qt-free and torch-free: the weights are checked by looking at files, lazily.
 """
@@ -43,6 +45,7 @@ class Capability(Flag):
     TEXT = auto()
     POINTS = auto()
     BOXES = auto()
+    EXEMPLARS = auto()  # concept example boxes (SAM 3): the exemplar tool is offered only then
 
 
 GEOMETRY = Capability.POINTS | Capability.BOXES
@@ -61,6 +64,7 @@ class BackendChoice:
     weights: tuple[str, ...] = ()  # model families it needs installed ("sam2", "gdino")
     settings: tuple[str, ...] = ()  # setting keys it needs (a server URL, an endpoint name): none yet
     summary: str = ""  # a few words for --help
+    in_auto: bool = True  # ``auto`` may pick it (False: only by name, e.g. SAM 3 with its own licence)
 
     @property
     def automatic(self) -> bool:
@@ -81,6 +85,11 @@ CHOICES: Mapping[str, BackendChoice] = {c.name: c for c in (
                   capabilities=GEOMETRY, weights=("sam2",), summary="SAM 2: points, boxes"),
     BackendChoice(name="classic", title="Classic (OpenCV, no weights)", kind=BackendKind.LOCAL,
                   uses_device=False, capabilities=GEOMETRY, summary="OpenCV, no weights: points, boxes"),
+    # never picked by auto: the SAM License (not Apache-2.0) and ~10x Lang-SAM's CPU time per image
+    BackendChoice(name="sam3", title="SAM 3: text + examples + points + boxes", kind=BackendKind.LOCAL,
+                  uses_device=True, capabilities=ALL | Capability.EXEMPLARS, weights=("sam3",), in_auto=False,
+                  summary="SAM 3 (SAM License, gated; slow on CPU): every instance of a phrase or of "
+                          "example boxes (--exemplar), points, boxes"),
     # remote (issue 9 part 3): what they answer is what the server runs (its /info); ALL at best
     BackendChoice(name="server", title="Own server (langsam-studio serve)", kind=BackendKind.SERVER,
                   uses_device=False, capabilities=ALL, settings=("remote/server_url", "remote/server_token"),
@@ -110,6 +119,7 @@ register_remote_providers()
 _WEIGHT_OPTIONS: Mapping[str, tuple[str, str]] = {
     "sam2": ("model", "checkpoint"),
     "gdino": ("gdino_model", "gdino_path"),
+    "sam3": ("model", "checkpoint"),
 }
 
 
@@ -170,7 +180,8 @@ def resolve_backend_name(name: str, *, store: WeightsStore | None = None,
     from inference.weights import WeightsStore
 
     store = store or WeightsStore()
-    able = [c for c in CHOICES.values() if not c.automatic and c.kind is BackendKind.LOCAL and c.can(needs)]
+    able = [c for c in CHOICES.values()
+            if not c.automatic and c.in_auto and c.kind is BackendKind.LOCAL and c.can(needs)]
     for choice in able:
         if all(_installed(family, store) is not None for family in choice.weights):
             return choice.name

@@ -26,6 +26,7 @@ The rule, and why:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,10 +39,61 @@ DEFAULT_LABEL = "object"
 
 
 def text_phrases(text: str | None) -> list[str]:
-    """The phrases of a text prompt, in order: "Car. red person." -> ["car", "red person"]."""
+    """The phrases of a text prompt, in order, once each: "Car. red person." -> ["car", "red person"]."""
     if not text:
         return []
-    return [p.strip() for p in normalise_text(text).split(".") if p.strip()]
+    phrases: list[str] = []
+    for part in normalise_text(text).split("."):
+        phrase = " ".join(part.strip(" ,;:").split())
+        if phrase and phrase not in phrases:
+            phrases.append(phrase)
+    return phrases
+
+
+_SPECIAL_TOKENS = re.compile(r"\[(?:sep|cls|pad|unk|mask)\]|</?s>|<pad>|<unk>", re.IGNORECASE)
+
+
+def clean_phrase(raw: str | None) -> str:
+    """A decoded phrase without tokenizer artefacts: special tokens ("[SEP]"), word-piece joins
+    ("cu ##p" -> "cup"), punctuation at the ends ("car." -> "car"), case and extra spaces."""
+    if not raw:
+        return ""
+    text = _SPECIAL_TOKENS.sub(" ", str(raw)).replace(" ##", "").replace("##", "")
+    text = re.sub(r"\s*\.\s*", " . ", text.lower())  # dots separate phrases
+    parts = [" ".join(p.strip(" ,;:").split()) for p in text.split(" . ")]
+    parts = [p.strip(" .,;:") for p in parts]
+    return " . ".join(p for p in parts if p)
+
+
+def canonical_label(raw: str | None, phrases: Sequence[str]) -> str | None:
+    """THE label of a detection: the prompt phrase a decoded (raw) phrase stands for.
+
+    Grounding DINO decodes the tokens above ``text_threshold``, which may be a phrase with a
+    tokenizer artefact ("car [SEP]"), a trailing dot, part of a phrase ("red" of "red car") or
+    several phrases run together ("cup spoon"). The label is always one of ``phrases`` (the
+    prompt's): the exact one; else the one sharing the most words with it (ties: the one that
+    comes first in the decoded text). ``None`` when no phrase matches at all (the caller falls
+    back). Without prompt phrases the cleaned phrase itself. Never a raw decoded string.
+    """
+    cleaned = clean_phrase(raw)
+    if not phrases:
+        return cleaned.replace(" . ", " ") or None
+    if not cleaned:
+        return None
+    if cleaned in phrases:
+        return cleaned
+    words = cleaned.replace(" . ", " ").split()
+    best: tuple[int, int, str] | None = None
+    for phrase in phrases:
+        phrase_words = phrase.split()
+        shared = sum(1 for w in phrase_words if w in words)
+        if not shared:
+            continue
+        first = min(words.index(w) for w in phrase_words if w in words)
+        rank = (-shared, first, phrase)
+        if best is None or rank[:2] < best[:2]:
+            best = rank
+    return None if best is None else best[2]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,11 +157,12 @@ def object_score(candidate: Candidate) -> float:
 
 
 def object_label(candidate: Candidate, *, text: str | None, fallback: str) -> str:
-    """The matched phrase; else the one phrase of a one-phrase text prompt; else ``fallback``."""
-    label = (candidate.label or "").strip()
+    """The prompt phrase the detection matched (:func:`canonical_label`); else the one phrase of a
+    one-phrase text prompt; else ``fallback``."""
+    phrases = text_phrases(text)
+    label = canonical_label(candidate.label, phrases)
     if label:
         return label
-    phrases = text_phrases(text)
     if len(phrases) == 1:
         return phrases[0]
     return fallback.strip() or DEFAULT_LABEL

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -64,6 +64,7 @@ class MaskVersions:
             current = self._serials.get(key)
             if current is not None and current[0] is _ref:
                 del self._serials[key]
+
         return callback
 
     def serial(self, mask: np.ndarray) -> int:
@@ -103,18 +104,25 @@ def render_tile(mask: np.ndarray, *, level: int, tx: int, ty: int, style: Overla
     crop_u8 = crop.view(np.uint8) if crop.flags.c_contiguous else np.ascontiguousarray(crop).view(np.uint8)
     eroded = cv2.erode(crop_u8, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
     if style.edge_width > 1:
-        eroded = cv2.erode(eroded, np.ones((3, 3), np.uint8), iterations=style.edge_width - 1,
-                           borderType=cv2.BORDER_REPLICATE)
+        eroded = cv2.erode(
+            eroded, np.ones((3, 3), np.uint8), iterations=style.edge_width - 1, borderType=cv2.BORDER_REPLICATE
+        )
     edge = crop_u8 > eroded
     oy, ox = (y0 - my0 + f - 1) // f, (x0 - mx0 + f - 1) // f
     th, tw = (y1 - y0 + f - 1) // f, (x1 - x0 + f - 1) // f
-    fill = crop[oy:oy + th, ox:ox + tw]
-    edge = edge[oy:oy + th, ox:ox + tw]
+    fill = crop[oy : oy + th, ox : ox + tw]
+    edge = edge[oy : oy + th, ox : ox + tw]
     th, tw = fill.shape
     code = fill.astype(np.uint8)
     code[edge] = 2
-    lut = np.array([(0, 0, 0, 0), _premultiplied(style.rgb, style.fill_alpha),
-                    _premultiplied(style.edge_rgb or style.rgb, style.edge_alpha)], dtype=np.uint8)
+    lut = np.array(
+        [
+            (0, 0, 0, 0),
+            _premultiplied(style.rgb, style.fill_alpha),
+            _premultiplied(style.edge_rgb or style.rgb, style.edge_alpha),
+        ],
+        dtype=np.uint8,
+    )
     rgba = lut[code]  # (th, tw, 4): one table look-up per pixel
     image = QImage(rgba.data, tw, th, tw * 4, QImage.Format.Format_RGBA8888_Premultiplied).copy()
     return Tile(image=image, rect=(x0, y0, x0 + tw * f, y0 + th * f))
@@ -125,8 +133,9 @@ def _premultiplied(rgb: tuple[int, int, int], alpha: int) -> tuple[int, int, int
     return (rgb[0] * a // 255, rgb[1] * a // 255, rgb[2] * a // 255, a)
 
 
-def tiles_covering(rect: tuple[float, float, float, float], *, level: int, width: int,
-                   height: int) -> Iterator[tuple[int, int]]:
+def tiles_covering(
+    rect: tuple[float, float, float, float], *, level: int, width: int, height: int
+) -> Iterator[tuple[int, int]]:
     """Tile indices at ``level`` that intersect the image-pixel rectangle ``rect`` (xyxy)."""
     span = TILE << level
     x0, y0, x1, y1 = rect
@@ -149,8 +158,16 @@ class OverlayCache:
         self.rendered = 0  # tiles colourised so far (tests, benchmarks)
         self.incomplete = False  # a paint skipped tiles to stay within its time budget
 
-    def tiles(self, owner: str, mask: np.ndarray, *, level: int, visible: tuple[float, float, float, float],
-              style: OverlayStyle, deadline: float | None = None) -> Iterator[Tile]:
+    def tiles(
+        self,
+        owner: str,
+        mask: np.ndarray,
+        *,
+        level: int,
+        visible: tuple[float, float, float, float],
+        style: OverlayStyle,
+        deadline: float | None = None,
+    ) -> Iterator[Tile]:
         """The non-empty tiles of ``mask`` inside ``visible`` (image pixels), rendering as needed.
 
         Past ``deadline`` (``time.perf_counter()``) no new tile is rendered and ``incomplete`` is
@@ -173,23 +190,30 @@ class OverlayCache:
                 self.rendered += 1
                 self._tiles.put(key, tile, nbytes=_size(tile))
             if tile is not None:
+                assert isinstance(tile, Tile)  # not _MISSING: a miss was rendered just above
                 yield tile
 
-    def invalidate(self, owner: str, mask: np.ndarray | None = None,
-                   rect: tuple[int, int, int, int] | None = None) -> None:
+    def invalidate(
+        self, owner: str, mask: np.ndarray | None = None, rect: tuple[int, int, int, int] | None = None
+    ) -> None:
         """Forget ``owner``'s tiles (only those meeting ``rect`` when given); ``mask`` edited in place."""
         if mask is not None and rect is not None:
             self.versions.touch(mask, rect)
 
-        def doomed(key: tuple) -> bool:
+        def doomed(key: Hashable) -> bool:
+            assert isinstance(key, tuple)  # the keys are (owner, serial, level, tx, ty, style)
             if key[0] != owner:
                 return False
             if rect is None:
                 return True
             span, margin = TILE << key[2], 1 << key[2]
             tx, ty = key[3], key[4]
-            return not ((tx + 1) * span <= rect[0] - margin or tx * span >= rect[2] + margin
-                        or (ty + 1) * span <= rect[1] - margin or ty * span >= rect[3] + margin)
+            return not (
+                (tx + 1) * span <= rect[0] - margin
+                or tx * span >= rect[2] + margin
+                or (ty + 1) * span <= rect[1] - margin
+                or ty * span >= rect[3] + margin
+            )
 
         self._tiles.remove_where(doomed)
 

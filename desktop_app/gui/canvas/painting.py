@@ -63,15 +63,17 @@ def paint_canvas(scene: CanvasScene, painter: QPainter) -> bool:
     def draw(owner: str, mask, style: OverlayStyle) -> None:
         for tile in overlays.tiles(owner, mask, level=level, visible=visible, style=style, deadline=deadline):
             tx0, ty0, tx1, ty1 = tile.rect
-            painter.drawImage(QRectF(QPointF(*view.to_screen(tx0, ty0)), QPointF(*view.to_screen(tx1, ty1))),
-                              tile.image)
+            painter.drawImage(
+                QRectF(QPointF(*view.to_screen(tx0, ty0)), QPointF(*view.to_screen(tx1, ty1))), tile.image
+            )
 
     document = scene.document
     selection = scene.selection
     stroke = scene.stroke
+    options = scene.view_options
     if document is not None:
         for obj in document.objects:
-            if obj.hidden:
+            if obj.hidden or not options.show_objects:
                 continue
             mask = obj.mask
             owner = obj.id
@@ -82,14 +84,20 @@ def paint_canvas(scene: CanvasScene, painter: QPainter) -> bool:
                 style = OverlayStyle(rgb, fill_alpha=150, edge_alpha=255, edge_rgb=SELECTION_COLOUR, edge_width=2)
             else:
                 style = OverlayStyle(rgb)
-            draw(owner, mask, style)
+            draw(owner, mask, options.style(style))
     if stroke is not None and stroke[0] == "":
         draw("stroke", stroke[1], OverlayStyle(CANDIDATE_COLOUR, fill_alpha=140))
     for cand in scene.candidates:
         rgb = label_colour(cand.label, scene.label_colours) if cand.label and not cand.focused else CANDIDATE_COLOUR
-        style = (OverlayStyle(rgb, fill_alpha=130, edge_alpha=255, edge_rgb=(255, 255, 255), edge_width=2)
-                 if cand.focused else OverlayStyle(rgb, fill_alpha=70, edge_alpha=200))
-        draw(f"candidate:{id(cand.mask)}", cand.mask, style)
+        style = (
+            OverlayStyle(rgb, fill_alpha=130, edge_alpha=255, edge_rgb=(255, 255, 255), edge_width=2)
+            if cand.focused
+            else OverlayStyle(rgb, fill_alpha=70, edge_alpha=200)
+        )
+        if cand.dimmed:  # unchecked in the candidate list: a faint grey outline, Enter skips it
+            style = OverlayStyle((150, 150, 150), fill_alpha=18, edge_alpha=150 if cand.focused else 90,
+                                 edge_rgb=(255, 255, 255) if cand.focused else None, edge_width=style.edge_width)
+        draw(f"candidate:{id(cand.mask)}", cand.mask, options.style(style) if options.outline_only else style)
 
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
     _paint_prompt(scene, painter)

@@ -54,5 +54,9 @@ def build_pyramid(rgb: np.ndarray, *, min_side: int = MIN_LEVEL_SIDE) -> Display
         h, w = current.shape[:2]
         current = cv2.resize(current, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
         arrays.append(np.ascontiguousarray(current))
-    return DisplayPyramid(width=int(base.shape[1]), height=int(base.shape[0]),
-                          levels=tuple(_qimage(a) for a in arrays), arrays=tuple(arrays))
+    return DisplayPyramid(
+        width=int(base.shape[1]),
+        height=int(base.shape[0]),
+        levels=tuple(_qimage(a) for a in arrays),
+        arrays=tuple(arrays),
+    )

@@ -19,7 +19,7 @@ from inference.prompts import Box, Point
 if TYPE_CHECKING:  # pragma: no cover
     from desktop_app.core.annotation.document import ImageDocument
     from desktop_app.gui.canvas.loading import LoadedImage
-    from desktop_app.gui.canvas.overlays import OverlayCache
+    from desktop_app.gui.canvas.overlays import OverlayCache, OverlayStyle
     from desktop_app.gui.canvas.view import ViewTransform
 
 
@@ -30,6 +30,26 @@ class CandidateOverlay:
     mask: np.ndarray
     label: str | None = None
     focused: bool = True
+    dimmed: bool = False  # a detection a person unchecked: shown faint, Enter skips it
+
+
+@dataclass(frozen=True, kw_only=True)
+class ViewOptions:
+    """How object masks are drawn (the View controls): opacity 0..1 scales fill and outline,
+    ``show_objects`` False hides every object, ``outline_only`` draws outlines without fill."""
+
+    opacity: float = 1.0
+    show_objects: bool = True
+    outline_only: bool = False
+
+    def style(self, style: OverlayStyle) -> OverlayStyle:
+        from dataclasses import replace
+
+        o = min(max(self.opacity, 0.0), 1.0)
+        fill = 0 if self.outline_only else round(style.fill_alpha * o)
+        edge = round(style.edge_alpha * (max(o, 0.35) if self.outline_only else o))
+        width = max(style.edge_width, 2) if self.outline_only else style.edge_width
+        return replace(style, fill_alpha=fill, edge_alpha=edge, edge_width=width)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -53,6 +73,7 @@ class CanvasScene:
     cursor: QPointF | None = None
     tool: Tool = Tool.POINT
     brush_screen_radius: float = 0.0
+    view_options: ViewOptions = ViewOptions()
 
     def to_screen(self, x: float, y: float) -> QPointF:
         return QPointF(*self.view.to_screen(x, y))
