@@ -24,6 +24,7 @@ SUITES = {
     "startup": "bench.bench_startup",
     "remote": "bench.bench_remote",
     "sam3": "bench.bench_sam3",
+    "polygons": "bench.bench_polygons",
 }
 
 

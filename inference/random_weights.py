@@ -15,7 +15,10 @@ from __future__ import annotations
 import os
 import string
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from transformers import GroundingDinoConfig
 
 # Grounding DINO hard-codes these BERT token ids ([CLS], [SEP], ".", "?").
 SPECIAL_TOKEN_IDS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103, ".": 1012, "?": 1029}
@@ -44,8 +47,8 @@ def bert_test_vocab() -> list[str]:
     for index, token in zip(free, pieces):
         vocab[index] = token
     unused = 0
-    for i, token in enumerate(vocab):
-        if token is None:
+    for i, entry in enumerate(vocab):
+        if entry is None:
             vocab[i] = f"[unused{unused}]"
             unused += 1
     out = [t for t in vocab if t is not None]
@@ -53,8 +56,9 @@ def bert_test_vocab() -> list[str]:
     return out
 
 
-def write_random_sam2_checkpoint(path: str | os.PathLike[str], *, model_id: str = "sam2.1_hiera_tiny",
-                                 seed: int = 0) -> Path:
+def write_random_sam2_checkpoint(
+    path: str | os.PathLike[str], *, model_id: str = "sam2.1_hiera_tiny", seed: int = 0
+) -> Path:
     """Save ``{"model": state_dict}`` of SAM 2.1 ``model_id`` with random weights to ``path``."""
     import torch
 
@@ -69,33 +73,60 @@ def write_random_sam2_checkpoint(path: str | os.PathLike[str], *, model_id: str 
     return target
 
 
-def _gdino_config(size: str, vocab_size: int):
+def _gdino_config(size: str, vocab_size: int) -> GroundingDinoConfig:
     from transformers import BertConfig, GroundingDinoConfig, SwinConfig
 
     if size == "tiny":
         config = GroundingDinoConfig()  # the grounding-dino-tiny architecture (Swin-T + BERT-base)
+        assert isinstance(config.text_config, BertConfig)  # the default text config is a BertConfig
         config.text_config.vocab_size = max(config.text_config.vocab_size, vocab_size)
         return config
     if size != "test":
         raise ValueError(f"size must be 'test' or 'tiny', got {size!r}")
-    backbone = SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=7,
-                          out_indices=[2, 3, 4])
-    text = BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=512)
+    # out_indices is a runtime property of the backbone mixin that transformers' typed __init__ omits
+    backbone = SwinConfig(
+        embed_dim=16,
+        depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 2, 2],
+        window_size=7,
+        out_indices=[2, 3, 4],  # type: ignore[call-arg]
+    )
+    text = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     return GroundingDinoConfig(
-        backbone_config=backbone, text_config=text, d_model=32, num_queries=200,
-        encoder_layers=1, decoder_layers=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_n_points=2, decoder_n_points=2,
+        backbone_config=backbone,
+        text_config=text,
+        d_model=32,
+        num_queries=200,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_n_points=2,
+        decoder_n_points=2,
     )
 
 
 def spread_logit_scale(size: Literal["test", "tiny"]) -> float:
     """A ``logit_scale`` giving O(1) detection logits: ``1/sqrt(d_model)``."""
-    return 1.0 / (256 if size == "tiny" else 32) ** 0.5
+    return float(1.0 / (256 if size == "tiny" else 32) ** 0.5)  # int ** float is typed Any
 
 
-def write_random_gdino(directory: str | os.PathLike[str], *, size: Literal["test", "tiny"] = "test",
-                       seed: int = 0, logit_scale: float = 1.0) -> Path:
+def write_random_gdino(
+    directory: str | os.PathLike[str],
+    *,
+    size: Literal["test", "tiny"] = "test",
+    seed: int = 0,
+    logit_scale: float = 1.0,
+) -> Path:
     """Write a random Grounding DINO (model + processor + tokenizer) into ``directory``.
 
     ``"test"`` also shrinks the processor's resize (shortest edge 256) so tests run in
@@ -108,7 +139,9 @@ def write_random_gdino(directory: str | os.PathLike[str], *, size: Literal["test
     are distinct and a threshold keeps a realistic handful of boxes (see :func:`spread_logit_scale`).
     """
     import torch
-    from transformers import (
+
+    # BertTokenizerFast: a runtime alias in transformers 5 (the fast tokenizer in 4.x) that its typed namespace omits
+    from transformers import (  # type: ignore[attr-defined]
         BertTokenizerFast,
         GroundingDinoForObjectDetection,
         GroundingDinoImageProcessor,
@@ -129,12 +162,13 @@ def write_random_gdino(directory: str | os.PathLike[str], *, size: Literal["test
         image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 256, "longest_edge": 400})
     else:
         image_processor = GroundingDinoImageProcessor()
-    processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    # GroundingDinoProcessor.__init__ has no annotations in transformers' own types
+    processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)  # type: ignore[no-untyped-call]
 
     config = _gdino_config(size, len(vocab))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = GroundingDinoForObjectDetection(config).eval()
+        model = GroundingDinoForObjectDetection(config).eval()  # type: ignore[no-untyped-call]  # untyped in transformers
     if logit_scale != 1.0:
         norm = model.model.decoder.layer_norm
         with torch.no_grad():

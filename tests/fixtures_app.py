@@ -38,8 +38,7 @@ def make_synthetic_folder(folder: Path) -> SyntheticFolder:
 
     folder.mkdir(parents=True, exist_ok=True)
     specs = {
-        "img1.png": {"red": (_rect(20, 30, 90, 80), (220, 30, 30)),
-                     "blue": (_disk(150, 90, 25), (30, 40, 220))},
+        "img1.png": {"red": (_rect(20, 30, 90, 80), (220, 30, 30)), "blue": (_disk(150, 90, 25), (30, 40, 220))},
         "img2.png": {"green": (_rect(60, 40, 140, 110), (30, 200, 40))},
         "img10.png": {"yellow": (_disk(100, 75, 30), (230, 220, 20))},
     }
@@ -88,8 +87,9 @@ def drag_image(qtbot, canvas, a: tuple[float, float], b: tuple[float, float], *,
         t = i / steps
         from PySide6.QtCore import QPoint
 
-        qtbot.mouseMove(canvas, QPoint(round(start.x() + (end.x() - start.x()) * t),
-                                       round(start.y() + (end.y() - start.y()) * t)))
+        qtbot.mouseMove(
+            canvas, QPoint(round(start.x() + (end.x() - start.x()) * t), round(start.y() + (end.y() - start.y()) * t))
+        )
     qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=end)
 
 
@@ -102,13 +102,21 @@ def key(qtbot, widget, text: str) -> None:
 
 
 def wait_image(qtbot, window, name: str, timeout: int = 10_000) -> None:
-    qtbot.waitUntil(lambda: window.current_name == name and window.controller.document is not None
-                    and window.controller.document.image_name == name, timeout=timeout)
+    qtbot.waitUntil(
+        lambda: (
+            window.current_name == name
+            and window.controller.document is not None
+            and window.controller.document.image_name == name
+        ),
+        timeout=timeout,
+    )
 
 
 def wait_backend(qtbot, window, name: str, timeout: int = 60_000) -> None:
-    qtbot.waitUntil(lambda: window.controller.backend_info is not None
-                    and window.controller.backend_info.backend == name, timeout=timeout)
+    qtbot.waitUntil(
+        lambda: window.controller.backend_info is not None and window.controller.backend_info.backend == name,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

@@ -94,8 +94,10 @@ def test_annotate_navigate_restart(qtbot, make_window, synthetic_folder):
 
     on_screen = {o.id: (o.label, o.mask.copy()) for o in window.controller.document.objects}
     window.close()  # saves what the last throttle interval had not written yet
-    expected = {name: {o.id: (o.label, o.mask.copy()) for o in ProjectFolder(folder).load(name).objects}
-                for name in ("img1.png", "img2.png")}
+    expected = {
+        name: {o.id: (o.label, o.mask.copy()) for o in ProjectFolder(folder).load(name).objects}
+        for name in ("img1.png", "img2.png")
+    }
     assert expected["img1.png"].keys() == on_screen.keys() and len(on_screen) == n
 
     # restart: the last folder and image come back, every mask identical
@@ -120,8 +122,11 @@ def test_review_filter_walks_only_review_images(qtbot, make_window, synthetic_fo
 
     project = ProjectFolder(synthetic_folder.folder)
     doc = project.load("img10.png")
-    doc.add(AnnotationObject(label="yellow", mask=synthetic_folder.truth["img10.png"]["yellow"],
-                             source="batch", needs_review=True))
+    doc.add(
+        AnnotationObject(
+            label="yellow", mask=synthetic_folder.truth["img10.png"]["yellow"], source="batch", needs_review=True
+        )
+    )
     doc.status = ImageStatus.REVIEW
     project.save(doc)
 

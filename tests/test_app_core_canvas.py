@@ -11,9 +11,9 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from fixtures_app_core import drag, open_image, screen_point
-from desktop_app.core.annotation.document import AnnotationObject, ImageDocument
+from desktop_app.core.annotation.document import AnnotationObject
 from desktop_app.gui.canvas.image_canvas import CandidateOverlay
+from fixtures_app_core import drag, open_image, screen_point
 from inference.prompts import Box, Point
 
 pytest.importorskip("pytestqt")
@@ -34,8 +34,16 @@ def big_image_path(tmp_path_factory):
 
 
 def _wheel(widget, pos: QPoint, delta: int, modifiers=Qt.KeyboardModifier.ControlModifier) -> None:
-    ev = QWheelEvent(QPointF(pos), QPointF(widget.mapToGlobal(pos)), QPoint(0, 0), QPoint(0, delta),
-                     Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase, False)
+    ev = QWheelEvent(
+        QPointF(pos),
+        QPointF(widget.mapToGlobal(pos)),
+        QPoint(0, 0),
+        QPoint(0, delta),
+        Qt.MouseButton.NoButton,
+        modifiers,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     QApplication.sendEvent(widget, ev)
 
 
@@ -82,7 +90,7 @@ def test_big_image_opens_zooms_and_pans_smoothly(qtbot, core_app, big_image_path
     drag(qtbot, canvas, QPoint(300, 300), QPoint(300, 200))
     qtbot.keyRelease(canvas, Qt.Key.Key_Space)
     assert canvas.view.oy == pytest.approx(canvas.view.oy, abs=0) and len(controller.document) == 1
-    for step in range(20):
+    for _ in range(20):
         canvas.pan_by(-37, -23)
         times.append(_repaint_ms(canvas))
     # Ctrl+- / Ctrl++ / Ctrl+F
@@ -108,16 +116,17 @@ def test_middle_drag_pans_by_the_drag(qtbot, core_app, scene_path):
 def test_draws_objects_candidate_and_prompt(qtbot, core_app, scene_path):
     canvas, controller = core_app
     doc = open_image(qtbot, controller, scene_path)
-    yy, xx = np.mgrid[0:doc.height, 0:doc.width]
+    yy, xx = np.mgrid[0 : doc.height, 0 : doc.width]
     obj_mask = (xx >= 170) & (xx < 290) & (yy >= 40) & (yy < 110)
     hidden_mask = (xx >= 10) & (xx < 40) & (yy >= 200) & (yy < 230)
     doc.add(AnnotationObject(label="box", mask=obj_mask))
     doc.add(AnnotationObject(label="ghost", mask=hidden_mask, hidden=True))
     canvas.objects_changed()
-    cand = ((xx - 80) ** 2 + (yy - 80) ** 2) <= 40 ** 2
+    cand = ((xx - 80) ** 2 + (yy - 80) ** 2) <= 40**2
     canvas.set_candidates([CandidateOverlay(mask=cand)])
-    canvas.set_prompt(points=[Point(x=80, y=80), Point(x=150, y=180, positive=False)],
-                      box=Box(x0=30, y0=30, x1=130, y1=130))
+    canvas.set_prompt(
+        points=[Point(x=80, y=80), Point(x=150, y=180, positive=False)], box=Box(x0=30, y0=30, x1=130, y1=130)
+    )
     shot = canvas.grab().toImage()
     shot.save("/tmp/app_core_draw.png")
 

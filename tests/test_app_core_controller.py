@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from fixtures_app_core import drag, iou, open_image, scene_objects, screen_point
 from desktop_app.gui.canvas import Tool
+from fixtures_app_core import drag, iou, open_image, scene_objects, screen_point
 
 pytest.importorskip("pytestqt")
 
@@ -27,8 +27,9 @@ def _click(qtbot, canvas, x, y, button=Qt.MouseButton.LeftButton, modifier=Qt.Ke
 
 
 def _wait_candidates(qtbot, controller):
-    with qtbot.waitSignal(controller.candidates_changed, timeout=30_000,
-                          check_params_cb=lambda state: state is not None) as blocker:
+    with qtbot.waitSignal(
+        controller.candidates_changed, timeout=30_000, check_params_cb=lambda state: state is not None
+    ) as blocker:
         pass
     return blocker.args[0]
 
@@ -37,8 +38,9 @@ def test_click_accept_gives_the_object(qtbot, classic):
     canvas, controller = classic
     truth = scene_objects()
     controller.set_active_label("ball")
-    with qtbot.waitSignal(controller.candidates_changed, timeout=30_000,
-                          check_params_cb=lambda s: s is not None) as blocker:
+    with qtbot.waitSignal(
+        controller.candidates_changed, timeout=30_000, check_params_cb=lambda s: s is not None
+    ) as blocker:
         _click(qtbot, canvas, 80, 80)
     state = blocker.args[0]
     assert iou(state.focused.mask, truth["disk"]) > 0.85
@@ -209,6 +211,7 @@ def test_bad_image_is_a_message(qtbot, core_app, tmp_path):
     assert controller.document is None
 
 
+@pytest.mark.gui  # builds a canvas in a subprocess
 def test_gui_thread_never_imports_torch():
     """Importing the core and running the classic backend keeps torch out of the process."""
     import subprocess
@@ -228,7 +231,8 @@ def test_gui_thread_never_imports_torch():
         "t = time.time()\n"
         "while not infos and time.time() - t < 30: app.processEvents()\n"
         "c.shutdown()\n"
-        "print(bool(infos), 'torch' in sys.modules)\n")
+        "print(bool(infos), 'torch' in sys.modules)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["True", "False"], out.stderr[-2000:]
 

@@ -53,8 +53,9 @@ def test_sam2_clicks_refine_accept_undo(qtbot, core_app, scene_path, sam2_backen
     assert controller._logits is first.candidates[1].low_res_logits
     # a negative Shift+click refines: one mask, previous logits as mask_input
     with qtbot.waitSignal(controller.candidates_changed, timeout=60_000, check_params_cb=lambda s: s is not None) as b:
-        qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier,
-                         screen_point(canvas, 150, 182))
+        qtbot.mouseClick(
+            canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, screen_point(canvas, 150, 182)
+        )
     second = b.args[0]
     assert len(second.candidates) == 1
     assert [p.positive for p in controller.prompt_points] == [True, False]

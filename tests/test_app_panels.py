@@ -65,8 +65,9 @@ def test_object_list_actions(qtbot, make_window, synthetic_folder):
 
     # subtract: select 'big' then 'r1' (Ctrl+click) and press Ctrl+Shift+M while the list has focus
     qtbot.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=_row_rect(tree, 2).center())
-    qtbot.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier,
-                     _row_rect(tree, 0).center())
+    qtbot.mouseClick(
+        tree.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier, _row_rect(tree, 0).center()
+    )
     assert window.controller.selected_ids == ["r1", "big"] or window.controller.selected_ids == ["big", "r1"]
     window.controller.select(["big", "r1"])  # the first selected is the one cut
     key(qtbot, tree, "Ctrl+Shift+M")

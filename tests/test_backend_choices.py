@@ -29,7 +29,8 @@ def test_entries_describe_what_the_backend_classes_can_do():
         assert choice.can(Capability.TEXT) == cls.supports_text
         assert choice.can(Capability.POINTS) == cls.supports_points
         assert choice.title and choice.summary and choice.settings == ()
-        assert set(choice.weights) <= {"sam2", "gdino"}
+        assert set(choice.weights) <= {"sam2", "gdino", "sam3"}
+        assert choice.can(Capability.EXEMPLARS) == cls.supports_exemplars
     assert not CHOICES["classic"].uses_device and not CHOICES["classic"].weights
     assert CHOICES["langsam"].weights == ("sam2", "gdino")
 

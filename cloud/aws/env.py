@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 _SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -34,7 +35,9 @@ class AwsSettings:
     session_token: str | None = field(default=None, repr=False)
     endpoint_url: str | None = None  # one URL for every service (moto server, LocalStack) or None
     service_endpoints: Mapping[str, str] = field(default_factory=dict)  # per service, e.g. a local runtime
-    retry_attempts: int = 5  # total attempts of control-plane calls (throttling); invocations: 1 (cloud.endpoint.client)
+    retry_attempts: int = (
+        5  # total attempts of control-plane calls (throttling); invocations: 1 (cloud.endpoint.client)
+    )
     sources: Mapping[str, str] = field(default_factory=dict)  # name -> "option" | "environment" | ".env"
 
 
@@ -47,9 +50,11 @@ def read_dotenv(path: str | os.PathLike[str] | None) -> dict[str, str]:
         if path is not None:
             from cloud.aws.errors import DeployError
 
-            raise DeployError(f"The .env file {candidate} does not exist.",
-                              fix="Give the path of an existing file with --env-file, or omit it.",
-                              code="no-credentials")
+            raise DeployError(
+                f"The .env file {candidate} does not exist.",
+                fix="Give the path of an existing file with --env-file, or omit it.",
+                code="no-credentials",
+            )
         return {}
     return {k: v for k, v in dotenv_values(candidate).items() if v is not None}
 
@@ -113,9 +118,11 @@ def make_session(settings: AwsSettings) -> Any:
 
     kwargs: dict[str, Any] = {}
     if settings.access_key_id and settings.secret_access_key:
-        kwargs.update(aws_access_key_id=settings.access_key_id,
-                      aws_secret_access_key=settings.secret_access_key,
-                      aws_session_token=settings.session_token)
+        kwargs.update(
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key,
+            aws_session_token=settings.session_token,
+        )
     elif settings.profile:
         kwargs["profile_name"] = settings.profile
     if settings.region:
@@ -125,9 +132,11 @@ def make_session(settings: AwsSettings) -> Any:
     except Exception as err:  # botocore ProfileNotFound and friends
         from cloud.aws.errors import DeployError
 
-        raise DeployError(f"The AWS profile {settings.profile!r} cannot be used: {err}.",
-                          fix="Check ~/.aws/config or pass another --profile.",
-                          code="no-credentials") from None
+        raise DeployError(
+            f"The AWS profile {settings.profile!r} cannot be used: {err}.",
+            fix="Check ~/.aws/config or pass another --profile.",
+            code="no-credentials",
+        ) from None
 
 
 class AwsClients:

@@ -52,8 +52,15 @@ def _code(err: BaseException) -> str:
 class LogTail:
     """Returns only new lines on each :meth:`poll` (deduplicated by event id)."""
 
-    def __init__(self, logs_client: Any, endpoint_name: str, *, since_ms: int | None = None,
-                 stream_prefix: str | None = None, max_pages: int = 10) -> None:
+    def __init__(
+        self,
+        logs_client: Any,
+        endpoint_name: str,
+        *,
+        since_ms: int | None = None,
+        stream_prefix: str | None = None,
+        max_pages: int = 10,
+    ) -> None:
         self._logs = logs_client
         self.group = log_group(endpoint_name)
         self._start = since_ms if since_ms is not None else int(time.time() * 1000) - 60_000
@@ -70,13 +77,20 @@ class LogTail:
             for _ in range(self._max_pages):
                 page = self._logs.filter_log_events(**kwargs)
                 for event in page.get("events", []):
-                    event_id = event.get("eventId") or f"{event.get('logStreamName')}:{event.get('timestamp')}:{event.get('message')}"
+                    event_id = (
+                        event.get("eventId")
+                        or f"{event.get('logStreamName')}:{event.get('timestamp')}:{event.get('message')}"
+                    )
                     if event_id in self._seen:
                         continue
                     self._seen.add(event_id)
-                    lines.append(LogLine(timestamp_ms=int(event.get("timestamp", 0)),
-                                         stream=str(event.get("logStreamName", "")),
-                                         message=str(event.get("message", "")).rstrip("\n")))
+                    lines.append(
+                        LogLine(
+                            timestamp_ms=int(event.get("timestamp", 0)),
+                            stream=str(event.get("logStreamName", "")),
+                            message=str(event.get("message", "")).rstrip("\n"),
+                        )
+                    )
                 token = page.get("nextToken")
                 if not token:
                     break
@@ -97,8 +111,7 @@ class LogTail:
 
 def recent_lines(logs_client: Any, endpoint_name: str, *, minutes: float = 30, limit: int = 200) -> TailBatch:
     """The last ``limit`` lines of the past ``minutes`` (for ``deploy logs`` and after a failure)."""
-    tail = LogTail(logs_client, endpoint_name, since_ms=int((time.time() - minutes * 60) * 1000),
-                   max_pages=50)
+    tail = LogTail(logs_client, endpoint_name, since_ms=int((time.time() - minutes * 60) * 1000), max_pages=50)
     batch = tail.poll()
     return TailBatch(lines=batch.lines[-limit:], state=batch.state, note=batch.note)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from cloud.aws.errors import DeployError
 from cloud.deploy.spec import TAG_KEY, DeploySpec, derived_name
@@ -30,8 +31,10 @@ def is_not_found(err: BaseException) -> bool:
     if not isinstance(response, dict):
         return False
     error = response.get("Error", {})
-    return error.get("Code") in {"ValidationException", "ResourceNotFound"} and \
-        "could not find" in str(error.get("Message", "")).lower()
+    return (
+        error.get("Code") in {"ValidationException", "ResourceNotFound"}
+        and "could not find" in str(error.get("Message", "")).lower()
+    )
 
 
 def describe_or_none(call: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any] | None:
@@ -48,7 +51,7 @@ class Ledger:
     """What this run created or changed, for rollback. ``("endpoint", name)`` etc."""
 
     created: list[tuple[str, str]] = field(default_factory=list)
-    updated_from: tuple[str, str] | None = None  # (endpoint, previous config) when updated
+    updated_from: tuple[str, str | None] | None = None  # (endpoint, previous config) when updated
 
     def add(self, kind: str, name: str) -> None:
         self.created.append((kind, name))
@@ -73,8 +76,12 @@ def ensure_model(sm: Any, spec: DeploySpec, ledger: Ledger) -> bool:
     if describe_or_none(sm.describe_model, ModelName=spec.model_name) is not None:
         return False
     try:
-        sm.create_model(ModelName=spec.model_name, PrimaryContainer=spec.container(),
-                        ExecutionRoleArn=spec.role_arn, Tags=_tags(spec))
+        sm.create_model(
+            ModelName=spec.model_name,
+            PrimaryContainer=spec.container(),
+            ExecutionRoleArn=spec.role_arn,
+            Tags=_tags(spec),
+        )
     except Exception as err:  # noqa: BLE001
         raise deploy_error(f"Creating the model {spec.model_name}", err) from None
     ledger.add("model", spec.model_name)
@@ -84,8 +91,11 @@ def ensure_model(sm: Any, spec: DeploySpec, ledger: Ledger) -> bool:
 def ensure_endpoint_config(sm: Any, spec: DeploySpec, ledger: Ledger) -> bool:
     if describe_or_none(sm.describe_endpoint_config, EndpointConfigName=spec.endpoint_config_name) is not None:
         return False
-    kwargs: dict[str, Any] = {"EndpointConfigName": spec.endpoint_config_name,
-                              "ProductionVariants": [spec.production_variant()], "Tags": _tags(spec)}
+    kwargs: dict[str, Any] = {
+        "EndpointConfigName": spec.endpoint_config_name,
+        "ProductionVariants": [spec.production_variant()],
+        "Tags": _tags(spec),
+    }
     if spec.async_config() is not None:
         kwargs["AsyncInferenceConfig"] = spec.async_config()
     try:
@@ -96,20 +106,24 @@ def ensure_endpoint_config(sm: Any, spec: DeploySpec, ledger: Ledger) -> bool:
     return True
 
 
-def wait_until_gone(sm: Any, endpoint_name: str, *, poll: float = 10.0, timeout: float = 1800.0,
-                    say: Say = _quiet) -> None:
+def wait_until_gone(
+    sm: Any, endpoint_name: str, *, poll: float = 10.0, timeout: float = 1800.0, say: Say = _quiet
+) -> None:
     deadline = time.monotonic() + timeout
     while describe_or_none(sm.describe_endpoint, EndpointName=endpoint_name) is not None:
         if time.monotonic() > deadline:
-            raise DeployError(f"Endpoint {endpoint_name} is still being deleted after {timeout:.0f} s.",
-                              fix="Check the SageMaker console and run the command again.",
-                              code="endpoint-busy")
+            raise DeployError(
+                f"Endpoint {endpoint_name} is still being deleted after {timeout:.0f} s.",
+                fix="Check the SageMaker console and run the command again.",
+                code="endpoint-busy",
+            )
         say(f"waiting for {endpoint_name} to be deleted")
         time.sleep(poll)
 
 
-def ensure_endpoint(sm: Any, spec: DeploySpec, ledger: Ledger, *, say: Say = _quiet,
-                    poll: float = 10.0) -> tuple[str, str | None]:
+def ensure_endpoint(
+    sm: Any, spec: DeploySpec, ledger: Ledger, *, say: Say = _quiet, poll: float = 10.0
+) -> tuple[str, str | None]:
     """Create, update, reuse or recreate the endpoint. Returns ``(action, previous config)``."""
     name, config = spec.endpoint_name, spec.endpoint_config_name
     try:
@@ -123,10 +137,13 @@ def ensure_endpoint(sm: Any, spec: DeploySpec, ledger: Ledger, *, say: Say = _qu
                 raise DeployError(
                     f"Endpoint {name} is {status} (towards config {on_config}), so it cannot be changed now.",
                     fix="Wait until `langsam-studio deploy status` shows InService or Failed, then retry.",
-                    code="endpoint-busy")
+                    code="endpoint-busy",
+                )
             if status == "Failed":
-                say(f"endpoint {name} is Failed ({current.get('FailureReason', 'no reason given')}); "
-                    "deleting it to create it again")
+                say(
+                    f"endpoint {name} is Failed ({current.get('FailureReason', 'no reason given')}); "
+                    "deleting it to create it again"
+                )
                 sm.delete_endpoint(EndpointName=name)
                 wait_until_gone(sm, name, poll=poll, say=say)
                 action = "recreated"
@@ -150,9 +167,15 @@ def apply(sm: Any, spec: DeploySpec, ledger: Ledger, *, say: Say = _quiet, poll:
     say(f"endpoint config {spec.endpoint_config_name}: {'created' if config_created else 'exists, reused'}")
     action, previous = ensure_endpoint(sm, spec, ledger, say=say, poll=poll)
     say(f"endpoint {spec.endpoint_name}: {action}" + (f" (was on {previous})" if previous else ""))
-    return Applied(model_name=spec.model_name, model_created=model_created,
-                   endpoint_config_name=spec.endpoint_config_name, config_created=config_created,
-                   endpoint_name=spec.endpoint_name, endpoint_action=action, previous_config=previous)
+    return Applied(
+        model_name=spec.model_name,
+        model_created=model_created,
+        endpoint_config_name=spec.endpoint_config_name,
+        config_created=config_created,
+        endpoint_name=spec.endpoint_name,
+        endpoint_action=action,
+        previous_config=previous,
+    )
 
 
 def rollback(sm: Any, ledger: Ledger, *, say: Say = _quiet) -> list[str]:
@@ -167,9 +190,11 @@ def rollback(sm: Any, ledger: Ledger, *, say: Say = _quiet) -> list[str]:
         except Exception as err:  # noqa: BLE001 - SageMaker may already have rolled back itself
             done.append(f"endpoint {endpoint} not switched back ({diagnose_exception(err).detail})")
     for kind, name in sorted(reversed(ledger.created), key=lambda item: order[item[0]]):
-        call = {"endpoint": lambda n: sm.delete_endpoint(EndpointName=n),
-                "endpoint-config": lambda n: sm.delete_endpoint_config(EndpointConfigName=n),
-                "model": lambda n: sm.delete_model(ModelName=n)}[kind]
+        call = {
+            "endpoint": lambda n: sm.delete_endpoint(EndpointName=n),
+            "endpoint-config": lambda n: sm.delete_endpoint_config(EndpointConfigName=n),
+            "model": lambda n: sm.delete_model(ModelName=n),
+        }[kind]
         try:
             call(name)
             done.append(f"deleted {kind} {name}")
@@ -199,8 +224,16 @@ class Teardown:
     model_data: tuple[str, ...]  # S3 URIs the models pointed at (deleted if asked)
 
 
-def teardown(sm: Any, deployment: str, *, autoscaling: Any | None = None, s3: Any | None = None,
-             cloudwatch: Any | None = None, delete_model_data: bool = False, say: Say = _quiet) -> Teardown:
+def teardown(
+    sm: Any,
+    deployment: str,
+    *,
+    autoscaling: Any | None = None,
+    s3: Any | None = None,
+    cloudwatch: Any | None = None,
+    delete_model_data: bool = False,
+    say: Say = _quiet,
+) -> Teardown:
     """Delete the endpoint, then every endpoint config, then every model of this deployment."""
     from cloud.deploy.upload import delete_model_data as delete_object
 
@@ -214,19 +247,26 @@ def teardown(sm: Any, deployment: str, *, autoscaling: Any | None = None, s3: An
             sm.delete_endpoint(EndpointName=deployment)
             deleted.append(f"endpoint {deployment}")
             say(f"deleted endpoint {deployment}")
-        configs = [c["EndpointConfigName"] for page in sm.get_paginator("list_endpoint_configs").paginate(
-            NameContains=_stem(deployment)) for c in page["EndpointConfigs"]]
+        configs = [
+            c["EndpointConfigName"]
+            for page in sm.get_paginator("list_endpoint_configs").paginate(NameContains=_stem(deployment))
+            for c in page["EndpointConfigs"]
+        ]
         for name in _owned(configs, deployment, "c"):
             sm.delete_endpoint_config(EndpointConfigName=name)
             deleted.append(f"endpoint config {name}")
             say(f"deleted endpoint config {name}")
-        models = [m["ModelName"] for page in sm.get_paginator("list_models").paginate(
-            NameContains=_stem(deployment)) for m in page["Models"]]
+        models = [
+            m["ModelName"]
+            for page in sm.get_paginator("list_models").paginate(NameContains=_stem(deployment))
+            for m in page["Models"]
+        ]
         for name in _owned(models, deployment, "m"):
             info = describe_or_none(sm.describe_model, ModelName=name) or {}
             container = info.get("PrimaryContainer") or {}
-            url = container.get("ModelDataUrl") or \
-                ((container.get("ModelDataSource") or {}).get("S3DataSource") or {}).get("S3Uri")
+            url = container.get("ModelDataUrl") or (
+                (container.get("ModelDataSource") or {}).get("S3DataSource") or {}
+            ).get("S3Uri")
             if url:
                 data.append(url)
             sm.delete_model(ModelName=name)
@@ -263,39 +303,71 @@ def apply_autoscaling(aas: Any, spec: DeploySpec, *, cloudwatch: Any | None = No
         return
     a = spec.autoscaling
     if a.min_instances == 0 and not spec.is_async:
-        raise DeployError("A real-time endpoint cannot scale to zero instances.",
-                          fix="Use --autoscale 1:N, or deploy with --async to allow 0:N.", code="unknown")
+        raise DeployError(
+            "A real-time endpoint cannot scale to zero instances.",
+            fix="Use --autoscale 1:N, or deploy with --async to allow 0:N.",
+            code="unknown",
+        )
     resource = _resource_id(spec.endpoint_name, spec.variant_name)
-    aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,
-                                 ScalableDimension="sagemaker:variant:DesiredInstanceCount",
-                                 MinCapacity=a.min_instances, MaxCapacity=a.max_instances)
+    aas.register_scalable_target(
+        ServiceNamespace="sagemaker",
+        ResourceId=resource,
+        ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+        MinCapacity=a.min_instances,
+        MaxCapacity=a.max_instances,
+    )
     if spec.is_async:  # scale on the queue: allows scaling to zero
-        metric: dict[str, Any] = {"CustomizedMetricSpecification": {
-            "MetricName": "ApproximateBacklogSizePerInstance", "Namespace": "AWS/SageMaker",
-            "Dimensions": [{"Name": "EndpointName", "Value": spec.endpoint_name}], "Statistic": "Average"}}
+        metric: dict[str, Any] = {
+            "CustomizedMetricSpecification": {
+                "MetricName": "ApproximateBacklogSizePerInstance",
+                "Namespace": "AWS/SageMaker",
+                "Dimensions": [{"Name": "EndpointName", "Value": spec.endpoint_name}],
+                "Statistic": "Average",
+            }
+        }
     else:
-        metric = {"PredefinedMetricSpecification": {
-            "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}
+        metric = {"PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}
     aas.put_scaling_policy(
-        PolicyName=f"{spec.endpoint_name}-target-tracking", ServiceNamespace="sagemaker", ResourceId=resource,
-        ScalableDimension="sagemaker:variant:DesiredInstanceCount", PolicyType="TargetTrackingScaling",
+        PolicyName=f"{spec.endpoint_name}-target-tracking",
+        ServiceNamespace="sagemaker",
+        ResourceId=resource,
+        ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+        PolicyType="TargetTrackingScaling",
         TargetTrackingScalingPolicyConfiguration={
-            "TargetValue": a.target_invocations_per_instance, **metric,
-            "ScaleInCooldown": a.scale_in_cooldown, "ScaleOutCooldown": a.scale_out_cooldown})
+            "TargetValue": a.target_invocations_per_instance,
+            **metric,
+            "ScaleInCooldown": a.scale_in_cooldown,
+            "ScaleOutCooldown": a.scale_out_cooldown,
+        },
+    )
     if a.min_instances == 0 and cloudwatch is not None:
         policy = aas.put_scaling_policy(
-            PolicyName=f"{spec.endpoint_name}-scale-from-zero", ServiceNamespace="sagemaker", ResourceId=resource,
-            ScalableDimension="sagemaker:variant:DesiredInstanceCount", PolicyType="StepScaling",
-            StepScalingPolicyConfiguration={"AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Average",
-                                            "Cooldown": a.scale_out_cooldown,
-                                            "StepAdjustments": [{"MetricIntervalLowerBound": 0.0,
-                                                                 "ScalingAdjustment": 1}]})
+            PolicyName=f"{spec.endpoint_name}-scale-from-zero",
+            ServiceNamespace="sagemaker",
+            ResourceId=resource,
+            ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+            PolicyType="StepScaling",
+            StepScalingPolicyConfiguration={
+                "AdjustmentType": "ChangeInCapacity",
+                "MetricAggregationType": "Average",
+                "Cooldown": a.scale_out_cooldown,
+                "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}],
+            },
+        )
         cloudwatch.put_metric_alarm(
-            AlarmName=backlog_alarm_name(spec.endpoint_name), Namespace="AWS/SageMaker",
-            MetricName="HasBacklogWithoutCapacity", Statistic="Average", Period=60, EvaluationPeriods=2,
-            DatapointsToAlarm=2, Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold",
-            TreatMissingData="missing", Dimensions=[{"Name": "EndpointName", "Value": spec.endpoint_name}],
-            AlarmActions=[policy["PolicyARN"]])
+            AlarmName=backlog_alarm_name(spec.endpoint_name),
+            Namespace="AWS/SageMaker",
+            MetricName="HasBacklogWithoutCapacity",
+            Statistic="Average",
+            Period=60,
+            EvaluationPeriods=2,
+            DatapointsToAlarm=2,
+            Threshold=1.0,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+            TreatMissingData="missing",
+            Dimensions=[{"Name": "EndpointName", "Value": spec.endpoint_name}],
+            AlarmActions=[policy["PolicyARN"]],
+        )
 
 
 def remove_autoscaling(aas: Any, endpoint: dict[str, Any], *, cloudwatch: Any | None = None) -> None:
@@ -308,5 +380,8 @@ def remove_autoscaling(aas: Any, endpoint: dict[str, Any], *, cloudwatch: Any | 
         resource = _resource_id(endpoint["EndpointName"], variant["VariantName"])
         found = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource])
         if found.get("ScalableTargets"):
-            aas.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,
-                                           ScalableDimension="sagemaker:variant:DesiredInstanceCount")
+            aas.deregister_scalable_target(
+                ServiceNamespace="sagemaker",
+                ResourceId=resource,
+                ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+            )

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cloud.deploy.spec import DEFAULT_KEY_PREFIX, model_data_key
 
@@ -67,8 +68,12 @@ def transfer_config(*, part_size: int = 64 * MIB, threshold: int = 64 * MIB, con
     from boto3.s3.transfer import TransferConfig
 
     # S3 parts are at least 5 MiB (except the last); at most 10,000 parts.
-    return TransferConfig(multipart_threshold=max(threshold, 5 * MIB), multipart_chunksize=max(part_size, 5 * MIB),
-                          max_concurrency=concurrency, use_threads=True)
+    return TransferConfig(
+        multipart_threshold=max(threshold, 5 * MIB),
+        multipart_chunksize=max(part_size, 5 * MIB),
+        max_concurrency=concurrency,
+        use_threads=True,
+    )
 
 
 def _existing(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
@@ -83,8 +88,15 @@ def _existing(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
 
 
 def upload_model(
-    s3: Any, archive: Path, *, bucket: str, deployment: str, prefix: str = DEFAULT_KEY_PREFIX,
-    progress: ProgressSink | None = None, config: Any | None = None, sha256: str | None = None,
+    s3: Any,
+    archive: Path,
+    *,
+    bucket: str,
+    deployment: str,
+    prefix: str = DEFAULT_KEY_PREFIX,
+    progress: ProgressSink | None = None,
+    config: Any | None = None,
+    sha256: str | None = None,
 ) -> UploadResult:
     """Upload ``archive`` unless the same bytes are already at its content-addressed key."""
     from cloud.aws.errors import DeployError
@@ -92,31 +104,43 @@ def upload_model(
 
     archive = Path(archive)
     if not archive.is_file():
-        raise DeployError(f"The model archive {archive} does not exist.",
-                          fix="Build it with `langsam-studio deploy package` or pass the right path.",
-                          code="bad-archive")
+        raise DeployError(
+            f"The model archive {archive} does not exist.",
+            fix="Build it with `langsam-studio deploy package` or pass the right path.",
+            code="bad-archive",
+        )
     size = archive.stat().st_size
     digest = sha256 or file_sha256(archive)
     key = model_data_key(prefix=prefix, deployment=deployment, sha256=digest)
     started = time.monotonic()
     try:
         head = _existing(s3, bucket, key)
-        if head is not None and int(head.get("ContentLength", -1)) == size and \
-                head.get("Metadata", {}).get("sha256") == digest:
+        if (
+            head is not None
+            and int(head.get("ContentLength", -1)) == size
+            and head.get("Metadata", {}).get("sha256") == digest
+        ):
             if progress is not None:
                 progress(size, size)
-            return UploadResult(bucket=bucket, key=key, size=size, sha256=digest, uploaded=False,
-                                seconds=time.monotonic() - started)
+            return UploadResult(
+                bucket=bucket, key=key, size=size, sha256=digest, uploaded=False, seconds=time.monotonic() - started
+            )
         counter = Progress(size, progress)
-        s3.upload_file(str(archive), bucket, key, Config=config or transfer_config(),
-                       Callback=counter, ExtraArgs={"Metadata": {"sha256": digest},
-                                                    "ContentType": "application/gzip"})
+        s3.upload_file(
+            str(archive),
+            bucket,
+            key,
+            Config=config or transfer_config(),
+            Callback=counter,
+            ExtraArgs={"Metadata": {"sha256": digest}, "ContentType": "application/gzip"},
+        )
     except DeployError:
         raise
     except Exception as err:  # noqa: BLE001
         raise deploy_error(f"Uploading the model to s3://{bucket}/{key}", err) from None
-    return UploadResult(bucket=bucket, key=key, size=size, sha256=digest, uploaded=True,
-                        seconds=time.monotonic() - started)
+    return UploadResult(
+        bucket=bucket, key=key, size=size, sha256=digest, uploaded=True, seconds=time.monotonic() - started
+    )
 
 
 def dir_files(root: Path) -> list[tuple[str, Path]]:
@@ -133,8 +157,15 @@ def dir_sha256(root: Path) -> str:
 
 
 def upload_model_dir(
-    s3: Any, root: Path, *, bucket: str, deployment: str, prefix: str = DEFAULT_KEY_PREFIX,
-    progress: ProgressSink | None = None, config: Any | None = None, sha256: str | None = None,
+    s3: Any,
+    root: Path,
+    *,
+    bucket: str,
+    deployment: str,
+    prefix: str = DEFAULT_KEY_PREFIX,
+    progress: ProgressSink | None = None,
+    config: Any | None = None,
+    sha256: str | None = None,
 ) -> UploadResult:
     """Upload an unpacked package directory as an S3 prefix (ModelDataSource, no compression:
     SageMaker copies the files instead of extracting a tarball). ``key`` ends with ``/``."""
@@ -158,18 +189,22 @@ def upload_model_dir(
             progress(total, total)
     except Exception as err:  # noqa: BLE001
         raise deploy_error(f"Uploading the model to s3://{bucket}/{base}", err) from None
-    return UploadResult(bucket=bucket, key=base, size=total, sha256=digest, uploaded=uploaded,
-                        seconds=time.monotonic() - started)
+    return UploadResult(
+        bucket=bucket, key=base, size=total, sha256=digest, uploaded=uploaded, seconds=time.monotonic() - started
+    )
 
 
 def delete_model_data(s3: Any, s3_uri: str) -> bool:
     """Delete one uploaded archive, or every object under an uploaded directory (``.../``)."""
     bucket, _, key = s3_uri.removeprefix("s3://").partition("/")
     if key.endswith("/"):
-        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
-                for o in page.get("Contents", [])]
+        keys = [
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+            for o in page.get("Contents", [])
+        ]
         for start in range(0, len(keys), 1000):
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]]})
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]]})
         return bool(keys)
     if _existing(s3, bucket, key) is None:
         return False

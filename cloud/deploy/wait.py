@@ -9,19 +9,28 @@ that can never start (ModuleNotFoundError, failed requirements) stops the wait e
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from cloud.aws.errors import DeployError, EndpointInvocationError
-from cloud.diagnosis import Diagnosis, diagnose_exception, diagnose_failure_reason, mode, scan_log_lines
 from cloud.aws.logs import LogLine, LogTail, TailState
+from cloud.diagnosis import Diagnosis, diagnose_exception, diagnose_failure_reason, mode, scan_log_lines
 
 Say = Callable[[str], None]
 OnLog = Callable[[LogLine], None]
 # Failures in the log that no amount of waiting fixes.
 FATAL_LOG_CODES = {"module-not-found", "requirements-failed", "bad-archive", "torch-pinned"}
-RETRYABLE_INVOKE = {"model-error", "invocation-timeout", "worker-timeout", "client-read-timeout",
-                    "throttled", "unknown", "cuda-unavailable", "worker-died"}
+RETRYABLE_INVOKE = {
+    "model-error",
+    "invocation-timeout",
+    "worker-timeout",
+    "client-read-timeout",
+    "throttled",
+    "unknown",
+    "cuda-unavailable",
+    "worker-died",
+}
 
 
 def _quiet(_: object) -> None:
@@ -79,8 +88,15 @@ class _LogWatcher:
 
 
 def wait_for_endpoint(
-    sm: Any, endpoint_name: str, *, expected_config: str, tail: LogTail | None = None,
-    timeout_s: float = 3600.0, poll_s: float = 15.0, say: Say = _quiet, on_log: OnLog = _quiet,
+    sm: Any,
+    endpoint_name: str,
+    *,
+    expected_config: str,
+    tail: LogTail | None = None,
+    timeout_s: float = 3600.0,
+    poll_s: float = 15.0,
+    say: Say = _quiet,
+    on_log: OnLog = _quiet,
     sleep: Callable[[float], None] = time.sleep,
 ) -> EndpointState:
     """Poll until InService on ``expected_config``; raise :class:`DeployError` explaining a failure."""
@@ -96,8 +112,9 @@ def wait_for_endpoint(
             if d.code == "throttled":
                 sleep(poll_s)
                 continue
-            raise DeployError(f"Reading the status of {endpoint_name} failed: {d.message}",
-                              fix=d.fix, code=d.code, detail=d.detail) from None
+            raise DeployError(
+                f"Reading the status of {endpoint_name} failed: {d.message}", fix=d.fix, code=d.code, detail=d.detail
+            ) from None
         status, config = ep.get("EndpointStatus", "?"), ep.get("EndpointConfigName")
         elapsed = time.monotonic() - started
         if status != last_status or elapsed - last_said >= 60:
@@ -110,26 +127,46 @@ def wait_for_endpoint(
                 d = diagnose_failure_reason(reason or "the update did not complete")
                 raise DeployError(
                     f"The update of {endpoint_name} failed and SageMaker rolled it back to {config}: "
-                    f"{d.message}{_log_hint(watcher.found)}", fix=d.fix, code=d.code, detail=reason)
+                    f"{d.message}{_log_hint(watcher.found)}",
+                    fix=d.fix,
+                    code=d.code,
+                    detail=reason,
+                )
             return EndpointState(status=status, config_name=config, seconds=elapsed, log_diagnoses=watcher.found)
         if status in {"Failed", "OutOfService", "UpdateRollbackFailed"}:
             watcher.poll()
             d = diagnose_failure_reason(reason or status)
-            raise DeployError(f"Endpoint {endpoint_name} is {status}: {d.message}{_log_hint(watcher.found)}",
-                              fix=d.fix, code=d.code, detail=reason)
+            raise DeployError(
+                f"Endpoint {endpoint_name} is {status}: {d.message}{_log_hint(watcher.found)}",
+                fix=d.fix,
+                code=d.code,
+                detail=reason,
+            )
         if status == "Deleting":
-            raise DeployError(f"Endpoint {endpoint_name} is being deleted by someone else.",
-                              fix="Run `deploy up` again once it is gone.", code="endpoint-busy")
+            raise DeployError(
+                f"Endpoint {endpoint_name} is being deleted by someone else.",
+                fix="Run `deploy up` again once it is gone.",
+                code="endpoint-busy",
+            )
         if elapsed > timeout_s:
             m = mode("ping-failed")
-            raise DeployError(f"Endpoint {endpoint_name} is still {status} after {elapsed:.0f} s."
-                              f"{_log_hint(watcher.found)}", fix=m.fix, code=m.code)
+            raise DeployError(
+                f"Endpoint {endpoint_name} is still {status} after {elapsed:.0f} s.{_log_hint(watcher.found)}",
+                fix=m.fix,
+                code=m.code,
+            )
         sleep(poll_s)
 
 
 def smoke_test(
-    invoke: Callable[[], Any], *, validate: Callable[[bytes], None] | None = None, budget_s: float = 600.0,
-    interval_s: float = 10.0, tail: LogTail | None = None, say: Say = _quiet, on_log: OnLog = _quiet,
+    invoke: Callable[[], Any],
+    *,
+    validate: Callable[[bytes], object] | None = None,  # its result is ignored; it raises on a bad answer
+    budget_s: float = 600.0,
+    interval_s: float = 10.0,
+    tail: LogTail | None = None,
+    say: Say = _quiet,
+    on_log: OnLog = _quiet,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SmokeResult:
     """Call ``invoke()`` (returns an ``InvokeResult``) until the model answers; measure latency.
@@ -149,31 +186,46 @@ def smoke_test(
         except EndpointInvocationError as err:
             last = err
             if err.code not in RETRYABLE_INVOKE:
-                raise DeployError(f"The smoke request failed: {err.message}", fix=err.fix, code=err.code,
-                                  detail=err.detail) from None
-            say(f"[{time.monotonic() - started:5.0f} s] model not answering yet ({err.code}): "
-                f"{(err.original_message or err.message)[:160]}")
+                raise DeployError(
+                    f"The smoke request failed: {err.message}", fix=err.fix, code=err.code, detail=err.detail
+                ) from None
+            say(
+                f"[{time.monotonic() - started:5.0f} s] model not answering yet ({err.code}): "
+                f"{(err.original_message or err.message)[:160]}"
+            )
         else:
             if validate is not None:
                 try:
                     validate(result.body)
                 except Exception as exc:  # noqa: BLE001
                     m = mode("bad-archive")
-                    raise DeployError(f"The endpoint answered, but not with a LangSAM result: {exc}",
-                                      fix=m.fix, code=m.code) from None
-            return SmokeResult(attempts=attempts, seconds_to_answer=time.monotonic() - started,
-                               latency_s=result.latency_s, answer=describe_answer(result))
+                    raise DeployError(
+                        f"The endpoint answered, but not with a LangSAM result: {exc}", fix=m.fix, code=m.code
+                    ) from None
+            return SmokeResult(
+                attempts=attempts,
+                seconds_to_answer=time.monotonic() - started,
+                latency_s=result.latency_s,
+                answer=describe_answer(result),
+            )
         watcher.poll()
         fatal = [d for d in watcher.found if d.code in FATAL_LOG_CODES]
         if fatal:
             d = fatal[0]
-            raise DeployError(f"The model cannot start: {d.message}{_log_hint(watcher.found)}",
-                              fix=d.fix, code=d.code, detail=d.detail)
+            raise DeployError(
+                f"The model cannot start: {d.message}{_log_hint(watcher.found)}",
+                fix=d.fix,
+                code=d.code,
+                detail=d.detail,
+            )
         if time.monotonic() - started > budget_s:
             m = mode("not-answering")
             worst = [d for d in watcher.found if d.code in {"worker-timeout", "worker-died", "network-blocked"}]
             fix = worst[0].fix if worst else m.fix
             raise DeployError(
                 f"{m.message} Waited {time.monotonic() - started:.0f} s over {attempts} attempts; last error: "
-                f"{last.message if last else 'none'}{_log_hint(watcher.found)}", fix=fix, code=m.code)
+                f"{last.message if last else 'none'}{_log_hint(watcher.found)}",
+                fix=fix,
+                code=m.code,
+            )
         sleep(interval_s)

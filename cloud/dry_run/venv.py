@@ -20,16 +20,15 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Sequence
 
 from cloud.dry_run.errors import LocalDlcError
 from cloud.packaging.wheels import user_cache_dir
 
-SERVING_PACKAGES = ("sagemaker-pytorch-inference==2.0.25", "torchserve==0.12.0",
-                    "torch-model-archiver==0.12.0")
+SERVING_PACKAGES = ("sagemaker-pytorch-inference==2.0.25", "torchserve==0.12.0", "torch-model-archiver==0.12.0")
 FIXUP_PACKAGES = ("setuptools<82", "pyyaml")
 READY_MARKER = ".langsam-dlc-ready.json"
 Log = Callable[[str], None]
@@ -58,8 +57,10 @@ def default_torch_requirements() -> tuple[str, ...]:
         try:
             reqs.append(f"{dist}=={metadata.version(dist)}")
         except metadata.PackageNotFoundError:
-            raise LocalDlcError(f"{dist} is not installed in this environment; pass the torch "
-                                "requirements for the DLC environment explicitly.") from None
+            raise LocalDlcError(
+                f"{dist} is not installed in this environment; pass the torch "
+                "requirements for the DLC environment explicitly."
+            ) from None
     return tuple(reqs)
 
 
@@ -75,17 +76,22 @@ def default_venv_parent() -> Path:
 def find_java() -> str:
     java = shutil.which("java")
     if java is None:
-        raise LocalDlcError("TorchServe needs Java 17 (a JRE) on PATH; install it first "
-                            "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless).")
+        raise LocalDlcError(
+            "TorchServe needs Java 17 (a JRE) on PATH; install it first "
+            "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless)."
+        )
     return java
 
 
-def ensure_dlc_venv(*, parent: str | Path | None = None,
-                    torch_requirements: Sequence[str] | None = None,
-                    log: Log = print) -> DlcVenv:
+def ensure_dlc_venv(
+    *, parent: str | Path | None = None, torch_requirements: Sequence[str] | None = None, log: Log = print
+) -> DlcVenv:
     """Return the cached serving environment, creating it first if needed (~35 s to minutes)."""
     torch_reqs = tuple(torch_requirements or default_torch_requirements())
-    root = Path(parent or default_venv_parent()) / f"py{sys.version_info.major}{sys.version_info.minor}-{venv_key(torch_reqs)}"
+    root = (
+        Path(parent or default_venv_parent())
+        / f"py{sys.version_info.major}{sys.version_info.minor}-{venv_key(torch_reqs)}"
+    )
     venv = DlcVenv(root=root)
     if (root / READY_MARKER).is_file() and venv.python.exists():
         return venv
@@ -102,14 +108,24 @@ def ensure_dlc_venv(*, parent: str | Path | None = None,
     _run([*pip, *FIXUP_PACKAGES], what="installing setuptools<82 and PyYAML")
     versions = {}
     for dist in ("torch", "torchserve", "sagemaker-pytorch-inference", "setuptools", "pyyaml"):
-        out = subprocess.run([str(venv.python), "-c",
-                              f"from importlib.metadata import version; print(version({dist!r}))"],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [str(venv.python), "-c", f"from importlib.metadata import version; print(version({dist!r}))"],
+            capture_output=True,
+            text=True,
+        )
         versions[dist] = out.stdout.strip()
-    (root / READY_MARKER).write_text(json.dumps({
-        "python": sys.version.split()[0], "torch_requirements": list(torch_reqs),
-        "versions": versions, "seconds": round(time.monotonic() - started, 1)}, indent=1),
-        encoding="utf-8")
+    (root / READY_MARKER).write_text(
+        json.dumps(
+            {
+                "python": sys.version.split()[0],
+                "torch_requirements": list(torch_reqs),
+                "versions": versions,
+                "seconds": round(time.monotonic() - started, 1),
+            },
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
     log(f"DLC environment ready in {time.monotonic() - started:.0f} s")
     return venv
 
@@ -126,7 +142,8 @@ def layer_venv(base: DlcVenv, dest: Path) -> DlcVenv:
     base_site = _site_packages(base.python)
     own_site = _site_packages(layer.python)
     Path(own_site, "langsam-dlc-base.pth").write_text(
-        f"import site; site.addsitedir({base_site!r})\n", encoding="utf-8")
+        f"import site; site.addsitedir({base_site!r})\n", encoding="utf-8"
+    )
     for script in ("torchserve", "torch-model-archiver"):
         src = base.bin_dir / script
         if src.is_file():
@@ -139,8 +156,9 @@ def layer_venv(base: DlcVenv, dest: Path) -> DlcVenv:
 
 
 def _site_packages(python: Path) -> str:
-    proc = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise LocalDlcError(f"{python} does not run: {proc.stderr.strip()[-300:]}")
     return proc.stdout.strip()
@@ -150,8 +168,15 @@ def _run(cmd: Sequence[str], *, what: str) -> None:
     proc = subprocess.run(list(cmd), capture_output=True, text=True)
     if proc.returncode != 0:
         output = (proc.stdout + proc.stderr).strip().splitlines()
-        offline = any(m in line for line in output for m in
-                      ("Failed to establish a new connection", "Temporary failure in name resolution",
-                       "Network is unreachable", "Could not fetch URL"))
+        offline = any(
+            m in line
+            for line in output
+            for m in (
+                "Failed to establish a new connection",
+                "Temporary failure in name resolution",
+                "Network is unreachable",
+                "Could not fetch URL",
+            )
+        )
         hint = " (the package index cannot be reached)" if offline else ""
         raise LocalDlcError(f"{what} failed{hint}:\n" + "\n".join(output[-12:]))

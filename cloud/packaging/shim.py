@@ -10,7 +10,7 @@ from there, and re-exports the handler's four functions.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 HANDLER_FUNCTIONS = ("model_fn", "input_fn", "predict_fn", "output_fn")
 

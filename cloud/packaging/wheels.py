@@ -23,9 +23,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from cloud.packaging.errors import PackageIndexUnreachable, PackagingError
 
@@ -33,14 +33,28 @@ from cloud.packaging.errors import PackageIndexUnreachable, PackagingError
 # must keep pkg_resources): never bundled, never named. Small packages the DLC also has (numpy,
 # pillow ...) are bundled anyway: pip leaves them alone when the container's copy satisfies the
 # requirements, and installs ours when it does not.
-DLC_PROVIDED = frozenset({
-    "torch", "torchvision", "torchaudio", "triton", "pytorch-triton", "setuptools",
-})
+DLC_PROVIDED = frozenset(
+    {
+        "torch",
+        "torchvision",
+        "torchaudio",
+        "triton",
+        "pytorch-triton",
+        "setuptools",
+    }
+)
 
 _NETWORK_ERRORS = (
-    "Failed to establish a new connection", "Temporary failure in name resolution",
-    "Network is unreachable", "Could not fetch URL", "ConnectTimeoutError", "ReadTimeoutError",
-    "Connection refused", "No route to host", "ProxyError", "SSLError",
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+    "Network is unreachable",
+    "Could not fetch URL",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "Connection refused",
+    "No route to host",
+    "ProxyError",
+    "SSLError",
 )
 _NO_MATCH = re.compile(r"No matching distribution found for ([^\s]+)")
 
@@ -70,14 +84,13 @@ class TargetPython:
         return f"{self.implementation}{self.python_version.replace('.', '')}-{self.platforms[0]}"
 
     def pip_args(self) -> list[str]:
-        args = ["--only-binary=:all:", "--python-version", self.python_version,
-                "--implementation", self.implementation]
+        args = ["--only-binary=:all:", "--python-version", self.python_version, "--implementation", self.implementation]
         for platform in self.platforms:
             args += ["--platform", platform]
         return args
 
     @classmethod
-    def local(cls) -> "TargetPython":
+    def local(cls) -> TargetPython:
         """This interpreter (for the local dry run, whose wheels must install here)."""
         import platform as _platform
 
@@ -85,14 +98,18 @@ class TargetPython:
         if not sys.platform.startswith("linux"):
             raise PackagingError("a package for the local dry run can only be built on Linux.")
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        return cls(python_version=version,
-                   platforms=(f"manylinux2014_{machine}", f"manylinux_2_28_{machine}"),
-                   label=f"local CPython {version}")
+        return cls(
+            python_version=version,
+            platforms=(f"manylinux2014_{machine}", f"manylinux_2_28_{machine}"),
+            label=f"local CPython {version}",
+        )
 
 
-DLC_PY312 = TargetPython(python_version="3.12",
-                         platforms=("manylinux2014_x86_64", "manylinux_2_28_x86_64"),
-                         label="DLC 2.6.0 (CPython 3.12, manylinux x86_64)")
+DLC_PY312 = TargetPython(
+    python_version="3.12",
+    platforms=("manylinux2014_x86_64", "manylinux_2_28_x86_64"),
+    label="DLC 2.6.0 (CPython 3.12, manylinux x86_64)",
+)
 
 
 def user_cache_dir() -> Path:
@@ -102,8 +119,9 @@ def user_cache_dir() -> Path:
     return cache_dir()
 
 
-def _pip(args: Sequence[str], *, env: dict[str, str] | None = None,
-         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _pip(
+    args: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "pip", *args]
     run_env = dict(os.environ if env is None else env)
     run_env.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
@@ -153,8 +171,11 @@ def set_wheel_requires(wheel: Path, requires: Sequence[str], *, dest: Path) -> P
                 continue  # WheelFile writes a fresh RECORD with the new hashes
             data = src.read(info.filename)
             if info.filename.endswith(".dist-info/METADATA"):
-                lines = [ln for ln in data.decode("utf-8").split("\n")
-                         if not ln.startswith(("Requires-Dist:", "Provides-Extra:"))]
+                lines = [
+                    ln
+                    for ln in data.decode("utf-8").split("\n")
+                    if not ln.startswith(("Requires-Dist:", "Provides-Extra:"))
+                ]
                 header_end = lines.index("") if "" in lines else len(lines)
                 lines[header_end:header_end] = [f"Requires-Dist: {r}" for r in requires]
                 data = "\n".join(lines).encode("utf-8")
@@ -162,8 +183,9 @@ def set_wheel_requires(wheel: Path, requires: Sequence[str], *, dest: Path) -> P
     return target
 
 
-def build_project_wheel(*, source_root: Path, dest: Path, requires: Sequence[str],
-                        packages: Sequence[str] = ("inference",)) -> Path:
+def build_project_wheel(
+    *, source_root: Path, dest: Path, requires: Sequence[str], packages: Sequence[str] = ("inference",)
+) -> Path:
     """Build this project as a wheel holding only ``packages`` and depending on ``requires``.
 
     The build runs on a copy of the sources, so the checkout gets no ``build/`` or
@@ -172,7 +194,8 @@ def build_project_wheel(*, source_root: Path, dest: Path, requires: Sequence[str
     if not (source_root / "pyproject.toml").is_file():
         raise PackagingError(
             f"the project sources are not at {source_root} (no pyproject.toml): packaging builds "
-            "the project from its source checkout.")
+            "the project from its source checkout."
+        )
     with tempfile.TemporaryDirectory(prefix="langsam-wheel-") as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
@@ -190,8 +213,14 @@ def build_project_wheel(*, source_root: Path, dest: Path, requires: Sequence[str
         return set_wheel_requires(wheel, requires, dest=dest)
 
 
-def build_pure_wheel(requirement: str, *, dest: Path, env_extra: dict[str, str] | None = None,
-                     no_build_isolation: bool = False, log: Log = print) -> Path:
+def build_pure_wheel(
+    requirement: str,
+    *,
+    dest: Path,
+    env_extra: dict[str, str] | None = None,
+    no_build_isolation: bool = False,
+    log: Log = print,
+) -> Path:
     """Build a pure-Python wheel of ``requirement`` from its sdist (cached in ``dest``)."""
     from packaging.requirements import Requirement
 
@@ -211,13 +240,13 @@ def build_pure_wheel(requirement: str, *, dest: Path, env_extra: dict[str, str] 
         proc = _pip(args, env=env)
         if proc.returncode != 0:
             _raise_if_offline(proc.stdout + proc.stderr)
-            raise PackagingError(f"building a wheel of {requirement} failed:\n"
-                                 + _tail(proc.stdout + proc.stderr))
+            raise PackagingError(f"building a wheel of {requirement} failed:\n" + _tail(proc.stdout + proc.stderr))
         wheel = next(Path(tmp).glob("*.whl"))
         if not _is_pure(wheel):
             raise PackagingError(
                 f"{requirement} has no wheel for the container and is not pure Python "
-                f"(building it here gave {wheel.name}); it cannot be installed offline.")
+                f"(building it here gave {wheel.name}); it cannot be installed offline."
+            )
         target = dest / wheel.name
         shutil.copy2(wheel, target)
         return target
@@ -228,11 +257,13 @@ def _raise_if_offline(output: str) -> None:
         raise PackageIndexUnreachable(
             "the package index cannot be reached and the wheel cache does not hold everything "
             "the package needs. Connect to the network (or configure pip's index) and run "
-            "packaging again; later runs reuse the cache.\n" + _tail(output, 6))
+            "packaging again; later runs reuse the cache.\n" + _tail(output, 6)
+        )
 
 
-def download_wheels(requirements: Iterable[str], *, target: TargetPython, dest: Path,
-                    cache: Path, local_wheels: Path, log: Log = print) -> list[Path]:
+def download_wheels(
+    requirements: Iterable[str], *, target: TargetPython, dest: Path, cache: Path, local_wheels: Path, log: Log = print
+) -> list[Path]:
     """Put wheels for ``requirements`` and everything they need (for ``target``) into ``dest``.
 
     Tries the cache alone first (offline, fast); otherwise asks the package index, building
@@ -241,8 +272,16 @@ def download_wheels(requirements: Iterable[str], *, target: TargetPython, dest: 
     reqs = sorted(set(requirements))
     cache.mkdir(parents=True, exist_ok=True)
     dest.mkdir(parents=True, exist_ok=True)
-    base = ["download", "-d", str(dest), *target.pip_args(),
-            "--find-links", str(cache), "--find-links", str(local_wheels)]
+    base = [
+        "download",
+        "-d",
+        str(dest),
+        *target.pip_args(),
+        "--find-links",
+        str(cache),
+        "--find-links",
+        str(local_wheels),
+    ]
     proc = _pip([*base, "--no-index", *reqs])
     if proc.returncode == 0:
         log(f"wheels for {target.label}: all from the cache")
@@ -259,8 +298,10 @@ def download_wheels(requirements: Iterable[str], *, target: TargetPython, dest: 
             raise PackagingError("pip could not collect the wheels:\n" + _tail(output))
         for requirement in missing:
             if is_dlc_provided(re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]):
-                raise PackagingError(f"a requirement pulls in {requirement}, which the container "
-                                     "provides; remove it from the requirements.")
+                raise PackagingError(
+                    f"a requirement pulls in {requirement}, which the container "
+                    "provides; remove it from the requirements."
+                )
             build_pure_wheel(requirement, dest=local_wheels, log=log)
     raise PackagingError("pip kept finding requirements without wheels:\n" + _tail(proc.stdout + proc.stderr))
 
@@ -269,9 +310,8 @@ def _missing_requirements(output: str) -> list[str]:
     """Requirements pip found no wheel for: ``No matching distribution found for X``, or the
     names listed under "no matching distributions available" of a ResolutionImpossible."""
     found = [m.group(1) for m in _NO_MATCH.finditer(output)]
-    block = re.search(r"no matching distributions available for your environment:\n((?:[ \t]+\S+[ \t]*\n)+)",
-                      output)
-    for name in (block.group(1).split() if block else []):
+    block = re.search(r"no matching distributions available for your environment:\n((?:[ \t]+\S+[ \t]*\n)+)", output)
+    for name in block.group(1).split() if block else []:
         spec = re.search(rf"depends on ({re.escape(name)}[^\s,]*)", output, flags=re.IGNORECASE)
         found.append(spec.group(1) if spec else name)
     return list(dict.fromkeys(found))

@@ -27,9 +27,12 @@ from typing import NoReturn
 SUBCOMMANDS: dict[str, str] = {
     "app": "desktop_app.cli.app_command",
     "segment": "desktop_app.cli.segment_command",
+    "import": "desktop_app.cli.import_command",
+    "assist": "desktop_app.cli.assist_command",
     "models": "desktop_app.cli.models_command",
     "serve": "desktop_app.cli.serve_command",
     "deploy": "desktop_app.cli.deploy_command",
+    "batch-transform": "desktop_app.cli.batch_transform_command",
 }
 OUR_PACKAGES = frozenset({"desktop_app", "inference", "cloud"})
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130

@@ -9,22 +9,16 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any
 
 from desktop_app.core.annotation.atomic import write_json_atomic
+from desktop_app.core.palette import hex_to_rgb, new_label_color
 
 PROJECT_FORMAT = "langsam-studio-project"
 PROJECT_VERSION = 1
-
-# Distinct on light and dark images and for the common colour-vision deficiencies first
-# (Okabe-Ito), then Tableau-style hues; cycled with a lighter shade when exhausted.
-DEFAULT_PALETTE: tuple[str, ...] = (
-    "#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7",
-    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
-    "#bfef45", "#469990", "#9a6324", "#800000", "#808000", "#000075",
-)
 
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -44,7 +38,7 @@ class Label:
 
     @property
     def rgb(self) -> tuple[int, int, int]:
-        return int(self.color[1:3], 16), int(self.color[3:5], 16), int(self.color[5:7], 16)
+        return hex_to_rgb(self.color)
 
 
 def normalise_color(color: str | tuple[int, int, int]) -> str:
@@ -64,17 +58,6 @@ def _check_name(name: str) -> str:
     if len(cleaned) > 200:
         raise LabelError("a label name can have at most 200 characters")
     return cleaned
-
-
-def palette_color(index: int) -> str:
-    """The ``index``-th default colour; lighter shades after the palette runs out."""
-    base = DEFAULT_PALETTE[index % len(DEFAULT_PALETTE)]
-    round_ = index // len(DEFAULT_PALETTE)
-    if round_ == 0:
-        return base
-    r, g, b = (int(base[i:i + 2], 16) for i in (1, 3, 5))
-    t = min(0.25 * round_, 0.75)
-    return normalise_color(tuple(int(round(c + (255 - c) * t)) for c in (r, g, b)))
 
 
 class LabelSet:
@@ -123,7 +106,9 @@ class LabelSet:
         name = _check_name(name)
         if name in self:
             return self.get(name)
-        label = Label(name=name, color=normalise_color(color) if color is not None else self._next_color())
+        if color is None:  # the one colour policy: the canvas showed this colour before the label was added
+            color = new_label_color(name, taken=[label.color for label in self._labels])
+        label = Label(name=name, color=normalise_color(color))
         self._labels.append(label)
         return label
 
@@ -153,21 +138,13 @@ class LabelSet:
         label = self._labels.pop(self.index_of(name))
         self._labels.insert(max(0, min(index, len(self._labels))), label)
 
-    def _next_color(self) -> str:
-        used = {label.color for label in self._labels}
-        for i in range(len(DEFAULT_PALETTE) * 4):
-            color = palette_color(i)
-            if color not in used:
-                return color
-        return palette_color(len(self._labels))
-
     # -- storage ---------------------------------------------------------------------------
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"format": PROJECT_FORMAT, "version": PROJECT_VERSION,
                 "labels": [{"name": label.name, "color": label.color} for label in self._labels]}
 
     @classmethod
-    def from_json(cls, data: dict, *, source: str = "the project file") -> "LabelSet":
+    def from_json(cls, data: dict[str, Any], *, source: str = "the project file") -> LabelSet:
         if not isinstance(data, dict) or data.get("format") != PROJECT_FORMAT:
             raise ProjectFileError(f"{source} is not a LangSAM Studio project file")
         version = data.get("version")
@@ -188,7 +165,7 @@ class LabelSet:
                 raise ProjectFileError(f"{source}: label {i + 1} is invalid ({exc})") from None
         return result
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically, keeping any other keys the project file holds."""
         data = self.to_json()
         try:
@@ -200,7 +177,7 @@ class LabelSet:
         return write_json_atomic(path, data)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "LabelSet":
+    def load(cls, path: str | os.PathLike[str]) -> LabelSet:
         """Read a label set; a missing file is an empty set."""
         path = Path(path)
         try:
