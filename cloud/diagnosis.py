@@ -475,6 +475,36 @@ FAILURES: tuple[FailureMode, ...] = (
         "or the worker cannot import its code.",
         where="smoke invocation",
     ),
+    # Batch Transform (cloud/batch_transform, `langsam-studio batch-transform`)
+    _f(
+        "transform-model-missing",
+        "Batch Transform: no such model",
+        "The SageMaker model named for the transform job does not exist in this region.",
+        "Pass the name of an existing model (`aws sagemaker list-models`; `deploy up` creates "
+        "NAME-m-<hash>), or --package PATH with --role to create one.",
+        patterns=(r"Could not find model",),
+        where="batch-transform (model)",
+    ),
+    _f(
+        "transform-input",
+        "Batch Transform: unusable input or output location",
+        "The transform job's input prefix holds no usable images, or the input/output locations "
+        "cannot be used (not s3://bucket/prefix/, output inside the input, an image over 6 MiB).",
+        "Put the images (JPEG/PNG, at most 6 MiB each) under an S3 prefix in the job's region and "
+        "pass another prefix as --out.",
+        patterns=(r"No S3 objects found under", r"MaxPayloadInMB", r"exceeds? the maximum payload"),
+        where="batch-transform (before anything is created; job FailureReason)",
+    ),
+    _f(
+        "transform-failed",
+        "Batch Transform job failed",
+        "The Batch Transform job failed; records finished before the failure are kept under --out.",
+        "Read the job's log lines shown above (CloudWatch /aws/sagemaker/TransformJobs); "
+        "import what finished with `langsam-studio batch-transform import`, fix the cause and "
+        "run again.",
+        patterns=(r"See job logs for more information", r"AlgorithmError", r"Bad HTTP status received from algorithm"),
+        where="batch-transform (job status)",
+    ),
     _f(
         "billing",
         "An endpoint left running keeps billing",

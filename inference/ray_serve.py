@@ -20,6 +20,10 @@ tested like any other class.
 
 One request runs at a time per replica (the backend is not thread-safe); Ray routes the rest to
 other replicas or queues them.
+
+In a SageMaker Batch Transform job the body is a bare image with no prompt header: the prompt is
+the job's ``LANGSAM_BATCH_PROMPT`` (validated in ``__init__``), and a refused record is answered
+200 with its error body (:mod:`inference.batch_prompt`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from inference.batch_prompt import check_batch_prompt, describe_batch_prompt, record_status, with_batch_prompt
 from inference.protocol import (
     CUSTOM_ATTRIBUTES_HEADER,
     JSON_TYPE,
@@ -98,6 +103,7 @@ class LangSAMDeployment:
         device: str | None = None,
     ) -> None:
         started = time.monotonic()
+        batch = check_batch_prompt()  # a Batch Transform job's prompt (LANGSAM_BATCH_PROMPT): refuse a bad one now
         if backend is None:
             from inference.sagemaker_handler import create_backend_from_model_dir
 
@@ -120,6 +126,8 @@ class LangSAMDeployment:
             f"model loaded in {self.load_seconds:.1f} s: backend={info.backend} model={info.model} "
             f"device={info.device} ({info.device_reason}) replica={self.replica}"
         )
+        if batch is not None:
+            _log(describe_batch_prompt(batch))
         self.warm_up_seconds: float | None = None
         if warm_up:
             t0 = time.monotonic()
@@ -131,6 +139,8 @@ class LangSAMDeployment:
     # -- the SageMaker contract -----------------------------------------------------------------
     def invoke(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes, dict[str, str]]:
         """(status, body, response headers) for one ``InvokeEndpoint`` body; never raises."""
+        # Batch Transform sends bare image bodies: the job's prompt comes from LANGSAM_BATCH_PROMPT
+        headers = with_batch_prompt(headers, header(headers, "Content-Type"))
         request_id = header(headers, INFERENCE_ID_HEADER) or uuid.uuid4().hex
         try:
             accept = media_type(header(headers, "Accept"))
@@ -154,7 +164,8 @@ class LangSAMDeployment:
             error = encode_error(
                 status=info.status, code=info.code, message=info.message, field=info.field, request_id=request_id
             )
-            return info.status, error, {CUSTOM_ATTRIBUTES_HEADER: f"replica={self.replica}"}
+            # in a transform job a refused record is a 200 with this error body (inference.batch_prompt)
+            return record_status(info.status), error, {CUSTOM_ATTRIBUTES_HEADER: f"replica={self.replica}"}
         out = {
             CUSTOM_ATTRIBUTES_HEADER: (
                 f"replica={self.replica}, image-cache={result.headers.get('X-LangSAM-Image-Cache', 'miss')}, "

@@ -8,6 +8,9 @@ They run the same code as the HTTP server (:class:`inference.server.runner.Segme
 and :mod:`inference.protocol`). Each takes the toolkit's optional trailing ``context`` (the
 TorchServe context): headers (custom attributes, session id) are read from it, and error
 statuses are set on it so a bad request gets a 4xx JSON body, not a 500 with a traceback.
+In a SageMaker Batch Transform job (a bare image body, no headers) the prompt is the job's
+``LANGSAM_BATCH_PROMPT`` environment variable, checked in ``model_fn``, and a refused record is
+answered 200 with its error body so one bad image does not fail the job (:mod:`inference.batch_prompt`).
 
 ``model_fn`` loads only from ``model_dir`` (never the network)::
 
@@ -62,6 +65,8 @@ CONFIG_FORMAT = 1
 WEIGHTS_DIR = "weights"
 GDINO_DIR_PREFIX = "grounding-dino-"
 _SAM_BACKENDS = frozenset({"sam2", "langsam"})
+_SAM3_BACKENDS = frozenset({"sam3"})  # "checkpoint" names the SAM 3 folder (weights/sam3/, Hub layout)
+SAM3_DIR = "sam3"
 _GDINO_BACKENDS = frozenset({"langsam"})
 
 
@@ -141,6 +146,10 @@ def resolve_model_dir(model_dir: str | os.PathLike[str], *, device: str | None =
         if config.get("model"):
             options["model"] = config["model"]
         options["checkpoint"] = str(_checkpoint(root, weights, config))
+    if backend in _SAM3_BACKENDS:
+        if config.get("model"):
+            options["model"] = config["model"]
+        options["checkpoint"] = str(_sam3_dir(root, weights, config))
     if backend in _GDINO_BACKENDS:
         if config.get("gdino_model"):
             options["gdino_model"] = config["gdino_model"]
@@ -169,6 +178,16 @@ def _checkpoint(root: Path, weights: Path, config: Mapping[str, Any]) -> Path:
             f'({_listing(weights)}); name it in {CONFIG_NAME} as "checkpoint"'
         )
     return candidates[0]
+
+
+def _sam3_dir(root: Path, weights: Path, config: Mapping[str, Any]) -> Path:
+    path: Path = root / (config.get("checkpoint") or f"{WEIGHTS_DIR}/{SAM3_DIR}")
+    if not (path / "config.json").is_file():
+        raise WeightsMissingError(
+            f"the SAM 3 folder {path} (config.json, model.safetensors, tokenizer files) named in {CONFIG_NAME} is "
+            f"missing or incomplete (found in {weights}: {_listing(weights)})"
+        )
+    return path
 
 
 def _gdino_dir(root: Path, weights: Path, config: Mapping[str, Any]) -> Path:
