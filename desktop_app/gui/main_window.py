@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMessageBo
                                QVBoxLayout, QWidget)
 
 from desktop_app.core.annotation.document import ImageDocument, ImageStatus
-from desktop_app.core.backend_choices import CHOICES, Capability, backend_request
+from desktop_app.core.backend_choices import CHOICES, backend_request
 from desktop_app.gui.autosave import Autosaver
 from desktop_app.gui.canvas.image_canvas import ImageCanvas
 from desktop_app.gui.controller import AnnotationController
@@ -81,11 +81,17 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.navigation = ImageNavigation(self)  # which image is on screen (core/navigation.py)
         self.save_guard = SaveGuard(self)  # failed saves: marks, retries, conflicts, closing
+        from desktop_app.gui.batch_runner import BatchRunner
+
+        self.batch_runner = BatchRunner(self)  # batch over the folder in the background
         self._wire()
         self.editing = install_editing(self)  # issue 12: shapes, clipboard, context menus, drops, recent
         from desktop_app.gui.window_extras import install_view_state
 
         self.view_state = install_view_state(self)  # issue 12: tool bar, status widgets, candidate list
+        from desktop_app.gui.sam3_wiring import install_sam3
+
+        install_sam3(self)  # issue 11: the exemplar tool (SAM 3 only), a prediction's notes
         self.resize(1280, 820)
         if self.settings.window_geometry is not None:
             self.restoreGeometry(self.settings.window_geometry)
@@ -487,40 +493,8 @@ class MainWindow(QMainWindow):
         task.ended.connect(lambda: self.status_panel.set_work(""))
 
     def show_batch(self) -> None:
-        """Batch runs through the one inference worker and its loaded backend (no second copy of
-        the models); it waits if that backend is still loading."""
-        from desktop_app.gui.dialogs.batch_dialog import BatchDialog
-
-        if self.project is None:
-            self.show_error("open a folder first")
-            return
-        self.flush_saves()
-        worker = self.controller.worker
-
-        def predict(image, prompt, *, cancel=None):
-            return worker.predict_blocking(image=image, prompt=prompt, cancel=cancel)
-
-        def check_ready() -> str | None:
-            # the backend asked for says it at once (the registry), even while it loads
-            name = getattr(self, "_requested_backend", "")
-            choice = CHOICES.get(name)
-            if choice is not None and choice.can(Capability.TEXT):
-                return None  # ready, or loading (the batch waits for it)
-            info = self.controller.backend_info
-            if choice is None and (info is None or info.supports_text):
-                return None
-            name = name if choice is not None else info.backend
-            failure = getattr(self, "_last_backend_failure", "")
-            return (f"the {name} backend cannot run text prompts: the Lang-SAM models are not "
-                    f"installed or not chosen (Inference → Models…, then choose Lang-SAM)"
-                    + (f". Last problem: {failure}" if failure else ""))
-
-        dialog = BatchDialog(project=self.project, predict=predict, check_ready=check_ready,
-                             text=self.prompt_bar.text(), parent=self)
-        dialog.batch_finished.connect(self._after_batch)
-        self._mirror_progress(dialog.task, "batch")
-        self._dialogs["batch"] = dialog
-        dialog.open()
+        """Inference → Batch: the dialog configures; the run is in the background (gui/batch_runner.py)."""
+        self.batch_runner.show_dialog()
 
     def _after_batch(self, _result) -> None:
         """Batch wrote documents on disk: re-read labels, the list and the image on screen."""
@@ -540,6 +514,9 @@ class MainWindow(QMainWindow):
 
     # -- closing ---------------------------------------------------------------------------
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        if not self.batch_runner.confirm_close():  # a running batch: cancel it and close / keep running
+            event.ignore()
+            return
         if not self.save_guard.confirm_close():  # unsaved work: Save again / Discard / Cancel
             event.ignore()
             return
@@ -552,6 +529,7 @@ class MainWindow(QMainWindow):
         self.settings.window_state = self.saveState()
         self.autosaver.close()
         self.controller.shutdown()
+        self.batch_runner.shutdown()  # after the worker stopped: a waiting batch call is released
         for dialog in self._dialogs.values():
             task = getattr(dialog, "task", None)
             if task is not None:
