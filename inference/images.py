@@ -61,11 +61,16 @@ class ImageSource:
 ImageInput = str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Image | np.ndarray | ImageSource
 
 DEFAULT_MAX_PIXELS = 200_000_000  # ~14000 x 14000; overridable per call and by LANGSAM_MAX_PIXELS
+MAX_PIXELS_ENV = "LANGSAM_MAX_PIXELS"
 
 
-def default_max_pixels() -> int:
-    raw = os.environ.get("LANGSAM_MAX_PIXELS")
-    return int(raw) if raw and raw.isdigit() else DEFAULT_MAX_PIXELS
+def default_max_pixels(setting: int | None = None) -> int:
+    """The pixel limit in force: ``$LANGSAM_MAX_PIXELS`` when set (it overrides), else ``setting``
+    (the app's setting), else :data:`DEFAULT_MAX_PIXELS`. The one place this rule lives."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    return int(setting) if setting else DEFAULT_MAX_PIXELS
 
 
 def _describe(source: ImageInput) -> str:

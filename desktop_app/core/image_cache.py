@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from desktop_app.core.contrast import Window, apply_window, auto_window
-from inference.images import DEFAULT_MAX_PIXELS, ImageSource, image_key, load_image_with_raw
+from inference.images import ImageSource, default_max_pixels, image_key, load_image_with_raw
 from inference.lru import ByteBoundedLRU
 
 DEFAULT_DECODED_CACHE_BYTES = 768 * 1024 * 1024  # five 8000x6000 RGB images
@@ -25,10 +25,7 @@ _NO_LIMIT = 2**62
 def effective_max_pixels(setting: int | None) -> int:
     """The app's pixel limit: ``LANGSAM_MAX_PIXELS`` when set (an override), else the setting,
     else :data:`inference.images.DEFAULT_MAX_PIXELS`."""
-    raw = os.environ.get("LANGSAM_MAX_PIXELS", "").strip()
-    if raw.isdigit() and int(raw) > 0:
-        return int(raw)
-    return int(setting) if setting else DEFAULT_MAX_PIXELS
+    return default_max_pixels(setting)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

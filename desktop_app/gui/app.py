@@ -95,6 +95,17 @@ def create_window(argv: Sequence[str] = ()):
     return window
 
 
+def _install_logging() -> None:
+    """Warnings and errors to stderr, with every known secret value redacted from each record
+    (a handler filter, so records of child loggers such as botocore's are covered too)."""
+    import logging
+
+    from desktop_app.core.secrets import install_log_redaction
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
+
+
 def run_app(argv: Sequence[str]) -> int:
     from PySide6.QtWidgets import QApplication
 
@@ -102,6 +113,7 @@ def run_app(argv: Sequence[str]) -> int:
     app.setApplicationName("LangSAM Studio")
     app.setOrganizationName(APP_NAME)
     _install_excepthook()
+    _install_logging()
     window = create_window(argv)
     window.show()
     _close_on_signals(app, window)
