@@ -138,3 +138,29 @@ def test_bad_options_and_files(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(FormatError, match="not a folder"):
         export_coco([], images_dir=tmp_path, out_dir=tmp_path / "file")
+
+
+def test_rectangle_objects_are_exact_boxes_and_round_trip(tmp_path):
+    from desktop_app.core.annotation.document import AnnotationObject, ImageDocument
+
+    doc = ImageDocument(image_name="r.png", width=40, height=30)
+    box = np.zeros((30, 40), bool)
+    box[5:17, 8:31] = True
+    doc.add(AnnotationObject(label="box", mask=box, kind="rectangle"))
+    for segmentation in ("polygon", "rle"):
+        (path,) = export_coco([doc], images_dir=tmp_path, out_dir=tmp_path / segmentation, segmentation=segmentation)
+        (ann,) = json.loads(path.read_text())["annotations"]
+        assert ann["bbox"] == [8, 5, 23, 12] and ann["area"] == 23 * 12
+        if segmentation == "polygon":  # the 4 pixel corners, not a traced and simplified outline
+            assert ann["segmentation"] == [[8, 5, 8, 17, 31, 17, 31, 5]]
+        assert np.array_equal(_load_coco(path).annToMask(ann).astype(bool), box)
+        (back,) = import_coco(path).documents
+        (obj,) = back.objects
+        assert obj.bbox == (8, 5, 31, 17) and np.array_equal(obj.mask, box)
+    # a detection-only annotation (bbox, no segmentation) is a rectangle; a polygon is a mask
+    data = json.loads((tmp_path / "polygon" / "annotations.json").read_text())
+    data["annotations"].append({**data["annotations"][0], "id": 2, "segmentation": []})
+    (tmp_path / "mixed.json").write_text(json.dumps(data))
+    (back,) = import_coco(tmp_path / "mixed.json").documents
+    assert [o.kind for o in back.objects] == ["mask", "rectangle"]
+    assert np.array_equal(back.objects[1].mask, box)

@@ -159,3 +159,62 @@ def test_bad_shape_type_option(tmp_path):
             out_dir=tmp_path,
             shape_type="circle",
         )
+
+
+def _rect_doc(tmp_path):
+    from PIL import Image as PILImage
+
+    PILImage.new("RGB", (40, 30)).save(tmp_path / "r.png")
+    doc = ImageDocument(image_name="r.png", width=40, height=30)
+    box = np.zeros((30, 40), bool)
+    box[5:17, 8:31] = True
+    brushed = np.zeros((30, 40), bool)
+    brushed[20:28, 2:12] = True
+    brushed[20, 11] = False  # a rectangle someone erased a pixel of: the mask is the truth
+    doc.add(AnnotationObject(label="box", mask=box, kind="rectangle", score=0.5))
+    doc.add(AnnotationObject(label="box", mask=brushed, kind="rectangle"))
+    return doc
+
+
+def test_rectangle_objects_export_as_labelme_rectangles_and_come_back_as_rectangles(tmp_path):
+    doc = _rect_doc(tmp_path)
+    (path,) = export_labelme([doc], images_dir=tmp_path, out_dir=tmp_path / "lm")
+    data = check_like_labelme(path)
+    rect, other = data["shapes"]
+    # labelme's convention: 2 points, the inclusive corner pixels (labelme fills them inclusively)
+    assert rect["shape_type"] == "rectangle" and rect["points"] == [[8.0, 5.0], [30.0, 16.0]]
+    assert rect["group_id"] is None and rect["description"] == "score=0.500"
+    assert other["shape_type"] == "polygon"  # not a rectangle any more: written as its outline
+    result = import_labelme([path])
+    assert result.warnings == ()
+    (back,) = result.documents
+    assert [o.kind for o in back.objects] == ["rectangle", "mask"]
+    assert np.array_equal(back.objects[0].mask, doc.objects[0].mask)
+    assert back.objects[0].bbox == (8, 5, 31, 17)
+
+
+def test_rectangle_objects_in_forced_modes_and_foreign_rectangles(tmp_path):
+    obj = _rect_doc(tmp_path).objects[0]
+    (poly,) = object_shapes(obj, mode="polygon")
+    assert poly["shape_type"] == "polygon" and len(poly["points"]) == 4
+    assert np.array_equal(shape_to_mask(poly, height=30, width=40), obj.mask)
+    (mask_shape,) = object_shapes(obj, mode="mask")
+    assert mask_shape["shape_type"] == "mask"
+    # a rectangle drawn in labelme (float corners, reversed) is a rectangle; grouped with a
+    # polygon it is part of a mask
+    data = {
+        "version": "5.5.0",
+        "flags": {},
+        "imagePath": "r.png",
+        "imageData": None,
+        "imageHeight": 30,
+        "imageWidth": 40,
+        "shapes": [
+            {"label": "a", "points": [[20.4, 12.6], [3.2, 2.1]], "shape_type": "rectangle", "group_id": None},
+            {"label": "b", "points": [[1, 1], [3, 3]], "shape_type": "rectangle", "group_id": 7},
+            {"label": "b", "points": [[10, 10], [14, 10], [12, 14]], "shape_type": "polygon", "group_id": 7},
+        ],
+    }
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    (doc,) = import_labelme([tmp_path / "r.json"]).documents
+    assert [(o.label, o.kind) for o in doc.objects] == [("a", "rectangle"), ("b", "mask")]

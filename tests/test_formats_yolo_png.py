@@ -201,3 +201,20 @@ def test_registry_names_and_streaming(sample_project, tmp_path):
         )
         assert done == [1, 2, 3] and paths and all(p.is_file() for p in paths)
         assert not list((tmp_path / name).rglob("*.tmp"))
+
+
+def test_yolo_rectangle_objects_are_four_corners_and_boxes_read_back_as_rectangles(tmp_path):
+    Image.new("RGB", (40, 30)).save(tmp_path / "r.png")
+    doc = ImageDocument(image_name="r.png", width=40, height=30)
+    box = np.zeros((30, 40), bool)
+    box[6:18, 8:32] = True
+    doc.add(AnnotationObject(label="box", mask=box, kind="rectangle"))
+    export_yolo([doc], images_dir=tmp_path, out_dir=tmp_path / "seg", polygon_tolerance=5)
+    line = (tmp_path / "seg" / "labels" / "r.txt").read_text().split()
+    assert line == ["0", "0.2", "0.2", "0.2", "0.6", "0.8", "0.6", "0.8", "0.2"]  # 4 corners, never simplified
+    (back,) = import_yolo(tmp_path / "seg").documents
+    assert np.array_equal(back.objects[0].mask, box) and back.objects[0].kind == "mask"  # a polygon line
+    export_yolo([doc], images_dir=tmp_path, out_dir=tmp_path / "det", boxes_only=True)
+    assert (tmp_path / "det" / "labels" / "r.txt").read_text() == "0 0.5 0.4 0.6 0.4\n"
+    (back,) = import_yolo(tmp_path / "det").documents
+    assert back.objects[0].kind == "rectangle" and back.objects[0].bbox == (8, 6, 32, 18)

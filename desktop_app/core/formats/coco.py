@@ -33,9 +33,12 @@ from desktop_app.core.formats.common import (
     load_json_file,
     parse_split,
     prepare_out_dir,
+    rectangle_box,
+    rectangle_ring,
     split_of,
     working_labels,
 )
+from desktop_app.core.object_ops import is_rectangle
 from inference.masks import (
     DEFAULT_POLYGON_TOLERANCE,
     flat_to_ring,
@@ -55,9 +58,13 @@ Segmentation = Literal["rle", "polygon"]
 def object_segmentation(
     obj: AnnotationObject, *, segmentation: Segmentation, tolerance: float = DEFAULT_POLYGON_TOLERANCE
 ) -> Any:
-    """RLE (exact), or polygons simplified within ``tolerance`` pixels (0: exact pixel edges)."""
+    """RLE (exact), or polygons simplified within ``tolerance`` pixels (0: exact pixel edges);
+    a rectangle object (:func:`~desktop_app.core.formats.common.rectangle_box`) is its 4 corners."""
     if segmentation == "rle":
         return mask_to_rle(obj.mask)
+    box = rectangle_box(obj)
+    if box is not None:
+        return [ring_to_flat(rectangle_ring(box))]
     polygons = []
     for outer, holes in mask_to_simple_polygons(obj.mask, tolerance=tolerance):
         ring = join_rings([(outer, holes)]) if holes else outer
@@ -145,6 +152,7 @@ def export_coco(
 
 # -- import -----------------------------------------------------------------------------------
 def _decode(seg: Any, bbox: Any, *, height: int, width: int) -> np.ndarray:
+    """The annotation's mask: its polygons, its RLE, or (detection only) its bbox."""
     if isinstance(seg, list) and seg:
         rings = [flat_to_ring(p) for p in seg if isinstance(p, list) and len(p) >= 6]
         if not rings:
@@ -217,7 +225,8 @@ def import_coco(
             warnings.append(f"'{path}': skipped annotation {ann.get('id')}: unknown category {ann.get('category_id')}")
             continue
         try:
-            mask = _decode(ann.get("segmentation"), ann.get("bbox"), height=doc.height, width=doc.width)
+            seg = ann.get("segmentation")
+            mask = _decode(seg, ann.get("bbox"), height=doc.height, width=doc.width)
         except (ValueError, TypeError) as exc:
             warnings.append(f"'{path}': skipped annotation {ann.get('id')} on '{doc.image_name}': {exc}")
             continue
@@ -225,11 +234,13 @@ def import_coco(
             warnings.append(f"'{path}': skipped annotation {ann.get('id')} on '{doc.image_name}': empty mask")
             continue
         score = ann.get("score")
+        box_only = not isinstance(seg, dict) and not (isinstance(seg, list) and seg)  # detection: a box
         doc.add(
             AnnotationObject(
                 label=label,
                 mask=mask,
                 source="import",
+                kind="rectangle" if box_only and is_rectangle(mask) else "mask",
                 score=float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None,
             )
         )

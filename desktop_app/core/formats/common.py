@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from desktop_app.core.annotation.document import AnnotationObject, ImageDocument
 from desktop_app.core.annotation.labels import LabelSet
 from desktop_app.core.annotation.storage import MAX_MASK_PIXELS
+from desktop_app.core.object_ops import is_rectangle
 from inference.errors import StudioError
 
 Labels = LabelSet | Sequence[str] | None
@@ -98,6 +101,21 @@ def working_labels(labels: Labels) -> LabelSet:
 def exportable_objects(doc: ImageDocument) -> list[AnnotationObject]:
     """Objects with at least one pixel (an empty mask has no geometry to write)."""
     return [obj for obj in doc.objects if obj.mask.any()]
+
+
+def rectangle_box(obj: AnnotationObject) -> tuple[int, int, int, int] | None:
+    """The xyxy box (x1, y1 exclusive) an object is exported as when it is a rectangle: kind
+    "rectangle" and its mask exactly fills that box (the mask is the truth: a rectangle someone
+    brushed over exports as a mask). ``None`` otherwise; exporters then write the mask's outline."""
+    if obj.kind != "rectangle" or not is_rectangle(obj.mask):
+        return None
+    return obj.bbox
+
+
+def rectangle_ring(box: tuple[int, int, int, int]) -> np.ndarray:
+    """The 4 pixel-corner vertices of an xyxy box, in the order ``mask_to_polygons`` traces them."""
+    x0, y0, x1, y1 = box
+    return np.array([[x0, y0], [x0, y1], [x1, y1], [x1, y0]], dtype=np.float64)
 
 
 def image_relpath(image_name: str) -> PurePosixPath:

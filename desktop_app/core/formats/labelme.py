@@ -3,8 +3,10 @@
 Shapes (see docs/adr/0002): ``polygon`` in labelme's own convention (vertices through the
 centres of boundary pixels; labelme fills the polygon *and* its outline), or ``mask`` (labelme
 >= 5.3: ``points`` = inclusive integer corners of the box, ``mask`` = base64 PNG of that crop)
-for objects with holes or too small for a polygon. ``imagePath`` is relative to the JSON file,
-``imageData`` is null.
+for objects with holes or too small for a polygon, or ``rectangle`` (2 points: the inclusive
+integer corners of the box, which labelme fills inclusively) for objects of kind "rectangle";
+a ``rectangle`` shape reads back as kind "rectangle". ``imagePath`` is relative to the JSON
+file, ``imageData`` is null.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ from desktop_app.core.formats.common import (
     iterate,
     load_json_file,
     prepare_out_dir,
+    rectangle_box,
     working_labels,
 )
+from desktop_app.core.object_ops import is_rectangle
 from inference.masks import DEFAULT_POLYGON_TOLERANCE, MIN_SIMPLIFIED_IOU, mask_bbox
 
 LABELME_VERSION = "5.5.0"  # mask shapes exist since 5.3; older labelme reads polygons only
@@ -105,7 +109,15 @@ def object_shapes(
     Polygons are simplified within ``epsilon`` pixels (Douglas-Peucker); when that moves the
     filled result below ``MIN_SIMPLIFIED_IOU`` of the unsimplified polygons (thin strokes), the
     tolerance is halved, twice, then dropped (as ``inference.masks.mask_to_simple_polygons``).
+    In ``auto`` mode a rectangle object (:func:`~desktop_app.core.formats.common.rectangle_box`)
+    is one ``rectangle`` shape, exact; ``polygon`` mode gives its 4 corners, ``mask`` its crop.
     """
+    box = rectangle_box(obj)
+    if box is not None and mode == "auto":
+        x0, y0, x1, y1 = box
+        description = "" if obj.score is None else f"score={obj.score:.3f}"
+        points = [[float(x0), float(y0)], [float(x1 - 1), float(y1 - 1)]]
+        return [_shape(obj.label, points, "rectangle", description=description)]
     shapes = _object_shapes(obj, mode=mode, group_id=group_id, epsilon=0.0)
     if epsilon <= 0 or not any(s["shape_type"] == "polygon" and len(s["points"]) > 3 for s in shapes):
         return shapes
@@ -283,6 +295,7 @@ def import_labelme(
         doc = ImageDocument(image_name=image_name, width=width, height=height, status=status)
         groups: dict[tuple[str, Any], np.ndarray] = {}
         order: list[tuple[str, Any]] = []
+        not_rectangles: set[tuple[str, Any]] = set()  # groups with a shape other than a rectangle
         for i, shape in enumerate(shapes):
             label = shape.get("label") if isinstance(shape, dict) else None
             if not isinstance(label, str) or not label:
@@ -299,9 +312,13 @@ def import_labelme(
                 groups[key] = np.zeros((height, width), dtype=bool)
                 order.append(key)
             groups[key] |= mask
+            if shape.get("shape_type") != "rectangle":
+                not_rectangles.add(key)
         for key in order:
             if groups[key].any():
                 labels.add(key[0])
-                doc.add(AnnotationObject(label=key[0], mask=groups[key], source="import"))
+                rectangle = key not in not_rectangles and is_rectangle(groups[key])
+                kind = "rectangle" if rectangle else "mask"
+                doc.add(AnnotationObject(label=key[0], mask=groups[key], source="import", kind=kind))
         documents.append(doc)
     return ImportResult(documents=tuple(documents), labels=labels, warnings=tuple(warnings))

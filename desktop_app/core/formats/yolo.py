@@ -33,9 +33,12 @@ from desktop_app.core.formats.common import (
     iterate,
     parse_split,
     prepare_out_dir,
+    rectangle_box,
+    rectangle_ring,
     split_of,
     working_labels,
 )
+from desktop_app.core.object_ops import is_rectangle
 from inference.errors import StudioError
 from inference.masks import DEFAULT_POLYGON_TOLERANCE, join_rings, mask_bbox, mask_to_simple_polygons, polygons_to_mask
 
@@ -52,7 +55,8 @@ def object_line(
     boxes_only: bool = False,
 ) -> str | None:
     """``<class> x1 y1 x2 y2 ...`` (segmentation), or ``<class> cx cy w h`` with ``boxes_only``
-    (detection); normalised to 0-1. ``None`` for an empty mask."""
+    (detection); normalised to 0-1. ``None`` for an empty mask. A rectangle object
+    (:func:`~desktop_app.core.formats.common.rectangle_box`) is its 4 corners, not simplified."""
     if boxes_only:
         box = mask_bbox(obj.mask)
         if box is None:
@@ -60,7 +64,11 @@ def object_line(
         x0, y0, x1, y1 = box
         values = [(x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height]
         return f"{class_index} " + " ".join(_number(v) for v in values)
-    ring = join_rings(mask_to_simple_polygons(obj.mask, tolerance=tolerance))
+    box = rectangle_box(obj)
+    if box is not None:
+        ring: np.ndarray | None = rectangle_ring(box)
+    else:
+        ring = join_rings(mask_to_simple_polygons(obj.mask, tolerance=tolerance))
     if ring is None:
         return None
     norm = ring / np.array([width, height], dtype=np.float64)
@@ -265,6 +273,8 @@ def import_yolo(
                 warnings.append(f"'{label_file}' line {n}: skipped ({exc})")
                 continue
             if mask_bbox(mask) is not None:
-                doc.add(AnnotationObject(label=label, mask=mask, source="import"))
+                box_line = len(line.split()) == 5  # class cx cy w h: a detection box
+                kind = "rectangle" if box_line and is_rectangle(mask) else "mask"
+                doc.add(AnnotationObject(label=label, mask=mask, source="import", kind=kind))
         documents.append(doc)
     return ImportResult(documents=tuple(documents), labels=labels, warnings=tuple(warnings))
