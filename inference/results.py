@@ -58,3 +58,4 @@ class BackendInfo:
     device_reason: str  # e.g. "CUDA not available: torch was built without CUDA"
     supports_text: bool
     supports_points: bool
+    supports_exemplars: bool = False  # takes Prompt.exemplars (SAM 3)

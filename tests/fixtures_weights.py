@@ -66,6 +66,8 @@ class FileServer:
     cut_times: int = 0
     ignore_range: bool = False
     hold: threading.Event | None = None  # when set by a test: block mid-body until released
+    deny: dict[str, int] = field(default_factory=dict)  # path -> 401/403 (a gated repo without access)
+    authorization: list[str | None] = field(default_factory=list)  # the Authorization header of each request
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -81,7 +83,17 @@ def _handler(state: FileServer):
         def _lookup(self) -> bytes | None:
             path = self.path.split("?", 1)[0]
             state.requests.append((self.command, path, self.headers.get("Range")))
+            state.authorization.append(self.headers.get("Authorization"))
             return state.files.get(path)
+
+        def _denied(self) -> bool:
+            status = state.deny.get(self.path.split("?", 1)[0])
+            if status is None:
+                return False
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
 
         def _headers_for(self, data: bytes) -> None:
             path = self.path.split("?", 1)[0]
@@ -92,6 +104,8 @@ def _handler(state: FileServer):
 
         def do_HEAD(self) -> None:
             data = self._lookup()
+            if self._denied():
+                return
             if data is None:
                 self.send_error(404)
                 return
@@ -102,6 +116,8 @@ def _handler(state: FileServer):
 
         def do_GET(self) -> None:
             data = self._lookup()
+            if self._denied():
+                return
             if data is None:
                 self.send_error(404)
                 return

@@ -138,7 +138,7 @@ def test_cli_backend_options_come_from_the_registry(monkeypatch, capsys, tmp_pat
     segment = _option(_parser("desktop_app.cli.segment_command"), "--backend")
     assert all(f"{name} (" in segment.help for name in CHOICES)  # every choice, remote ones too
     serve = _option(_parser("desktop_app.cli.serve_command"), "--backend")
-    assert tuple(serve.choices) == ("langsam", "sam2", "classic")  # only what runs in this process
+    assert tuple(serve.choices) == ("langsam", "sam2", "classic", "sam3")  # only what runs in this process
     assert all(f"{name} (" in serve.help for name in serve.choices) and "remote" not in serve.help
     package = _option(_parser("desktop_app.cli.deploy_package_command", "_add_model_arguments"), "--backend")
     assert tuple(package.choices) == bc.local_backend_names()
@@ -147,4 +147,4 @@ def test_cli_backend_options_come_from_the_registry(monkeypatch, capsys, tmp_pat
     code = main(["segment", str(tmp_path / "a.png"), "--point", "1,1", "--backend", "nonsense",
                  "--format", "coco", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert code == 2 and "unknown backend 'nonsense': choose one of auto, langsam, sam2, classic, server, sagemaker, remote" in err
+    assert code == 2 and "unknown backend 'nonsense': choose one of auto, langsam, sam2, classic, sam3, server, sagemaker, remote" in err

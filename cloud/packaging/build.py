@@ -6,6 +6,7 @@ Layout (the model directory ``/opt/ml/model`` once SageMaker has unpacked it)::
     langsam-manifest.json          size + sha256 of every other file, and how it was built
     weights/<sam2 checkpoint>.pt   (sam2, langsam)
     weights/grounding-dino-*/      (langsam)
+    weights/sam3/                  (sam3: the Hub folder's config, model.safetensors and tokenizer files)
     code/inference.py              entry point re-exporting inference.sagemaker_handler
     code/requirements.txt          --no-index --find-links ./wheels; never torch
     code/wheels/*.whl              this project + everything it needs, for the container's Python
@@ -23,22 +24,35 @@ import shutil
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Sequence
 
 from cloud.packaging.errors import PackagingError
 from cloud.packaging.shim import ENTRY_POINT, requirements_text
 from cloud.packaging.verify import MANIFEST_NAME, VerifyReport, build_manifest, verify_package
-from cloud.packaging.wheels import (DLC_PY312, TargetPython, build_project_wheel, build_pure_wheel,
-                                  download_wheels, is_dlc_provided, normalize_name,
-                                  user_cache_dir, wheel_requires)
+from cloud.packaging.wheels import (
+    DLC_PY312,
+    TargetPython,
+    build_project_wheel,
+    build_pure_wheel,
+    download_wheels,
+    is_dlc_provided,
+    normalize_name,
+    user_cache_dir,
+    wheel_requires,
+)
 
-BACKENDS = ("classic", "sam2", "langsam")
+BACKENDS = ("classic", "sam2", "langsam", "sam3")
 # What the handler imports (inference.masks needs cv2, inference.images PIL, inference.protocol numpy).
-BASE_REQUIREMENTS = ("numpy>=1.26", "pillow>=10.0", "opencv-python-headless>=4.9",
-                     "pycocotools>=2.0.8", "platformdirs>=4.0")
+BASE_REQUIREMENTS = (
+    "numpy>=1.26",
+    "pillow>=10.0",
+    "opencv-python-headless>=4.9",
+    "pycocotools>=2.0.8",
+    "platformdirs>=4.0",
+)
 Log = Callable[[str], None]
 
 
@@ -65,8 +79,9 @@ def _installed_version(dist: str) -> str:
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
-        raise PackagingError(f"{dist} is not installed here; packaging builds it from this "
-                             "environment (run scripts/setup.sh).") from None
+        raise PackagingError(
+            f"{dist} is not installed here; packaging builds it from this environment (run scripts/setup.sh)."
+        ) from None
 
 
 def serving_requirements(backend: str) -> tuple[str, ...]:
@@ -74,7 +89,7 @@ def serving_requirements(backend: str) -> tuple[str, ...]:
     reqs = list(BASE_REQUIREMENTS)
     if backend in ("sam2", "langsam"):
         reqs.append(f"sam2=={_installed_version('sam2')}")
-    if backend == "langsam":
+    if backend in ("langsam", "sam3"):  # SAM 3 needs transformers >= 5 (its Sam3* classes)
         reqs += [f"transformers=={_installed_version('transformers')}", "huggingface_hub>=0.30"]
     return tuple(reqs)
 
@@ -85,10 +100,19 @@ class _Weights:
     copies: tuple[tuple[Path, str], ...]  # (source, name under the package root)
 
 
-def _resolve_weights(*, backend: str, sam2_model: str | None, sam2_checkpoint: Path | None,
-                     gdino_model: str | None, gdino_dir: Path | None) -> _Weights:
+def _resolve_weights(
+    *,
+    backend: str,
+    sam2_model: str | None,
+    sam2_checkpoint: Path | None,
+    gdino_model: str | None,
+    gdino_dir: Path | None,
+    sam3_dir: Path | None = None,
+) -> _Weights:
     if backend == "classic":
         return _Weights(config={"backend": "classic"}, copies=())
+    if backend == "sam3":
+        return _sam3_weights(sam3_dir)
     from inference.weights import DEFAULT_GDINO, DEFAULT_SAM2, WeightsStore
 
     store = WeightsStore()
@@ -110,35 +134,77 @@ def _resolve_weights(*, backend: str, sam2_model: str | None, sam2_checkpoint: P
     return _Weights(config=config, copies=tuple(copies))
 
 
+SAM3_PACKAGE_DIR = "weights/sam3"
+
+
+def _sam3_weights(sam3_dir: Path | None) -> _Weights:
+    """The SAM 3 folder's catalog files only (never ``sam3.pt``, the official package's 3.4 GB copy
+    of the same weights in other keys, which a folder fetched with the Hub's own tools may hold)."""
+    from inference.weights import WeightsStore, get_model
+
+    spec = get_model("sam3")
+    folder = Path(sam3_dir).expanduser() if sam3_dir else WeightsStore().require("sam3")
+    problem = WeightsStore._layout_problem(spec, folder)
+    if problem:
+        raise PackagingError(f"{folder} is not a usable SAM 3 folder: {problem}")
+    copies = tuple((folder / f.name, f"{SAM3_PACKAGE_DIR}/{f.name}") for f in spec.files if (folder / f.name).is_file())
+    config = {"backend": "sam3", "model": spec.id, "checkpoint": SAM3_PACKAGE_DIR}
+    return _Weights(config=config, copies=copies)
+
+
+def weights_bytes(weights: _Weights) -> int:
+    """The bytes of weights a package will hold (what its instance and timeouts are sized from)."""
+    total = 0
+    for source, _name in weights.copies:
+        if source.is_dir():
+            total += sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
+        elif source.is_file():
+            total += source.stat().st_size
+    return total
+
+
 def _copy_dereferenced(source: Path, dest: Path) -> None:
     """Copy a file or directory; symlinks are followed so the package holds real files."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     if source.is_dir():
-        shutil.copytree(source, dest, symlinks=False,
-                        ignore=shutil.ignore_patterns(".cache", "__pycache__", ".git*"))
+        shutil.copytree(source, dest, symlinks=False, ignore=shutil.ignore_patterns(".cache", "__pycache__", ".git*"))
     else:
         shutil.copyfile(source, dest)  # follows symlinks
 
 
-def collect_wheels(*, backend: str, target: TargetPython, dest: Path, cache_dir: Path,
-                   source_root: Path, extra_requirements: Sequence[str] = (),
-                   log: Log = print) -> tuple[tuple[str, ...], list[Path]]:
+def collect_wheels(
+    *,
+    backend: str,
+    target: TargetPython,
+    dest: Path,
+    cache_dir: Path,
+    source_root: Path,
+    extra_requirements: Sequence[str] = (),
+    log: Log = print,
+) -> tuple[tuple[str, ...], list[Path]]:
     """Fill ``dest`` with every wheel the package needs; returns (requirements, wheels)."""
     serving = [*serving_requirements(backend), *extra_requirements]
     bad = [r for r in serving if is_dlc_provided(r.split("=")[0].split(">")[0].split("<")[0])]
     if bad:
-        raise PackagingError(f"{', '.join(bad)} must not be installed into the container: it "
-                             "provides torch and torchvision itself.")
+        raise PackagingError(
+            f"{', '.join(bad)} must not be installed into the container: it provides torch and torchvision itself."
+        )
     built = cache_dir / "built"
     local: list[Path] = []
     download_reqs = [r for r in serving if not normalize_name(r).startswith("sam2")]
     if backend in ("sam2", "langsam"):
-        sam2 = build_pure_wheel(f"sam2=={_installed_version('sam2')}", dest=built,
-                                env_extra={"SAM2_BUILD_CUDA": "0"}, no_build_isolation=True, log=log)
+        sam2 = build_pure_wheel(
+            f"sam2=={_installed_version('sam2')}",
+            dest=built,
+            env_extra={"SAM2_BUILD_CUDA": "0"},
+            no_build_isolation=True,
+            log=log,
+        )
         local.append(sam2)
         download_reqs += [r for r in wheel_requires(sam2) if not is_dlc_provided(_req_name(r))]
-    downloaded = download_wheels(download_reqs, target=target, dest=dest,
-                                 cache=cache_dir / "wheels" / target.key, local_wheels=built, log=log)
+    downloaded = download_wheels(
+        download_reqs, target=target, dest=dest, cache=cache_dir / "wheels" / target.key, local_wheels=built, log=log
+    )
     for wheel in local:
         shutil.copy2(wheel, dest / wheel.name)
     version = _installed_version("langsam-studio")
@@ -155,13 +221,25 @@ def _req_name(requirement: str) -> str:
     return Requirement(requirement).name
 
 
-def build_package(*, output: str | os.PathLike, backend: str = "langsam",
-                  sam2_model: str | None = None, sam2_checkpoint: str | os.PathLike | None = None,
-                  gdino_model: str | None = None, gdino_dir: str | os.PathLike | None = None,
-                  target: TargetPython = DLC_PY312, device: str = "auto",
-                  extra_requirements: Sequence[str] = (), cache_dir: str | os.PathLike | None = None,
-                  source_root: str | os.PathLike | None = None, overwrite: bool = False,
-                  compress_level: int = 1, verify: bool = True, log: Log = print) -> PackageResult:
+def build_package(
+    *,
+    output: str | os.PathLike,
+    backend: str = "langsam",
+    sam2_model: str | None = None,
+    sam2_checkpoint: str | os.PathLike | None = None,
+    gdino_model: str | None = None,
+    gdino_dir: str | os.PathLike | None = None,
+    sam3_dir: str | os.PathLike | None = None,
+    target: TargetPython = DLC_PY312,
+    device: str = "auto",
+    extra_requirements: Sequence[str] = (),
+    cache_dir: str | os.PathLike | None = None,
+    source_root: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    compress_level: int = 1,
+    verify: bool = True,
+    log: Log = print,
+) -> PackageResult:
     """Write and verify a model package at ``output`` (``*.tar.gz`` or a directory)."""
     from inference.sagemaker_handler import write_model_dir_config
 
@@ -172,9 +250,18 @@ def build_package(*, output: str | os.PathLike, backend: str = "langsam",
     archive = out.name.endswith((".tar.gz", ".tgz"))
     if out.exists() and not overwrite:
         raise PackagingError(f"{out} already exists: choose another output or pass --overwrite")
-    weights = _resolve_weights(backend=backend, sam2_model=sam2_model,
-                               sam2_checkpoint=Path(sam2_checkpoint) if sam2_checkpoint else None,
-                               gdino_model=gdino_model, gdino_dir=Path(gdino_dir) if gdino_dir else None)
+    weights = _resolve_weights(
+        backend=backend,
+        sam2_model=sam2_model,
+        sam2_checkpoint=Path(sam2_checkpoint) if sam2_checkpoint else None,
+        gdino_model=gdino_model,
+        gdino_dir=Path(gdino_dir) if gdino_dir else None,
+        sam3_dir=Path(sam3_dir) if sam3_dir else None,
+    )
+    from cloud.deploy.sizing import package_sizing
+
+    sizing = package_sizing(backend, weights_bytes=weights_bytes(weights))
+    log(f"sizing: {sizing.summary()}")
     cache = Path(cache_dir) if cache_dir else user_cache_dir() / "package"
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -182,20 +269,34 @@ def build_package(*, output: str | os.PathLike, backend: str = "langsam",
         code = staging / "code"
         code.mkdir()
         requirements, wheels = collect_wheels(
-            backend=backend, target=target, dest=code / "wheels", cache_dir=cache,
+            backend=backend,
+            target=target,
+            dest=code / "wheels",
+            cache_dir=cache,
             source_root=Path(source_root) if source_root else project_root(),
-            extra_requirements=extra_requirements, log=log)
+            extra_requirements=extra_requirements,
+            log=log,
+        )
         (code / "inference.py").write_text(ENTRY_POINT, encoding="utf-8")
         (code / "requirements.txt").write_text(
-            requirements_text(requirements, target_label=target.label), encoding="utf-8")
+            requirements_text(requirements, target_label=target.label), encoding="utf-8"
+        )
         for source, name in weights.copies:
             log(f"copying {source} -> {name}")
             _copy_dereferenced(source, staging / name)
         options = {k: v for k, v in weights.config.items() if k != "backend"}
         write_model_dir_config(staging, backend=backend, device=device, **options)
-        manifest = build_manifest(staging, meta={
-            "backend": backend, "target": target.label, "python": target.python_version,
-            "requirements": list(requirements), "created_by": "langsam-studio deploy package"})
+        manifest = build_manifest(
+            staging,
+            meta={
+                "backend": backend,
+                "target": target.label,
+                "python": target.python_version,
+                "requirements": list(requirements),
+                "sizing": sizing.as_dict(),
+                "created_by": "langsam-studio deploy package",
+            },
+        )
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         if archive:
             _write_archive(staging, out, compress_level=compress_level, log=log)
@@ -205,17 +306,27 @@ def build_package(*, output: str | os.PathLike, backend: str = "langsam",
             os.replace(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    report = verify_package(out, import_check=verify) if verify else VerifyReport(
-        ok=True, problems=(), files=0, total_bytes=0, weights_bytes=0, handler_origin=None)
+    report = (
+        verify_package(out, import_check=verify)
+        if verify
+        else VerifyReport(ok=True, problems=(), files=0, total_bytes=0, weights_bytes=0, handler_origin=None)
+    )
     log(report.summary())
     if not report.ok:
         raise PackagingError(report.summary())
     size = out.stat().st_size if archive else sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return PackageResult(path=out, kind="tar.gz" if archive else "directory", backend=backend,
-                         target=target.label, size_bytes=size, requirements=tuple(requirements),
-                         wheels=tuple(w.name for w in wheels),
-                         weights=tuple(name for _, name in weights.copies),
-                         verification=report, seconds=time.monotonic() - started)
+    return PackageResult(
+        path=out,
+        kind="tar.gz" if archive else "directory",
+        backend=backend,
+        target=target.label,
+        size_bytes=size,
+        requirements=tuple(requirements),
+        wheels=tuple(w.name for w in wheels),
+        weights=tuple(name for _, name in weights.copies),
+        verification=report,
+        seconds=time.monotonic() - started,
+    )
 
 
 def _write_archive(staging: Path, out: Path, *, compress_level: int, log: Log) -> None:
@@ -226,4 +337,3 @@ def _write_archive(staging: Path, out: Path, *, compress_level: int, log: Log) -
             if path.is_file():
                 tar.add(path, arcname=path.relative_to(staging).as_posix(), recursive=False)
     os.replace(partial, out)
-

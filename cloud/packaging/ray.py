@@ -8,7 +8,7 @@ Layout (``/opt/ml/model`` once SageMaker has unpacked it; the image puts ``/opt/
     deployment.py                  the Ray Serve deployment (inference.ray_serve.LangSAMDeployment)
     langsam-config.json            backend, model ids, weight paths (as for the DLC)
     langsam-manifest.json          size + sha256 of every other file; the container Environment
-    weights/...                    (sam2, langsam)
+    weights/...                    (sam2, langsam; sam3: weights/sam3/, the Hub folder's files)
     code/requirements.txt          --no-index --find-links ./wheels; only what the image lacks
     code/wheels/*.whl              CPython 3.13 manylinux wheels (this project, pycocotools ...)
 
@@ -41,6 +41,7 @@ from cloud.packaging.build import (
     _write_archive,
     project_root,
     serving_requirements,
+    weights_bytes,
 )
 from cloud.packaging.errors import PackagingError
 from cloud.packaging.ray_stack import (
@@ -177,7 +178,7 @@ def ray_serving_requirements(backend: str) -> tuple[str, ...]:
     out = []
     for req in serving_requirements(backend):
         if normalize_name(req.split("=")[0].split(">")[0]) == "transformers":
-            req = "transformers>=5.0"  # the image has 5.8; the langsam backend needs >= 5
+            req = "transformers>=5.0"  # the image has 5.8; langsam needs >= 5, sam3 its Sam3* classes (added in 5.0)
         out.append(req)
     return tuple(out)
 
@@ -259,6 +260,7 @@ def build_ray_package(
     sam2_checkpoint: str | os.PathLike | None = None,
     gdino_model: str | None = None,
     gdino_dir: str | os.PathLike | None = None,
+    sam3_dir: str | os.PathLike | None = None,
     target: TargetPython = RAY_PY313,
     options: RayServeOptions | None = None,
     device: str = "auto",
@@ -287,7 +289,12 @@ def build_ray_package(
         sam2_checkpoint=Path(sam2_checkpoint) if sam2_checkpoint else None,
         gdino_model=gdino_model,
         gdino_dir=Path(gdino_dir) if gdino_dir else None,
+        sam3_dir=Path(sam3_dir) if sam3_dir else None,
     )
+    from cloud.deploy.sizing import package_sizing
+
+    sizing = package_sizing(backend, weights_bytes=weights_bytes(weights))
+    log(f"sizing: {sizing.summary()}")
     cache = Path(cache_dir) if cache_dir else user_cache_dir() / "package"
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -326,6 +333,7 @@ def build_ray_package(
                 "requirements": list(requirements),
                 "from_image": list(from_image),
                 "environment": container_environment(options),
+                "sizing": sizing.as_dict(),
                 "created_by": "langsam-studio deploy package --target ray",
             },
         )

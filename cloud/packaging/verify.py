@@ -260,12 +260,18 @@ def _check_config(text: str, sizes: Mapping[str, int]) -> list[str]:
         return [f"{CONFIG_NAME} is not JSON: {exc}"]
     problems = []
     backend = config.get("backend") if isinstance(config, dict) else None
-    if backend not in ("classic", "sam2", "langsam"):
+    if backend not in ("classic", "sam2", "langsam", "sam3"):
         return [f"{CONFIG_NAME} names no known backend (got {backend!r})"]
     if backend in ("sam2", "langsam"):
         ckpt = config.get("checkpoint")
         if not ckpt or sizes.get(ckpt, 0) == 0:
             problems.append(f"the SAM 2 checkpoint {ckpt!r} named in {CONFIG_NAME} is missing or empty")
+    if backend == "sam3":
+        folder = (config.get("checkpoint") or "weights/sam3").rstrip("/")
+        if f"{folder}/config.json" not in sizes:
+            problems.append(f"the SAM 3 folder {folder!r} named in {CONFIG_NAME} is missing or has no config.json")
+        elif not sizes.get(f"{folder}/model.safetensors"):
+            problems.append(f"the SAM 3 folder {folder!r} has no model.safetensors")
     if backend == "langsam":
         gdino = config.get("gdino_path") or ""
         inside = [n for n in sizes if n.startswith(gdino.rstrip("/") + "/")]

@@ -26,6 +26,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sam2-checkpoint", type=Path, help="an explicit SAM 2 checkpoint (.pt)")
     parser.add_argument("--gdino-model", help="Grounding DINO model id (default: the app's)")
     parser.add_argument("--gdino-dir", type=Path, help="an explicit Grounding DINO directory")
+    parser.add_argument("--sam3-dir", type=Path, help="(--backend sam3) an explicit SAM 3 folder (default: the "
+                        "installed copy; ~3.4 GB, SAM License: the package carries it)")
     parser.add_argument("--extra-requirement", action="append", default=[], metavar="REQ",
                         help="another requirement to bundle (never torch)")
     parser.add_argument("--cache-dir", type=Path, help="wheel cache (default: the user cache dir)")
@@ -104,6 +106,12 @@ def weights_problem(args: argparse.Namespace) -> tuple[str, int] | None:
     ``--sam2-checkpoint`` / ``--gdino-dir`` that is not that model's file/folder (1)."""
     from inference.weights import DEFAULT_GDINO, DEFAULT_SAM2, WeightsStore, get_model, is_known, model_ids
 
+    if args.backend == "sam3":
+        path = getattr(args, "sam3_dir", None)
+        if path is None:
+            return None  # the installed copy: a missing one is reported by the build, naming where it goes
+        problem = WeightsStore._layout_problem(get_model("sam3"), Path(path).expanduser())
+        return (f"--sam3-dir {path} is not a usable SAM 3 folder: {problem}", EXIT_FAILED) if problem else None
     if args.backend not in ("sam2", "langsam"):
         return None
     needed = [("--sam2-model", args.sam2_model, "--sam2-checkpoint", args.sam2_checkpoint, DEFAULT_SAM2, "sam2")]
@@ -206,6 +214,7 @@ def run_package(args: argparse.Namespace) -> int:
             result = build_ray_package(
                 output=args.output, backend=args.backend, sam2_model=args.sam2_model,
                 sam2_checkpoint=args.sam2_checkpoint, gdino_model=args.gdino_model, gdino_dir=args.gdino_dir,
+                sam3_dir=getattr(args, "sam3_dir", None),
                 target=RAY_PY313, options=ray_options(args), extra_requirements=args.extra_requirement,
                 cache_dir=args.cache_dir, overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr))
         else:
@@ -215,6 +224,7 @@ def run_package(args: argparse.Namespace) -> int:
             result = build_package(
                 output=args.output, backend=args.backend, sam2_model=args.sam2_model,
                 sam2_checkpoint=args.sam2_checkpoint, gdino_model=args.gdino_model, gdino_dir=args.gdino_dir,
+                sam3_dir=getattr(args, "sam3_dir", None),
                 target=target, extra_requirements=args.extra_requirement, cache_dir=args.cache_dir,
                 overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr))
     except StudioError as exc:  # a packaging problem, or a model's weights that cannot be found
@@ -326,7 +336,7 @@ def run_test_local(args: argparse.Namespace) -> int:
                 package = build_package(
                     output=Path(tmp) / "model", backend=args.backend, sam2_model=args.sam2_model,
                     sam2_checkpoint=args.sam2_checkpoint, gdino_model=args.gdino_model,
-                    gdino_dir=args.gdino_dir, target=TargetPython.local(),
+                    gdino_dir=args.gdino_dir, sam3_dir=getattr(args, "sam3_dir", None), target=TargetPython.local(),
                     extra_requirements=args.extra_requirement, cache_dir=args.cache_dir, log=log).path
             image = args.image.read_bytes() if args.image else None
             body, content_type = default_request(backend=args.backend, image=image, text=args.text)
@@ -369,6 +379,7 @@ def _run_test_local_ray(args: argparse.Namespace, env: dict[str, str], log) -> i
                 package = build_ray_package(
                     output=Path(tmp) / "model", backend=args.backend, sam2_model=args.sam2_model,
                     sam2_checkpoint=args.sam2_checkpoint, gdino_model=args.gdino_model, gdino_dir=args.gdino_dir,
+                    sam3_dir=getattr(args, "sam3_dir", None),
                     options=RayServeOptions(num_replicas=args.replicas), extra_requirements=args.extra_requirement,
                     cache_dir=args.cache_dir, log=log).path
             image = args.image.read_bytes() if args.image else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "list, download, verify and locate model weights (SAM 2.1, Grounding DINO)"
+HELP = "list, download, verify and locate model weights (SAM 2.1, Grounding DINO, SAM 3)"
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dl.add_argument("--force", action="store_true", help="download again even if installed")
     dl.add_argument("--no-hub", action="store_true", help="skip the Hugging Face Hub, use the direct URLs")
     dl.add_argument("--quiet", action="store_true", help="no progress bar")
+    dl.add_argument("--accept-licence", "--accept-license", action="store_true", dest="accept_licence",
+                    help="accept the licence of a model that is not open source (SAM 3: the SAM License) "
+                         "without being asked; needed when nobody can answer the question (scripts, CI)")
     ver = sub.add_parser("verify", help="check installed models (size, sha256, file format)")
     ver.add_argument("ids", nargs="*", metavar="ID", help="model id(s); default: every installed model")
     ver.add_argument("--fast", action="store_true", help="skip sha256 (size and format checks only)")
@@ -30,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     path.add_argument("id", nargs="?", metavar="ID")
     group = path.add_mutually_exclusive_group()
     group.add_argument("--set", metavar="PATH", dest="set_path",
-                       help="use this local file (SAM 2) or folder (Grounding DINO) for ID")
+                       help="use this local file (SAM 2) or folder (Grounding DINO, SAM 3) for ID")
     group.add_argument("--clear", action="store_true", help="forget the local copy chosen for ID")
 
 
@@ -84,21 +87,78 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _hub_token() -> str | None:
+    """The Hugging Face token: the settings' secret store (keyring, file or session; HF_TOKEN and
+    HUGGING_FACE_HUB_TOKEN first), else HF_TOKEN itself. Never printed."""
+    import os
+
+    from desktop_app.core import secrets
+    from inference.errors import StudioError
+
+    try:
+        secret = secrets.default_store().get("huggingface/token")
+    except (StudioError, OSError):  # an unusable keyring: the environment still counts
+        secret = None
+    return secret.value if secret is not None else (os.environ.get("HF_TOKEN") or None)
+
+
+def _licence_accepted(spec, args: argparse.Namespace) -> bool | None:
+    """Show a non-open licence (name and link) and ask, BEFORE anything is downloaded.
+
+    True: accepted (asked, or --accept-licence); False: declined; None: nobody can be asked and
+    --accept-licence was not given. Open-source models (Apache-2.0) are not asked about."""
+    if not (spec.gated or spec.licence_url):
+        return True
+    link = spec.licence_url or f"https://huggingface.co/{spec.hub_repo}"
+    print(f"{spec.id}: {spec.display_name} is under the {spec.licence} (not an open-source licence): {link}")
+    if spec.gated:
+        print(f"{spec.id}: the Hugging Face Hub also asks you to accept it there with your account, and "
+              "then needs a token (Settings > Hugging Face, or HF_TOKEN)")
+    if args.accept_licence:
+        print(f"{spec.id}: licence accepted with --accept-licence")
+        return True
+    if not (sys.stdin is not None and sys.stdin.isatty()):
+        return None
+    try:
+        answer = input(f"Do you accept the {spec.licence} for {spec.id}? [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
 def _download(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from inference.errors import Cancelled, InferenceError
-    from inference.weights import download, get_model
+    from inference.weights import get_model
+    from inference.weights.download import WeightsAccessError
 
     if _unknown(args.ids):
         return EXIT_USAGE
     store = _store(args)
     failed = 0
-    for model_id in dict.fromkeys(args.ids):
+    wanted = []
+    for model_id in dict.fromkeys(args.ids):  # every licence question first: nothing is downloaded before
         spec = get_model(model_id)
         if not args.force and store.state(model_id) in ("installed", "override"):
             print(f"{model_id}: already installed at {store.local_path(model_id)}")
             continue
+        accepted = _licence_accepted(spec, args)
+        if accepted is None:
+            print(f"error: {model_id} needs its licence accepted ({spec.licence}: "
+                  f"{spec.licence_url or spec.hub_repo}); nobody can be asked here, so pass --accept-licence. "
+                  "Nothing was downloaded.", file=sys.stderr)
+            return EXIT_USAGE
+        if not accepted:
+            print(f"{model_id}: licence not accepted; not downloaded", file=sys.stderr)
+            failed += 1
+            continue
+        wanted.append(spec)
+    token = _hub_token() if any(spec.gated for spec in wanted) else None
+    from inference import weights as weights_module  # looked up at call time (tests point it at a fake Hub)
+
+    for spec in wanted:
+        model_id = spec.id
         bar = None if args.quiet else tqdm(desc=model_id, unit="B", unit_scale=True, unit_divisor=1000,
                                           total=spec.size_bytes if spec.size_exact else None, leave=True)
 
@@ -111,13 +171,17 @@ def _download(args: argparse.Namespace) -> int:
 
         error: InferenceError | None = None
         try:
-            path = download(model_id, store=store, progress=progress, force=args.force,
-                            use_hub=not args.no_hub)
+            path = weights_module.download(model_id, store=store, progress=progress, force=args.force,
+                                           use_hub=not args.no_hub, token=token if spec.gated else None)
         except InferenceError as exc:  # Cancelled and WeightsMissingError included
             error = exc
         finally:
             if bar is not None:
                 bar.close()
+        if isinstance(error, WeightsAccessError):  # 401/403 on a gated model: one sentence
+            print(f"{model_id}: {error}", file=sys.stderr)
+            failed += 1
+            continue
         if error is not None:
             verb = "stopped" if isinstance(error, Cancelled) else "download failed"
             print(f"{model_id}: {verb}. {error}", file=sys.stderr)

@@ -14,7 +14,7 @@ import math
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop_app.core.backend_choices import AUTO, CHOICES, Capability, choice_names, cli_help, resolve_backend_name
@@ -28,6 +28,8 @@ EPILOG = ("examples:\n"
           "  langsam-studio segment photos/ --text \"car. person.\" --format coco --out export/\n"
           "  langsam-studio segment a.jpg --point 120,80 --point 30,40,0 --format png --out masks/\n"
           "  langsam-studio segment a.jpg b.jpg --box 10,10,200,150 --label box --format yolo --out ds/\n"
+          "  langsam-studio segment photos/ --backend sam3 --text \"bolt.\" --exemplar 40,50,90,110 "
+          "--exemplar 200,30,260,80,0 --format coco --out export/\n"
           "\nexit codes: 0 done, 1 some images skipped, 2 bad arguments or no images,\n"
           "            3 backend cannot run (e.g. weights missing), 4 export not written")
 
@@ -46,7 +48,8 @@ def _numbers(text: str, what: str, counts: tuple[int, ...]) -> list[float]:
 
 def _shape(what: str) -> str:
     return {"point": "x,y or x,y,1 (positive) or x,y,0 (negative), in pixels",
-            "box": "x0,y0,x1,y1 in pixels"}[what]
+            "box": "x0,y0,x1,y1 in pixels",
+            "exemplar": "x0,y0,x1,y1 (positive) or x0,y0,x1,y1,0 (negative), in pixels"}[what]
 
 
 def parse_point(text: str):
@@ -65,6 +68,19 @@ def parse_box(text: str):
     if x0 == x1 or y0 == y1:
         raise argparse.ArgumentTypeError(f"box {text!r} has no area")
     return Box.from_corners(x0, y0, x1, y1)
+
+
+def parse_exemplar(text: str):
+    """``x0,y0,x1,y1[,1|0]``: an example box for SAM 3 (positive unless the fifth value is 0)."""
+    from inference.prompts import Box, Exemplar
+
+    values = _numbers(text, "exemplar", (4, 5))
+    if len(values) == 5 and values[4] not in (0.0, 1.0):
+        raise argparse.ArgumentTypeError(f"exemplar {text!r}: the fifth value must be 1 (positive) or 0 (negative)")
+    x0, y0, x1, y1 = values[:4]
+    if x0 == x1 or y0 == y1:
+        raise argparse.ArgumentTypeError(f"exemplar {text!r} has no area")
+    return Exemplar(box=Box.from_corners(x0, y0, x1, y1), positive=len(values) == 4 or values[4] == 1.0)
 
 
 def _unit(text: str) -> float:
@@ -93,16 +109,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDER",
                         help="image files and/or folders of images (not searched recursively)")
     prompt = parser.add_argument_group("prompt (give --text, or --point/--box, or both)")
-    prompt.add_argument("--text", help='what to find, e.g. "car. person." (needs the langsam backend)')
+    prompt.add_argument("--text", help='what to find, e.g. "car. person." (needs the langsam or sam3 backend)')
     prompt.add_argument("--instruction", metavar="WORDS",
                         help="instead of --text: what to find in words; the prompt assistant (OpenAI or a "
                              "compatible server, see `langsam-studio assist`) turns it into phrases first")
     prompt.add_argument("--point", action="append", type=parse_point, default=[], metavar="X,Y[,1|0]",
                         help="a click in pixels; ,0 marks background; repeat for several")
     prompt.add_argument("--box", type=parse_box, metavar="X0,Y0,X1,Y1", help="a box in pixels")
+    prompt.add_argument("--exemplar", action="append", type=parse_exemplar, default=[], metavar="X0,Y0,X1,Y1[,0]",
+                        help="(--backend sam3) an example box: find every object like it; ,0 marks a "
+                             "counter-example; repeat for several; alone or with --text")
     prompt.add_argument("--label", default="object",
                         help="label of point/box results (text results are labelled by phrase)")
-    prompt.add_argument("--box-threshold", type=_unit, default=None, help="detection score cut-off (0-1)")
+    prompt.add_argument("--box-threshold", type=_unit, default=None,
+                        help="detection score cut-off (0-1); for sam3 the score of each instance "
+                             "(class x presence probability)")
     prompt.add_argument("--text-threshold", type=_unit, default=None, help="phrase match cut-off (0-1)")
     prompt.add_argument("--max-detections", type=_positive_int, default=None,
                         help="at most this many objects per image for text prompts")
@@ -168,6 +189,7 @@ class _Counts:
     images: int = 0
     objects: int = 0
     skipped: int = 0
+    messages: set[str] = field(default_factory=set)
 
 
 def _documents(image_paths: list[Path], images_dir: Path, backend, prompt, args, counts: _Counts,
@@ -182,8 +204,13 @@ def _documents(image_paths: list[Path], images_dir: Path, backend, prompt, args,
         try:
             image = load_image(path)
             height, width = image.shape[:2]
-            prompt.validate(width=width, height=height)
+            prompt.validate(width=width, height=height, allow_exemplars=backend.supports_exemplars,
+                            mask_input_size=None)
             prediction = backend.predict(image, prompt, source=ImageSource(path=str(path)))
+            for message in prediction.messages:  # e.g. a phrase cut to SAM 3's 32 tokens: said once
+                if message not in counts.messages:
+                    counts.messages.add(message)
+                    _err(message)
         except PromptError as exc:
             counts.skipped += 1
             _err(f"skipped '{path}': {exc}")
@@ -266,8 +293,18 @@ def run(args: argparse.Namespace) -> int:
         if not text:
             _err("the --text prompt is empty: say what to segment, e.g. --text \"car. person.\"")
             return EXIT_USAGE
-    if text is None and not args.point and args.box is None:
+    exemplars = tuple(getattr(args, "exemplar", None) or ())
+    if text is None and not args.point and args.box is None and not exemplars:
         _err("no prompt: give --text \"what to find\", or --point X,Y and/or --box X0,Y0,X1,Y1")
+        return EXIT_USAGE
+    if exemplars and (args.point or args.box is not None):
+        _err("--exemplar finds every object like the example boxes; --point/--box segment one object: "
+             "give one kind of prompt per run")
+        return EXIT_USAGE
+    remote_run = getattr(args, "server", None) or getattr(args, "endpoint", None)
+    if exemplars and args.backend in (None, AUTO) and not remote_run:
+        _err("--exemplar needs --backend sam3 (auto never picks SAM 3: it has its own licence and is slow "
+             "on a CPU)")
         return EXIT_USAGE
     if args.point and not any(p.positive for p in args.point) and args.box is None and text is None:
         _err("only negative points (X,Y,0) were given: add a positive point or a box")
@@ -316,7 +353,10 @@ def run(args: argparse.Namespace) -> int:
              f"(needs the SAM 2 and Grounding DINO weights: see `langsam-studio models list`), "
              f"or prompt with --point/--box")
         return EXIT_USAGE
-    if text is None and not backend.supports_points:
+    if exemplars and not backend.supports_exemplars:
+        _err(f"the '{name}' backend does not take example boxes (--exemplar); use --backend sam3")
+        return EXIT_USAGE
+    if text is None and not exemplars and not backend.supports_points:
         _err(f"the '{name}' backend takes only text prompts: give --text")
         return EXIT_USAGE
     try:
@@ -338,8 +378,8 @@ def run(args: argparse.Namespace) -> int:
     for key in ("box_threshold", "text_threshold", "max_detections"):
         if getattr(args, key) is not None:
             prompt_options[key] = getattr(args, key)
-    prompt = Prompt(points=tuple(args.point), box=args.box, text=text,
-                    multimask=text is None, **prompt_options)
+    prompt = Prompt(points=tuple(args.point), box=args.box, text=text, exemplars=exemplars,
+                    multimask=text is None and not exemplars, **prompt_options)
 
     from desktop_app.core.annotation.atomic import SaveError
     from desktop_app.core.annotation.labels import LabelSet

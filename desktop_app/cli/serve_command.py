@@ -23,8 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=None, help="TCP port (default 8765; 8080 in --container)")
     parser.add_argument("--backend", default=None, choices=local_backend_names(),
                         help=cli_help(local_backend_names(), default="from the model directory, else langsam"))
-    parser.add_argument("--model", default=None, help="SAM 2 model id, e.g. sam2.1_hiera_small")
-    parser.add_argument("--checkpoint", default=None, help="explicit SAM 2 checkpoint .pt file")
+    parser.add_argument("--model", default=None, help="SAM 2 model id, e.g. sam2.1_hiera_small (sam3: 'sam3')")
+    parser.add_argument("--checkpoint", default=None, help="explicit SAM 2 checkpoint .pt file, or for --backend "
+                        "sam3 the SAM 3 folder (default: the installed copy, see `langsam-studio models path sam3`)")
     parser.add_argument("--gdino-model", default=None, help="Grounding DINO model id, e.g. grounding-dino-tiny")
     parser.add_argument("--gdino-path", default=None, help="explicit Grounding DINO directory")
     parser.add_argument("--device", default=None, help="auto, cuda, cuda:N, mps or cpu (default auto)")
@@ -49,6 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "its request headers (default 10)")
     parser.add_argument("--body-timeout", type=float, default=60.0, help="seconds a request may take to send its "
                         "body (default 60)")
+    parser.add_argument("--assistant-model", default=None, metavar="MODEL",
+                        help="answer prompt.instruction with this chat model (e.g. gpt-4o-mini) through the prompt "
+                        "assistant; the API key only from OPENAI_API_KEY. Off by default")
+    parser.add_argument("--assistant-base-url", default=None, metavar="URL",
+                        help="an OpenAI-compatible server for --assistant-model (default: OpenAI)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--engine", choices=("http", "ray"), default="http",
                         help="http: this server (default); ray: the Ray Serve deployment (needs ray[serve])")
@@ -91,7 +97,9 @@ def build(args: argparse.Namespace):
                           cors_origins=tuple(args.cors_origin), max_request_bytes=int(args.max_request_mb * 2**20),
                           timeout_s=args.timeout, queue_size=args.queue_size, limits=limits,
                           max_connections=args.max_connections, header_timeout_s=args.header_timeout,
-                          body_timeout_s=args.body_timeout)
+                          body_timeout_s=args.body_timeout,
+                          assistant_model=(getattr(args, "assistant_model", None) or "").strip() or None,
+                          assistant_base_url=(getattr(args, "assistant_base_url", None) or "").strip() or None)
     config.check()
     return config, InferenceWorker(factory, queue_size=config.queue_size, limits=limits,
                                    retry_after_s=config.retry_after_s)

@@ -34,6 +34,7 @@ class SegmentationBackend(abc.ABC):
     name: ClassVar[str]
     supports_text: ClassVar[bool] = False
     supports_points: ClassVar[bool] = True
+    supports_exemplars: ClassVar[bool] = False  # concept example boxes (Prompt.exemplars): sam3
     needs_weights: ClassVar[bool] = True
 
     def __init__(self, *, device: str = "auto", cache_bytes: int = DEFAULT_CACHE_BYTES,
@@ -81,6 +82,12 @@ class SegmentationBackend(abc.ABC):
     def is_encoded(self, image_key: str) -> bool:
         """Whether :meth:`predict` on this image would skip the encoder."""
         return False
+
+    def mask_input_size(self) -> int | None:
+        """The side of the square low-resolution logits this backend takes back as
+        ``Prompt.mask_input`` (SAM 2: 256; SAM 3: 288 for the published model), ``None`` for any
+        square size. Servers check a refinement click's logits against it."""
+        return 256
 
     # -- text limits -----------------------------------------------------------------------
     def text_token_limit(self) -> int | None:

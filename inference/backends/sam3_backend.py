@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SAM3_MODEL = "sam3"
 DEFAULT_MASK_THRESHOLD = 0.5  # on sigmoid(mask logits), as Sam3Processor.post_process_instance_segmentation
+PUBLISHED_MASK_INPUT_SIZE = 288  # facebook/sam3's low-res logits (tiny test checkpoints: smaller)
 MASK_CHUNK = 8  # detections upsampled to full resolution at a time (bounds float32 scratch memory)
 
 
@@ -150,7 +151,13 @@ class Sam3Backend(SegmentationBackend):
     def info(self) -> BackendInfo:
         return BackendInfo(backend=self.name, model=self.model_id, device=self.device,
                            device_reason=self.device_reason, supports_text=self.supports_text,
-                           supports_points=self.supports_points)
+                           supports_points=self.supports_points, supports_exemplars=self.supports_exemplars)
+
+    def mask_input_size(self) -> int | None:
+        """The tracker's low-res logits side: 288 for the published model (4x its 72x72 ViT grid)."""
+        if self.runtime is None:
+            return PUBLISHED_MASK_INPUT_SIZE
+        return int(self.runtime.mask_input_size[0])
 
     def _install_cancel_hooks(self) -> None:
         def hook(_module, _inputs):

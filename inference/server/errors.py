@@ -16,7 +16,8 @@ from inference.errors import (
 from inference.protocol import ErrorInfo, ProtocolError
 
 _OPTION_FIELDS = {"box_threshold", "text_threshold", "max_detections", "nms_iou", "multimask"}
-_PROMPT_FIELD = re.compile(r"^(text|box|mask_input|points(\[\d+\])?)$")
+_PROMPT_FIELD = re.compile(r"^(text|box|mask_input|exemplars|points(\[\d+\])?)$")
+_EXEMPLAR_FIELD = re.compile(r"^exemplars\[\d+\]$")  # Prompt.validate's per-exemplar errors are about its box
 
 
 class ServerBusyError(InferenceError):
@@ -47,6 +48,8 @@ def wire_field(field: str | None) -> str | None:
         return f"options.{field}"
     if _PROMPT_FIELD.match(field):
         return f"prompt.{field}"
+    if _EXEMPLAR_FIELD.match(field):
+        return f"prompt.{field}.box"
     return field
 
 

@@ -49,7 +49,28 @@ _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
 
 class _SourceFailed(Exception):
-    """One source could not deliver; the message is a short reason for the final report."""
+    """One source could not deliver; the message is a short reason for the final report.
+    ``status`` is the HTTP status when the source answered with one (401/403: no access)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class WeightsAccessError(WeightsMissingError):
+    """A gated model (SAM 3) that the Hub refuses (401/403): one sentence saying what to do."""
+
+
+def _access_refused(spec: ModelSpec, exc: _SourceFailed) -> WeightsAccessError | None:
+    """The one-sentence error for a 401/403 from the Hub on a gated model, else ``None``."""
+    if exc.status not in (401, 403) or not spec.gated:
+        return None
+    link = spec.licence_url or f"https://huggingface.co/{spec.hub_repo}"
+    return WeightsAccessError(
+        f"The Hugging Face Hub refused {spec.display_name} (HTTP {exc.status}): accept the {spec.licence} at "
+        f"{link} with your Hugging Face account, then give a token with read access (Settings > Hugging Face, "
+        "or HF_TOKEN) and run the download again."
+    )
 
 
 class _Corrupt(_SourceFailed):
@@ -75,19 +96,20 @@ def hub_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def _hub_remote(repo: str, filename: str, *, endpoint: str | None, timeout: float) -> _Remote:
-    """Ask the Hub for a file's size and hash (HEAD). Raises :class:`_SourceFailed`."""
+def _hub_remote(repo: str, filename: str, *, endpoint: str | None, timeout: float, token: str | None = None) -> _Remote:
+    """Ask the Hub for a file's size and hash (HEAD). Raises :class:`_SourceFailed`. ``token``: a
+    Hugging Face token for gated models (default: huggingface_hub's own, e.g. HF_TOKEN)."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.utils import build_hf_headers
 
     url = hf_hub_url(repo, filename, endpoint=endpoint)
     try:
-        meta = get_hf_file_metadata(url, timeout=timeout, endpoint=endpoint)
+        meta = get_hf_file_metadata(url, timeout=timeout, endpoint=endpoint, token=token)
     except Exception as exc:  # huggingface_hub raises many transport/HTTP types; all mean "not here"
         status = getattr(getattr(exc, "response", None), "status_code", None)
         reason = f"HTTP {status}" if status else (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        raise _SourceFailed(f"{url}: {reason}") from None
-    headers = tuple((k, v) for k, v in build_hf_headers().items() if k.lower() in ("authorization",))
+        raise _SourceFailed(f"{url}: {reason}", status=status if isinstance(status, int) else None) from None
+    headers = tuple((k, v) for k, v in build_hf_headers(token=token).items() if k.lower() in ("authorization",))
     etag = (meta.etag or "").strip('"').lower() or None
     return _Remote(url=url, label=url, size=meta.size, etag=etag, headers=headers)
 
@@ -107,7 +129,7 @@ def _open(remote: _Remote, start: int, timeout: float) -> http.client.HTTPRespon
     except urllib.error.HTTPError as exc:
         if exc.code == 416:
             return exc  # the caller treats "range not satisfiable" as "start again"
-        raise _SourceFailed(f"{remote.label}: HTTP {exc.code} {exc.reason}") from None
+        raise _SourceFailed(f"{remote.label}: HTTP {exc.code} {exc.reason}", status=exc.code) from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         raise _SourceFailed(f"{remote.label}: {reason}") from None
@@ -240,12 +262,15 @@ def download(
     use_hub: bool = True,
     timeout: float = 15.0,
     force: bool = False,
+    token: str | None = None,
 ) -> Path:
     """Download ``model_id`` into the store's models folder and return its path.
 
     Returns at once if it is already installed (unless ``force``). ``urls`` replaces the
     catalog's direct URLs (mirrors, tests); ``hub_endpoint`` replaces the Hub's address.
-    Raises :class:`WeightsMissingError` when no source delivered a good copy and
+    ``token`` is a Hugging Face token (gated models such as SAM 3; default: huggingface_hub's own).
+    Raises :class:`WeightsAccessError` (one sentence) when the Hub refuses a gated model (401/403),
+    :class:`WeightsMissingError` when no source delivered a good copy and
     :class:`Cancelled` (keeping the partial download for the next run) when cancelled.
     """
     from filelock import Timeout
@@ -267,6 +292,7 @@ def download(
                     urls=spec.urls if urls is None else urls,
                     use_hub=use_hub,
                     timeout=timeout,
+                    token=token,
                 )
             return _download_directory(
                 spec,
@@ -276,6 +302,7 @@ def download(
                 hub_endpoint=hub_endpoint,
                 use_hub=use_hub,
                 timeout=timeout,
+                token=token,
             )
     except Timeout:
         raise InferenceError(
@@ -305,6 +332,7 @@ def _download_file(
     urls: tuple[str, ...],
     use_hub: bool,
     timeout: float,
+    token: str | None = None,
 ) -> Path:
     member = spec.files[0]
     part = store.partial_path(spec.id)
@@ -314,7 +342,9 @@ def _download_file(
     if skipped:
         tried.append(skipped)
     else:
-        remotes.append(lambda: _hub_remote(spec.hub_repo, member.name, endpoint=hub_endpoint, timeout=timeout))
+        remotes.append(
+            lambda: _hub_remote(spec.hub_repo, member.name, endpoint=hub_endpoint, timeout=timeout, token=token)
+        )
     remotes += [functools.partial(_Remote, url=u, label=u, size=member.size_bytes, etag=None) for u in urls]
     for make_remote in remotes:
         try:
@@ -335,6 +365,9 @@ def _download_file(
                 timeout=timeout,
             )
         except _SourceFailed as exc:
+            refused = _access_refused(spec, exc)
+            if refused is not None:
+                raise refused from None
             tried.append(str(exc))
             continue
         target = store.target_path(spec.id)
@@ -353,6 +386,7 @@ def _download_directory(
     hub_endpoint: str | None,
     use_hub: bool,
     timeout: float,
+    token: str | None = None,
 ) -> Path:
     skipped = _hub_unavailable(use_hub)
     if skipped:
@@ -362,13 +396,18 @@ def _download_directory(
         for member in spec.files:
             try:
                 remotes.append(
-                    (member, _hub_remote(spec.hub_repo, member.name, endpoint=hub_endpoint, timeout=timeout))
+                    (
+                        member,
+                        _hub_remote(spec.hub_repo, member.name, endpoint=hub_endpoint, timeout=timeout, token=token),
+                    )
                 )
             except _SourceFailed as exc:
                 if member.required or "HTTP 404" not in str(exc):
                     raise
-        if not any(m.name in ("tokenizer.json", "vocab.txt") for m, _ in remotes):
-            raise _SourceFailed(f"https://huggingface.co/{spec.hub_repo}: has neither tokenizer.json nor vocab.txt")
+        if not any(m.name in ("tokenizer.json", "vocab.txt", "vocab.json") for m, _ in remotes):
+            raise _SourceFailed(
+                f"https://huggingface.co/{spec.hub_repo}: has no tokenizer (tokenizer.json, vocab.txt or vocab.json)"
+            )
         staging = store.partial_path(spec.id)
         staging.mkdir(parents=True, exist_ok=True)
         meter = _Progress(progress, sum(r.size or 0 for _, r in remotes))
@@ -394,6 +433,9 @@ def _download_directory(
                 (staging / name).unlink(missing_ok=True)
             raise _Corrupt(f"https://huggingface.co/{spec.hub_repo}: {problem}")
     except _SourceFailed as exc:
+        refused = _access_refused(spec, exc)
+        if refused is not None:
+            raise refused from None
         raise WeightsMissingError(store.missing_message(spec.id, tried=(str(exc),))) from None
     target = store.target_path(spec.id)
     if target.exists():
