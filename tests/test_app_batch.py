@@ -1,6 +1,7 @@
 """Batch (Ctrl+B) with a tiny random-weight Lang-SAM installed as local model copies: every image
-not marked done gets the detections as objects to review, exactly the masks the backend gives,
-computed by the app's one inference worker (no second copy of the models)."""
+not marked done (nor open in the editor) gets the detections as objects to review, exactly the
+masks the backend gives, computed by the app's one inference worker (no second copy of the
+models). The background behaviour itself is in tests/test_app_batch_background.py."""
 
 from __future__ import annotations
 
@@ -42,18 +43,20 @@ def test_batch_marks_results_for_review(qtbot, make_window, synthetic_folder, lo
     window = make_window([str(folder)])
     wait_image(qtbot, window, "img1.png")
     wait_backend(qtbot, window, "langsam", timeout=240_000)
+    window.open_image("img2.png")  # the image on screen is left alone by a batch: show one marked done
+    wait_image(qtbot, window, "img2.png")
     shared = window.controller.worker._loop.backend
     window.prompt_bar.set_text("red square.")
     key(qtbot, window.canvas, "Ctrl+B")
     dialog = window._dialogs["batch"]
     assert dialog.isVisible() and dialog.text.text() == "red square."
     dialog.max_objects.setValue(2)
-    with qtbot.waitSignal(dialog.batch_finished, timeout=240_000) as blocker:
+    with qtbot.waitSignal(window.batch_runner.ended, timeout=240_000) as blocker:
         qtbot.mouseClick(dialog.run_button, _left())
-    result = blocker.args[0]
-    assert result is not None, dialog.log.toPlainText()
+    how, result = blocker.args
+    assert how == "finished", window.batch_runner.last_notification.full_text
     assert result.skipped == ("img2.png", "img10.png") and result.changed == ("img1.png",)
-    assert result.problems == ()
+    assert result.problems == () and result.left_alone == ()
     # no second copy of the models: the worker's one backend did the work and is still loaded
     assert window.controller.worker._loop.backend is shared and shared.loaded
 
@@ -70,16 +73,17 @@ def test_batch_marks_results_for_review(qtbot, make_window, synthetic_folder, lo
         for obj, cand in zip(doc.objects, wanted):
             assert obj.needs_review and obj.source == "text"  # the kind of prompt; needs_review: unattended
             assert np.array_equal(obj.mask, cand.mask)
-            assert obj.label == cand.label.strip()
+            assert obj.label == "red square"  # always a prompt phrase (core/prediction_policy.py), never raw
     for name in ("img2.png", "img10.png"):
         untouched = ProjectFolder(folder).load(name)
         assert untouched.status == ImageStatus.DONE and len(untouched.objects) == 1
 
-    # the window shows it: list states, labels, the image on screen reloaded, review filter
-    dialog.accept()
+    # the window shows it: list states, labels, the image reloaded when opened, review filter
     entries = {e.name: e for e in window.file_list.model.entries()}
     assert entries["img1.png"].status == ImageStatus.REVIEW and entries["img2.png"].status == ImageStatus.DONE
-    qtbot.waitUntil(lambda: len(window.controller.document.objects) == entries["img1.png"].object_count)
+    window.open_image("img1.png")
+    wait_image(qtbot, window, "img1.png")
+    assert len(window.controller.document.objects) == entries["img1.png"].object_count
     assert window.controller.document.status == ImageStatus.REVIEW
     assert window.object_list.ids() == [o.id for o in ProjectFolder(folder).load("img1.png").objects]
     assert set(window.controller.document.labels()) <= set(window.label_editor.labels.names)
@@ -93,15 +97,14 @@ def test_batch_without_weights_explains(qtbot, make_window, synthetic_folder):
     key(qtbot, window.canvas, "Ctrl+B")
     dialog = window._dialogs["batch"]
     dialog.text.setText("cup.")
-    with qtbot.waitSignal(dialog.batch_finished, timeout=60_000) as blocker:
-        qtbot.mouseClick(dialog.run_button, _left())
-    assert blocker.args[0] is None
-    log = dialog.log.toPlainText()
+    qtbot.mouseClick(dialog.run_button, _left())
+    assert dialog.isVisible() and not window.batch_runner.running  # nothing starts; the dialog says why
+    log = dialog.log_text()
     assert "not installed" in log and "Traceback" not in log
     assert all(
         ProjectFolder(synthetic_folder.folder).summary(n).status == ImageStatus.NEW for n in synthetic_folder.names
     )
-    dialog.accept()
+    dialog.reject()
 
 
 def _left():

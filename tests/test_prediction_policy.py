@@ -95,7 +95,7 @@ def test_defaults_come_from_one_place(qtbot):
         def images(self):
             return []
 
-    dialog = BatchDialog(project=_Project(), predict=lambda *a, **k: None)
+    dialog = BatchDialog(project=_Project())
     qtbot.addWidget(dialog)
     assert (dialog.box_threshold.value(), dialog.text_threshold.value(), dialog.max_objects.value()) == shown
 

@@ -12,6 +12,7 @@ through :meth:`ProjectFolder.open_document`, which moves a damaged or mismatched
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QUrl
@@ -36,12 +37,16 @@ class ImageNavigation(QObject):
         # the annotation file as it was when our in-memory copy matched it (loaded or saved)
         self._stamps: dict[str, tuple[int, int, int] | None] = {}
         window.autosaver.saved.connect(self._on_saved)
+        # called with the name before an image is opened (the background batch leaves it alone)
+        self.on_open: list[Callable[[str], None]] = []
 
     # -- requests ---------------------------------------------------------------------------
     def open(self, name: str, *, force: bool = False) -> None:
         w = self.window
         if w.project is None:
             return
+        for hook in self.on_open:
+            hook(name)
         action = self.nav.request(name, force=force)
         if action.kind == "nothing":
             return
