@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from desktop_app.core.prediction_policy import canonical_label, text_phrases
 from fixtures_app_core import open_image, screen_point
 from inference.results import PredictionKind
 from test_app_core_worker import STALL_LIMIT_S, LoopWatch
@@ -92,10 +93,14 @@ def test_text_prompt_detections_accept_one_then_all(qtbot, core_app, scene_path,
     kept_masks = [c for c in [focused] if c.mask.any()]
     assert len(added) == len(kept_masks)
     if added:
-        assert added[0].label == focused.label and added[0].source == "text"
+        # saved with the prompt phrase the raw decoded label stands for, never the raw string
+        expected = canonical_label(focused.label, text_phrases("red disk. blue box."))
+        assert added[0].label == expected and expected in ("red disk", "blue box")
+        assert added[0].source == "text"
         assert added[0].prompt["text"] == "red disk. blue box."
     assert len(controller.candidates.candidates) == n - 1
     qtbot.keyClick(canvas, Qt.Key.Key_Return)  # the rest, all at once
     non_empty = sum(1 for c in state.candidates if c.mask.any())
     assert len(doc) == non_empty and controller.candidates is None
-    assert {o.label for o in doc.objects} <= {c.label for c in state.candidates}
+    phrases = text_phrases("red disk. blue box.")
+    assert {o.label for o in doc.objects} <= {canonical_label(c.label, phrases) for c in state.candidates}

@@ -35,7 +35,8 @@ def test_tool_bar_and_status_widgets(qtbot, make_window, synthetic_folder):
     canvas, bar, status = window.canvas, window.view_state.tool_bar, window.view_state.status
     buttons = {t: bar.widgetForAction(a) for t, a in bar.tool_actions.items()}
     assert set(buttons) == set(Tool)  # every tool the canvas has (rectangle too, if it exists)
-    assert all(b.isVisible() for b in buttons.values())  # no exemplar tool without SAM 3
+    assert all(b.isVisible() for t, b in buttons.items() if t is not Tool.EXEMPLAR)
+    assert not buttons[Tool.EXEMPLAR].isVisible()  # no exemplar tool without SAM 3 (tests/test_app_sam3.py)
     assert buttons[Tool.POINT].isChecked() and bar.active_tool_text() == "Points"
 
     key(qtbot, canvas, "W")  # the key moves the pressed button

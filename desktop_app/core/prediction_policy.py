@@ -18,7 +18,7 @@ The rule, and why:
   else the caller's label (the active label on the canvas, ``--label`` in the CLI). The batch
   used to fall back to the whole prompt ("cup. spoon") and the CLI to "object", both wrong for
   a multi-phrase prompt.
-- Source: what kind of prompt made it (``text``, ``box`` or ``points``), not where it ran.
+- Source: what kind of prompt made it (``text``, ``exemplar``, ``box`` or ``points``), not where it ran.
 - Provenance (``AnnotationObject.prompt``): one :class:`PromptRecord`, built from the
   :class:`~inference.prompts.Prompt` actually sent and the Prediction's backend and model,
   plus the candidate's own detection box and scores (:meth:`PromptRecord.for_candidate`).
@@ -108,24 +108,30 @@ class PromptRecord:
     box_threshold: float | None = None  # text prompts only
     text_threshold: float | None = None
     max_detections: int | None = None
+    exemplars: tuple[tuple[float, float, float, float, int], ...] = ()  # SAM 3 example boxes: xyxy, 1 / 0
 
     @classmethod
     def of(cls, *, prompt: Prompt, prediction: Prediction) -> PromptRecord:
         text = normalise_text(prompt.text) if prompt.text is not None else None
+        concept = text is not None or bool(prompt.exemplars)  # thresholds apply to text and exemplars
         b = prompt.box
         return cls(
             backend=prediction.backend, model=prediction.model, text=text,
             points=tuple((float(p.x), float(p.y), int(p.positive)) for p in prompt.points),
             box=None if b is None else (float(b.x0), float(b.y0), float(b.x1), float(b.y1)),
-            box_threshold=float(prompt.box_threshold) if text is not None else None,
+            box_threshold=float(prompt.box_threshold) if concept else None,
             text_threshold=float(prompt.text_threshold) if text is not None else None,
-            max_detections=int(prompt.max_detections) if text is not None else None)
+            max_detections=int(prompt.max_detections) if concept else None,
+            exemplars=tuple((float(e.box.x0), float(e.box.y0), float(e.box.x1), float(e.box.y1), int(e.positive))
+                            for e in prompt.exemplars))
 
     @property
     def source(self) -> str:
-        """``text``, ``box`` or ``points``: what kind of prompt it was."""
+        """``text``, ``exemplar`` (example boxes alone), ``box`` or ``points``: what kind of prompt it was."""
         if self.text is not None:
             return "text"
+        if self.exemplars:
+            return "exemplar"
         return "box" if self.box is not None else "points"
 
     def for_candidate(self, candidate: Candidate) -> dict[str, Any]:
@@ -144,6 +150,10 @@ class PromptRecord:
             record["points"] = [list(p) for p in self.points]
         if self.box is not None:
             record["box"] = list(self.box)
+        if self.exemplars:
+            record["exemplars"] = [list(e) for e in self.exemplars]
+            if self.text is None:
+                record.update(box_threshold=self.box_threshold, max_detections=self.max_detections)
         record["mask_score"] = float(candidate.score)
         if candidate.box_score is not None:
             record["detection_box"] = [float(v) for v in candidate.box]

@@ -31,7 +31,7 @@ from desktop_app.gui.commands import (AddObjectsCommand, ChangeLabelCommand, Doc
 from desktop_app.gui.worker import ImageRef, InferenceWorker
 from inference.masks import polygons_to_mask
 from inference.prompts import (DEFAULT_BOX_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_TEXT_THRESHOLD, Box,
-                               Point, Prompt, normalise_text)
+                               Exemplar, Point, Prompt, normalise_text)
 from inference.results import BackendInfo, Candidate, Prediction, PredictionKind
 
 
@@ -96,6 +96,7 @@ class AnnotationController(QObject):
     backend_changed = Signal(object)  # BackendInfo
     active_label_changed = Signal(str)
     image_changed = Signal(object)  # LoadedImage: the same image re-mapped (a new contrast window)
+    prediction_messages = Signal(object)  # tuple[str, ...]: a prediction's notes (e.g. a phrase cut to 32 tokens)
 
     def __init__(self, *, canvas: ImageCanvas, worker: InferenceWorker | None = None,
                  histories: HistoryStore | None = None, cache: DecodedImageCache | None = None,
@@ -123,6 +124,10 @@ class AnnotationController(QObject):
         self._box: Box | None = None
         self._text: str | None = None
         self._logits: np.ndarray | None = None
+        self._exemplars: list[Exemplar] = []  # SAM 3 example boxes: kept until accept / Esc
+        # what an exemplar prompt also sends: {"text", "box_threshold", "text_threshold", "max_detections"}
+        # (the window reads its prompt bar); None: no text, the default thresholds
+        self.concept_options: Callable[[], dict[str, Any]] | None = None
         self._sent: Prompt | None = None  # the prompt of the pending request
         self._request_id = 0
         self._candidates: CandidateState | None = None
@@ -137,6 +142,7 @@ class AnnotationController(QObject):
         c.polygon_finished.connect(self._on_polygon)
         c.stroke_finished.connect(self._on_stroke)
         c.object_clicked.connect(self._on_object_clicked)
+        c.exemplar_tool.drawn.connect(self.add_exemplar)
         w.prediction_ready.connect(self._on_prediction)
         w.failed.connect(self._on_failed)
         w.backend_changed.connect(self._on_backend_changed)
@@ -379,11 +385,43 @@ class AnnotationController(QObject):
         if not normalise_text(text):
             self.error.emit("the text prompt is empty: type what to segment, e.g. 'car. person.'")
             return
+        exemplars = self._exemplars if self._takes_exemplars() else []  # SAM 3: text + the example boxes
         self._reset_prompt()
-        self._text = text
+        self._text, self._exemplars = text, list(exemplars)
         prompt = Prompt(text=text, box_threshold=box_threshold, text_threshold=text_threshold,
-                        max_detections=max_detections)
+                        max_detections=max_detections, exemplars=tuple(exemplars))
         self._send(prompt)
+
+    def add_exemplar(self, box: Box, positive: bool = True) -> None:
+        """The exemplar tool (SAM 3): add an example box ("things like this", or with ``positive``
+        False "not like this") and re-run the concept prompt with every exemplar so far plus the
+        prompt bar's text, if any (:attr:`concept_options`). The exemplars stay until the
+        candidates are accepted or discarded; the latest request wins."""
+        if self._image is None:
+            return
+        if not self._takes_exemplars():
+            self.error.emit("exemplars need the SAM 3 backend: Inference → Backend → SAM 3")
+            return
+        options = dict(self.concept_options() if self.concept_options is not None else {})
+        text = options.pop("text", None) or None
+        if text is not None and not normalise_text(text):
+            text = None
+        exemplars = [] if (self._points or self._box is not None) else list(self._exemplars)
+        exemplars.append(Exemplar(box=box, positive=bool(positive)))
+        self._reset_prompt()
+        self._text, self._exemplars = text, exemplars
+        self._send(Prompt(text=text, exemplars=tuple(exemplars), multimask=False,
+                          **{k: v for k, v in options.items()
+                             if k in ("box_threshold", "text_threshold", "max_detections")}))
+
+    def _takes_exemplars(self) -> bool:
+        info = self._backend_info
+        return info is not None and bool(getattr(info, "supports_exemplars", False))
+
+    @property
+    def exemplars(self) -> list[Exemplar]:
+        """The example boxes of the current prompt (SAM 3)."""
+        return list(self._exemplars)
 
     def _predict(self) -> None:
         multimask = len(self._points) == 1 and self._box is None
@@ -394,6 +432,7 @@ class AnnotationController(QObject):
     def _send(self, prompt: Prompt) -> None:
         assert self._image is not None
         self.canvas.set_prompt(points=self._points, box=self._box)
+        self.canvas.exemplar_tool.set_exemplars(self._exemplars)
         self._sent = prompt
         self._request_id = self.worker.predict(
             image=ImageRef(path=self._image.path, array=self._image.array, key=self._image.key), prompt=prompt)
@@ -402,12 +441,14 @@ class AnnotationController(QObject):
         if request_id != self._request_id or self._image is None or prediction.image_key != self._image.key:
             return  # stale: a newer prompt or another image
         self._request_id = 0
+        if prediction.messages:
+            self.prediction_messages.emit(tuple(prediction.messages))
         cands = tuple(prediction.candidates)
         if prediction.kind is PredictionKind.ALTERNATIVES:
             cands = tuple(sorted(cands, key=lambda c: -c.score))
         if not cands or self._sent is None:
             self._set_candidates(None)
-            self.status.emit("nothing found" if self._text else "no mask for this prompt")
+            self.status.emit("nothing found" if self._text or self._exemplars else "no mask for this prompt")
             return
         record = PromptRecord.of(prompt=self._sent, prediction=prediction)
         self._set_candidates(CandidateState(kind=prediction.kind, candidates=cands, index=0, source=record.source,
@@ -423,6 +464,8 @@ class AnnotationController(QObject):
 
     def _on_backend_changed(self, info: BackendInfo) -> None:
         self._backend_info = info
+        if self._exemplars and not self._takes_exemplars():
+            self.discard_prompt()  # example boxes mean nothing to this backend
         if self._image is not None:
             self.worker.encode(ImageRef(path=self._image.path, array=self._image.array, key=self._image.key))
         self.backend_changed.emit(info)
@@ -515,10 +558,12 @@ class AnnotationController(QObject):
             self.worker.cancel(self._request_id)
         self._reset_prompt()
         self.canvas.set_prompt()
+        self.canvas.exemplar_tool.set_exemplars(())
         self._set_candidates(None)
 
     def _reset_prompt(self) -> None:
         self._points, self._box, self._text, self._logits = [], None, None, None
+        self._exemplars = []
         self._sent, self._request_id = None, 0
 
     def _on_enter(self) -> None:

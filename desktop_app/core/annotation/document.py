@@ -41,7 +41,7 @@ class AnnotationObject:
     mask: np.ndarray = field(repr=False)
     id: str = field(default_factory=new_object_id)
     score: float | None = None
-    source: str = "manual"  # points | box | text | polygon | brush | batch | import
+    source: str = "manual"  # points | box | text | exemplar | polygon | brush | batch | import
     prompt: dict[str, Any] | None = None  # JSON-able description of the prompt that made it
     hidden: bool = False
     needs_review: bool = False

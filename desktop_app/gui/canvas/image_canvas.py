@@ -11,6 +11,7 @@ Signals (all coordinates in image pixels):
 * ``polygon_finished(list[(x, y)])`` — polygon tool, closed by Enter / double-click
 * ``stroke_finished(object_id, mask, erase)`` — brush / eraser; ``object_id`` "" = a new object
 * ``object_clicked(object_id | None, extend)`` — select tool click (``extend``: Ctrl/Shift held)
+* ``exemplar_tool.drawn(Box, positive)`` — exemplar tool drag (SAM 3; Shift held: negative)
 * ``cursor_moved(x, y)``, ``zoom_changed(scale)``, ``tool_changed(Tool)``, ``brush_size_changed(int)``
 * ``view_options_changed(ViewOptions)`` — mask opacity, show/hide all, outline only
 """
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import QWidget
 from desktop_app.core.annotation.document import ImageDocument
 from desktop_app.core.annotation.labels import normalise_color
 from desktop_app.gui.canvas.colours import label_colour
+from desktop_app.gui.canvas.exemplar_tool import ExemplarTool
 from desktop_app.gui.canvas.loading import LoadedImage
 from desktop_app.gui.canvas.overlays import OverlayCache
 from desktop_app.gui.canvas.rectangle_tool import RectangleTool
@@ -113,7 +115,8 @@ class ImageCanvas(QWidget):
         # interactions get the mouse first while they are active and paint on top (issue 12)
         self.vertex_editor = VertexEditor(self)  # an object's outline with draggable vertices
         self.rectangle_tool = RectangleTool(self)  # Tool.RECTANGLE
-        self._interactions = (self.vertex_editor, self.rectangle_tool)
+        self.exemplar_tool = ExemplarTool(self)  # Tool.EXEMPLAR (SAM 3): draws the prompt's exemplars too
+        self._interactions = (self.vertex_editor, self.rectangle_tool, self.exemplar_tool)
 
     # -- data in -------------------------------------------------------------------------------
     def set_image(self, image: LoadedImage | None, *, fit: bool = True) -> None:
@@ -123,6 +126,8 @@ class ImageCanvas(QWidget):
         self._polygon, self._stroke, self._drag_box = [], None, None
         self.vertex_editor.cancel()
         self.rectangle_tool.cancel()
+        self.exemplar_tool.cancel()
+        self.exemplar_tool.set_exemplars(())
         self.overlays.clear()
         self._fit_pending = fit or self._fit_pending  # fit=False keeps the view (and whether it fits)
         if fit:
@@ -195,6 +200,7 @@ class ImageCanvas(QWidget):
         if tool is not self._tool:
             self.vertex_editor.commit()  # another tool: the vertex edit so far is applied
             self.rectangle_tool.cancel()
+            self.exemplar_tool.cancel()
         self._tool = tool
         self.actions.tools[tool].setChecked(True)
         self._update_cursor()
@@ -244,7 +250,7 @@ class ImageCanvas(QWidget):
 
     def cancel_polygon(self) -> bool:
         """Esc: drop the polygon being drawn, the rectangle being dragged, or the vertex edit."""
-        if self.vertex_editor.cancel() or self.rectangle_tool.cancel():
+        if self.vertex_editor.cancel() or self.rectangle_tool.cancel() or self.exemplar_tool.cancel():
             return True
         had = bool(self._polygon)
         self._polygon = []

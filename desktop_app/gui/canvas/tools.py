@@ -15,6 +15,7 @@ class Tool(str, Enum):
     ERASER = "eraser"  # erase from the selected object's mask
     SELECT = "select"  # click selects objects (Ctrl/Shift+click adds), drag pans
     RECTANGLE = "rectangle"  # manual rectangle object (detection datasets): drag its corners
+    EXEMPLAR = "exemplar"  # SAM 3: drag a box around one example, every similar object comes back (Shift: not this)
 
     @property
     def shortcut(self) -> str:
@@ -33,6 +34,7 @@ TOOL_SHORTCUTS: dict[Tool, str] = {
     Tool.ERASER: "E",
     Tool.SELECT: "V",
     Tool.RECTANGLE: "R",
+    Tool.EXEMPLAR: "X",  # offered only while the backend takes exemplars (SAM 3)
 }
 TOOL_TITLES: dict[Tool, str] = {
     Tool.POINT: "Points",
@@ -42,4 +44,5 @@ TOOL_TITLES: dict[Tool, str] = {
     Tool.ERASER: "Eraser",
     Tool.SELECT: "Select / pan",
     Tool.RECTANGLE: "Rectangle",
+    Tool.EXEMPLAR: "Exemplar",
 }

@@ -61,7 +61,9 @@ MOUSE_HELP = (
     "<b>Mouse on the image</b> — Points tool: left click = object, right click or Shift+click = "
     "background (each click refines the mask). Box tool: drag a box, then click to refine. "
     "Polygon: click vertices, Enter or double-click closes. Brush / Eraser: drag (right button does "
-    "the opposite). Select: click an object, Ctrl/Shift+click adds. Pan: middle-drag, Space+drag or "
+    "the opposite). Select: click an object, Ctrl/Shift+click adds. Exemplar (SAM 3 only): drag a box "
+    "around one object and every object like it is found, Shift+drag: not like this. "
+    "Pan: middle-drag, Space+drag or "
     "the wheel; zoom: Ctrl+wheel."
 )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QToolBar, QWidget
 
-from desktop_app.core.backend_choices import CHOICES, Capability
+from desktop_app.core.backend_choices import CHOICES, BackendKind, Capability
 
 # a tool's value -> what the backend must answer for the tool to be offered
 TOOL_NEEDS: dict[str, Capability] = {"exemplar": Capability.EXEMPLARS}
@@ -28,6 +28,8 @@ def capabilities_of(info) -> Capability:
     """What the running backend answers: the registry's entry, else what ``BackendInfo`` says."""
     choice = CHOICES.get(getattr(info, "backend", ""))
     if choice is not None:
+        if choice.kind is not BackendKind.LOCAL and getattr(info, "supports_exemplars", False):
+            return choice.capabilities | Capability.EXEMPLARS  # a server / endpoint running SAM 3 says so
         return choice.capabilities
     caps = Capability.NONE
     if getattr(info, "supports_text", False):

@@ -1,0 +1,104 @@
+"""Save docs/screenshots/15-sam3-exemplars-RANDOM-WEIGHTS.png: SAM 3's Exemplar tool (X) in use
+on the sample image: a positive example box (green) around the spoon, a counter-example
+(red, dashed) on the cup's handle, the candidates that came back and the candidate list.
+
+    .venv/bin/python scripts/screenshot_sam3.py [--out docs/screenshots]
+
+Offscreen, with its own settings folder. The SAM 3 weights are gated, so the backend is the real
+``sam3`` backend on a tiny RANDOM checkpoint (:mod:`inference.random_sam3`): the boxes, the tool,
+the candidate list and the flow are real; the masks mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def _drag(canvas, a, b, *, shift: bool = False) -> None:
+    """A real mouse drag in image pixels (Shift held: a counter-example)."""
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    mods = Qt.KeyboardModifier.ShiftModifier if shift else Qt.KeyboardModifier.NoModifier
+    start, end = canvas.to_screen(*a), canvas.to_screen(*b)
+    left = Qt.MouseButton.LeftButton
+
+    def send(kind, pos, button, buttons):
+        QApplication.sendEvent(
+            canvas, QMouseEvent(kind, QPointF(pos), QPointF(canvas.mapToGlobal(pos)), button, buttons, mods)
+        )
+
+    send(QMouseEvent.Type.MouseButtonPress, start, left, left)
+    for i in range(1, 9):
+        send(QMouseEvent.Type.MouseMove, start + (end - start) * (i / 8), Qt.MouseButton.NoButton, left)
+    send(QMouseEvent.Type.MouseButtonRelease, end, left, Qt.MouseButton.NoButton)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    home = tempfile.mkdtemp(prefix="langsam-screenshots-")
+    os.environ["LANGSAM_STUDIO_HOME"] = home
+
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([sys.argv[0]])
+    from screenshots import _shrink, _spin
+
+    from desktop_app.gui.app import create_window
+    from desktop_app.gui.canvas.tools import Tool
+    from desktop_app.gui.settings import AppSettings
+    from inference.backends import create_backend
+    from inference.random_sam3 import write_random_sam3
+
+    AppSettings().backend = "classic"
+    window = create_window([])
+    window.resize(1280, 800)
+    window.show()
+    assert _spin(app, 30, lambda: window.current_name == "coffee.jpg"), "the sample did not open"
+    checkpoint = write_random_sam3(Path(home) / "sam3-random", size="test", seed=0)
+    controller, canvas = window.controller, window.canvas
+    controller.worker.use_backend(create_backend("sam3", device="cpu", checkpoint=str(checkpoint)))
+    assert _spin(app, 120, lambda: controller.backend_info is not None and controller.backend_info.backend == "sam3")
+    window.label_editor.add("spoon")
+    bar = window.prompt_bar
+    bar.box_threshold.setValue(0.0)  # random weights score low: keep the best few
+    bar.max_detections.setValue(3)
+    bar.set_text("spoon")
+    canvas.setFocus()
+    canvas.set_tool(Tool.EXEMPLAR)
+    _spin(app, 0.3)
+    _drag(canvas, (322, 62), (426, 326))  # the spoon: "things like this"
+    assert _spin(app, 60, lambda: controller.candidates is not None), "no candidates"
+    _drag(canvas, (193, 228), (262, 306), shift=True)  # the cup's handle: "not like this"
+    assert _spin(
+        app,
+        60,
+        lambda: controller.candidates is not None and controller._request_id == 0 and len(controller.exemplars) == 2,
+    ), "no candidates for two exemplars"
+    canvas._cursor = None
+    _spin(app, 0.5)
+    path = out / "15-sam3-exemplars-RANDOM-WEIGHTS.png"
+    window.grab().save(str(path))
+    _shrink(path)
+    print(f"saved {path}")
+    window.close()
+    _spin(app, 0.2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
