@@ -9,8 +9,8 @@ what toolkit 2.0.25 + TorchServe 0.12.0 really apply for a container environment
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 TS_DEFAULT_STARTUP = 120  # TorchServe's startupTimeout when TS_DEFAULT_STARTUP_TIMEOUT is unset
 TS_DEFAULT_RESPONSE = 120  # TorchServe's default_response_timeout (the toolkit's 60 never lands)
@@ -51,13 +51,17 @@ class Timeouts:
 
     def environment(self) -> dict[str, str]:
         """The container variables that put ``startup`` and ``response`` in force."""
-        return {"TS_DEFAULT_STARTUP_TIMEOUT": str(self.startup),
-                "SAGEMAKER_TS_RESPONSE_TIMEOUT": str(self.response),
-                "TS_DEFAULT_RESPONSE_TIMEOUT": str(self.response)}
+        return {
+            "TS_DEFAULT_STARTUP_TIMEOUT": str(self.startup),
+            "SAGEMAKER_TS_RESPONSE_TIMEOUT": str(self.response),
+            "TS_DEFAULT_RESPONSE_TIMEOUT": str(self.response),
+        }
 
 
 def size_timeouts(
-    *, load_seconds: float | None = None, worst_request_seconds: float | None = None,
+    *,
+    load_seconds: float | None = None,
+    worst_request_seconds: float | None = None,
     archive_bytes: int = 0,
 ) -> Timeouts:
     """Timeouts with margin: twice the measurement plus a fixed allowance, within AWS limits."""
@@ -88,16 +92,27 @@ def effective_timeouts(env: Mapping[str, str], *, health_check: int) -> Timeouts
         startup, startup_src = TS_DEFAULT_STARTUP, "TorchServe default"
     if any(k.startswith("SAGEMAKER_TS_") for k in env):
         response = int(env.get("SAGEMAKER_TS_RESPONSE_TIMEOUT", TOOLKIT_TS_RESPONSE))
-        response_src = ("SAGEMAKER_TS_RESPONSE_TIMEOUT" if "SAGEMAKER_TS_RESPONSE_TIMEOUT" in env
-                        else "toolkit default once a SAGEMAKER_TS_* variable is set")
+        response_src = (
+            "SAGEMAKER_TS_RESPONSE_TIMEOUT"
+            if "SAGEMAKER_TS_RESPONSE_TIMEOUT" in env
+            else "toolkit default once a SAGEMAKER_TS_* variable is set"
+        )
         notes.append("a SAGEMAKER_TS_* variable is set: the toolkit also drops to one worker")
     elif env.get("TS_DEFAULT_RESPONSE_TIMEOUT"):
         response, response_src = int(env["TS_DEFAULT_RESPONSE_TIMEOUT"]), "TS_DEFAULT_RESPONSE_TIMEOUT"
     else:
         response, response_src = TS_DEFAULT_RESPONSE, "TorchServe default"
     if "SAGEMAKER_MODEL_SERVER_TIMEOUT" in env:
-        notes.append("SAGEMAKER_MODEL_SERVER_TIMEOUT is silently ignored by toolkit 2.0.25 (its config "
-                     "template lacks a final newline); use SAGEMAKER_TS_RESPONSE_TIMEOUT or "
-                     "TS_DEFAULT_RESPONSE_TIMEOUT")
-    return Timeouts(startup=startup, startup_source=startup_src, response=response,
-                    response_source=response_src, health_check=health_check, notes=tuple(notes))
+        notes.append(
+            "SAGEMAKER_MODEL_SERVER_TIMEOUT is silently ignored by toolkit 2.0.25 (its config "
+            "template lacks a final newline); use SAGEMAKER_TS_RESPONSE_TIMEOUT or "
+            "TS_DEFAULT_RESPONSE_TIMEOUT"
+        )
+    return Timeouts(
+        startup=startup,
+        startup_source=startup_src,
+        response=response,
+        response_source=response_src,
+        health_check=health_check,
+        notes=tuple(notes),
+    )

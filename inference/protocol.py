@@ -22,7 +22,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, cast
@@ -31,13 +31,17 @@ import numpy as np
 
 from inference.errors import InferenceError
 from inference.masks import mask_to_rle, rle_to_mask
-from inference.prompts import Box, Point, Prompt
+from inference.prompts import Box, Exemplar, Point, Prompt
 from inference.results import Candidate, Prediction, PredictionKind
 
 PROTOCOL_VERSION = 1
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time request and response limit
 MAX_CUSTOM_ATTRIBUTES = 1024  # SageMaker's limit on X-Amzn-SageMaker-Custom-Attributes
 LOGITS_SHAPE = (256, 256)
+# Low-resolution logits are square: 256x256 for SAM 2, 288x288 for SAM 3 (4x its ViT grid). The codec
+# takes any side in this range; the runner checks the side the serving backend takes back.
+MIN_LOGITS_SIDE, MAX_LOGITS_SIDE = 4, 512
+MAX_EXEMPLARS = 64  # exemplar boxes per prompt (SAM 3 encodes each as a geometry token)
 
 JSON_TYPE = "application/json"
 IMAGE_TYPES = frozenset(
@@ -68,7 +72,13 @@ MAX_ID_CHARS = 256
 # 400 naming the field they sit in.
 MAX_NUMBER_CHARS = 100
 _TOP_KEYS = frozenset({"protocol", "image", "image_id", "prompt", "options"})
-_PROMPT_KEYS = frozenset({"text", "points", "box", "mask_input"})
+_PROMPT_KEYS = frozenset({"text", "points", "box", "mask_input", "exemplars"})  # exemplars: SAM 3 (additive)
+_EXEMPLAR_KEYS = frozenset({"box", "positive"})
+# additive: previous logits by reference (mask_input_ref), the server's prompt assistant (instruction, labels)
+_PROMPT_KEYS = _PROMPT_KEYS | {"mask_input_ref", "instruction", "labels"}
+_MASK_REF_KEYS = frozenset({"ref", "candidate"})
+MAX_INSTRUCTION_CHARS = 2000  # prompt.instruction (the assistant's own limit)
+MAX_LABELS, MAX_LABEL_CHARS = 200, 200  # prompt.labels
 _OPTION_KEYS = frozenset(
     {"multimask", "box_threshold", "text_threshold", "max_detections", "nms_iou", "return_logits", "backend", "model"}
     | {"encode_only"}  # issue 9 part 3 (remote backends): prefetch = upload + encode, no prompt
@@ -110,6 +120,19 @@ class SegmentRequest:
     model: str | None = None  # the model the client expects (checked by the server)
     # issue 9 part 3: store (and encode) the image only; no prompt, the answer has no objects
     encode_only: bool = False
+    # previous logits the server kept (it keeps the logits it returns): instead of prompt.mask_input
+    mask_input_ref: MaskInputRef | None = None
+    # the server's prompt assistant: an instruction it turns into the text prompt (+ label names)
+    instruction: str | None = None
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaskInputRef:
+    """``prompt.mask_input_ref``: candidate ``candidate`` of the answer whose ``logits_ref`` was ``ref``."""
+
+    ref: str
+    candidate: int
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -118,6 +141,8 @@ class SegmentResponse:
     image_id: str
     protocol: int = PROTOCOL_VERSION
     request_id: str | None = None
+    logits_ref: str | None = None  # the server kept this answer's logits under this reference
+    phrases: tuple[str, ...] | None = None  # the text prompt's phrases the server's assistant chose
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,14 +166,19 @@ def content_id(data: bytes) -> str:
 
 
 def encode_logits(logits: np.ndarray) -> dict[str, Any]:
-    """(256, 256) float logits -> ``{"dtype": "float16", "shape": [256, 256], "data": <base64>}``."""
-    arr = np.asarray(logits, dtype=np.float32).reshape(LOGITS_SHAPE)
+    """(n, n) float logits (256 for SAM 2, 288 for SAM 3) -> ``{"dtype": "float16", "shape": [n, n],
+    "data": <base64>}``."""
+    arr = np.asarray(logits, dtype=np.float32)
+    side = int(arr.shape[-1]) if arr.ndim >= 2 and arr.size == arr.shape[-1] ** 2 else LOGITS_SHAPE[0]
+    arr = arr.reshape(side, side)
     half = np.clip(arr, -65000.0, 65000.0).astype("<f2")
-    return {"dtype": "float16", "shape": list(LOGITS_SHAPE), "data": base64.b64encode(half.tobytes()).decode("ascii")}
+    return {"dtype": "float16", "shape": [side, side], "data": base64.b64encode(half.tobytes()).decode("ascii")}
 
 
 def decode_logits(obj: Any, *, field: str) -> np.ndarray:
-    """The inverse of :func:`encode_logits` (float16 or float32), as (256, 256) float32."""
+    """The inverse of :func:`encode_logits` (float16 or float32), as (n, n) float32 for a square
+    ``shape`` [n, n] with n from MIN_LOGITS_SIDE to MAX_LOGITS_SIDE (the runner checks n against the
+    backend: 256 for SAM 2, 288 for SAM 3)."""
     if not isinstance(obj, Mapping):
         raise ProtocolError(f"{field} must be an object with dtype, shape and data", field=field)
     requested: Any = obj.get("dtype")
@@ -157,13 +187,25 @@ def decode_logits(obj: Any, *, field: str) -> np.ndarray:
         raise ProtocolError(
             f"{field}.dtype must be 'float16' or 'float32', got {obj.get('dtype')!r}", field=f"{field}.dtype"
         )
-    if list(obj.get("shape") or []) != list(LOGITS_SHAPE):
-        raise ProtocolError(f"{field}.shape must be [256, 256], got {obj.get('shape')!r}", field=f"{field}.shape")
+    shape = obj.get("shape")
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in shape)
+        or shape[0] != shape[1]
+        or not MIN_LOGITS_SIDE <= shape[0] <= MAX_LOGITS_SIDE
+    ):
+        raise ProtocolError(
+            f"{field}.shape must be square [n, n] with n from {MIN_LOGITS_SIDE} to {MAX_LOGITS_SIDE} "
+            f"([256, 256] for SAM 2, [288, 288] for SAM 3), got {shape!r}",
+            field=f"{field}.shape",
+        )
+    side = int(shape[0])
     raw = _b64(obj.get("data"), field=f"{field}.data")
-    expected = LOGITS_SHAPE[0] * LOGITS_SHAPE[1] * np.dtype(dtype).itemsize
+    expected = side * side * np.dtype(dtype).itemsize
     if len(raw) != expected:
         raise ProtocolError(f"{field}.data holds {len(raw)} bytes, expected {expected}", field=f"{field}.data")
-    arr = np.frombuffer(raw, dtype=dtype).reshape(LOGITS_SHAPE).astype(np.float32)
+    arr = np.frombuffer(raw, dtype=dtype).reshape(side, side).astype(np.float32)
     if not np.isfinite(arr).all():
         raise ProtocolError(f"{field} contains NaN or infinite values", field=field)
     return arr
@@ -251,8 +293,19 @@ def request_object(request: SegmentRequest, *, include_image: bool = True) -> di
         prompt["points"] = [[_num(pt.x), _num(pt.y), 1 if pt.positive else 0] for pt in p.points]
     if p.box is not None:
         prompt["box"] = [_num(v) for v in p.box.as_xyxy()]
+    if p.exemplars:  # SAM 3 concept example boxes (an additive field of version 1)
+        prompt["exemplars"] = [
+            {"box": [_num(v) for v in ex.box.as_xyxy()], "positive": bool(ex.positive)} for ex in p.exemplars
+        ]
     if p.mask_input is not None:
         prompt["mask_input"] = encode_logits(p.mask_input)
+    if request.mask_input_ref is not None:
+        ref = request.mask_input_ref
+        prompt["mask_input_ref"] = {"ref": ref.ref, "candidate": ref.candidate} if ref.candidate else {"ref": ref.ref}
+    if request.instruction is not None:
+        prompt["instruction"] = request.instruction
+    if request.labels:
+        prompt["labels"] = list(request.labels)
     options: dict[str, Any] = {}
     for key in ("multimask", "box_threshold", "text_threshold", "max_detections", "nms_iou"):
         value = getattr(p, key)
@@ -452,9 +505,12 @@ def _request_from_object(obj: Any, *, image: bytes | None) -> SegmentRequest:
             ) from None
     points = tuple(_point(p, i) for i, p in enumerate(_list(pr.get("points"), field="prompt.points")))
     box = _box(pr.get("box")) if pr.get("box") is not None else None
+    exemplars = _exemplars(pr.get("exemplars"))
     mask_input = (
         decode_logits(pr["mask_input"], field="prompt.mask_input") if pr.get("mask_input") is not None else None
     )
+    extras = _prompt_extras(pr, text=text, mask_input=mask_input)  # mask_input_ref, the assistant's fields
+    asked = extras["instruction"] is not None
 
     multimask = op.get("multimask", _DEFAULTS.multimask)
     if not isinstance(multimask, bool):
@@ -488,12 +544,78 @@ def _request_from_object(obj: Any, *, image: bytes | None) -> SegmentRequest:
         ),
         max_detections=max_det,
         nms_iou=_number(op, "nms_iou", None, field="options.nms_iou"),
+        exemplars=exemplars,
     )
-    if image is None and image_id is None and not (points or box is not None or text is not None):
+    if image is None and image_id is None and not (
+        points or box is not None or text is not None or exemplars or asked
+    ):
         raise ProtocolError("the request has no image, image_id or prompt", field="image")
-    if not (points or box is not None or text is not None):
-        raise ProtocolError("the prompt has no text, points or box", field="prompt")
-    return SegmentRequest(prompt=prompt, image=image, image_id=image_id, return_logits=return_logits, **names)
+    if not (points or box is not None or text is not None or exemplars or asked):
+        raise ProtocolError("the prompt has no text, instruction, points, box or exemplars", field="prompt")
+    return SegmentRequest(
+        prompt=prompt, image=image, image_id=image_id, return_logits=return_logits, **names, **extras
+    )
+
+
+def _prompt_extras(pr: Mapping[str, Any], *, text: str | None, mask_input: np.ndarray | None) -> dict[str, Any]:
+    """The request-level prompt fields: ``prompt.mask_input_ref`` (previous logits the server kept,
+    instead of ``mask_input``; ``candidate`` defaults to 0) and the server's prompt assistant
+    (``prompt.instruction``, ``prompt.labels``)."""
+    ref = None
+    raw = pr.get("mask_input_ref")
+    if raw is not None:
+        field = "prompt.mask_input_ref"
+        if mask_input is not None:
+            raise ProtocolError("send prompt.mask_input or prompt.mask_input_ref, not both", field=field)
+        if not isinstance(raw, Mapping):
+            raise ProtocolError(f'{field} must be {{"ref": "<logits_ref>", "candidate": k}}', field=field)
+        raw = _keys(raw, _MASK_REF_KEYS, field=field)
+        name, k = raw.get("ref"), raw.get("candidate", 0)
+        if not isinstance(name, str) or not 1 <= len(name) <= 64 or not _ID_RE.match(name):
+            raise ProtocolError(f"{field}.ref must be a previous response's logits_ref, got {name!r}", field=f"{field}.ref")
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < 1000:
+            raise ProtocolError(
+                f"{field}.candidate must be an object's index (0-999) in that response, got {k!r}",
+                field=f"{field}.candidate",
+            )
+        ref = MaskInputRef(ref=name, candidate=k)
+    instruction = pr.get("instruction")
+    if instruction is not None:
+        field = "prompt.instruction"
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise ProtocolError("prompt.instruction must be a non-empty string", field=field)
+        if len(instruction) > MAX_INSTRUCTION_CHARS:
+            raise ProtocolError(
+                f"prompt.instruction is {len(instruction)} characters, at most {MAX_INSTRUCTION_CHARS} are allowed",
+                field=field,
+            )
+        try:
+            instruction.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ProtocolError(f"prompt.instruction is not valid Unicode: {exc.reason}", field=field) from None
+        if text is not None:
+            raise ProtocolError(
+                "send prompt.text or prompt.instruction, not both (the server's assistant writes the text "
+                "from the instruction)",
+                field=field,
+            )
+    labels: list[str] = []
+    raw_labels = pr.get("labels")
+    if raw_labels is not None:
+        if not isinstance(raw_labels, list):
+            raise ProtocolError("prompt.labels must be a list of label names", field="prompt.labels")
+        if len(raw_labels) > MAX_LABELS:
+            raise ProtocolError(f"prompt.labels has {len(raw_labels)} names, at most {MAX_LABELS}", field="prompt.labels")
+        for i, name in enumerate(raw_labels):
+            if not isinstance(name, str) or not name.strip() or len(name) > MAX_LABEL_CHARS:
+                raise ProtocolError(
+                    f"prompt.labels[{i}] must be a label name of 1-{MAX_LABEL_CHARS} characters, got {name!r}",
+                    field=f"prompt.labels[{i}]",
+                )
+            labels.append(name)
+        if instruction is None and labels:
+            raise ProtocolError("prompt.labels is read only with prompt.instruction", field="prompt.labels")
+    return {"mask_input_ref": ref, "instruction": instruction, "labels": tuple(labels)}
 
 
 def _encode_only_request(obj: Mapping[str, Any], op: Mapping[str, Any], image: bytes | None) -> SegmentRequest | None:
@@ -538,7 +660,36 @@ def _point(p: Any, i: int) -> Point:
     return Point(x=float(x), y=float(y), positive=bool(label))
 
 
-def _box(b: Any) -> Box:
+def _exemplars(value: Any) -> tuple[Exemplar, ...]:
+    """``prompt.exemplars``: ``[{"box": [x0, y0, x1, y1], "positive": true}, ...]`` (SAM 3's example
+    boxes; ``positive`` defaults to true, false marks "not like this")."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ProtocolError(
+            'prompt.exemplars must be a list of {"box": [x0, y0, x1, y1], "positive": true}', field="prompt.exemplars"
+        )
+    if len(value) > MAX_EXEMPLARS:
+        raise ProtocolError(
+            f"prompt.exemplars has {len(value)} boxes, at most {MAX_EXEMPLARS} are allowed", field="prompt.exemplars"
+        )
+    out = []
+    for i, item in enumerate(value):
+        field = f"prompt.exemplars[{i}]"
+        if not isinstance(item, Mapping):
+            raise ProtocolError(f'{field} must be {{"box": [x0, y0, x1, y1], "positive": true}}', field=field)
+        item = _keys(item, _EXEMPLAR_KEYS, field=field)
+        if "box" not in item:
+            raise ProtocolError(f"{field}.box is missing: give [x0, y0, x1, y1] in pixels", field=f"{field}.box")
+        box = _box(item["box"], field=f"{field}.box")
+        positive = item.get("positive", True)
+        if not isinstance(positive, bool):
+            raise ProtocolError(f"{field}.positive must be true or false, got {positive!r}", field=f"{field}.positive")
+        out.append(Exemplar(box=box, positive=positive))
+    return tuple(out)
+
+
+def _box(b: Any, *, field: str = "prompt.box") -> Box:
     if isinstance(b, Mapping):
         b = [b.get("x0"), b.get("y0"), b.get("x1"), b.get("y1")]
     if (
@@ -546,7 +697,7 @@ def _box(b: Any) -> Box:
         or len(b) != 4
         or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in b)
     ):
-        raise ProtocolError(f"prompt.box must be four finite numbers [x0, y0, x1, y1], got {b!r}", field="prompt.box")
+        raise ProtocolError(f"{field} must be four finite numbers [x0, y0, x1, y1], got {b!r}", field=field)
     return Box(x0=float(b[0]), y0=float(b[1]), x1=float(b[2]), y1=float(b[3]))
 
 
@@ -561,8 +712,12 @@ def encode_response(
     return_logits: bool = False,
     request_id: str | None = None,
     max_bytes: int = MAX_PAYLOAD_BYTES,
+    logits_ref: str | None = None,
+    phrases: Sequence[str] | None = None,
 ) -> bytes:
-    """The JSON body for one prediction. Raises :class:`PayloadTooLargeError` (never truncates)."""
+    """The JSON body for one prediction. Raises :class:`PayloadTooLargeError` (never truncates).
+    ``logits_ref``: the server kept this answer's logits (``return_logits``) under that name;
+    ``phrases``: the phrases of the text prompt the server's assistant wrote (``prompt.instruction``)."""
     objects = []
     for c in prediction.candidates:
         item: dict[str, Any] = {
@@ -577,7 +732,7 @@ def encode_response(
         if return_logits and c.low_res_logits is not None:
             item["logits"] = encode_logits(c.low_res_logits)
         objects.append(item)
-    obj = {
+    obj: dict[str, Any] = {
         "protocol": PROTOCOL_VERSION,
         "kind": prediction.kind.value,
         "image_id": image_id,
@@ -587,6 +742,12 @@ def encode_response(
         "objects": objects,
         "timings": {k: round(float(v), 2) for k, v in prediction.timings.items()},
     }
+    if prediction.messages:  # notes for a person (e.g. a phrase cut to SAM 3's 32 tokens); additive
+        obj["messages"] = [str(m) for m in prediction.messages]
+    if logits_ref is not None:  # additive: prompt.mask_input_ref names these logits in the next request
+        obj["logits_ref"] = logits_ref
+    if phrases is not None:  # additive: what the server's assistant made of prompt.instruction
+        obj["phrases"] = [str(p) for p in phrases]
     if request_id:
         obj["request_id"] = request_id
     body = json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
@@ -645,13 +806,20 @@ def decode_response(body: bytes | str) -> SegmentResponse:
             model=str(obj["model"]),
             image_size=(h, w),
             timings=MappingProxyType({str(k): float(v) for k, v in (obj.get("timings") or {}).items()}),
+            messages=tuple(str(m) for m in (obj.get("messages") or ())),
         )
     except ProtocolError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(f"the response is malformed: {exc!r}", field="response") from None
+    ref, phrases = obj.get("logits_ref"), obj.get("phrases")
     return SegmentResponse(
-        prediction=prediction, image_id=str(obj["image_id"]), protocol=version, request_id=obj.get("request_id")
+        prediction=prediction,
+        image_id=str(obj["image_id"]),
+        protocol=version,
+        request_id=obj.get("request_id"),
+        logits_ref=ref if isinstance(ref, str) and ref else None,
+        phrases=tuple(str(p) for p in phrases) if isinstance(phrases, list) else None,
     )
 
 

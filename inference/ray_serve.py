@@ -21,6 +21,16 @@ tested like any other class.
 One request runs at a time per replica (the backend is not thread-safe); Ray routes the rest to
 other replicas or queues them.
 
+Session affinity with several replicas: Ray's consistent-hash router hashes the
+``X-Amzn-SageMaker-Session-Id`` header. The request that opens a session carries the literal
+``NEW_SESSION``, so it lands wherever that word hashes; a random new session id would then hash to
+any replica, most likely one without the image. So the opening replica picks, among random
+32-hex-digit ids, one that the router maps back to itself (:func:`affinity_session_ids`: the
+id's hash falls just below one of this replica's own virtual nodes on the ring, computed from
+its unique id as the router does). A replica that still gets a session it did not open (the
+replica set changed) adopts it when the client brings the image again (``ImageNotCached`` ->
+one re-upload; :meth:`inference.server.runner.SegmentationRunner._session_headers`).
+
 In a SageMaker Batch Transform job the body is a bare image with no prompt header: the prompt is
 the job's ``LANGSAM_BATCH_PROMPT`` (validated in ``__init__``), and a refused record is answered
 200 with its error body (:mod:`inference.batch_prompt`).
@@ -29,12 +39,14 @@ the job's ``LANGSAM_BATCH_PROMPT`` (validated in ``__init__``), and a refused re
 from __future__ import annotations
 
 import asyncio
+import bisect
 import io
 import os
+import secrets
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -75,6 +87,62 @@ def warm_up_request(*, text: bool) -> SegmentRequest:
     canvas.save(buf, format="PNG")
     prompt = Prompt(text="object.") if text else Prompt(box=Box(x0=90, y0=50, x1=230, y1=190), multimask=False)
     return SegmentRequest(prompt=prompt, image=buf.getvalue())
+
+
+def affinity_session_ids(
+    replica_unique_id: str,
+    *,
+    num_virtual_nodes: int,
+    hash_bytes: Callable[[bytes], int],
+    window_fraction: float = 2.0**-18,
+    max_tries: int = 200_000,
+) -> Callable[[], str]:
+    """A factory of session ids the consistent-hash router sends to this replica.
+
+    The router owns a ring of ``num_virtual_nodes`` hashes ``hash_bytes(f"{unique_id}:{i}")`` per
+    replica and routes a key to the first virtual node whose hash is greater than the key's. Only
+    this replica's nodes are known here, so an id is accepted when its hash lies at most
+    ``window_fraction`` of the ring below one of them: another replica's node would have to fall
+    into that gap (probability ~ nodes x window / 2, about 2e-4 per other replica with 100
+    nodes). ~2,600 random draws on average (a few ms); after ``max_tries`` a plain random id
+    (the replica that gets it adopts the session when the image is sent again)."""
+    own = sorted(hash_bytes(f"{replica_unique_id}:{i}".encode()) for i in range(num_virtual_nodes))
+    window = int(2**64 * window_fraction)
+
+    def new_id() -> str:
+        for _ in range(max_tries):
+            candidate = secrets.token_hex(16)
+            h = hash_bytes(candidate.encode())
+            j = bisect.bisect_right(own, h)
+            if j < len(own) and own[j] - h <= window:
+                return candidate
+        return secrets.token_hex(16)
+
+    return new_id
+
+
+def _ray_session_ids() -> Callable[[], str] | None:
+    """:func:`affinity_session_ids` for this replica when its deployment routes by consistent
+    hashing (Ray's router, its hash and vnode count); None otherwise (outside Ray, another router,
+    or ``LANGSAM_RAY_AFFINE_SESSION_IDS=0``: random ids, adopted by whichever replica gets them)."""
+    if os.environ.get("LANGSAM_RAY_AFFINE_SESSION_IDS", "1").strip() == "0":
+        return None
+    try:
+        from ray import serve
+        from ray.serve.experimental import consistent_hash_router as chr_
+
+        context = serve.get_replica_context()
+        router = context._deployment_config.request_router_config
+        if "ConsistentHashRouter" not in str(getattr(router, "request_router_class", "")):
+            return None
+        kwargs = dict(getattr(router, "request_router_kwargs", None) or {})
+        nodes = int(kwargs.get("num_virtual_nodes", chr_.DEFAULT_NUM_VIRTUAL_NODES))
+        hash_bytes = chr_._hash_bytes
+        unique_id = context.replica_id.unique_id
+        int(hash_bytes(b"probe"))
+    except Exception:  # noqa: BLE001 - another Ray version or router: random ids + adoption
+        return None
+    return affinity_session_ids(unique_id, num_virtual_nodes=nodes, hash_bytes=hash_bytes)
 
 
 def _replica_tag() -> str:
@@ -118,6 +186,10 @@ class LangSAMDeployment:
             limits = RunnerLimits()
         engine.ensure_loaded()
         self.runner = SegmentationRunner(engine, limits=limits)
+        session_ids = _ray_session_ids()
+        self.session_affinity = session_ids is not None
+        if session_ids is not None:  # NEW_SESSION: an id the router sends back to this replica
+            self.runner.new_session_id = session_ids
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="langsam-infer")
         self.replica = _replica_tag()
         info = self.runner.info()
@@ -125,6 +197,7 @@ class LangSAMDeployment:
         _log(
             f"model loaded in {self.load_seconds:.1f} s: backend={info.backend} model={info.model} "
             f"device={info.device} ({info.device_reason}) replica={self.replica}"
+            f"{' session-ids=affine' if self.session_affinity else ''}"
         )
         if batch is not None:
             _log(describe_batch_prompt(batch))

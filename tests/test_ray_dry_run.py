@@ -62,6 +62,10 @@ def test_classic_package_serves_with_two_replicas_and_session_affinity(ray_class
     assert aff["followups_on_one_replica"] == aff["sessions"], aff
     # clicks on the opening replica find the image: no re-encode there
     assert aff["re_encodes"] <= aff["clicks_after_first"] * (aff["sessions"] - aff["opened_on_same_replica"]), aff
+    # the opening replica picks session ids the router maps back to itself; a stray session is
+    # adopted with one re-upload on its first click: never a re-encode on the second+ clicks
+    assert aff["re_encodes_later_clicks"] == 0, aff
+    assert aff["opened_on_same_replica"] >= aff["sessions"] - 1 and aff["re_encodes"] <= 1, aff
 
 
 def test_failing_init_is_deploy_failed_behind_a_healthy_ping(ray_classic_package, ray_venv, tmp_path):

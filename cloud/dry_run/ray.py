@@ -437,19 +437,22 @@ def _invocation_findings(result: RayDryRunResult, invoke_limit: float) -> list[D
 
 
 def measure_affinity(url: str, *, body: bytes, content_type: str, sessions: int = 6, clicks: int = 3) -> dict:
-    """Per session: one click with the image opening it (``NEW_SESSION``), then ``clicks`` clicks
-    naming only the session id the server returned (``NewSessionId``).
+    """Per session, as the app's endpoint backend does: one click with the image opening it
+    (``NEW_SESSION``), then ``clicks`` clicks naming only the session id the server returned
+    (``NewSessionId``); a click answered ``404 ImageNotCached`` (a replica that does not hold the
+    session) sends the image once more under the same session id, which that replica adopts.
 
-    A later click that lands on another replica finds no image there (404 ImageNotCached) and
-    would have to resend and re-encode it. Counts replicas per session from the response's
-    ``replica=`` custom attribute.
+    Counts, from the response's ``replica=`` and ``image-cache=`` custom attributes, the
+    replicas per session and the re-encodes on the first click after the opening one and on the
+    later ones (the goal: none on the later ones, none at all when the opening replica chose an id
+    the router maps back to itself).
     """
     from inference.protocol import SegmentRequest, decode_request, encode_request
 
     prompt = decode_request(body, content_type=content_type).prompt
     followup, followup_type, _h = encode_request(SegmentRequest(prompt=prompt))
-    per_session, reencodes, misses, replicas_all = [], 0, 0, set()
-    opened = 0
+    per_session, replicas_all = [], set()
+    reencodes = first_reencodes = later_reencodes = misses = opened = 0
     for _ in range(sessions):
         # as on SageMaker: open the session with the first click, then name it
         status, _b, headers = boto3_invoke(url, body=body, content_type=content_type, session_id="NEW_SESSION")
@@ -458,26 +461,37 @@ def measure_affinity(url: str, *, body: bytes, content_type: str, sessions: int 
             continue
         opened += 1
         replicas = [_attr(headers, "replica")]
-        for _c in range(clicks):
+        for c in range(clicks):
             status, _b, headers = boto3_invoke(url, body=followup, content_type=followup_type, session_id=session)
-            if status == 404:
+            encoded = False
+            if status == 404:  # this replica does not hold the session: the client sends the image again
                 misses += 1
+                status, _b, headers = boto3_invoke(url, body=body, content_type=content_type, session_id=session)
+                encoded = True
+            elif _attr(headers, "image-cache") != "hit":  # (classic has no embedding: its image stands for it)
+                encoded = True
+            if encoded:
                 reencodes += 1
-            elif _attr(headers, "image-cache") != "hit":
-                reencodes += 1
+                if c == 0:
+                    first_reencodes += 1
+                else:
+                    later_reencodes += 1
             replicas.append(_attr(headers, "replica"))
         replicas_all.update(r for r in replicas if r)
-        per_session.append((len({r for r in replicas[1:] if r}), replicas[0] in replicas[1:]))
+        per_session.append((len({r for r in replicas[1:] if r}), replicas[0] in replicas[1:], replicas[0]))
     return {
         "sessions": opened,
         "clicks_after_first": clicks,
         "replicas_seen": len(replicas_all),
+        "replicas_that_opened_sessions": len({r for _n, _same, r in per_session if r}),
         # the session id's clicks all on one replica (the router's affinity)
-        "followups_on_one_replica": sum(1 for n, _same in per_session if n == 1),
+        "followups_on_one_replica": sum(1 for n, _same, _r in per_session if n == 1),
         # ... and on the replica that opened the session (NEW_SESSION itself is hashed like any id,
-        # so the opening click may land elsewhere: that session re-encodes once, or gets 404)
-        "opened_on_same_replica": sum(1 for _n, same in per_session if same),
+        # so the opening click may land elsewhere: that session re-encodes once, on its first click)
+        "opened_on_same_replica": sum(1 for _n, same, _r in per_session if same),
         "re_encodes": reencodes,
+        "re_encodes_first_click": first_reencodes,
+        "re_encodes_later_clicks": later_reencodes,
         "image_not_cached_404": misses,
     }
 

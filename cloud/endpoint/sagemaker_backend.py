@@ -61,6 +61,9 @@ class SageMakerBackend(RemoteBackend):
     name = "sagemaker"
     raw_header = CUSTOM_ATTRIBUTES_HEADER
     max_upload_bytes = REALTIME_LIMIT_BYTES
+    # one session per image: SageMaker's stateful sessions (and Ray Serve's consistent-hash router
+    # inside the container) send its clicks to the instance / replica holding the embedding
+    uses_sessions = True
 
     def __init__(self, *, endpoint: str = "", region: str | None = None, profile: str | None = None,
                  access_key_id: str | None = None, secret_access_key: str | None = None,
@@ -137,6 +140,7 @@ class SageMakerBackend(RemoteBackend):
             raise BackendUnavailableError(str(exc)) from None
         finally:
             self._ids.pop("probe", None)
+            self._sessions.pop("probe", None)
         backend = self.uploaded_by[0] if self.uploaded_by else "unknown"
         return {"backend": backend, "model": self.uploaded_by[1] if self.uploaded_by else "?", "device": "instance",
                 "supports_text": backend in TEXT_BACKENDS, "supports_points": True}
@@ -169,8 +173,10 @@ class SageMakerBackend(RemoteBackend):
         if error is not None:
             raise self._remote_error(error) from None
         result = box["result"]
-        sent = len(body) + len(headers.get(CUSTOM_ATTRIBUTES_HEADER) or "")
-        return Exchange(body=result.body, bytes_sent=sent, seconds=time.perf_counter() - started)
+        sent = len(body) + len(headers.get(CUSTOM_ATTRIBUTES_HEADER) or "") + len(headers.get(SESSION_HEADER) or "")
+        answer_headers = {"NewSessionId": result.new_session_id} if getattr(result, "new_session_id", None) else {}
+        return Exchange(body=result.body, headers=answer_headers, bytes_sent=sent,
+                        seconds=time.perf_counter() - started)
 
     def _remote_error(self, error: BaseException) -> RemoteError:
         if isinstance(error, EndpointInvocationError):

@@ -14,8 +14,18 @@ transport (:meth:`RemoteBackend._exchange`); the rest is here:
   still too big) and :attr:`notice` says so.
 * **Eviction is invisible.** An ``ImageNotCached`` answer (the server restarted or evicted the
   image) re-sends the image once, silently.
-* **Refinement works.** Geometry prompts ask for the low-resolution logits back
-  (``return_logits``) so the next click can send them as ``mask_input``.
+* **Refinement works, without re-sending logits.** Geometry prompts ask for the low-resolution
+  logits back (``return_logits``) so the next click can refine with them. When the server keeps
+  the logits it returns (``/info`` ``features`` has ``mask_input_ref``; tried optimistically on
+  endpoints), the refinement click names them (``prompt.mask_input_ref``: the answer's
+  ``logits_ref`` + the candidate's index, which also names the image) instead of uploading
+  ~175 kB; logits the server no longer has (``404 LogitsNotCached``: evicted, another instance)
+  are sent as the array once, silently.
+* **Sessions** (endpoints, :attr:`RemoteBackend.uses_sessions`): the image's upload opens a
+  session (``NEW_SESSION``) and every click names it, so a router with session affinity (Ray
+  Serve's consistent-hash router behind SageMaker) sends them to the replica holding the
+  embedding; a replica that does not know the session answers ``ImageNotCached`` and gets the
+  image once under the same session id.
 * **Latest wins.** Every call is abortable: the transport runs it where it can be abandoned (a
   helper thread with its own connection) and returns as soon as the cancel token is set, so a
   superseded call never delays the next one.
@@ -47,7 +57,11 @@ from inference.images import ImageSource
 from inference.prompts import Prompt
 from inference.protocol import (
     MAX_PAYLOAD_BYTES,
+    NEW_SESSION,
+    NEW_SESSION_HEADER,
+    SESSION_HEADER,
     ErrorInfo,
+    MaskInputRef,
     ProtocolError,
     SegmentRequest,
     decode_error,
@@ -58,6 +72,8 @@ from inference.protocol import (
 from inference.results import BackendInfo, Prediction
 
 MAX_REMEMBERED_IMAGES = 512  # image key -> server image id (a few bytes each)
+MAX_REMEMBERED_LOGITS = 16  # (candidate logits -> the server's logits_ref) of the last answers
+_REF_FIELDS = ("prompt.mask_input_ref",)  # what an older server does not know
 
 
 class RemoteError(InferenceError):
@@ -95,6 +111,7 @@ class RemoteBackend(SegmentationBackend):
     needs_weights = False
     raw_header: str = "X-Amzn-SageMaker-Custom-Attributes"  # where a raw-image request's JSON goes
     max_upload_bytes: int = MAX_PAYLOAD_BYTES  # the real-time limit of one request
+    uses_sessions: bool = False  # open a session per image (NEW_SESSION) and name it in every click
 
     def __init__(self, *, device: str = "auto", cache_bytes: int = 0, timeout_s: float = 75.0,
                  return_logits: bool | None = None, **options: Any) -> None:
@@ -102,6 +119,10 @@ class RemoteBackend(SegmentationBackend):
         self.timeout_s = float(timeout_s)
         self.return_logits = return_logits  # None: for geometry prompts (a refinement may follow)
         self._ids: OrderedDict[str, str] = OrderedDict()  # local image key -> server image id
+        self._sessions: dict[str, str] = {}  # local image key -> session id (uses_sessions)
+        # the last answers' logits the server kept: (image key, logits_ref, candidate index, array)
+        self._kept: list[tuple[str, str, int, np.ndarray]] = []
+        self.logits_by_ref: bool | None = None  # None: not known yet (tried; an old server says no)
         self._remote: dict[str, Any] = {}
         self.last_seconds: float | None = None
         self.last_error: str = ""
@@ -133,12 +154,18 @@ class RemoteBackend(SegmentationBackend):
         self.supports_text = bool(text)  # type: ignore[misc]  # known only once the server said
         points = self._remote.get("supports_points")
         self.supports_points = True if points is None else bool(points)  # type: ignore[misc]
+        self.supports_exemplars = bool(self._remote.get("supports_exemplars"))  # type: ignore[misc]  # SAM 3
         limit = (self._remote.get("limits") or {}).get("max_request_bytes")
         if isinstance(limit, int) and limit > 0:
             self.max_upload_bytes = min(self.max_upload_bytes, limit)
+        features = self._remote.get("features")
+        if isinstance(features, list):
+            self.logits_by_ref = "mask_input_ref" in features
 
     def unload(self) -> None:
         self._ids.clear()
+        self._sessions.clear()
+        self._kept.clear()
         super().unload()
 
     def info(self) -> BackendInfo:
@@ -152,7 +179,13 @@ class RemoteBackend(SegmentationBackend):
             device_reason=f"runs remotely ({self.where}) on its {device}",
             supports_text=self.supports_text,
             supports_points=self.supports_points,
+            supports_exemplars=self.supports_exemplars,
         )
+
+    def mask_input_size(self) -> int | None:
+        """What the server said (SAM 3: 288); older servers did not say: SAM 2's 256."""
+        side = self._remote.get("mask_input_size", 256)
+        return side if isinstance(side, int) or side is None else 256
 
     def call_status(self) -> str:
         """One line for the status bar: where inference runs, the last round trip or error."""
@@ -178,40 +211,84 @@ class RemoteBackend(SegmentationBackend):
     def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
                 cancel: CancelToken | None = None, source: ImageSource | None = None) -> Prediction:
         height, width = image.shape[:2]
-        prompt.validate(width=width, height=height)
+        prompt.validate(width=width, height=height, allow_exemplars=self.supports_exemplars,
+                        mask_input_size=self.mask_input_size())
         if prompt.is_text and not self.supports_text:
             raise PromptError(f"the {self.where} runs the '{self._remote.get('backend')}' backend, which "
                               "answers points and boxes, not text", field="text")
         check(cancel)
         key = image_key or self.image_key(image)
         want_logits = self.return_logits if self.return_logits is not None else not prompt.is_text
-        for attempt in (0, 1):
+        resent_image = resent_logits = False
+        while True:
             image_id = self._ids.get(key)
             if image_id is None:
                 image_id = self._upload(image, key, source, cancel)
-            request = SegmentRequest(prompt=prompt, image_id=image_id, return_logits=want_logits)
+            by_ref = self.logits_by_ref is not False
+            ref = self._kept_ref(key, prompt.mask_input) if by_ref and not resent_logits else None
+            request = SegmentRequest(
+                prompt=prompt if ref is None else dataclasses.replace(prompt, mask_input=None),
+                image_id=image_id if ref is None else None,  # the reference names the image
+                return_logits=want_logits,
+                mask_input_ref=ref,
+            )
             body, content_type, headers = encode_request(request, max_bytes=self.max_upload_bytes)
+            if self.uses_sessions and key in self._sessions:
+                headers = {**headers, SESSION_HEADER: self._sessions[key]}
             try:
                 answer = self._call(body, content_type=content_type, headers=headers, cancel=cancel)
             except RemoteError as exc:
-                if exc.code == "ImageNotCached" and attempt == 0:  # evicted or restarted: re-send once
-                    self._ids.pop(key, None)
+                if exc.code == "ImageNotCached" and not resent_image:  # evicted, restarted, another replica
+                    resent_image = True
+                    self._ids.pop(key, None)  # re-sent once (under the same session id)
+                    continue
+                if exc.code == "LogitsNotCached" and ref is not None:
+                    resent_logits = True  # the server no longer has them: send the array once
+                    continue
+                field = exc.info.field if exc.info is not None else None
+                if by_ref and self.logits_by_ref is None and exc.code == "ValidationError" and field in _REF_FIELDS:
+                    self.logits_by_ref = False  # a server without the feature: logits travel as before
                     continue
                 raise
             response = decode_response(answer.body)
+            if ref is not None and self.logits_by_ref is None:
+                self.logits_by_ref = True
             self._ids.move_to_end(key)
+            self._remember_logits(key, response.logits_ref, response.prediction)
             timings = dict(response.prediction.timings)
             timings["roundtrip_ms"] = answer.seconds * 1000.0
             return dataclasses.replace(response.prediction, image_key=key, timings=MappingProxyType(timings))
-        raise AssertionError("unreachable")
+
+    def _kept_ref(self, key: str, logits: np.ndarray | None) -> MaskInputRef | None:
+        """The server's name for ``logits`` (one of the last answers' candidates on this image)."""
+        if logits is None:
+            return None
+        for kept_key, ref, index, array in reversed(self._kept):
+            if kept_key == key and (array is logits or (array.shape == logits.shape and np.array_equal(array, logits))):
+                return MaskInputRef(ref=ref, candidate=index)
+        return None
+
+    def _remember_logits(self, key: str, ref: str | None, prediction: Prediction) -> None:
+        if ref is None:
+            return
+        for index, candidate in enumerate(prediction.candidates):
+            if candidate.low_res_logits is not None:
+                self._kept.append((key, ref, index, candidate.low_res_logits))
+        del self._kept[: max(0, len(self._kept) - MAX_REMEMBERED_LOGITS)]
 
     # -- pieces ------------------------------------------------------------------------------
     def _upload(self, image: np.ndarray, key: str, source: ImageSource | None, cancel: CancelToken | None) -> str:
         data = self._image_bytes(image, source)
         header = json.dumps(request_object(SegmentRequest(prompt=Prompt(), encode_only=True), include_image=False),
                             separators=(",", ":"))
-        answer = self._call(data, content_type=_sniff(data), headers={self.raw_header: header}, cancel=cancel)
+        headers = {self.raw_header: header}
+        if self.uses_sessions:  # open a session, or bring the image to a replica that did not know ours
+            headers[SESSION_HEADER] = self._sessions.get(key, NEW_SESSION)
+        answer = self._call(data, content_type=_sniff(data), headers=headers, cancel=cancel)
         response = decode_response(answer.body)
+        opened = _header(answer.headers, NEW_SESSION_HEADER) or _header(answer.headers, "NewSessionId")
+        if self.uses_sessions and opened:
+            self._sessions[key] = opened.split(";", 1)[0].strip()
         if response.prediction.image_size != tuple(image.shape[:2]):
             raise RemoteError(
                 f"the {self.where} decoded the image as {response.prediction.image_size[1]}x"
@@ -220,7 +297,8 @@ class RemoteBackend(SegmentationBackend):
         self._ids[key] = response.image_id
         self.uploaded_by = (response.prediction.backend, response.prediction.model)
         while len(self._ids) > MAX_REMEMBERED_IMAGES:
-            self._ids.popitem(last=False)
+            gone, _ = self._ids.popitem(last=False)
+            self._sessions.pop(gone, None)
         return response.image_id
 
     def _image_bytes(self, image: np.ndarray, source: ImageSource | None) -> bytes:
@@ -272,6 +350,11 @@ class RemoteBackend(SegmentationBackend):
             if info.field:
                 text += f" (field {info.field})"
         return RemoteError(text, info=info)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lower = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lower), None)
 
 
 def _short(text: str, limit: int = 160) -> str:

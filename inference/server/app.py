@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from inference.cancel import CancelReason
+from inference.cancel import CancelReason, CancelToken
 
 from inference.protocol import (
     CUSTOM_ATTRIBUTES_HEADER,
@@ -38,8 +38,10 @@ from inference.protocol import (
     ErrorInfo,
     PayloadTooLargeError,
     ProtocolError,
+    decode_request,
     encode_error,
 )
+from inference.server.assistant import AssistantFailed, AssistantSettings, resolve_instruction
 from inference.server.config import ServerConfig
 from inference.server.errors import ModelNotReadyError, RequestTimeoutError, ServerBusyError, error_info
 from inference.server.worker import InferenceWorker, Job, WorkerState
@@ -213,6 +215,8 @@ def create_app(*, config: ServerConfig, worker: InferenceWorker, manage_worker: 
             "device": worker.info.device if worker.info else None,
             "supports_text": worker.info.supports_text if worker.info else None,
             "supports_points": worker.info.supports_points if worker.info else None,
+            "supports_exemplars": worker.info.supports_exemplars if worker.info else None,  # SAM 3
+            "mask_input_size": runner.backend.mask_input_size() if worker.info else None,  # logits side taken back
             "limits": {
                 "max_request_bytes": config.max_request_bytes,
                 "max_response_bytes": config.limits.max_response_bytes,
@@ -221,6 +225,9 @@ def create_app(*, config: ServerConfig, worker: InferenceWorker, manage_worker: 
                 "queue_size": config.queue_size,
             },
             "queue": {"waiting": worker.queued, "processed": worker.processed},
+            # additive capabilities: prompt.mask_input_ref (refinement without re-sending the logits
+            # the server returned), prompt.instruction (the server's assistant, when configured)
+            "features": ["mask_input_ref"] + (["instruction"] if config.assistant_model else []),
             "image_cache": {
                 "entries": len(runner.images),
                 "bytes": runner.images.nbytes,
@@ -327,36 +334,32 @@ async def _invoke(
         body = await _read_body(request, config.max_request_bytes, config.body_timeout_s)
         size_in = len(body)
         headers = {name: request.headers[name.lower()] for name in _FORWARDED if name.lower() in request.headers}
+        content_type = request.headers.get("content-type")
+        # decoded here, not on the inference thread: a bad request never waits in the queue, and an
+        # instruction is answered by the assistant before the request is queued
+        if len(body) > 65536:
+            decoded = await asyncio.to_thread(decode_request, body, content_type=content_type, headers=headers)
+        else:
+            decoded = decode_request(body, content_type=content_type, headers=headers)
+        del body
+        cancel = CancelToken()
+        deadline = time.monotonic() + config.timeout_s
+        phrases = None
+        if decoded.instruction is not None:
+            decoded, phrases = await _ask_assistant(request, config, worker, decoded, cancel, deadline)
         job = Job(
-            body=body,
-            content_type=request.headers.get("content-type"),
+            body=b"",
+            content_type=content_type,
             headers=headers,
             request_id=rid,
             scope=_scope(request, config),
+            request=decoded,
+            phrases=phrases,
+            cancel=cancel,
         )
-        del body
+        del decoded
         future = worker.submit(job)
-        answer = asyncio.ensure_future(asyncio.wrap_future(future))
-        gone = asyncio.ensure_future(_disconnected(request))
-        try:
-            done, _pending = await asyncio.wait(
-                {answer, gone}, timeout=config.timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            gone.cancel()
-        if answer in done:
-            result = answer.result()
-        elif gone in done:  # nobody waits for this answer any more: skip or stop the work
-            job.cancel.cancel(CancelReason.NO_LONGER_WANTED)
-            answer.cancel()
-            raise _ClientGone()
-        else:  # a 504 also stops the work (cooperatively, inside the backend)
-            job.cancel.cancel(f"the request took longer than the server's {config.timeout_s:g} s limit")
-            answer.cancel()
-            raise RequestTimeoutError(
-                f"the request took longer than the server's {config.timeout_s:g} s limit and "
-                "was cancelled; try a smaller image or a faster model"
-            )
+        result = await _wait(request, config, asyncio.wrap_future(future), cancel, deadline)
         response = Response(result.body, media_type=JSON_TYPE, headers={**result.headers, REQUEST_ID_HEADER: rid})
         response.headers["X-Amzn-Invoked-Production-Variant"] = "local"
     except _Unauthorized as exc:
@@ -373,7 +376,7 @@ async def _invoke(
             log.error("request failed", exc_info=exc, extra={"event": "error", "request_id": rid})
         response = _sagemaker_error(info, rid) if sagemaker_runtime else _json_error(info, rid)
         retry = getattr(exc, "retry_after", None)
-        if isinstance(exc, (ServerBusyError, ModelNotReadyError)) and retry:
+        if isinstance(exc, (ServerBusyError, ModelNotReadyError, AssistantFailed)) and retry:
             response.headers["Retry-After"] = str(retry)
     log.info(
         "request",
@@ -390,6 +393,60 @@ async def _invoke(
         },
     )
     return response
+
+
+async def _wait(
+    request: Request, config: ServerConfig, work: Any, cancel: CancelToken, deadline: float
+) -> Any:
+    """The result of ``work`` (an awaitable), unless the client goes away (its work is cancelled:
+    :class:`_ClientGone`) or the request's time runs out (cancelled too: 504)."""
+    answer = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _pending = await asyncio.wait(
+            {answer, gone}, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        gone.cancel()
+    if answer in done:
+        return answer.result()
+    if gone in done:  # nobody waits for this answer any more: skip or stop the work
+        cancel.cancel(CancelReason.NO_LONGER_WANTED)
+        answer.cancel()
+        raise _ClientGone()
+    # a 504 also stops the work (cooperatively, inside the backend or the assistant call)
+    cancel.cancel(f"the request took longer than the server's {config.timeout_s:g} s limit")
+    answer.cancel()
+    raise RequestTimeoutError(
+        f"the request took longer than the server's {config.timeout_s:g} s limit and "
+        "was cancelled; try a smaller image or a faster model"
+    )
+
+
+async def _ask_assistant(
+    request: Request, config: ServerConfig, worker: InferenceWorker, decoded: Any, cancel: CancelToken,
+    deadline: float,
+) -> Any:
+    """``prompt.instruction`` -> ``prompt.text`` through the server's assistant, before queueing.
+    Only the instruction and the label names leave the server (never the image)."""
+    from inference.server.assistant import not_configured
+
+    if not config.assistant_model:
+        raise not_configured()
+    settings = AssistantSettings(
+        model=config.assistant_model, base_url=config.assistant_base_url, timeout_s=min(30.0, config.timeout_s)
+    )
+    supports_text = worker.info.supports_text if worker.info is not None else None
+    return await _wait(
+        request,
+        config,
+        asyncio.to_thread(
+            resolve_instruction, decoded, settings=settings, cancel=cancel, supports_text=supports_text,
+            retry_after_default=config.retry_after_s,
+        ),
+        cancel,
+        deadline,
+    )
 
 
 def _json_error(info: ErrorInfo, rid: str) -> Response:

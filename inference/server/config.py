@@ -82,6 +82,10 @@ class ServerConfig:
     max_connections: int = 512
     max_header_bytes: int = 32 * 1024
     allowed_hosts: tuple[str, ...] | None = None  # None: the loopback names on a loopback bind, else any
+    # the prompt assistant (prompt.instruction): a chat model name, an OpenAI-compatible base URL
+    # (None: OpenAI); the key only from OPENAI_API_KEY
+    assistant_model: str | None = None
+    assistant_base_url: str | None = None
 
     def host_allow_list(self) -> frozenset[str] | None:
         """Host header names (without port) this server answers; ``None``: any."""

@@ -12,9 +12,10 @@ the image's bytes.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
@@ -64,6 +65,10 @@ class RunnerLimits:
     budget_factor: float = 10.0
     min_budget_s: float = 5.0
     max_aliases: int = 16384  # client-chosen image ids remembered (each maps to a content id)
+    # the low-resolution logits of answers that returned them (return_logits -> logits_ref), kept
+    # for refinement by reference (prompt.mask_input_ref), float16 as they travel: 128 KiB per SAM 2
+    # candidate
+    logits_cache_bytes: int = 64 * 2**20
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -143,6 +148,13 @@ class SegmentationRunner:
         self._sessions: ByteBoundedLRU[tuple[str, float]] = ByteBoundedLRU(max_items=self.limits.max_sessions)
         # (scope, client-chosen id) -> content id
         self._aliases: ByteBoundedLRU[str] = ByteBoundedLRU(max_items=self.limits.max_aliases)
+        # (scope, logits_ref) -> (content id of the image, each candidate's float16 logits or None)
+        self.kept_logits: ByteBoundedLRU[tuple[str, tuple[np.ndarray | None, ...]]] = ByteBoundedLRU(
+            max_bytes=self.limits.logits_cache_bytes
+        )
+        # the id of a session this runner opens (NEW_SESSION); the Ray deployment picks ids its
+        # router sends back to the same replica
+        self.new_session_id: Callable[[], str] = lambda: uuid.uuid4().hex
         self._info: BackendInfo | None = None
 
     def info(self) -> BackendInfo:
@@ -174,22 +186,49 @@ class SegmentationRunner:
         request_id: str | None = None,
         started: float | None = None,
         scope: str = "",
+        phrases: Sequence[str] | None = None,
     ) -> RunResult:
         """Run one request. ``scope`` names the caller (e.g. a hash of its credentials): ids the
-        client chose are visible only within it (and within the request's session)."""
+        client chose are visible only within it (and within the request's session). ``phrases``:
+        the assistant's phrases the caller turned ``prompt.instruction`` into (echoed in the answer)."""
         started = time.perf_counter() if started is None else started
         session = header(headers, SESSION_HEADER)
         if session is not None and session != NEW_SESSION:
             session = check_id(session.split(";", 1)[0].strip(), field=SESSION_HEADER)
         self._check_expected(request)
+        if request.instruction is not None:  # the HTTP server resolves it before queueing; nobody else can
+            raise ProtocolError(
+                "this server has no prompt assistant: send prompt.text, or start it with --assistant-model",
+                field="prompt.instruction",
+                code="AssistantNotConfigured",
+            )
         self._check_text(request)
-        new_session = uuid.uuid4().hex if session == NEW_SESSION else None
+        new_session = self.new_session_id() if session == NEW_SESSION else None
         alias_scope = f"{scope}/{new_session or session or ''}"
+        kept = self._kept_for(request, alias_scope)
+        if kept is not None and request.image is None and request.image_id is None:
+            request = dataclasses.replace(request, image_id=kept[0])  # the reference names its image
         image_id, cached, hit, decode_ms = self._resolve_image(request, session, alias_scope)
         if request.encode_only:  # issue 9 part 3: prefetch (store + encode), an answer without objects
-            return self._encode_only(image_id, cached, hit, decode_ms, started, request_id, cancel)
+            result = self._encode_only(image_id, cached, hit, decode_ms, started, request_id, cancel)
+            opened = self._session_headers(session, new_session, request, cached)
+            return dataclasses.replace(result, headers={**result.headers, **opened})
+        if kept is not None:  # the previous logits, kept here: no re-upload
+            request = self._with_kept_logits(request, kept, cached.source_id)
         height, width = cached.pixels.shape[:2]
-        request.prompt.validate(width=width, height=height)
+        if request.prompt.exemplars and not self.backend.supports_exemplars:  # SAM 3 only
+            raise ProtocolError(
+                f"the '{self.info().backend}' backend does not take exemplar boxes (prompts by example); "
+                "serve the 'sam3' backend",
+                field="prompt.exemplars",
+            )
+        # refinement logits must have the side this backend takes back (SAM 2: 256, SAM 3: 288)
+        request.prompt.validate(
+            width=width,
+            height=height,
+            allow_exemplars=self.backend.supports_exemplars,
+            mask_input_size=self.backend.mask_input_size(),
+        )
         info = self.info()
         if request.prompt.is_text and not info.supports_text:
             raise ProtocolError(
@@ -223,22 +262,17 @@ class SegmentationRunner:
             IMAGE_CACHE_HEADER: "hit" if hit else "miss",
             "X-LangSAM-Embedding-Cache": "hit" if already else "miss",
         }
-        if session == NEW_SESSION:
-            session = new_session
-            expires = (datetime.now(timezone.utc) + timedelta(seconds=self.limits.session_ttl_s)).strftime(
-                "%Y-%m-%dT%H:%M:%SZ"
-            )
-            out_headers[NEW_SESSION_HEADER] = f"{session}; Expires={expires}"
-        if session is not None and (new_session is not None or self._sessions.get(session) is not None):
-            # only sessions this server opened: a client cannot plant an image in a session id it made up
-            self._remember_session(session, cached.source_id)
+        out_headers.update(self._session_headers(session, new_session, request, cached))
         prediction = _with_timings(prediction, timings)
+        logits_ref = self._keep_logits(prediction, alias_scope, cached.source_id) if request.return_logits else None
         body = encode_response(
             prediction,
             image_id=image_id,
             return_logits=request.return_logits,
             request_id=request_id,
             max_bytes=self.limits.max_response_bytes,
+            logits_ref=logits_ref,
+            phrases=phrases,
         )
         return RunResult(body=body, image_id=image_id, prediction=prediction, headers=out_headers)
 
@@ -394,8 +428,92 @@ class SegmentationRunner:
             "the request has no image: send the image, or the image_id of one sent before", field="image"
         )
 
+    def _session_headers(
+        self, session: str | None, new_session: str | None, request: SegmentRequest, cached: _CachedImage
+    ) -> dict[str, str]:
+        """Remember the session's image; the ``New-Session-Id`` header when this request opened one.
+
+        A session id this runner did not open is adopted only when it has the shape of the ids
+        runners open (32 random hex digits: unguessable, so nobody can plant an image under an id
+        another client will be given) and the request brings the image itself: a replica behind a
+        router that hashed the id elsewhere (Ray Serve with several replicas), or this server after
+        a restart. The caller is answered on its own image; any other made-up id names nothing."""
+        headers: dict[str, str] = {}
+        if session == NEW_SESSION and new_session is not None:
+            expires = (datetime.now(timezone.utc) + timedelta(seconds=self.limits.session_ttl_s)).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+            headers[NEW_SESSION_HEADER] = f"{new_session}; Expires={expires}"
+            self._remember_session(new_session, cached.source_id)
+        elif session is not None and (
+            self._sessions.get(session) is not None or (request.image is not None and is_content_id(session))
+        ):
+            self._remember_session(session, cached.source_id)
+        return headers
+
+    def _kept_for(
+        self, request: SegmentRequest, scope: str
+    ) -> tuple[str, tuple[np.ndarray | None, ...]] | None:
+        """The kept answer ``prompt.mask_input_ref`` names, for this caller (scope + session): (its
+        image's content id, its logits); 404 ``LogitsNotCached`` when gone (the client then sends
+        the array)."""
+        ref = request.mask_input_ref
+        if ref is None:
+            return None
+        kept = self.kept_logits.get((scope, ref.ref))
+        if kept is None:
+            raise _logits_not_cached(ref.ref)
+        return kept
+
+    def _with_kept_logits(
+        self, request: SegmentRequest, kept: tuple[str, tuple[np.ndarray | None, ...]], source_id: str
+    ) -> SegmentRequest:
+        """``prompt.mask_input_ref`` -> ``prompt.mask_input`` (the logits must be of this image)."""
+        ref = request.mask_input_ref
+        assert ref is not None
+        if kept[0] != source_id:
+            raise _logits_not_cached(ref.ref)
+        logits_of = kept[1]
+        if ref.candidate >= len(logits_of) or logits_of[ref.candidate] is None:
+            raise ProtocolError(
+                f"the answer '{ref.ref}' has no logits for object {ref.candidate} (it had {len(logits_of)} objects)",
+                field="prompt.mask_input_ref.candidate",
+            )
+        logits = logits_of[ref.candidate]
+        assert logits is not None
+        prompt = dataclasses.replace(request.prompt, mask_input=logits.astype(np.float32))
+        return dataclasses.replace(request, prompt=prompt, mask_input_ref=None)
+
+    def _keep_logits(self, prediction: Prediction, scope: str, source_id: str) -> str | None:
+        """Keep the answer's logits (float16, exactly as they would travel) under a new reference."""
+        kept = tuple(_wire_logits(c.low_res_logits) for c in prediction.candidates)
+        if not any(k is not None for k in kept):
+            return None
+        ref = secrets.token_hex(6)  # 48 random bits, and only valid for this caller (scope + session)
+        self.kept_logits.put((scope, ref), (source_id, kept), nbytes=sum(k.nbytes for k in kept if k is not None))
+        return ref
+
     def _remember_session(self, session: str, image_id: str) -> None:
         self._sessions.put(session, (image_id, time.monotonic() + self.limits.session_ttl_s))
+
+
+def _logits_not_cached(ref: str) -> ProtocolError:
+    return ProtocolError(
+        f"logits '{ref}' are not kept on this server for this image (evicted, restarted, another instance, or "
+        "another caller's): send prompt.mask_input instead",
+        field="prompt.mask_input_ref",
+        status=404,
+        code="LogitsNotCached",
+    )
+
+
+def _wire_logits(logits: np.ndarray | None) -> np.ndarray | None:
+    """Logits as :func:`inference.protocol.encode_logits` sends them (square float16), or None."""
+    if logits is None:
+        return None
+    arr = np.asarray(logits, dtype=np.float32)
+    side = int(arr.shape[-1]) if arr.ndim >= 2 and arr.size == arr.shape[-1] ** 2 else 256
+    return np.clip(arr.reshape(side, side), -65000.0, 65000.0).astype("<f2")
 
 
 def _with_timings(prediction: Prediction, timings: dict[str, float]) -> Prediction:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from inference.backends.base import SegmentationBackend
 from inference.cancel import CancelToken
 from inference.errors import Cancelled
+from inference.protocol import SegmentRequest
 from inference.results import BackendInfo
 from inference.server.errors import ModelNotReadyError, ServerBusyError
 from inference.server.runner import RunnerLimits, RunResult, SegmentationRunner
@@ -42,6 +43,8 @@ class Job:
     headers: Mapping[str, str]
     request_id: str
     scope: str = ""  # who sent it (client-chosen image ids are visible only within a scope)
+    request: SegmentRequest | None = None  # already decoded (by the HTTP handler): body is not read
+    phrases: tuple[str, ...] | None = None  # the assistant's phrases (prompt.instruction), echoed
     cancel: CancelToken = field(default_factory=CancelToken)
     future: Future[RunResult] = field(default_factory=Future)
     enqueued: float = field(default_factory=time.perf_counter)
@@ -180,21 +183,31 @@ class InferenceWorker:
             return
         try:
             assert self.runner is not None
-            result: RunResult = self.runner.handle(
-                job.body,
-                content_type=job.content_type,
-                headers=job.headers,
-                cancel=job.cancel,
-                request_id=job.request_id,
-                scope=job.scope,
-            )
+            if job.request is not None:
+                result: RunResult = self.runner.run(
+                    job.request,
+                    headers=job.headers,
+                    cancel=job.cancel,
+                    request_id=job.request_id,
+                    scope=job.scope,
+                    phrases=job.phrases,
+                )
+            else:
+                result = self.runner.handle(
+                    job.body,
+                    content_type=job.content_type,
+                    headers=job.headers,
+                    cancel=job.cancel,
+                    request_id=job.request_id,
+                    scope=job.scope,
+                )
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
             if isinstance(exc, Cancelled):
                 self.cancelled += 1  # stopped part-way by its cancel token
             error: BaseException | None = exc
         else:
             error = None
-        job.body = b""  # do not keep request bytes alive after the answer
+        job.body, job.request = b"", None  # do not keep request bytes alive after the answer
         self.processed += 1  # counted before the caller can see the answer
         if error is not None:
             job.future.set_exception(error)

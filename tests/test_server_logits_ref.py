@@ -1,0 +1,250 @@
+"""Refinement without re-uploading logits (``return_logits`` -> ``logits_ref``;
+``prompt.mask_input_ref``) and sessions a replica did not open (Ray Serve affinity).
+
+The runner in process with the classic backend, then the app's ``server`` and ``sagemaker``
+backends against a real server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from fixtures_server import classic_factory, encode_image, run_server, scene_image
+import inference.protocol as P
+from inference.images import ImageSource, load_image
+from inference.prompts import Point, Prompt
+
+PNG = encode_image(scene_image(11))
+B64 = base64.b64encode(PNG).decode()
+CLICK = {"points": [[96, 120, 1]]}
+
+
+def _runner():
+    from inference.server.runner import SegmentationRunner
+
+    backend = classic_factory()
+    backend.ensure_loaded()
+    return SegmentationRunner(backend)
+
+
+def _run(runner, obj, *, headers=None, scope=""):
+    return runner.handle(json.dumps(obj).encode(), content_type="application/json", headers=headers, scope=scope)
+
+
+def test_kept_logits_refine_exactly_like_the_array():
+    runner = _runner()
+    first = _run(runner, {"image": B64, "prompt": CLICK, "options": {"return_logits": True}})
+    answer = P.decode_response(first.body)
+    assert answer.logits_ref and len(answer.prediction.candidates) >= 1
+    refine = {"points": [[96, 120, 1], [20, 20, 0]]}
+    k = len(answer.prediction.candidates) - 1
+    by_array = _run(runner, {"image_id": answer.image_id, "prompt": {
+        **refine, "mask_input": P.encode_logits(answer.prediction.candidates[k].low_res_logits)},
+        "options": {"multimask": False}})
+    by_ref = _run(runner, {"prompt": {  # the reference also names the image
+        **refine, "mask_input_ref": {"ref": answer.logits_ref, "candidate": k}}, "options": {"multimask": False}})
+    a, b = P.decode_response(by_array.body).prediction, P.decode_response(by_ref.body).prediction
+    assert [np.array_equal(x.mask, y.mask) for x, y in zip(a.candidates, b.candidates)] == [True] * len(a.candidates)
+    assert [x.score for x in a.candidates] == [y.score for y in b.candidates]
+    # logits are kept only when returned, as float16 (what travelled)
+    assert P.decode_response(by_ref.body).logits_ref is None
+    kept = next(iter(runner.kept_logits._items.values()))[0][1]
+    assert all(k.dtype == np.float16 for k in kept)
+
+
+def test_a_reference_names_only_that_callers_logits_on_that_image():
+    runner = _runner()
+    first = _run(runner, {"image": B64, "prompt": CLICK, "options": {"return_logits": True}}, scope="alice")
+    answer = P.decode_response(first.body)
+    ref = {"ref": answer.logits_ref, "candidate": 0}
+    other_png = encode_image(scene_image(12))
+    _run(runner, {"image": base64.b64encode(other_png).decode(), "prompt": CLICK})
+    for obj, scope in (
+        ({"prompt": {**CLICK, "mask_input_ref": ref}}, "mallory"),  # another caller
+        ({"image_id": P.content_id(other_png), "prompt": {**CLICK, "mask_input_ref": ref}}, "alice"),  # another image
+        ({"image_id": answer.image_id, "prompt": {**CLICK, "mask_input_ref": {"ref": "feed", "candidate": 0}}},
+         "alice"),
+    ):
+        with pytest.raises(P.ProtocolError) as info:
+            _run(runner, obj, scope=scope)
+        assert (info.value.status, info.value.code, info.value.field) == (404, "LogitsNotCached",
+                                                                          "prompt.mask_input_ref")
+    with pytest.raises(P.ProtocolError) as info:
+        _run(runner, {"image_id": answer.image_id, "prompt": {**CLICK, "mask_input_ref": {**ref, "candidate": 99}}},
+             scope="alice")
+    assert info.value.status == 400 and info.value.field == "prompt.mask_input_ref.candidate"
+    assert _run(runner, {"image_id": answer.image_id, "prompt": {**CLICK, "mask_input_ref": ref}}, scope="alice")
+
+
+@pytest.mark.parametrize("prompt, options, field", [
+    ({**CLICK, "mask_input_ref": {"ref": "abc"}, "mask_input": P.encode_logits(np.zeros((256, 256)))}, {},
+     "prompt.mask_input_ref"),
+    ({**CLICK, "mask_input_ref": "abc"}, {}, "prompt.mask_input_ref"),
+    ({**CLICK, "mask_input_ref": {"ref": "a b", "candidate": 0}}, {}, "prompt.mask_input_ref.ref"),
+    ({**CLICK, "mask_input_ref": {"ref": "abc", "candidate": -1}}, {}, "prompt.mask_input_ref.candidate"),
+    ({**CLICK, "mask_input_ref": {"ref": "abc", "candidate": True}}, {}, "prompt.mask_input_ref.candidate"),
+    ({**CLICK, "mask_input_ref": {"ref": "abc", "extra": 1}}, {}, "prompt.mask_input_ref.extra"),
+])
+def test_bad_references_are_field_named_400s(prompt, options, field):
+    with pytest.raises(P.ProtocolError) as info:
+        P.decode_request(json.dumps({"image_id": "x", "prompt": prompt, "options": options}),
+                         content_type="application/json")
+    assert info.value.status == 400 and info.value.field == field
+
+
+def test_the_codec_round_trips_the_new_fields():
+    request = P.SegmentRequest(prompt=Prompt(points=(Point(x=1, y=2),)), image_id="img",
+                               mask_input_ref=P.MaskInputRef(ref="0123abcd", candidate=2))
+    body, ctype, _ = P.encode_request(request)
+    assert len(body) < 200
+    back = P.decode_request(body, content_type=ctype)
+    assert back.mask_input_ref == request.mask_input_ref
+    no_image = P.SegmentRequest(prompt=Prompt(points=(Point(x=1, y=2),)), mask_input_ref=P.MaskInputRef(ref="ab", candidate=0))
+    body, ctype, _ = P.encode_request(no_image)
+    assert b'"mask_input_ref":{"ref":"ab"}' in body  # candidate 0 is the default
+    assert P.decode_request(body, content_type=ctype).mask_input_ref == no_image.mask_input_ref
+
+
+# -- sessions a replica did not open (Ray Serve: the router hashed the id to another replica) ----------
+def test_a_server_shaped_session_is_adopted_with_its_image_and_then_clicks_need_no_image():
+    runner = _runner()
+    foreign = hashlib.md5(b"opened elsewhere").hexdigest()  # 32 hex digits, like the ids runners open
+    with pytest.raises(P.ProtocolError) as info:  # nothing here yet: the client sends the image again
+        _run(runner, {"prompt": CLICK}, headers={P.SESSION_HEADER: foreign})
+    assert info.value.code == "ImageNotCached"
+    upload = runner.handle(PNG, content_type="image/png", headers={
+        P.REQUEST_HEADER: json.dumps({"options": {"encode_only": True}}), P.SESSION_HEADER: foreign})
+    assert upload.headers["X-LangSAM-Image-Cache"] == "miss" and P.NEW_SESSION_HEADER not in upload.headers
+    again = _run(runner, {"prompt": CLICK}, headers={P.SESSION_HEADER: foreign})
+    assert again.headers["X-LangSAM-Image-Cache"] == "hit"  # (classic has no embedding to reuse)
+    # a made-up id of another shape still names nothing, even with an image
+    _run(runner, {"image": B64, "prompt": CLICK}, headers={P.SESSION_HEADER: "my-session"})
+    with pytest.raises(P.ProtocolError):
+        _run(runner, {"prompt": CLICK}, headers={P.SESSION_HEADER: "my-session"})
+
+
+def test_encode_only_opens_a_session():
+    runner = _runner()
+    opened = runner.handle(PNG, content_type="image/png", headers={
+        P.REQUEST_HEADER: json.dumps({"options": {"encode_only": True}}), P.SESSION_HEADER: P.NEW_SESSION})
+    session = opened.headers[P.NEW_SESSION_HEADER].split(";")[0]
+    assert P.is_content_id(session)
+    click = _run(runner, {"prompt": CLICK}, headers={P.SESSION_HEADER: session})
+    assert click.headers["X-LangSAM-Image-Cache"] == "hit"
+
+
+# -- the app's remote backends ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def server():
+    from inference.server.config import ServerConfig
+
+    with run_server(backend_factory=classic_factory, config=ServerConfig(timeout_s=30.0)) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("p") / "photo.png"
+    path.write_bytes(encode_image(scene_image(21)))
+    return path
+
+
+def _local():
+    backend = classic_factory()
+    backend.ensure_loaded()
+    return backend
+
+
+def _same(a, b) -> None:
+    assert a.kind == b.kind and len(a.candidates) == len(b.candidates)
+    for x, y in zip(a.candidates, b.candidates):
+        assert np.array_equal(x.mask, y.mask)
+        assert x.score == pytest.approx(y.score, abs=1e-4)
+
+
+def _refine_with(backend, photo):
+    image = load_image(photo)
+    source = ImageSource(path=str(photo))
+    key = backend.encode(image, source=source)
+    first = backend.predict(image, Prompt(points=(Point(x=96, y=120),)), image_key=key, source=source)
+    focused = sorted(first.candidates, key=lambda c: -c.score)[0]  # as the app's controller picks it
+    refine = Prompt(points=(Point(x=96, y=120), Point(x=20, y=20, positive=False)),
+                    mask_input=focused.low_res_logits, multimask=False)
+    return image, key, source, refine
+
+
+def test_the_server_backend_refines_by_reference(server, photo):
+    from inference.backends.registry import create_backend
+
+    backend = create_backend("server", url=server.url)
+    backend.ensure_loaded()
+    assert backend.logits_by_ref is True  # /info advertises mask_input_ref
+    image, key, source, refine = _refine_with(backend, photo)
+    remote = backend.predict(image, refine, image_key=key, source=source)
+    assert backend.last_bytes_sent <= 300, backend.last_bytes_sent
+    _same(remote, _local().predict(image, dataclasses.replace(
+        refine, mask_input=refine.mask_input.astype(np.float16).astype(np.float32))))
+    # a second refinement on the refined answer: by reference again
+    again = dataclasses.replace(refine, mask_input=remote.candidates[0].low_res_logits)
+    backend.predict(image, again, image_key=key, source=source)
+    assert backend.last_bytes_sent <= 300
+    # logits the server no longer has: the array once, silently, with the same answer
+    server.worker.runner.kept_logits.clear()
+    resent = backend.predict(image, refine, image_key=key, source=source)
+    assert backend.last_bytes_sent > 100_000
+    _same(resent, remote)
+
+
+def test_the_sagemaker_backend_refines_by_reference_within_its_session(server, photo):
+    from desktop_app.core import backend_choices  # noqa: F401 - registers the sagemaker provider
+    from inference.backends.registry import create_backend
+
+    backend = create_backend("sagemaker", endpoint="langsam-local", endpoint_url=server.url, region="eu-west-1",
+                             access_key_id="AKIDEXAMPLE", secret_access_key="not-a-secret")
+    backend.ensure_loaded()
+    image, key, source, refine = _refine_with(backend, photo)
+    assert backend._sessions.get(key)  # the upload opened a session; clicks name it
+    remote = backend.predict(image, refine, image_key=key, source=source)
+    assert backend.logits_by_ref is True and backend.last_bytes_sent <= 300, backend.last_bytes_sent
+    _same(remote, _local().predict(image, dataclasses.replace(
+        refine, mask_input=refine.mask_input.astype(np.float16).astype(np.float32))))
+    # another replica / a restart: the session is unknown there -> the image once under the same id
+    server.worker.runner.images.clear()
+    server.worker.runner._sessions.clear()
+    session = backend._sessions[key]
+    again = backend.predict(image, Prompt(points=(Point(x=96, y=120),)), image_key=key, source=source)
+    assert backend._sessions[key] == session and again.candidates
+
+
+# -- Ray Serve: session ids the consistent-hash router maps back to the replica that opened them -----
+def _hash64(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+def _route(replicas: list[str], key: str, nodes: int = 100) -> str:
+    """Ray's ConsistentHashRouter lookup: the first virtual node whose hash is greater than the key's."""
+    import bisect
+
+    ring = sorted((_hash64(f"{r}:{i}".encode()), r) for r in replicas for i in range(nodes))
+    j = bisect.bisect_right([h for h, _ in ring], _hash64(key.encode()))
+    return ring[j % len(ring)][1]
+
+
+def test_ray_session_ids_route_back_to_the_replica_that_opened_them():
+    from inference.ray_serve import affinity_session_ids
+
+    replicas = ["a1b2c3d4", "e5f6a7b8", "c9d0e1f2"]
+    for me in replicas:
+        new_id = affinity_session_ids(me, num_virtual_nodes=100, hash_bytes=_hash64)
+        ids = [new_id() for _ in range(100)]
+        assert all(P.is_content_id(i) for i in ids) and len(set(ids)) == 100
+        away = sum(_route(replicas, i) != me for i in ids)
+        assert away <= 2, away  # ~0.04 expected (2e-4 per other replica); a stray one is adopted
+    # plain random ids land anywhere
+    assert sum(_route(replicas, hashlib.md5(bytes([i])).hexdigest()) == replicas[0] for i in range(90)) < 60
