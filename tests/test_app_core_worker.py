@@ -85,7 +85,8 @@ def test_signals_arrive_on_the_gui_thread(qtbot, make_worker):
     threads: dict[str, set[int]] = {}
     for name in ("prediction_ready", "encoded", "backend_changed", "status", "busy_changed"):
         getattr(worker, name).connect(
-            lambda *args, name=name: threads.setdefault(name, set()).add(threading.get_ident()))
+            lambda *args, name=name: threads.setdefault(name, set()).add(threading.get_ident())
+        )
     with qtbot.waitSignal(worker.backend_changed, timeout=TIMEOUT_MS):
         worker.use_backend(backend)
     with qtbot.waitSignal(worker.prediction_ready, timeout=TIMEOUT_MS) as blocker:

@@ -130,7 +130,9 @@ def test_kill_minus_nine_loses_at_most_the_last_edit(synthetic_folder, tmp_path,
 
 
 # -- navigation and failed saves (issue 8) --------------------------------------------------------
-CHILD_NAV = CHILD.split("edits = [")[0] + r"""
+CHILD_NAV = (
+    CHILD.split("edits = [")[0]
+    + r"""
 import errno
 import desktop_app.core.annotation.project as project_module
 from desktop_app.core.annotation.atomic import SaveError
@@ -171,6 +173,7 @@ for k, edit in enumerate(edits, start=1):
     spin(1.0)
 spin(60)
 """
+)
 
 
 @pytest.mark.parametrize("kill_after", [2, 4, 5])
@@ -180,9 +183,14 @@ def test_kill_minus_nine_with_navigation_and_a_full_disk(synthetic_folder, tmp_p
     from desktop_app.core.annotation.labels import LabelSet
 
     ProjectFolder(folder).save_labels(LabelSet(["object", "red"]))
-    proc = subprocess.Popen([sys.executable, "-c", CHILD_NAV, str(folder)], env=env,
-                            cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD_NAV, str(folder)],
+        env=env,
+        cwd=Path(__file__).parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     states: list[dict] = []
     try:
         deadline = time.monotonic() + 120

@@ -42,8 +42,10 @@ def _on_disk(folder, name) -> list[str]:
 
 
 def _wait_failed(qtbot, window, name, timeout=10_000):
-    qtbot.waitUntil(lambda: window.navigation.nav.status.state is NavState.FAILED
-                    and window.navigation.nav.status.name == name, timeout=timeout)
+    qtbot.waitUntil(
+        lambda: window.navigation.nav.status.state is NavState.FAILED and window.navigation.nav.status.name == name,
+        timeout=timeout,
+    )
 
 
 def _add_bad_files(folder):
@@ -94,7 +96,8 @@ def _answer_modal(qtbot, button_text: str, seen: list):
 
 # -- 1. navigation as one state machine ---------------------------------------------------------
 def test_failed_images_are_shown_as_failed_and_edits_never_reach_the_previous_image(
-        qtbot, make_window, synthetic_folder):
+    qtbot, make_window, synthetic_folder
+):
     folder = synthetic_folder.folder
     bad = _add_bad_files(folder)
     window = make_window([str(folder)])
@@ -155,8 +158,9 @@ def test_screenshot_failed_state(qtbot, make_window, synthetic_folder, tmp_path)
 
 
 # -- 3. failed saves ----------------------------------------------------------------------------
-def test_full_disk_keeps_work_marks_it_retries_and_asks_on_close(qtbot, make_window, synthetic_folder,
-                                                                  monkeypatch, tmp_path):
+def test_full_disk_keeps_work_marks_it_retries_and_asks_on_close(
+    qtbot, make_window, synthetic_folder, monkeypatch, tmp_path
+):
     folder = synthetic_folder.folder
     disk = _Disk(monkeypatch)
     window = make_window([str(folder)])
@@ -216,8 +220,9 @@ def test_read_only_folder_offers_another_folder(qtbot, make_window, synthetic_fo
     wait_image(qtbot, window, "img1.png")
     wait_backend(qtbot, window, "classic")
     oid = _accept_click(qtbot, window, 55, 55)
-    qtbot.waitUntil(lambda: window.notification_bar.button("Save annotations to another folder…") is not None,
-                    timeout=5_000)
+    qtbot.waitUntil(
+        lambda: window.notification_bar.button("Save annotations to another folder…") is not None, timeout=5_000
+    )
     assert "permission denied" in window.notification_bar.text_label.text()
     other = tmp_path / "elsewhere"
     other.mkdir()
@@ -229,13 +234,16 @@ def test_read_only_folder_offers_another_folder(qtbot, make_window, synthetic_fo
     assert [o["id"] for o in data["objects"]] == [oid]
     assert window.settings.annotation_folders[str(folder.resolve())] == str(other.resolve())
     qtbot.waitUntil(lambda: window.file_list.model.note("img1.png") == "", timeout=5_000)
-    assert not window.notification_bar.isVisible() or "img1.png is not saved" not in \
-        window.notification_bar.text_label.text()
+    assert (
+        not window.notification_bar.isVisible()
+        or "img1.png is not saved" not in window.notification_bar.text_label.text()
+    )
 
 
 # -- 10. notifications ----------------------------------------------------------------------------
 def test_notifications_keep_full_text_history_and_the_unexpected_error_report(
-        qtbot, make_window, synthetic_folder, monkeypatch):
+    qtbot, make_window, synthetic_folder, monkeypatch
+):
     from desktop_app.gui import app as app_module
 
     window = make_window([str(synthetic_folder.folder)])
@@ -392,7 +400,7 @@ def test_resized_image_keeps_the_old_annotations_as_a_backup(qtbot, make_window,
     doc = project.load("img1.png")
     for x in (10, 60, 110):
         m = np.zeros((doc.height, doc.width), dtype=bool)
-        m[10:40, x:x + 30] = True
+        m[10:40, x : x + 30] = True
         doc.add(AnnotationObject(label="object", mask=m, source="brush"))
     project.save(doc)
     Image.new("RGB", (300, 200), (120, 120, 120)).save(folder / "img1.png")  # the image was replaced

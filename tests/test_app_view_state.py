@@ -143,8 +143,14 @@ def text_classic():
 
         def info(self) -> BackendInfo:
             base = super().info()
-            return BackendInfo(backend=base.backend, model="fake text", device="cpu", device_reason="test",
-                               supports_text=True, supports_points=True)
+            return BackendInfo(
+                backend=base.backend,
+                model="fake text",
+                device="cpu",
+                device_reason="test",
+                supports_text=True,
+                supports_points=True,
+            )
 
         def predict(self, image, prompt, *, image_key=None, cancel=None, source=None):
             if prompt.text is None:
@@ -156,10 +162,19 @@ def text_classic():
                 mask[y0:y1, x0:x1] = True
                 return Candidate(mask=mask, score=0.8, box=(x0, y0, x1, y1), label=label, box_score=score)
 
-            cands = (det(20, 30, 90, 80, "red [SEP]", 0.91), det(125, 65, 175, 115, "blue.", 0.74),
-                     det(100, 10, 120, 25, "red blue", 0.42))
-            return Prediction(candidates=cands, kind=PredictionKind.INSTANCES, image_key=image_key or "k",
-                              backend=self.name, model="fake text", image_size=(h, w))
+            cands = (
+                det(20, 30, 90, 80, "red [SEP]", 0.91),
+                det(125, 65, 175, 115, "blue.", 0.74),
+                det(100, 10, 120, 25, "red blue", 0.42),
+            )
+            return Prediction(
+                candidates=cands,
+                kind=PredictionKind.INSTANCES,
+                image_key=image_key or "k",
+                backend=self.name,
+                model="fake text",
+                image_size=(h, w),
+            )
 
     registry.register_backend(TextClassic)
     yield
@@ -241,8 +256,9 @@ def test_twelve_bit_image_contrast_window(qtbot, make_window, tmp_path):
     contrast.high.setValue(4095)
     qtbot.waitUntil(lambda: controller.image.key != image.key)
     assert contrast.state.text() == "manual"
-    assert controller.image.array[70, 100, 0] == round((3500 - contrast.low.value()) / (4095 - contrast.low.value())
-                                                       * 255)
+    assert controller.image.array[70, 100, 0] == round(
+        (3500 - contrast.low.value()) / (4095 - contrast.low.value()) * 255
+    )
     assert encoded and encoded[-1] == controller.image.key
     assert _pixel(canvas, 100, 70)[0] == controller.image.array[70, 100, 0]
     # a click now predicts on the re-mapped pixels

@@ -11,6 +11,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from desktop_app.core.samples import SAMPLE_IMAGE
 from inference.paths import APP_NAME
@@ -32,8 +33,10 @@ def unexpected_error_report(exc_type, exc, tb, window) -> str:
     if all_saved:
         return text + " Your annotations were saved. You can keep working; details are in the terminal."
     names = ", ".join(unsaved[:5]) + (" …" if len(unsaved) > 5 else "")
-    return (text + f" The annotations of {names} could NOT be saved yet; they are kept in memory. "
-            "Keep the window open, fix the cause shown in the messages (bell) and press Ctrl+S.")
+    return (
+        text + f" The annotations of {names} could NOT be saved yet; they are kept in memory. "
+        "Keep the window open, fix the cause shown in the messages (bell) and press Ctrl+S."
+    )
 
 
 def _install_excepthook() -> None:
@@ -44,9 +47,10 @@ def _install_excepthook() -> None:
     def hook(exc_type, exc, tb) -> None:
         traceback.print_exception(exc_type, exc, tb, file=sys.stderr)
         app = QApplication.instance()
-        if app is None:
+        if not isinstance(app, QApplication):  # None, or (never here) a widget-less QCoreApplication
             return
-        window = next((w for w in app.topLevelWidgets() if hasattr(w, "emergency_save") and w.isVisible()), None)
+        # duck-typed: the top-level widget with emergency_save() is the main window (show_error too)
+        window: Any = next((w for w in app.topLevelWidgets() if hasattr(w, "emergency_save") and w.isVisible()), None)
         text = unexpected_error_report(exc_type, exc, tb, window)
         if window is not None:
             window.show_error(text)

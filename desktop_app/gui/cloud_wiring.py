@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QEventLoop, QObject
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QAbstractButton, QMessageBox, QWidget
 
 CLOSE_WAIT_S = 180.0  # a rollback at exit: delete calls, no waiting for the instance
 
@@ -42,8 +42,12 @@ class CloudWiring(QObject):
         from desktop_app.gui.dialogs.deploy_wizard import DeployWizard
 
         if self.wizard is None:
-            self.wizard = DeployWizard(self.tracker, use_endpoint=self.use_endpoint,
-                                       open_settings=getattr(self.window, "show_settings", None), parent=self.window)
+            self.wizard = DeployWizard(
+                self.tracker,
+                use_endpoint=self.use_endpoint,
+                open_settings=getattr(self.window, "show_settings", None),
+                parent=self.window,
+            )
             self.wizard.destroyed.connect(lambda *_: setattr(self, "wizard", None))
         self.wizard.show()
         self.wizard.raise_()
@@ -94,10 +98,13 @@ class CloudWiring(QObject):
     def confirm_close(self) -> bool:
         tr = self.tracker
         if tr.running:
-            answer = ask_close(self.window, "A deployment is running",
-                               f"The deployment {tr.choices.name} is at the step \"{tr.current}\". Cancel it (what "
-                               "this run created in AWS is deleted) and quit, or leave it to finish in AWS?",
-                               {"delete": "Cancel it and quit", "keep": "Leave it and quit", "cancel": "Stay"})
+            answer = ask_close(
+                self.window,
+                "A deployment is running",
+                f'The deployment {tr.choices.name} is at the step "{tr.current}". Cancel it (what '
+                "this run created in AWS is deleted) and quit, or leave it to finish in AWS?",
+                {"delete": "Cancel it and quit", "keep": "Leave it and quit", "cancel": "Stay"},
+            )
             if answer == "cancel":
                 return False
             if answer == "delete":
@@ -107,10 +114,13 @@ class CloudWiring(QObject):
         if not live:
             return True
         names = ", ".join(f"{r.name} ({r.region}, {r.instance_type})" for r in live)
-        answer = ask_close(self.window, "Endpoints still running",
-                           f"{len(live)} SageMaker endpoint(s) this app created still run and bill every hour: "
-                           f"{names}. Delete them now?",
-                           {"delete": "Delete and quit", "keep": "Keep them running and quit", "cancel": "Stay"})
+        answer = ask_close(
+            self.window,
+            "Endpoints still running",
+            f"{len(live)} SageMaker endpoint(s) this app created still run and bill every hour: "
+            f"{names}. Delete them now?",
+            {"delete": "Delete and quit", "keep": "Keep them running and quit", "cancel": "Stay"},
+        )
         if answer == "cancel":
             return False
         if answer == "delete":
@@ -135,8 +145,11 @@ class CloudWiring(QObject):
         task.start(job, name="delete-at-exit")
         _spin_until(lambda: not task.running, CLOSE_WAIT_S)
         if problems:
-            QMessageBox.warning(self.window, "Endpoints not deleted", "\n".join(problems)
-                                + "\nDelete them with `langsam-studio deploy down NAME` or in the AWS console.")
+            QMessageBox.warning(
+                self.window,
+                "Endpoints not deleted",
+                "\n".join(problems) + "\nDelete them with `langsam-studio deploy down NAME` or in the AWS console.",
+            )
         return problems
 
 
@@ -154,8 +167,10 @@ def _spin_until(done: Callable[[], bool], timeout_s: float) -> None:
 def ask_close(parent: QWidget, title: str, text: str, choices: dict[str, str]) -> str:
     """A three-way question; returns a key of ``choices`` (tests replace this function)."""
     box = QMessageBox(QMessageBox.Icon.Warning, title, text, parent=parent)
-    buttons = {box.addButton(choices["delete"], QMessageBox.ButtonRole.DestructiveRole): "delete",
-               box.addButton(choices["keep"], QMessageBox.ButtonRole.AcceptRole): "keep"}
+    buttons: dict[QAbstractButton, str] = {
+        box.addButton(choices["delete"], QMessageBox.ButtonRole.DestructiveRole): "delete",
+        box.addButton(choices["keep"], QMessageBox.ButtonRole.AcceptRole): "keep",
+    }
     stay = box.addButton(choices["cancel"], QMessageBox.ButtonRole.RejectRole)
     buttons[stay] = "cancel"
     box.setDefaultButton(stay)
@@ -170,8 +185,10 @@ def wiring(window: Any) -> CloudWiring:
 
 
 def cloud_handlers(window: Any) -> dict[str, Callable[[], Any]]:
-    return {"deploy_wizard": lambda: wiring(window).show_wizard(),
-            "cloud_endpoints": lambda: wiring(window).show_endpoints()}
+    return {
+        "deploy_wizard": lambda: wiring(window).show_wizard(),
+        "cloud_endpoints": lambda: wiring(window).show_endpoints(),
+    }
 
 
 def confirm_close(window: Any) -> bool:

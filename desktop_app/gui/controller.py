@@ -11,9 +11,10 @@ Undo / Redo actions.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
@@ -25,13 +26,30 @@ from desktop_app.core.prediction_policy import DEFAULT_LABEL, PromptRecord, obje
 from desktop_app.gui.canvas.image_canvas import CandidateOverlay, ImageCanvas
 from desktop_app.gui.canvas.loading import ImageLoader, LoadedImage
 from desktop_app.gui.canvas.tools import Tool
-from desktop_app.gui.commands import (AddObjectsCommand, ChangeLabelCommand, DocumentChange, DocumentHistory,
-                                  HistoryStore, MergeObjectsCommand, RemoveObjectsCommand, ReplaceMaskCommand,
-                                  SetHiddenCommand, SubtractObjectsCommand)
+from desktop_app.gui.commands import (
+    AddObjectsCommand,
+    ChangeLabelCommand,
+    DocumentChange,
+    DocumentHistory,
+    HistoryStore,
+    MergeObjectsCommand,
+    RemoveObjectsCommand,
+    ReplaceMaskCommand,
+    SetHiddenCommand,
+    SubtractObjectsCommand,
+)
 from desktop_app.gui.worker import ImageRef, InferenceWorker
 from inference.masks import polygons_to_mask
-from inference.prompts import (DEFAULT_BOX_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_TEXT_THRESHOLD, Box,
-                               Exemplar, Point, Prompt, normalise_text)
+from inference.prompts import (
+    DEFAULT_BOX_THRESHOLD,
+    DEFAULT_MAX_DETECTIONS,
+    DEFAULT_TEXT_THRESHOLD,
+    Box,
+    Exemplar,
+    Point,
+    Prompt,
+    normalise_text,
+)
 from inference.results import BackendInfo, Candidate, Prediction, PredictionKind
 
 
@@ -54,8 +72,11 @@ class CandidateState:
         """The label a detection gets when accepted (the prompt's phrase it matched), for display."""
         from desktop_app.core.prediction_policy import canonical_label, text_phrases
 
-        return canonical_label(candidate.label, text_phrases(self.prompt.text)) if self.prompt.text else (
-            candidate.label or None)
+        return (
+            canonical_label(candidate.label, text_phrases(self.prompt.text))
+            if self.prompt.text
+            else (candidate.label or None)
+        )
 
     def checked(self, index: int) -> bool:
         return index not in self.unchecked
@@ -80,8 +101,16 @@ class ControllerActions:
     toggle_hidden: QAction  # H
 
     def all(self) -> list[QAction]:
-        return [self.accept, self.accept_one, self.next_candidate, self.discard, self.delete, self.merge,
-                self.subtract, self.toggle_hidden]
+        return [
+            self.accept,
+            self.accept_one,
+            self.next_candidate,
+            self.discard,
+            self.delete,
+            self.merge,
+            self.subtract,
+            self.toggle_hidden,
+        ]
 
 
 class AnnotationController(QObject):
@@ -98,9 +127,15 @@ class AnnotationController(QObject):
     image_changed = Signal(object)  # LoadedImage: the same image re-mapped (a new contrast window)
     prediction_messages = Signal(object)  # tuple[str, ...]: a prediction's notes (e.g. a phrase cut to 32 tokens)
 
-    def __init__(self, *, canvas: ImageCanvas, worker: InferenceWorker | None = None,
-                 histories: HistoryStore | None = None, cache: DecodedImageCache | None = None,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        canvas: ImageCanvas,
+        worker: InferenceWorker | None = None,
+        histories: HistoryStore | None = None,
+        cache: DecodedImageCache | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.canvas = canvas
         self.cache = cache or (worker.cache if worker is not None else DecodedImageCache())
@@ -169,7 +204,8 @@ class AnnotationController(QObject):
             delete=action("Delete selected", ["Delete", "Backspace"], self._on_delete),
             merge=action("Merge selected", ["Ctrl+M"], self.merge_selected),
             subtract=action("Subtract from first selected", ["Ctrl+Shift+M"], self.subtract_selected),
-            toggle_hidden=action("Hide / show selected", ["H"], self.toggle_hidden_selected))
+            toggle_hidden=action("Hide / show selected", ["H"], self.toggle_hidden_selected),
+        )
 
     # -- image and document ------------------------------------------------------------------
     def set_backend(self, name: str, **options: Any) -> None:
@@ -181,8 +217,9 @@ class AnnotationController(QObject):
     def backend_info(self) -> BackendInfo | None:
         return self._backend_info
 
-    def load_image(self, path: str,
-                   document: ImageDocument | Callable[[LoadedImage], ImageDocument] | None = None) -> None:
+    def load_image(
+        self, path: str, document: ImageDocument | Callable[[LoadedImage], ImageDocument] | None = None
+    ) -> None:
         """Open ``path`` (decoded off the GUI thread); ``document_loaded`` fires when it shows,
         ``load_failed`` when it cannot be opened.
 
@@ -206,7 +243,7 @@ class AnnotationController(QObject):
             self._held = (self._image, self._path, self._history)
         self._image, self._path, self._history = None, None, None
         self._selection = []
-        self.histories.undo_group.setActiveStack(None)
+        self.histories.undo_group.setActiveStack(None)  # type: ignore[arg-type]  # Qt takes null; stub does not
 
     def cancel_load(self) -> None:
         """Forget the running load; the image held on screen becomes editable again."""
@@ -227,7 +264,7 @@ class AnnotationController(QObject):
         if self._history is not None:
             self._history.changed.disconnect(self._on_document_changed)
         self._image, self._path, self._history, self._selection = None, None, None, []
-        self.histories.undo_group.setActiveStack(None)
+        self.histories.undo_group.setActiveStack(None)  # type: ignore[arg-type]  # Qt takes null; stub does not
         self.canvas.set_image(None)
         self.canvas.set_document(None)
         self.canvas.set_selection([])
@@ -280,9 +317,11 @@ class AnnotationController(QObject):
         if document is None:
             document = ImageDocument(image_name=Path(image.path).name, width=image.width, height=image.height)
         elif (document.width, document.height) != (image.width, image.height):
-            self.error.emit(f"the annotations of {Path(image.path).name} are for a {document.width}x"
-                            f"{document.height} image but the image is {image.width}x{image.height}; "
-                            "they were not loaded")
+            self.error.emit(
+                f"the annotations of {Path(image.path).name} are for a {document.width}x"
+                f"{document.height} image but the image is {image.width}x{image.height}; "
+                "they were not loaded"
+            )
             document = ImageDocument(image_name=Path(image.path).name, width=image.width, height=image.height)
         self._drop_held()
         self.discard_prompt()  # a prompt or candidates of the image before never reach this one
@@ -376,8 +415,14 @@ class AnnotationController(QObject):
         self._box = box
         self._predict()
 
-    def run_text(self, text: str, *, box_threshold: float = DEFAULT_BOX_THRESHOLD,
-                 text_threshold: float = DEFAULT_TEXT_THRESHOLD, max_detections: int = DEFAULT_MAX_DETECTIONS) -> None:
+    def run_text(
+        self,
+        text: str,
+        *,
+        box_threshold: float = DEFAULT_BOX_THRESHOLD,
+        text_threshold: float = DEFAULT_TEXT_THRESHOLD,
+        max_detections: int = DEFAULT_MAX_DETECTIONS,
+    ) -> None:
         """Run a text prompt ("car. person.") on the image: detections become candidates."""
         if self._image is None:
             self.error.emit("open an image first")
@@ -388,8 +433,13 @@ class AnnotationController(QObject):
         exemplars = self._exemplars if self._takes_exemplars() else []  # SAM 3: text + the example boxes
         self._reset_prompt()
         self._text, self._exemplars = text, list(exemplars)
-        prompt = Prompt(text=text, box_threshold=box_threshold, text_threshold=text_threshold,
-                        max_detections=max_detections, exemplars=tuple(exemplars))
+        prompt = Prompt(
+            text=text,
+            box_threshold=box_threshold,
+            text_threshold=text_threshold,
+            max_detections=max_detections,
+            exemplars=tuple(exemplars),
+        )
         self._send(prompt)
 
     def add_exemplar(self, box: Box, positive: bool = True) -> None:
@@ -410,9 +460,14 @@ class AnnotationController(QObject):
         exemplars.append(Exemplar(box=box, positive=bool(positive)))
         self._reset_prompt()
         self._text, self._exemplars = text, exemplars
-        self._send(Prompt(text=text, exemplars=tuple(exemplars), multimask=False,
-                          **{k: v for k, v in options.items()
-                             if k in ("box_threshold", "text_threshold", "max_detections")}))
+        self._send(
+            Prompt(
+                text=text,
+                exemplars=tuple(exemplars),
+                multimask=False,
+                **{k: v for k, v in options.items() if k in ("box_threshold", "text_threshold", "max_detections")},
+            )
+        )
 
     def _takes_exemplars(self) -> bool:
         info = self._backend_info
@@ -425,8 +480,12 @@ class AnnotationController(QObject):
 
     def _predict(self) -> None:
         multimask = len(self._points) == 1 and self._box is None
-        prompt = Prompt(points=tuple(self._points), box=self._box,
-                        mask_input=None if multimask else self._logits, multimask=multimask)
+        prompt = Prompt(
+            points=tuple(self._points),
+            box=self._box,
+            mask_input=None if multimask else self._logits,
+            multimask=multimask,
+        )
         self._send(prompt)
 
     def _send(self, prompt: Prompt) -> None:
@@ -435,7 +494,8 @@ class AnnotationController(QObject):
         self.canvas.exemplar_tool.set_exemplars(self._exemplars)
         self._sent = prompt
         self._request_id = self.worker.predict(
-            image=ImageRef(path=self._image.path, array=self._image.array, key=self._image.key), prompt=prompt)
+            image=ImageRef(path=self._image.path, array=self._image.array, key=self._image.key), prompt=prompt
+        )
 
     def _on_prediction(self, request_id: int, prediction: Prediction) -> None:
         if request_id != self._request_id or self._image is None or prediction.image_key != self._image.key:
@@ -451,11 +511,14 @@ class AnnotationController(QObject):
             self.status.emit("nothing found" if self._text or self._exemplars else "no mask for this prompt")
             return
         record = PromptRecord.of(prompt=self._sent, prediction=prediction)
-        self._set_candidates(CandidateState(kind=prediction.kind, candidates=cands, index=0, source=record.source,
-                                            prompt=record))
+        self._set_candidates(
+            CandidateState(kind=prediction.kind, candidates=cands, index=0, source=record.source, prompt=record)
+        )
         if prediction.kind is PredictionKind.INSTANCES:
-            self.status.emit(f"{len(cands)} detection{'s' if len(cands) != 1 else ''}: Enter accepts the checked "
-                             "ones, F the highlighted one, Tab moves")
+            self.status.emit(
+                f"{len(cands)} detection{'s' if len(cands) != 1 else ''}: Enter accepts the checked "
+                "ones, F the highlighted one, Tab moves"
+            )
 
     def _on_failed(self, request_id: int, message: str) -> None:
         if request_id == self._request_id:
@@ -481,9 +544,12 @@ class AnnotationController(QObject):
             if state.kind is PredictionKind.ALTERNATIVES:
                 overlays = [CandidateOverlay(mask=focused.mask, focused=True)] if focused is not None else []
             else:
-                overlays = [CandidateOverlay(mask=c.mask, label=state.label_of(c), focused=i == state.index,
-                                             dimmed=not state.checked(i))
-                            for i, c in enumerate(state.candidates)]
+                overlays = [
+                    CandidateOverlay(
+                        mask=c.mask, label=state.label_of(c), focused=i == state.index, dimmed=not state.checked(i)
+                    )
+                    for i, c in enumerate(state.candidates)
+                ]
             self.canvas.set_candidates(overlays)
         self.candidates_changed.emit(self._candidates)
 
@@ -521,8 +587,11 @@ class AnnotationController(QObject):
         state = self._candidates
         if state is None or self._history is None:
             return []
-        chosen = ([c for i, c in enumerate(state.candidates) if state.checked(i)]
-                  if state.kind is PredictionKind.INSTANCES else [state.focused])
+        chosen = (
+            [c for i, c in enumerate(state.candidates) if state.checked(i)]
+            if state.kind is PredictionKind.INSTANCES
+            else [state.focused]
+        )
         ids = self._add_candidates([c for c in chosen if c is not None], state)
         self.discard_prompt()
         return ids
@@ -541,8 +610,9 @@ class AnnotationController(QObject):
             self.discard_prompt()
         else:
             unchecked = frozenset(i - (i > state.index) for i in state.unchecked if i != state.index)
-            self._set_candidates(state.with_changes(candidates=rest, index=state.index % len(rest),
-                                                    unchecked=unchecked))
+            self._set_candidates(
+                state.with_changes(candidates=rest, index=state.index % len(rest), unchecked=unchecked)
+            )
         return ids
 
     def _add_candidates(self, chosen: list[Candidate], state: CandidateState) -> list[str]:
@@ -590,16 +660,19 @@ class AnnotationController(QObject):
         mask = polygons_to_mask([np.asarray(vertices, dtype=np.float64)], height=doc.height, width=doc.width)
         if not mask.any():
             return
-        obj = AnnotationObject(label=self._active_label, mask=mask, source="polygon",
-                               prompt={"polygon": [[float(x), float(y)] for x, y in vertices]})
+        obj = AnnotationObject(
+            label=self._active_label,
+            mask=mask,
+            source="polygon",
+            prompt={"polygon": [[float(x), float(y)] for x, y in vertices]},
+        )
         self._history.push(AddObjectsCommand(self._history, objects=[obj]))
 
     def _on_stroke(self, object_id: str, mask: np.ndarray, erase: bool) -> None:
         if self._history is None:
             return
         if object_id:
-            cmd = ReplaceMaskCommand(self._history, object_id=object_id, mask=mask,
-                                     text="Eraser" if erase else "Brush")
+            cmd = ReplaceMaskCommand(self._history, object_id=object_id, mask=mask, text="Eraser" if erase else "Brush")
             if cmd.changes_anything:
                 self._history.push(cmd)
         elif mask.any():

@@ -37,8 +37,14 @@ class DeploymentTracker(QObject):
     _check = Signal(object)
     _bytes = Signal(int, int)
 
-    def __init__(self, *, values: Callable[[], Mapping[str, Any]], ledger: Any,
-                 work_dir: Path | None = None, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        values: Callable[[], Mapping[str, Any]],
+        ledger: Any,
+        work_dir: Path | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self._values = values
         self.ledger = ledger
@@ -121,13 +127,19 @@ class DeploymentTracker(QObject):
 
     def build_package(self) -> bool:
         choices, out = self.choices, self.work_dir / f"package-{self.choices.target}-{self.choices.backend}"
-        return self._start("package", lambda _r, cancel: jobs.build(
-            choices, out, log=self._say.emit, cancel=cancel, cache_dir=self.cache_dir))
+        return self._start(
+            "package",
+            lambda _r, cancel: jobs.build(choices, out, log=self._say.emit, cancel=cancel, cache_dir=self.cache_dir),
+        )
 
     def run_dry_run(self) -> bool:
         choices, package = self.choices, self.package
-        return self._start("dryrun", lambda _r, cancel: jobs.dry_run(
-            choices, package, log=self._say.emit, cancel=cancel, venv_dir=self.venv_dir))
+        return self._start(
+            "dryrun",
+            lambda _r, cancel: jobs.dry_run(
+                choices, package, log=self._say.emit, cancel=cancel, venv_dir=self.venv_dir
+            ),
+        )
 
     def skip_dry_run(self) -> None:
         if self.status["dryrun"] in (PENDING, FAILED, CANCELLED) and not self.running:
@@ -137,8 +149,12 @@ class DeploymentTracker(QObject):
     def run_preflight(self) -> bool:
         values, choices, package = self.values(), self.choices, self.package
         self.checks = []
-        return self._start("preflight", lambda _r, cancel: jobs.preflight(
-            values, choices, package, on_check=self._check.emit, cancel=cancel, clients=self.clients))
+        return self._start(
+            "preflight",
+            lambda _r, cancel: jobs.preflight(
+                values, choices, package, on_check=self._check.emit, cancel=cancel, clients=self.clients
+            ),
+        )
 
     def upload(self) -> bool:
         values, choices, package = self.values(), self.choices, self.package
@@ -147,17 +163,31 @@ class DeploymentTracker(QObject):
             self.changed.emit()
             return False
         self.uploaded = (0, 0)
-        return self._start("upload", lambda _r, cancel: jobs.upload(
-            values, choices, package, progress=self._bytes.emit, cancel=cancel, clients=self.clients))
+        return self._start(
+            "upload",
+            lambda _r, cancel: jobs.upload(
+                values, choices, package, progress=self._bytes.emit, cancel=cancel, clients=self.clients
+            ),
+        )
 
     def create(self) -> bool:
         values, choices, package = self.values(), self.choices, self.package
         self.endpoint_status = ""
         self.status["smoke"], self.text["smoke"] = PENDING, ""
-        return self._start("deploy", lambda _r, cancel: jobs.create(
-            values, choices, package, say=self._say.emit,
-            log_line=lambda line: self._say.emit(f"  | {line.stream.split('/')[-1][:12]} {line.message}"),
-            cancel=cancel, ledger=self.ledger, sleep=self._sleep(cancel), clients=self.clients))
+        return self._start(
+            "deploy",
+            lambda _r, cancel: jobs.create(
+                values,
+                choices,
+                package,
+                say=self._say.emit,
+                log_line=lambda line: self._say.emit(f"  | {line.stream.split('/')[-1][:12]} {line.message}"),
+                cancel=cancel,
+                ledger=self.ledger,
+                sleep=self._sleep(cancel),
+                clients=self.clients,
+            ),
+        )
 
     def _sleep(self, cancel: Any) -> Callable[[float], None] | None:
         if self.sleep is None:
@@ -213,8 +243,10 @@ class DeploymentTracker(QObject):
             self.text[step] = "All checks passed." if not bad else f"{len(bad)} problem(s): see the fixes below."
         elif step == "package":
             self.package = result.path
-            self.text[step] = (f"{result.path} ({result.kind}, {result.size_bytes / 1e6:.1f} MB, backend "
-                               f"{result.backend}, for {result.target}) in {result.seconds:.0f} s")
+            self.text[step] = (
+                f"{result.path} ({result.kind}, {result.size_bytes / 1e6:.1f} MB, backend "
+                f"{result.backend}, for {result.target}) in {result.seconds:.0f} s"
+            )
         elif step == "dryrun":
             self.status[step] = DONE if result.ok else FAILED
             self.text[step] = result.text
@@ -223,22 +255,30 @@ class DeploymentTracker(QObject):
             n = len(result.failures)
             warnings = sum(1 for c in result.checks if getattr(c.level, "value", c.level) == "warning")
             note = f" ({warnings} warning(s): read them, they do not stop the deployment)" if warnings else ""
-            self.text[step] = (f"Every check passed{note}." if result.ok
-                               else f"{n} check(s) failed: fix them and run the checks again.")
+            self.text[step] = (
+                f"Every check passed{note}."
+                if result.ok
+                else f"{n} check(s) failed: fix them and run the checks again."
+            )
         elif step == "upload":
-            self.text[step] = (f"Uploaded {result.size / 1e6:.1f} MB in {result.seconds:.1f} s to {result.s3_uri}"
-                               if result.uploaded else
-                               f"Already in S3 (same content), not sent again: {result.s3_uri}")
+            self.text[step] = (
+                f"Uploaded {result.size / 1e6:.1f} MB in {result.seconds:.1f} s to {result.s3_uri}"
+                if result.uploaded
+                else f"Already in S3 (same content), not sent again: {result.s3_uri}"
+            )
         elif step in ("deploy", "smoke"):
             self.result = result
             self.endpoint_status = result.state.status
             self.status["deploy"] = DONE
-            self.text["deploy"] = (f"Endpoint {result.spec.endpoint_name} is {result.state.status} "
-                                   f"({result.applied.endpoint_action}).")
+            self.text["deploy"] = (
+                f"Endpoint {result.spec.endpoint_name} is {result.state.status} ({result.applied.endpoint_action})."
+            )
             if result.smoke is not None:
                 self.status["smoke"] = DONE
-                self.text["smoke"] = (f"The model answers: {result.smoke.answer}; first answer after "
-                                      f"{result.smoke.seconds_to_answer:.0f} s, {result.smoke.attempts} attempt(s).")
+                self.text["smoke"] = (
+                    f"The model answers: {result.smoke.answer}; first answer after "
+                    f"{result.smoke.seconds_to_answer:.0f} s, {result.smoke.attempts} attempt(s)."
+                )
             else:
                 self.status["smoke"], self.text["smoke"] = SKIPPED, "No smoke test was asked for."
         self.changed.emit()

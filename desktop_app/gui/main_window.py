@@ -6,12 +6,11 @@ its label set and auto-saving. It holds no model code and no drawing code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMessageBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
 from desktop_app.core.annotation.document import ImageDocument, ImageStatus
 from desktop_app.core.backend_choices import CHOICES, backend_request
@@ -32,6 +31,9 @@ from desktop_app.gui.widgets.object_list import ObjectListWidget
 from desktop_app.gui.widgets.prompt_bar import PromptBar
 from desktop_app.gui.widgets.status_panel import StatusPanel
 
+if TYPE_CHECKING:
+    from desktop_app.core.annotation.project import ProjectFolder
+
 WINDOW_SCOPE_CANVAS_KEYS = True  # see docs/adr/0007-app-shell.md: tool/edit keys work from any panel
 
 
@@ -40,7 +42,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("LangSAM Studio")
         self.settings = settings or AppSettings()
-        self.project = None  # desktop_app.core.annotation.project.ProjectFolder
+        self.project: ProjectFolder | None = None
         self.current_name: str | None = None
         self._loading_name: str | None = None
         self._dialogs: dict[str, QWidget] = {}
@@ -51,8 +53,9 @@ class MainWindow(QMainWindow):
         from desktop_app.core.image_cache import effective_max_pixels
 
         self.controller.cache.max_pixels = effective_max_pixels(self.settings.max_image_pixels)
-        self.autosaver = Autosaver(delay_ms=self.settings.autosave_delay_ms,
-                                   enabled=self.settings.autosave, parent=self)
+        self.autosaver = Autosaver(
+            delay_ms=self.settings.autosave_delay_ms, enabled=self.settings.autosave, parent=self
+        )
         self.file_list = FileListWidget()
         self.label_list = LabelListWidget()
         self.object_list = ObjectListWidget()
@@ -60,8 +63,9 @@ class MainWindow(QMainWindow):
         self.status_panel = StatusPanel()
         self.setStatusBar(self.status_panel)
         self.notification_bar = NotificationBar(self.status_panel.center)
-        self.label_editor = LabelEditor(view=self.label_list, controller=self.controller,
-                                        show_error=self.show_error, parent=self)
+        self.label_editor = LabelEditor(
+            view=self.label_list, controller=self.controller, show_error=self.show_error, parent=self
+        )
 
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -105,21 +109,33 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{title.lower()}")
         dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
         self.addDockWidget(area, dock)
         return dock
 
     def _handlers(self) -> dict:
         h = {
-            "open_image": self.ask_open_image, "open_folder": self.ask_open_folder, "save": self.save_now,
-            "export": self.show_export, "autosave": self._set_autosave, "quit": self.close,
+            "open_image": self.ask_open_image,
+            "open_folder": self.ask_open_folder,
+            "save": self.save_now,
+            "export": self.show_export,
+            "autosave": self._set_autosave,
+            "quit": self.close,
             "import_annotations": self.show_import,
-            "next_image": lambda: self.step_image(1), "prev_image": lambda: self.step_image(-1),
-            "mark_done": self.toggle_done, "filter_review": self._filter_review,
-            "add_label": self.label_list.ask_add, "relabel": lambda: self.label_editor.ask_relabel(self),
-            "focus_prompt": self.prompt_bar.focus, "batch": self.show_batch, "models": self.show_models,
-            "shortcuts": self.show_shortcuts, "about": self._about, "settings": self.show_settings,
+            "next_image": lambda: self.step_image(1),
+            "prev_image": lambda: self.step_image(-1),
+            "mark_done": self.toggle_done,
+            "filter_review": self._filter_review,
+            "add_label": self.label_list.ask_add,
+            "relabel": lambda: self.label_editor.ask_relabel(self),
+            "focus_prompt": self.prompt_bar.focus,
+            "batch": self.show_batch,
+            "models": self.show_models,
+            "shortcuts": self.show_shortcuts,
+            "about": self._about,
+            "settings": self.show_settings,
         }
         h.update({f"label_{i}": (lambda i=i: self.label_editor.use_number(i)) for i in range(1, 10)})
         from desktop_app.gui.cloud_wiring import cloud_handlers  # Cloud menu: deploy wizard, endpoints
@@ -130,8 +146,19 @@ class MainWindow(QMainWindow):
     def _core_actions(self) -> list[tuple[str, QAction]]:
         """APP-CORE's actions with the group they are listed under."""
         c, k = self.controller.actions, self.canvas.actions
-        out = [("Edit", a) for a in (c.accept, c.accept_one, c.next_candidate, c.discard, c.delete,
-                                     c.merge, c.subtract, c.toggle_hidden)]
+        out = [
+            ("Edit", a)
+            for a in (
+                c.accept,
+                c.accept_one,
+                c.next_candidate,
+                c.discard,
+                c.delete,
+                c.merge,
+                c.subtract,
+                c.toggle_hidden,
+            )
+        ]
         out += [("Tools", a) for a in k.tools.values()] + [("Tools", k.brush_bigger), ("Tools", k.brush_smaller)]
         out += [("View", a) for a in (k.zoom_in, k.zoom_out, k.fit, k.actual_size)]
         return out
@@ -179,36 +206,65 @@ class MainWindow(QMainWindow):
         c.error.connect(self.show_error)
         c.backend_changed.connect(self._on_backend_changed)
         c.worker.backend_failed.connect(self._on_backend_failed)
-        c.busy_changed.connect(lambda busy: self.status_panel.set_work("working…" if busy else "",
-                                                                         done=0 if busy else None,
-                                                                         total=0 if busy else None))
+        c.busy_changed.connect(
+            lambda busy: self.status_panel.set_work(
+                "working…" if busy else "", done=0 if busy else None, total=0 if busy else None
+            )
+        )
         self.file_list.image_activated.connect(self.open_image)
         self.label_editor.labels_changed.connect(self._refresh_objects)
         self.object_list.selection_changed.connect(c.select)
         self.object_list.visibility_changed_for.connect(
-            lambda doc, oid, visible: c.set_hidden([oid], not visible, document=doc))
-        self.object_list.delete_requested.connect(lambda ids: (c.select(ids), c.delete_selected()))
-        self.object_list.relabel_requested.connect(lambda ids: (c.select(ids), self.label_editor.ask_relabel(self)))
-        self.object_list.merge_requested.connect(lambda ids: (c.select(ids), c.merge_selected()))
-        self.object_list.subtract_requested.connect(lambda ids: (c.select(ids), c.subtract_selected()))
+            lambda doc, oid, visible: c.set_hidden([oid], not visible, document=doc)
+        )
+
+        # the object list's buttons act on the ids they were pressed for: select those, then act
+        def delete_objects(ids: list[str]) -> None:
+            c.select(ids)
+            c.delete_selected()
+
+        def relabel_objects(ids: list[str]) -> None:
+            c.select(ids)
+            self.label_editor.ask_relabel(self)
+
+        def merge_objects(ids: list[str]) -> None:
+            c.select(ids)
+            c.merge_selected()
+
+        def subtract_objects(ids: list[str]) -> None:
+            c.select(ids)
+            c.subtract_selected()
+
+        self.object_list.delete_requested.connect(delete_objects)
+        self.object_list.relabel_requested.connect(relabel_objects)
+        self.object_list.merge_requested.connect(merge_objects)
+        self.object_list.subtract_requested.connect(subtract_objects)
         self.prompt_bar.run_requested.connect(self.run_text)
         # the prompt assistant: the project's labels are offered to the model; the image only when opted in
         self.prompt_bar.assistant.configure(
             labels=lambda: list(self.label_editor.labels.names),
-            image=lambda: (str(self.project.image_path(self.current_name))
-                           if self.project is not None and self.current_name else None),
-            settings=self.settings.values, secret_store=_app_secret_store)
+            image=lambda: (
+                str(self.project.image_path(self.current_name))
+                if self.project is not None and self.current_name
+                else None
+            ),
+            settings=self.settings.values,
+            secret_store=_app_secret_store,
+        )
         c.actions.discard.triggered.connect(lambda: self.prompt_bar.assistant.cancel())  # Esc anywhere
         self.backend_menu.choice_changed.connect(self.choose_backend)
 
     # -- inference -------------------------------------------------------------------------
     def start_inference(self) -> None:
         """Ask the worker for the configured backend (loaded in its thread, never here)."""
-        request = backend_request(backend=self.settings.backend, device=self.settings.device,
-                                  cache_dir=self.settings.cache_dir, remote=self._remote_values())
+        request = backend_request(
+            backend=self.settings.backend,
+            device=self.settings.device,
+            cache_dir=self.settings.cache_dir,
+            remote=self._remote_values(),
+        )
         name = self._requested_backend = request.name
-        self.status_panel.set_backend(backend=name, model="loading…", device=self.settings.device,
-                                      device_reason="")
+        self.status_panel.set_backend(backend=name, model="loading…", device=self.settings.device, device_reason="")
         # never refuse a prompt while loading: the worker keeps it and runs it once the model is ready
         self.prompt_bar.set_text_supported(True)
         self.controller.set_backend(name, **request.options)
@@ -237,23 +293,28 @@ class MainWindow(QMainWindow):
         self.start_inference()
 
     def _on_backend_changed(self, info) -> None:
-        self.status_panel.set_backend(backend=info.backend, model=info.model, device=info.device,
-                                      device_reason=info.device_reason)
+        self.status_panel.set_backend(
+            backend=info.backend, model=info.model, device=info.device, device_reason=info.device_reason
+        )
         self.prompt_bar.set_text_supported(
-            info.supports_text, reason="Text prompts need the Lang-SAM models: Inference → Models… "
-                                       "(points, boxes and manual tools work now)")
+            info.supports_text,
+            reason="Text prompts need the Lang-SAM models: Inference → Models… "
+            "(points, boxes and manual tools work now)",
+        )
 
     def run_text(self, text: str, box_threshold: float, text_threshold: float, max_detections: int) -> None:
         """The prompt bar's request (it always sends all four values, defaults from inference.prompts)."""
-        self.controller.run_text(text, box_threshold=box_threshold, text_threshold=text_threshold,
-                                 max_detections=max_detections)
+        self.controller.run_text(
+            text, box_threshold=box_threshold, text_threshold=text_threshold, max_detections=max_detections
+        )
         self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)  # Enter now accepts the detections
 
     # -- folders and images ----------------------------------------------------------------
     def ask_open_image(self) -> None:
         start = self.settings.last_folder or str(Path.home())
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", start,
-                                              "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open image", start, "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp);;All files (*)"
+        )
         if path:
             self.open_path(path)
 
@@ -301,9 +362,12 @@ class MainWindow(QMainWindow):
         self.refresh_file_list()
         self.save_guard.update_title()
         if not names:
-            self.navigation.clear(kind="empty-folder", title=f"No images in {Path(folder).name}",
-                                  text=f"'{folder}' has no image files. Copy images into it, or open "
-                                       "another folder (Ctrl+U) or an image (Ctrl+O).")
+            self.navigation.clear(
+                kind="empty-folder",
+                title=f"No images in {Path(folder).name}",
+                text=f"'{folder}' has no image files. Copy images into it, or open "
+                "another folder (Ctrl+U) or an image (Ctrl+O).",
+            )
             self._refresh_objects()
             self.status_panel.message(f"no images in {folder}")
             return True
@@ -315,8 +379,9 @@ class MainWindow(QMainWindow):
         if self.project is None:
             return
         summaries = self.project.summaries()
-        self.file_list.set_entries([FileEntry(name=s.image_name, status=s.status, object_count=s.object_count)
-                                    for s in summaries])
+        self.file_list.set_entries(
+            [FileEntry(name=s.image_name, status=s.status, object_count=s.object_count) for s in summaries]
+        )
         self.label_editor.ensure([n for s in summaries for n in s.labels], save=False)
 
     def open_image(self, name: str, *, force: bool = False) -> None:
@@ -335,7 +400,7 @@ class MainWindow(QMainWindow):
         names = self.file_list.visible_names() or (self.project.images() if self.project else [])
         if name in names and self.project is not None:
             i = names.index(name)
-            self.controller.prefetch([str(self.project.image_path(n)) for n in names[i + 1:i + 4]])
+            self.controller.prefetch([str(self.project.image_path(n)) for n in names[i + 1 : i + 4]])
 
     def step_image(self, delta: int) -> None:
         self.navigation.step(delta)
@@ -350,8 +415,9 @@ class MainWindow(QMainWindow):
         self._update_entry(document)
 
     def _update_entry(self, document: ImageDocument) -> None:
-        self.file_list.update_entry(FileEntry(name=document.image_name, status=document.status,
-                                              object_count=len(document.objects)))
+        self.file_list.update_entry(
+            FileEntry(name=document.image_name, status=document.status, object_count=len(document.objects))
+        )
 
     def save_now(self) -> None:
         if self.controller.document is not None:
@@ -363,8 +429,10 @@ class MainWindow(QMainWindow):
         (the autosaver retries them; the file list and title say "not saved")."""
         ok = self.autosaver.flush()
         if not ok:
-            self.show_error("saving takes unusually long; the disk may be slow or full",
-                            hint="Your changes are kept in memory; wait for 'saved' before closing.")
+            self.show_error(
+                "saving takes unusually long; the disk may be slow or full",
+                hint="Your changes are kept in memory; wait for 'saved' before closing.",
+            )
         return ok
 
     def emergency_save(self) -> tuple[bool, list[str]]:
@@ -396,9 +464,12 @@ class MainWindow(QMainWindow):
     # -- objects ---------------------------------------------------------------------------
     def _refresh_objects(self) -> None:
         doc = self.controller.document
-        self.object_list.set_objects(doc.objects if doc is not None else [],
-                                     colours=self.label_editor.colours(),
-                                     selected=self.controller.selected_ids, owner=doc)
+        self.object_list.set_objects(
+            doc.objects if doc is not None else [],
+            colours=self.label_editor.colours(),
+            selected=self.controller.selected_ids,
+            owner=doc,
+        )
 
     def _on_selection_changed(self, ids: list) -> None:
         if self.object_list.selected_ids() != list(ids):
@@ -423,7 +494,7 @@ class MainWindow(QMainWindow):
         from desktop_app.gui.dialogs.models_dialog import ModelsDialog
 
         dialog = self._dialogs.get("models")
-        if dialog is None:
+        if not isinstance(dialog, ModelsDialog):  # None until first shown; "models" only ever holds a ModelsDialog
             from inference.weights import WeightsStore
 
             dialog = ModelsDialog(store=WeightsStore(cache_dir=self.settings.cache_dir or None), parent=self)
@@ -439,9 +510,12 @@ class MainWindow(QMainWindow):
         from desktop_app.gui.dialogs.settings_dialog import SettingsDialog
 
         dialog = self._dialogs.get("settings")
-        if dialog is None:
-            dialog = SettingsDialog(settings=self.settings, store=default_store(), open_models=self.show_models,
-                                    parent=self)
+        if not isinstance(
+            dialog, SettingsDialog
+        ):  # None until first shown; "settings" only ever holds a SettingsDialog
+            dialog = SettingsDialog(
+                settings=self.settings, store=default_store(), open_models=self.show_models, parent=self
+            )
             dialog.saved.connect(self._apply_saved_settings)
             self._dialogs["settings"] = dialog
         dialog.load()
@@ -466,8 +540,9 @@ class MainWindow(QMainWindow):
             self.show_error("open a folder or an image first")
             return
         self.flush_saves()
-        dialog = ExportDialog(project=self.project, labels=self.label_editor.labels, current=self.current_name,
-                              parent=self)
+        dialog = ExportDialog(
+            project=self.project, labels=self.label_editor.labels, current=self.current_name, parent=self
+        )
         self._mirror_progress(dialog.task, "exporting")
         self._dialogs["export"] = dialog
         dialog.show()
@@ -488,8 +563,11 @@ class MainWindow(QMainWindow):
 
     def _mirror_progress(self, task, what: str) -> None:
         """Background work of a dialog also shows in the status bar."""
-        task.progress.connect(lambda done, total, _t: self.status_panel.set_work(
-            f"{what} {done}/{total}" if total > 0 else f"{what}…", done=done, total=max(total, 0)))
+        task.progress.connect(
+            lambda done, total, _t: self.status_panel.set_work(
+                f"{what} {done}/{total}" if total > 0 else f"{what}…", done=done, total=max(total, 0)
+            )
+        )
         task.ended.connect(lambda: self.status_panel.set_work(""))
 
     def show_batch(self) -> None:
@@ -509,8 +587,12 @@ class MainWindow(QMainWindow):
             self.open_image(self.current_name, force=True)
 
     def _about(self) -> None:
-        QMessageBox.about(self, "LangSAM Studio", "LangSAM Studio: segment images with text, points and "
-                          "boxes (Grounding DINO + SAM 2), fix, label and export them.")
+        QMessageBox.about(
+            self,
+            "LangSAM Studio",
+            "LangSAM Studio: segment images with text, points and "
+            "boxes (Grounding DINO + SAM 2), fix, label and export them.",
+        )
 
     # -- closing ---------------------------------------------------------------------------
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)

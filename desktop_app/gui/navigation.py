@@ -118,12 +118,15 @@ class ImageNavigation(QObject):
 
     def _tell_backup(self, name: str, backup: Path, problem: str) -> None:
         self.window.status_panel.center.notify(
-            f"The annotations of {name} could not be used ({problem}). They were moved, unchanged, "
-            f"to '{backup}'",
-            level=Level.WARNING, key=f"backup:{name}",
+            f"The annotations of {name} could not be used ({problem}). They were moved, unchanged, to '{backup}'",
+            level=Level.WARNING,
+            key=f"backup:{name}",
             hint="The image starts with no objects; open the backup to copy what you need.",
-            actions=[("Open backup", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(backup)))),
-                     ("Start fresh", lambda: None)])
+            actions=[
+                ("Open backup", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(backup)))),
+                ("Start fresh", lambda: None),
+            ],
+        )
 
     # -- answers ----------------------------------------------------------------------------
     def _on_saved(self, name: str) -> None:
@@ -151,13 +154,16 @@ class ImageNavigation(QObject):
         actions = [("Skip to next image (D)", lambda: self.step(1))]
         if too_large:
             actions.insert(0, ("Open anyway", lambda: self.open_anyway(name)))
-            hint = ("Open it anyway if this computer has the memory for it, raise the pixel limit in "
-                    "the settings, or skip it with D / A.")
+            hint = (
+                "Open it anyway if this computer has the memory for it, raise the pixel limit in "
+                "the settings, or skip it with D / A."
+            )
         else:
             hint = "Nothing was changed. Replace or fix the file, or skip it with D / A."
         self.empty.show_state("failed", f"{name} could not be opened", f"{message}\n\n{hint}", actions)
-        w.status_panel.center.notify(f"{name} could not be opened: {message}", level=Level.INFO,
-                                     hint=hint, key=f"open:{name}")  # the canvas says it; kept in the history
+        w.status_panel.center.notify(
+            f"{name} could not be opened: {message}", level=Level.INFO, hint=hint, key=f"open:{name}"
+        )  # the canvas says it; kept in the history
 
 
 def _stamp(project, name: str) -> tuple[int, int, int] | None:

@@ -48,9 +48,12 @@ class SaveGuard(QObject):
         w = self.window
         failed = {e.name for e in w.autosaver.failed_entries()}
         for entry in w.file_list.model.entries():
-            w.file_list.set_note(entry.name, "not saved" if entry.name in failed
-                                 else ("" if w.file_list.model.note(entry.name) == "not saved"
-                                       else w.file_list.model.note(entry.name)))
+            w.file_list.set_note(
+                entry.name,
+                "not saved"
+                if entry.name in failed
+                else ("" if w.file_list.model.note(entry.name) == "not saved" else w.file_list.model.note(entry.name)),
+            )
         self.update_title()
 
     def update_title(self) -> None:
@@ -63,8 +66,11 @@ class SaveGuard(QObject):
         failed = w.autosaver.failed_entries()
         if failed:
             title += " (not saved)" if any(e.name == w.current_name for e in failed) else ""
-            title += f" — {len(failed)} image{'s' if len(failed) != 1 else ''} not saved" \
-                if any(e.name != w.current_name for e in failed) else ""
+            title += (
+                f" — {len(failed)} image{'s' if len(failed) != 1 else ''} not saved"
+                if any(e.name != w.current_name for e in failed)
+                else ""
+            )
         if w.windowTitle() != title:
             w.setWindowTitle(title)
 
@@ -82,15 +88,18 @@ class SaveGuard(QObject):
         actions = [("Save again", w.autosaver.retry_now)]
         if no_write:
             actions.append(("Save annotations to another folder…", self.ask_other_folder))
-            hint = ("Your changes are kept in memory. This folder cannot be written: save the annotations "
-                    "to another folder, or fix the folder's permissions and press Save again.")
+            hint = (
+                "Your changes are kept in memory. This folder cannot be written: save the annotations "
+                "to another folder, or fix the folder's permissions and press Save again."
+            )
         elif _errno_of(entry.exception if entry else None) in (errno.ENOSPC, errno.EDQUOT):
-            hint = ("Your changes are kept in memory and saving is retried by itself. Free some disk "
-                    "space; do not close the app before it says 'saved'.")
+            hint = (
+                "Your changes are kept in memory and saving is retried by itself. Free some disk "
+                "space; do not close the app before it says 'saved'."
+            )
         else:
             hint = "Your changes are kept in memory and saving is retried by itself."
-        w.status_panel.show_error(f"{name} is not saved: {message}", hint=hint, actions=actions,
-                                  key=f"save:{name}")
+        w.status_panel.show_error(f"{name} is not saved: {message}", hint=hint, actions=actions, key=f"save:{name}")
         self.update_marks()
 
     def _on_conflict(self, name: str, message: str) -> None:
@@ -100,11 +109,14 @@ class SaveGuard(QObject):
             f"{name} was changed by another window or program since you opened it; your changes are "
             f"kept in memory and were not written over theirs",
             hint="Choose: reload their version (yours is dropped), keep yours (theirs is kept as a "
-                 "backup), or save yours as a copy and reload theirs.",
+            "backup), or save yours as a copy and reload theirs.",
             key=f"save:{name}",
-            actions=[("Reload theirs", lambda: self.reload_theirs(project, name)),
-                     ("Keep mine", lambda: self.keep_mine(project, name)),
-                     ("Save mine as a copy", lambda: self.save_copy(project, name))])
+            actions=[
+                ("Reload theirs", lambda: self.reload_theirs(project, name)),
+                ("Keep mine", lambda: self.keep_mine(project, name)),
+                ("Save mine as a copy", lambda: self.save_copy(project, name)),
+            ],
+        )
         self.update_marks()
 
     # -- choices ------------------------------------------------------------------------------
@@ -136,8 +148,7 @@ class SaveGuard(QObject):
             except OSError as exc:
                 self.window.show_error(f"your copy of {name} could not be written: {exc}")
                 return None
-            self.window.status_panel.center.notify(f"Your version of {name} was saved as '{target}'",
-                                                   level=Level.INFO)
+            self.window.status_panel.center.notify(f"Your version of {name} was saved as '{target}'", level=Level.INFO)
         self.reload_theirs(project, name)
         return target
 
@@ -145,8 +156,7 @@ class SaveGuard(QObject):
         w = self.window
         if w.project is None:
             return
-        folder = QFileDialog.getExistingDirectory(w, "Save annotations to another folder",
-                                                  str(Path.home()))
+        folder = QFileDialog.getExistingDirectory(w, "Save annotations to another folder", str(Path.home()))
         if folder:
             self.use_annotation_folder(folder)
 
@@ -172,8 +182,7 @@ class SaveGuard(QObject):
             w.autosaver.set_document(new, cur)
         w.label_editor.save()
         w.autosaver.retry_now()
-        w.status_panel.center.notify(f"Annotations of this folder are now saved in '{folder}'",
-                                     level=Level.INFO)
+        w.status_panel.center.notify(f"Annotations of this folder are now saved in '{folder}'", level=Level.INFO)
 
     # -- closing ------------------------------------------------------------------------------
     def confirm_close(self) -> bool:
@@ -186,9 +195,12 @@ class SaveGuard(QObject):
                 return True
             names = ", ".join(e.name for e in unsaved[:5]) + (" …" if len(unsaved) > 5 else "")
             reason = next((e.error for e in unsaved if e.error), "") or "saving did not finish"
-            box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved annotations",
-                              f"The annotations of {len(unsaved)} image(s) are not saved: {names}.\n\n"
-                              f"Reason: {reason}", parent=w)
+            box = QMessageBox(
+                QMessageBox.Icon.Warning,
+                "Unsaved annotations",
+                f"The annotations of {len(unsaved)} image(s) are not saved: {names}.\n\nReason: {reason}",
+                parent=w,
+            )
             again = box.addButton("Save again", QMessageBox.ButtonRole.AcceptRole)
             discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
             box.addButton(QMessageBox.StandardButton.Cancel)

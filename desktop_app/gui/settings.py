@@ -39,8 +39,11 @@ class AppSettings:
         return default if value is None else str(value)
 
     def _get_int(self, key: str, default: int) -> int:
+        # QSettings.value() is typed ``object``: a str from the file, or the int default; int()
+        # takes either and the except below catches anything else.
+        value: Any = self._qs.value(key, default)
         try:
-            return int(self._qs.value(key, default))
+            return int(value)
         except (TypeError, ValueError):
             return default
 

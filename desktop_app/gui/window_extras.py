@@ -12,15 +12,19 @@ calls :func:`install_view_state`.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QDockWidget, QMainWindow
+from PySide6.QtWidgets import QDockWidget
 
 from desktop_app.gui.widgets.candidate_list import CandidateListWidget
 from desktop_app.gui.widgets.status_widgets import CanvasStatusWidgets
 from desktop_app.gui.widgets.tool_bar import CanvasToolBar, capabilities_of
 from desktop_app.gui.widgets.view_controls import ContrastControls, OpacitySlider
+
+if TYPE_CHECKING:
+    from desktop_app.gui.main_window import MainWindow  # imports this module at run time
 
 
 @dataclass
@@ -34,7 +38,7 @@ class ViewState:
     candidate_dock: QDockWidget
 
 
-def install_view_state(window: QMainWindow) -> ViewState:
+def install_view_state(window: MainWindow) -> ViewState:
     canvas, controller, actions = window.canvas, window.controller, window.actions_by_name
 
     tool_bar = CanvasToolBar(canvas.actions, window)
@@ -77,8 +81,9 @@ def install_view_state(window: QMainWindow) -> ViewState:
     dock = QDockWidget("Candidates", window)
     dock.setObjectName("dock_candidates")
     dock.setWidget(candidates)
-    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                     | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+    dock.setFeatures(
+        QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+    )
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     controller.candidates_changed.connect(candidates.set_state)
     candidates.check_changed.connect(controller.set_candidate_checked)
@@ -90,5 +95,12 @@ def install_view_state(window: QMainWindow) -> ViewState:
         tool_bar.set_capabilities(capabilities_of(info))
 
     controller.backend_changed.connect(on_backend)
-    return ViewState(tool_bar=tool_bar, opacity=opacity, contrast=contrast, contrast_action=contrast_action,
-                     status=status, candidates=candidates, candidate_dock=dock)
+    return ViewState(
+        tool_bar=tool_bar,
+        opacity=opacity,
+        contrast=contrast,
+        contrast_action=contrast_action,
+        status=status,
+        candidates=candidates,
+        candidate_dock=dock,
+    )

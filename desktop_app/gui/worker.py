@@ -35,8 +35,7 @@ __all__ = ["DEFAULT_PREFETCH_COUNT", "STOP_GRACE_MS", "WAITING_FOR_BACKEND", "Im
 
 STOP_GRACE_MS = 120_000  # after the first timeout of shutdown(): how long a model load may still take
 _UNFINISHED_THREADS: list[QThread] = []  # worker threads still busy at shutdown, kept from destruction
-_SIGNALS = ("prediction_ready", "failed", "backend_changed", "backend_failed", "encoded", "status",
-            "busy_changed")
+_SIGNALS = ("prediction_ready", "failed", "backend_changed", "backend_failed", "encoded", "status", "busy_changed")
 
 
 class _SignalSink(QObject):
@@ -113,14 +112,18 @@ class InferenceWorker(QObject):
     status = Signal(str)  # short progress/status text for the status bar
     busy_changed = Signal(bool)
 
-    def __init__(self, *, prefetch_count: int = DEFAULT_PREFETCH_COUNT,
-                 cache: DecodedImageCache | None = None, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        prefetch_count: int = DEFAULT_PREFETCH_COUNT,
+        cache: DecodedImageCache | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self._loop = _SignalSink()
         for name in _SIGNALS:
             getattr(self._loop, name).connect(getattr(self, name))
-        self._scheduler = InferenceScheduler(sink=_SinkAdapter(self._loop), cache=cache,
-                                             prefetch_count=prefetch_count)
+        self._scheduler = InferenceScheduler(sink=_SinkAdapter(self._loop), cache=cache, prefetch_count=prefetch_count)
         self._loop.scheduler = self._scheduler
         self._thread: QThread | None = None
 
@@ -144,8 +147,11 @@ class InferenceWorker(QObject):
         if not self._thread.wait(timeout_ms):
             # Work that cannot be interrupted (a model load) is still running. Destroying a
             # running QThread aborts the process, so wait for it, then keep it alive if needed.
-            print("LangSAM Studio: waiting for the inference worker to finish its current step",
-                  file=sys.stderr, flush=True)
+            print(
+                "LangSAM Studio: waiting for the inference worker to finish its current step",
+                file=sys.stderr,
+                flush=True,
+            )
             if not self._thread.wait(STOP_GRACE_MS):
                 _UNFINISHED_THREADS.append(self._thread)
                 self._thread = None
@@ -206,8 +212,9 @@ class InferenceWorker(QObject):
         self.start()
         return self._scheduler.predict(image=image, prompt=prompt)
 
-    def predict_blocking(self, *, image: np.ndarray, prompt: Prompt, cancel: CancelToken | None = None,
-                         source: ImageSource | None = None) -> Any:
+    def predict_blocking(
+        self, *, image: np.ndarray, prompt: Prompt, cancel: CancelToken | None = None, source: ImageSource | None = None
+    ) -> Any:
         """Run ``prompt`` on ``image`` with the worker's backend and wait for the Prediction.
 
         For background threads (batch): never call it on the GUI thread. Queued below interactive

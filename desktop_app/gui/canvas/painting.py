@@ -95,8 +95,13 @@ def paint_canvas(scene: CanvasScene, painter: QPainter) -> bool:
             else OverlayStyle(rgb, fill_alpha=70, edge_alpha=200)
         )
         if cand.dimmed:  # unchecked in the candidate list: a faint grey outline, Enter skips it
-            style = OverlayStyle((150, 150, 150), fill_alpha=18, edge_alpha=150 if cand.focused else 90,
-                                 edge_rgb=(255, 255, 255) if cand.focused else None, edge_width=style.edge_width)
+            style = OverlayStyle(
+                (150, 150, 150),
+                fill_alpha=18,
+                edge_alpha=150 if cand.focused else 90,
+                edge_rgb=(255, 255, 255) if cand.focused else None,
+                edge_width=style.edge_width,
+            )
         draw(f"candidate:{id(cand.mask)}", cand.mask, options.style(style) if options.outline_only else style)
 
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Signal
 
-from inference.cancel import CancelToken
+from inference.cancel import CancelReason, CancelToken
 from inference.errors import Cancelled, InferenceError
 
 
@@ -77,7 +77,7 @@ class BackgroundTask(QObject):
         self._thread = threading.Thread(target=run, name=name, daemon=True)
         self._thread.start()
 
-    def cancel(self, reason: str = "cancelled by the user") -> None:
+    def cancel(self, reason: str | CancelReason = "cancelled by the user") -> None:
         self._token.cancel(reason)
 
     def wait(self, timeout: float | None = None) -> bool:

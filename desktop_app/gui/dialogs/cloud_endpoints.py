@@ -42,9 +42,12 @@ def format_age(hours: float) -> str:
 
 def confirm_delete(parent: QWidget, name: str) -> bool:
     """Ask before deleting (tests replace this function)."""
-    answer = QMessageBox.question(parent, "Delete endpoint",
-                                  f"Delete the endpoint {name}, its configuration and its model? It stops billing; "
-                                  "the app can deploy it again later.")
+    answer = QMessageBox.question(
+        parent,
+        "Delete endpoint",
+        f"Delete the endpoint {name}, its configuration and its model? It stops billing; "
+        "the app can deploy it again later.",
+    )
     return answer == QMessageBox.StandardButton.Yes
 
 
@@ -91,8 +94,9 @@ class CloudEndpointsDialog(QDialog):
         buttons.addStretch(1)
         buttons.addWidget(close)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("SageMaker endpoints created by this app. A running endpoint bills every hour "
-                                "until it is deleted."))
+        layout.addWidget(
+            QLabel("SageMaker endpoints created by this app. A running endpoint bills every hour until it is deleted.")
+        )
         layout.addWidget(self.table, 1)
         layout.addWidget(self.note)
         layout.addWidget(self.status)
@@ -125,9 +129,21 @@ class CloudEndpointsDialog(QDialog):
         lines: list[str] = []
         self._doing = f"delete {record.name}"
         self._say(f"Deleting {record.name}…")
-        self.task.start(lambda _r, cancel: (jobs.delete(values, record.name, record.region, ledger, say=lines.append,
-                                                        delete_model_data=with_data, cancel=cancel), record),
-                        name="endpoint-delete")
+        self.task.start(
+            lambda _r, cancel: (
+                jobs.delete(
+                    values,
+                    record.name,
+                    record.region,
+                    ledger,
+                    say=lines.append,
+                    delete_model_data=with_data,
+                    cancel=cancel,
+                ),
+                record,
+            ),
+            name="endpoint-delete",
+        )
         self._enable()
 
     def selected(self) -> Any:
@@ -145,8 +161,14 @@ class CloudEndpointsDialog(QDialog):
         for r, (rec, live) in enumerate(rows):
             status = rec.status if not isinstance(live, str) else f"{rec.status} ({live})"
             hours = rec.hours(now)
-            cells = [rec.name, rec.region, status, f"{rec.instance_count} × {rec.instance_type}", format_age(hours),
-                     format_usd(cost_so_far(rec.instance_type, hours, count=rec.instance_count))]
+            cells = [
+                rec.name,
+                rec.region,
+                status,
+                f"{rec.instance_count} × {rec.instance_type}",
+                format_age(hours),
+                format_usd(cost_so_far(rec.instance_type, hours, count=rec.instance_count)),
+            ]
             for c, text in enumerate(cells):
                 self.table.setItem(r, c, QTableWidgetItem(text))
         if not rows:

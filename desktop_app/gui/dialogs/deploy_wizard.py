@@ -36,8 +36,18 @@ from PySide6.QtWidgets import (
 
 from desktop_app.gui import deploy_tracker as t
 
-PAGES = ("Credentials", "Target & model", "Instance", "Package", "Dry run (optional)", "Preflight", "Upload",
-         "Create & wait", "Smoke test", "Use the endpoint")
+PAGES = (
+    "Credentials",
+    "Target & model",
+    "Instance",
+    "Package",
+    "Dry run (optional)",
+    "Preflight",
+    "Upload",
+    "Create & wait",
+    "Smoke test",
+    "Use the endpoint",
+)
 STEP_OF_PAGE = {0: "credentials", 3: "package", 4: "dryrun", 5: "preflight", 6: "upload", 7: "deploy", 8: "smoke"}
 PAGE_OF_STEP = {v: k for k, v in STEP_OF_PAGE.items()}
 MARK = {t.DONE: "✓", t.FAILED: "✗", t.RUNNING: "…", t.CANCELLED: "⊘", t.SKIPPED: "–", t.PENDING: ""}
@@ -78,8 +88,14 @@ def _item(text: str, *, colour: str | None = None) -> QTableWidgetItem:
 
 
 class DeployWizard(QDialog):
-    def __init__(self, tracker: t.DeploymentTracker, *, use_endpoint: Callable[[str, str], None] | None = None,
-                 open_settings: Callable[[], None] | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        tracker: t.DeploymentTracker,
+        *,
+        use_endpoint: Callable[[str, str], None] | None = None,
+        open_settings: Callable[[], None] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Deploy to SageMaker")
         self.setObjectName("deploy_wizard")
@@ -112,11 +128,13 @@ class DeployWizard(QDialog):
         self.next_button = QPushButton("Next ›")
         self.next_button.setDefault(True)
         self.cancel_button = QPushButton("Cancel step")
-        self.cancel_button.setToolTip("Stop the running step; while creating the endpoint this deletes what this "
-                                      "run created (rollback)")
+        self.cancel_button.setToolTip(
+            "Stop the running step; while creating the endpoint this deletes what this run created (rollback)"
+        )
         self.close_button = QPushButton("Close")
-        self.close_button.setToolTip("Hide this window; a running step goes on (Cloud → Deploy to SageMaker… "
-                                     "shows it again)")
+        self.close_button.setToolTip(
+            "Hide this window; a running step goes on (Cloud → Deploy to SageMaker… shows it again)"
+        )
         self.back_button.clicked.connect(lambda: self.go(self.stack.currentIndex() - 1))
         self.next_button.clicked.connect(self.next)
         self.cancel_button.clicked.connect(tracker.cancel)
@@ -139,7 +157,7 @@ class DeployWizard(QDialog):
         layout.addLayout(right, 1)
 
         self.log_view.setPlainText("\n".join(tracker.log))
-        tracker.changed.connect(self.render)
+        tracker.changed.connect(self.refresh_view)
         tracker.line.connect(self.log_view.appendPlainText)
         tracker.upload_progress.connect(self._show_bytes)
         self.go(tracker.page if not tracker.running else PAGE_OF_STEP.get(tracker.current or "", tracker.page))
@@ -177,8 +195,13 @@ class DeployWizard(QDialog):
         row.addStretch(1)
         holder = QWidget()
         holder.setLayout(row)
-        self._page(_wrap("The deployment uses the AWS settings of the app (Settings → AWS)."), self.cred_summary,
-                   self.cred_table, holder, stretch=False)
+        self._page(
+            _wrap("The deployment uses the AWS settings of the app (Settings → AWS)."),
+            self.cred_summary,
+            self.cred_table,
+            holder,
+            stretch=False,
+        )
 
         # 1 target and model
         self.name_edit = QLineEdit(self.tracker.choices.name)
@@ -215,8 +238,15 @@ class DeployWizard(QDialog):
         for it in INSTANCE_TYPES:
             r = self.instance_table.rowCount()
             self.instance_table.insertRow(r)
-            cells = [it.name, str(it.vcpu), f"{it.memory_gib:g} GiB", f"{it.gpus} × {it.gpu}" if it.gpus else "—",
-                     f"{it.gpu_memory_gib:g} GiB" if it.gpus else "—", f"${it.usd_per_hour:.3f}", it.note]
+            cells = [
+                it.name,
+                str(it.vcpu),
+                f"{it.memory_gib:g} GiB",
+                f"{it.gpus} × {it.gpu}" if it.gpus else "—",
+                f"{it.gpu_memory_gib:g} GiB" if it.gpus else "—",
+                f"${it.usd_per_hour:.3f}",
+                it.note,
+            ]
             for c, text in enumerate(cells):
                 self.instance_table.setItem(r, c, _item(text))
         self.count_spin = QSpinBox()
@@ -237,8 +267,13 @@ class DeployWizard(QDialog):
         # 3 package
         self.package_again = QPushButton("Build again")
         self.package_again.clicked.connect(self.tracker.build_package)
-        self._page(_wrap("The package holds the inference code, its wheels and the model weights, built for "
-                         "the chosen container. The log below shows the build."), self.package_again)
+        self._page(
+            _wrap(
+                "The package holds the inference code, its wheels and the model weights, built for "
+                "the chosen container. The log below shows the build."
+            ),
+            self.package_again,
+        )
 
         # 4 dry run
         self.dry_button = QPushButton("Run the local dry run")
@@ -246,10 +281,15 @@ class DeployWizard(QDialog):
         self.dry_button.clicked.connect(self.tracker.run_dry_run)
         self.dry_verdict = _wrap()
         self.dry_verdict.setObjectName("dry_verdict")
-        self._page(_wrap("Optional: serve the package on this computer in the container's real serving stack "
-                         "and send one request, before any money is spent. It needs the local serving "
-                         "environment (created on first use, minutes). Next skips it."),
-                   self.dry_button, self.dry_verdict)
+        self._page(
+            _wrap(
+                "Optional: serve the package on this computer in the container's real serving stack "
+                "and send one request, before any money is spent. It needs the local serving "
+                "environment (created on first use, minutes). Next skips it."
+            ),
+            self.dry_button,
+            self.dry_verdict,
+        )
 
         # 5 preflight
         self.preflight_table = _table(["", "Check", "Result", "Fix"], stretch=(2, 3))
@@ -263,9 +303,14 @@ class DeployWizard(QDialog):
         self.upload_bar.setObjectName("upload_bar")
         self.upload_again = QPushButton("Upload again")
         self.upload_again.clicked.connect(self.tracker.upload)
-        self._page(_wrap("The package goes to the model bucket under a name made of its content: a finished "
-                         "upload is never sent twice (running this step again skips it)."),
-                   self.upload_bar, self.upload_again)
+        self._page(
+            _wrap(
+                "The package goes to the model bucket under a name made of its content: a finished "
+                "upload is never sent twice (running this step again skips it)."
+            ),
+            self.upload_bar,
+            self.upload_again,
+        )
 
         # 7 create & wait
         self.endpoint_state = QLabel()
@@ -273,24 +318,32 @@ class DeployWizard(QDialog):
         self.endpoint_state.setStyleSheet("font-size: 13pt;")
         self.create_again = QPushButton("Create again")
         self.create_again.clicked.connect(self.tracker.create)
-        self._page(_wrap("SageMaker creates the model, the endpoint configuration and the endpoint, then starts "
-                         "the instance (usually 5–15 minutes). The endpoint's CloudWatch log lines appear below "
-                         "as they arrive. Cancel deletes what this run created."),
-                   self.endpoint_state, self.create_again)
+        self._page(
+            _wrap(
+                "SageMaker creates the model, the endpoint configuration and the endpoint, then starts "
+                "the instance (usually 5–15 minutes). The endpoint's CloudWatch log lines appear below "
+                "as they arrive. Cancel deletes what this run created."
+            ),
+            self.endpoint_state,
+            self.create_again,
+        )
 
         # 8 smoke test
         self.smoke_text = _wrap()
         self.smoke_text.setObjectName("smoke_text")
-        self._page(_wrap("A small real request (a 64×64 image and a box) checks that the model answers."),
-                   self.smoke_text)
+        self._page(
+            _wrap("A small real request (a 64×64 image and a box) checks that the model answers."), self.smoke_text
+        )
 
         # 9 use
         self.use_text = _wrap()
         self.use_button = QPushButton("Use this endpoint now")
         self.use_button.setObjectName("use_endpoint")
         self.use_button.clicked.connect(self._use)
-        bill = _wrap("The endpoint bills every hour until it is deleted: Cloud → Endpoints… lists it with its "
-                     "cost so far and deletes it.")
+        bill = _wrap(
+            "The endpoint bills every hour until it is deleted: Cloud → Endpoints… lists it with its "
+            "cost so far and deletes it."
+        )
         bill.setStyleSheet("color: #8a5300;")
         self.another_button = QPushButton("Start another deployment")
         self.another_button.setToolTip("Forget this run's steps (the endpoint stays; Cloud → Endpoints… lists it)")
@@ -309,7 +362,7 @@ class DeployWizard(QDialog):
         self.smoke_box.setChecked(c.smoke)
         self.count_spin.setValue(c.instance_count)
         for r in range(self.instance_table.rowCount()):
-            if self.instance_table.item(r, 0).text() == c.instance_type:
+            if self._instance_name(r) == c.instance_type:
                 self.instance_table.selectRow(r)
         self._target_changed()
         self._show_price()
@@ -319,15 +372,22 @@ class DeployWizard(QDialog):
 
     def _selected_instance(self) -> str:
         rows = self.instance_table.selectionModel().selectedRows()
-        return self.instance_table.item(rows[0].row(), 0).text() if rows else self.tracker.choices.instance_type
+        return self._instance_name(rows[0].row()) if rows else self.tracker.choices.instance_type
+
+    def _instance_name(self, row: int) -> str:
+        item = self.instance_table.item(row, 0)
+        assert item is not None  # every cell of the table is filled in __init__
+        return item.text()
 
     def _show_price(self) -> None:
         from cloud.pricing import format_usd, hourly_price
 
         price = hourly_price(self._selected_instance())
         n = self.count_spin.value()
-        self.price_line.setText(f"about {format_usd(price * n if price else None)} per hour, "
-                                f"{format_usd(price * n * 24 if price else None)} per day while it runs")
+        self.price_line.setText(
+            f"about {format_usd(price * n if price else None)} per hour, "
+            f"{format_usd(price * n * 24 if price else None)} per day while it runs"
+        )
 
     def _save_choices(self) -> str | None:
         """Copy the form into the tracker; a sentence when something is wrong."""
@@ -342,9 +402,15 @@ class DeployWizard(QDialog):
         if target == "byoc" and not image:
             return "Your own container needs its image URI."
         if not self.tracker.running:
-            self.tracker.set_choices(name=name, target=target, backend=self.backend_combo.currentData(),
-                                     image_uri=image if target == "byoc" else None, smoke=self.smoke_box.isChecked(),
-                                     instance_type=self._selected_instance(), instance_count=self.count_spin.value())
+            self.tracker.set_choices(
+                name=name,
+                target=target,
+                backend=self.backend_combo.currentData(),
+                image_uri=image if target == "byoc" else None,
+                smoke=self.smoke_box.isChecked(),
+                instance_type=self._selected_instance(),
+                instance_count=self.count_spin.value(),
+            )
         return None
 
     # -- navigation ------------------------------------------------------------------------
@@ -379,7 +445,7 @@ class DeployWizard(QDialog):
         self.steps.blockSignals(True)
         self.steps.setCurrentRow(page)
         self.steps.blockSignals(False)
-        self.render()
+        self.refresh_view()
 
     def next(self) -> None:
         """Next page; a long step whose page we enter starts (if it has not run yet)."""
@@ -397,11 +463,12 @@ class DeployWizard(QDialog):
         self.go(target)
         step = STEP_OF_PAGE.get(target)
         if step and tr.status[step] in (t.PENDING,) and not tr.running:
-            {"package": tr.build_package, "preflight": tr.run_preflight, "upload": tr.upload,
-             "deploy": tr.create}.get(step, lambda: None)()
+            {"package": tr.build_package, "preflight": tr.run_preflight, "upload": tr.upload, "deploy": tr.create}.get(
+                step, lambda: None
+            )()
 
     # -- rendering -------------------------------------------------------------------------
-    def render(self) -> None:
+    def refresh_view(self) -> None:  # not ``render``: that is QWidget.render(device)
         tr, page = self.tracker, self.stack.currentIndex()
         step = STEP_OF_PAGE.get(page)
         for i in range(len(PAGES)):
@@ -411,8 +478,14 @@ class DeployWizard(QDialog):
             self.steps.item(i).setText(f"{i + 1}. {PAGES[i]}" + (f"   {mark}" if mark else ""))
         self.title.setText(PAGES[page])
         state = tr.status.get(step, "") if step else ""
-        words = {t.RUNNING: "Running…", t.DONE: "Done.", t.FAILED: "Failed.", t.CANCELLED: "Cancelled.",
-                 t.SKIPPED: "Skipped.", t.PENDING: ""}.get(state, "")
+        words = {
+            t.RUNNING: "Running…",
+            t.DONE: "Done.",
+            t.FAILED: "Failed.",
+            t.CANCELLED: "Cancelled.",
+            t.SKIPPED: "Skipped.",
+            t.PENDING: "",
+        }.get(state, "")
         text = tr.text.get(step, "") if step else ""
         self.step_state.setText(" ".join(x for x in (words, text) if x))
         colour = {t.FAILED: "#b00020", t.CANCELLED: "#8a5300", t.DONE: "#1b5e20"}.get(state, "")
@@ -426,8 +499,14 @@ class DeployWizard(QDialog):
         self.next_button.setText(self._next_text(page))
         self.log_view.setVisible(page >= 3 and page not in (5, 9))  # the preflight table says it all
         editable = not tr.running and not tr.deployed
-        for w in (self.name_edit, self.target_combo, self.backend_combo, self.smoke_box, self.instance_table,
-                  self.count_spin):
+        for w in (
+            self.name_edit,
+            self.target_combo,
+            self.backend_combo,
+            self.smoke_box,
+            self.instance_table,
+            self.count_spin,
+        ):
             w.setEnabled(editable)
         self.image_edit.setEnabled(editable and self.target_combo.currentData() == "byoc")
         idle = not tr.running
@@ -436,8 +515,12 @@ class DeployWizard(QDialog):
         self.dry_button.setEnabled(idle and tr.package is not None)
         self.preflight_again.setEnabled(idle and tr.package is not None and not tr.deployed)
         self.upload_again.setEnabled(idle and tr.status["upload"] in (t.FAILED, t.CANCELLED))
-        self.create_again.setEnabled(idle and tr.status["deploy"] in (t.FAILED, t.CANCELLED)
-                                     or idle and tr.status["smoke"] in (t.FAILED, t.CANCELLED))
+        self.create_again.setEnabled(
+            idle
+            and tr.status["deploy"] in (t.FAILED, t.CANCELLED)
+            or idle
+            and tr.status["smoke"] in (t.FAILED, t.CANCELLED)
+        )
         if page == 0:
             self._render_credentials()
         self._render_checks()
@@ -449,9 +532,11 @@ class DeployWizard(QDialog):
         self.endpoint_state.setText(f"Endpoint {tr.choices.name}: {tr.endpoint_status or '—'}")
         self.smoke_text.setText(tr.text["smoke"] or ("Waiting for the endpoint…" if tr.running else ""))
         if tr.result is not None:
-            self.use_text.setText(f"Endpoint {tr.result.spec.endpoint_name} in {tr.result.spec.region} is "
-                                  f"{tr.result.state.status}. Use it as the app's backend (Inference → SageMaker "
-                                  "endpoint): the settings get its name and region.")
+            self.use_text.setText(
+                f"Endpoint {tr.result.spec.endpoint_name} in {tr.result.spec.region} is "
+                f"{tr.result.state.status}. Use it as the app's backend (Inference → SageMaker "
+                "endpoint): the settings get its name and region."
+            )
         else:
             self.use_text.setText("No endpoint yet.")
         self.use_button.setEnabled(tr.result is not None and self._use_endpoint is not None)
@@ -463,7 +548,7 @@ class DeployWizard(QDialog):
             return False
         following = STEP_OF_PAGE.get(page + 1)
         starts = following in ("package", "preflight", "upload", "deploy")
-        if tr.running and starts and tr.status[following] == t.PENDING:
+        if tr.running and starts and following is not None and tr.status[following] == t.PENDING:
             return False  # entering that page starts its step: after the running one
         step = STEP_OF_PAGE.get(page)
         if step in ("credentials", None) or step == "dryrun":

@@ -46,14 +46,18 @@ def export_names(project, *, scope: str, current: str | None) -> list[str]:
     ]
 
 
-SPLIT_CHOICES = (("No split", ""), ("Train/val 80/20", "80/20"), ("Train/val 90/10", "90/10"),
-                 ("Train/val/test 70/20/10", "70/20/10"), ("Train/val/test 80/10/10", "80/10/10"))
+SPLIT_CHOICES = (
+    ("No split", ""),
+    ("Train/val 80/20", "80/20"),
+    ("Train/val 90/10", "90/10"),
+    ("Train/val/test 70/20/10", "70/20/10"),
+    ("Train/val/test 80/10/10", "80/10/10"),
+)
 POLYGON_FORMATS = ("coco", "labelme", "yolo")
 SPLIT_FORMATS = ("coco", "yolo", "voc")
 
 
-def export_options(name: str, *, segmentation: str, tolerance: float, split: str, seed: int,
-                   boxes_only: bool) -> dict:
+def export_options(name: str, *, segmentation: str, tolerance: float, split: str, seed: int, boxes_only: bool) -> dict:
     """The exporter keyword arguments the dialog's choices mean for format ``name``."""
     options: dict = {}
     if name == "coco":
@@ -137,8 +141,10 @@ class ExportDialog(QDialog):
         self.tolerance.setDecimals(2)
         self.tolerance.setSuffix(" px")
         self.tolerance.setValue(DEFAULT_POLYGON_TOLERANCE)
-        self.tolerance.setToolTip("Polygons are simplified (Douglas-Peucker) within this many pixels of the mask's "
-                                  "edge; 0 keeps every pixel corner (exact, many more vertices)")
+        self.tolerance.setToolTip(
+            "Polygons are simplified (Douglas-Peucker) within this many pixels of the mask's "
+            "edge; 0 keeps every pixel corner (exact, many more vertices)"
+        )
         self.split_box = QComboBox()
         for text, value in SPLIT_CHOICES:
             self.split_box.addItem(text, value)
@@ -215,8 +221,11 @@ class ExportDialog(QDialog):
 
         name = self.format_box.currentData()
         self.coco_mode.setEnabled(name == "coco")
-        polygons = (name == "coco" and self.coco_mode.currentData() == "polygon") or name == "labelme" or (
-            name == "yolo" and not self.boxes_only.isChecked())
+        polygons = (
+            (name == "coco" and self.coco_mode.currentData() == "polygon")
+            or name == "labelme"
+            or (name == "yolo" and not self.boxes_only.isChecked())
+        )
         self.tolerance.setEnabled(polygons)
         self.boxes_only.setEnabled(name == "yolo")
         self.split_box.setEnabled(name in SPLIT_FORMATS)
@@ -228,9 +237,14 @@ class ExportDialog(QDialog):
         self.out_dir.setText(folder)
 
     def options(self) -> dict:
-        return export_options(self.format_box.currentData(), segmentation=self.coco_mode.currentData(),
-                              tolerance=self.tolerance.value(), split=self.split_box.currentData(),
-                              seed=self.seed.value(), boxes_only=self.boxes_only.isChecked())
+        return export_options(
+            self.format_box.currentData(),
+            segmentation=self.coco_mode.currentData(),
+            tolerance=self.tolerance.value(),
+            split=self.split_box.currentData(),
+            seed=self.seed.value(),
+            boxes_only=self.boxes_only.isChecked(),
+        )
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export to", self.out_dir.text())

@@ -78,10 +78,12 @@ class SettingField(QWidget):
         row.addWidget(self.editor, 1)
         self.button: QToolButton | None = None
         if setting.kind is Kind.PATH:
-            self.button = QToolButton(text="Browse…")
+            self.button = QToolButton()
+            self.button.setText("Browse…")
             self.button.clicked.connect(self._browse)
         elif setting.kind is Kind.SECRET:
-            self.button = QToolButton(text="Show")
+            self.button = QToolButton()
+            self.button.setText("Show")
             self.button.setCheckable(True)
             self.button.toggled.connect(self._show_secret)
         if self.button is not None:
@@ -501,7 +503,7 @@ class SettingsDialog(QDialog):
         self.test_buttons[name].setEnabled(False)
         self.test_results[name].setText(f"<i>{html.escape(name)}: checking…</i>")
 
-        def job(_report, _cancel):  # type: ignore[no-untyped-def]
+        def job(_report, _cancel):
             if name in ("AWS", "Remote endpoint"):
                 return check(values, environ=environ)
             return check(values)

@@ -48,7 +48,7 @@ class BatchProgressWidget(QWidget):
             self.label.setToolTip(f"now: {current}")
 
     def text(self) -> str:
-        """"Batch: 12/40" (what the label shows, without the separator)."""
+        """ "Batch: 12/40" (what the label shows, without the separator)."""
         return self.label.text().rstrip(" ·")
 
     def _cancel(self) -> None:

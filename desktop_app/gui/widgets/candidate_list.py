@@ -10,8 +10,7 @@ Enter, Tab and Esc keep working on the canvas while a person ticks boxes with th
 from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from desktop_app.core.prediction_policy import object_label, object_score
 from desktop_app.gui.widgets.label_list import colour_icon
@@ -99,7 +98,8 @@ class CandidateListWidget(QWidget):
                             item.setForeground(col, self.palette().placeholderText())
                 self.tree.addTopLevelItem(item)
             if state is not None and state.candidates:
-                self.tree.setCurrentItem(self.tree.topLevelItem(state.index))
+                # Qt takes a null item (clears the current one); the stub does not say so
+                self.tree.setCurrentItem(self.tree.topLevelItem(state.index))  # type: ignore[arg-type]
         has = state is not None and bool(state.candidates)
         self.hint.setVisible(not has)
         self.tree.setVisible(has)
@@ -120,12 +120,14 @@ class CandidateListWidget(QWidget):
         out = []
         for i in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(i)
+            assert item is not None  # i < topLevelItemCount()
             checkable = bool(item.flags() & Qt.ItemFlag.ItemIsUserCheckable)
-            out.append((item.text(0), item.text(1),
-                        (item.checkState(0) == Qt.CheckState.Checked) if checkable else None))
+            out.append(
+                (item.text(0), item.text(1), (item.checkState(0) == Qt.CheckState.Checked) if checkable else None)
+            )
         return out
 
-    def item(self, index: int) -> QTreeWidgetItem:
+    def item(self, index: int) -> QTreeWidgetItem | None:
         return self.tree.topLevelItem(index)
 
     # -- input ---------------------------------------------------------------------------------

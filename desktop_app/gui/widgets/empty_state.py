@@ -18,9 +18,11 @@ class EmptyState(QFrame):
     def __init__(self, canvas: QWidget) -> None:
         super().__init__(canvas)
         self.setObjectName("empty_state")
-        self.setStyleSheet("#empty_state { background: rgb(40, 42, 46); }"
-                           "QLabel { color: rgb(215, 215, 215); }"
-                           "QLabel#empty_title { font-size: 16pt; font-weight: bold; }")
+        self.setStyleSheet(
+            "#empty_state { background: rgb(40, 42, 46); }"
+            "QLabel { color: rgb(215, 215, 215); }"
+            "QLabel#empty_title { font-size: 16pt; font-weight: bold; }"
+        )
         self.title_label = QLabel()
         self.title_label.setObjectName("empty_title")
         self.text_label = QLabel()
@@ -47,11 +49,18 @@ class EmptyState(QFrame):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
         if watched is self.parent() and event.type() == QEvent.Type.Resize:
-            self.setGeometry(0, 0, self.parentWidget().width(), self.parentWidget().height())
+            self._cover()
         return False
 
-    def show_state(self, kind: str, title: str, text: str,
-                   actions: Sequence[tuple[str, Callable[[], None]]] = ()) -> None:
+    def _cover(self) -> None:
+        """Take the size of the canvas (the parent given to ``__init__``, never None)."""
+        canvas = self.parentWidget()
+        assert canvas is not None
+        self.setGeometry(0, 0, canvas.width(), canvas.height())
+
+    def show_state(
+        self, kind: str, title: str, text: str, actions: Sequence[tuple[str, Callable[[], None]]] = ()
+    ) -> None:
         """Cover the canvas with ``title``, ``text`` and action buttons; ``kind`` names the state
         ("failed", "empty-folder", …) for whoever asks."""
         self.kind = kind
@@ -69,7 +78,7 @@ class EmptyState(QFrame):
             button.clicked.connect(lambda _=False, cb=callback: cb())
             self._buttons.insertWidget(1 + i, button)
             self.buttons.append(button)
-        self.setGeometry(0, 0, self.parentWidget().width(), self.parentWidget().height())
+        self._cover()
         self.show()
         self.raise_()
 

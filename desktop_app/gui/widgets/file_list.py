@@ -126,8 +126,9 @@ class FileTableModel(QAbstractTableModel):
             font.setBold(True)
             return font
         if role == Qt.ItemDataRole.ToolTipRole:
-            return (f"{entry.name}: {STATUS_TEXT[entry.status]}, {entry.object_count} object(s)"
-                    + (f" — {note}" if note else ""))
+            return f"{entry.name}: {STATUS_TEXT[entry.status]}, {entry.object_count} object(s)" + (
+                f" — {note}" if note else ""
+            )
         if role == Qt.ItemDataRole.TextAlignmentRole and col == 2:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == STATUS_ROLE:

@@ -8,12 +8,16 @@ at once. Labels that appear on objects (text detections, batch runs, imports) ar
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QInputDialog, QWidget
 
 from desktop_app.core.annotation.labels import LabelError, LabelSet
 from desktop_app.gui.widgets.label_list import LabelListWidget
+
+if TYPE_CHECKING:
+    from desktop_app.core.annotation.project import ProjectFolder
 
 
 class LabelEditor(QObject):
@@ -25,7 +29,7 @@ class LabelEditor(QObject):
         super().__init__(parent)
         self.view, self.controller, self.show_error = view, controller, show_error
         self.labels = LabelSet()
-        self.project = None
+        self.project: ProjectFolder | None = None
         view.label_activated.connect(controller.set_active_label)
         view.add_requested.connect(self.add)
         view.rename_requested.connect(self.rename)
@@ -125,18 +129,26 @@ class LabelEditor(QObject):
         doc = self.controller.document
         here = [o.id for o in doc.objects if o.label == name] if doc is not None else []
         skip = doc.image_name if doc is not None else None
-        others = [s.image_name for s in (self.project.summaries() if self.project is not None else [])
-                  if s.image_name != skip and name in s.labels]
+        others = [
+            s.image_name
+            for s in (self.project.summaries() if self.project is not None else [])
+            if s.image_name != skip and name in s.labels
+        ]
         count = len(here) + len(others)
         if count:
             rest = [n for n in self.labels.names if n != name]
             target = self.controller.active_label if self.controller.active_label in rest else (rest[0] if rest else "")
-            box = QMessageBox(QMessageBox.Icon.Question, "Delete label",
-                              f"'{name}' is used by {len(here)} object(s) on this image"
-                              + (f" and by objects on {len(others)} other image(s)" if others else "")
-                              + ". What should happen to them?", parent=self.view)
-            relabel = box.addButton(f"Relabel them to '{target}'", QMessageBox.ButtonRole.AcceptRole) \
-                if target else None
+            box = QMessageBox(
+                QMessageBox.Icon.Question,
+                "Delete label",
+                f"'{name}' is used by {len(here)} object(s) on this image"
+                + (f" and by objects on {len(others)} other image(s)" if others else "")
+                + ". What should happen to them?",
+                parent=self.view,
+            )
+            relabel = (
+                box.addButton(f"Relabel them to '{target}'", QMessageBox.ButtonRole.AcceptRole) if target else None
+            )
             remove = box.addButton("Delete them", QMessageBox.ButtonRole.DestructiveRole)
             box.addButton(QMessageBox.StandardButton.Cancel)
             box.exec()
@@ -158,6 +170,7 @@ class LabelEditor(QObject):
         from desktop_app.core.annotation.storage import DocumentFileError
 
         for image_name in names:
+            assert self.project is not None  # the names come from the project's summaries
             try:
                 other = self.project.load(image_name)
                 for obj in list(other.objects):

@@ -42,9 +42,11 @@ def wrappable(text: str) -> str:
     out = []
     for word in text.split(" "):
         if len(word) > _BREAK_EVERY:
-            word = "\u200b".join(word[i:i + _BREAK_EVERY] for i in range(0, len(word), _BREAK_EVERY))
+            word = "\u200b".join(word[i : i + _BREAK_EVERY] for i in range(0, len(word), _BREAK_EVERY))
         out.append(word)
     return " ".join(out)
+
+
 _ids = itertools.count(1)
 
 
@@ -80,17 +82,30 @@ class NotificationCenter(QObject):
         super().__init__(parent)
         self._history: deque[Notification] = deque(maxlen=HISTORY_SIZE)
 
-    def notify(self, text: str, *, level: Level = Level.ERROR, hint: str = "",
-               actions: Sequence[tuple[str, Callable[[], None]]] = (), key: str | None = None,
-               show: bool | None = None) -> Notification:
+    def notify(
+        self,
+        text: str,
+        *,
+        level: Level = Level.ERROR,
+        hint: str = "",
+        actions: Sequence[tuple[str, Callable[[], None]]] = (),
+        key: str | None = None,
+        show: bool | None = None,
+    ) -> Notification:
         """``show``: put it in the bar (default: errors and warnings; info only goes to the history,
         unless it is news the person waits for, e.g. a finished batch)."""
         if key is not None:
             for old in self._history:
                 if old.key == key:
                     old.open = False
-        note = Notification(text=text, level=level, hint=hint, actions=tuple(actions), key=key,
-                            open=level is not Level.INFO if show is None else show)
+        note = Notification(
+            text=text,
+            level=level,
+            hint=hint,
+            actions=tuple(actions),
+            key=key,
+            open=level is not Level.INFO if show is None else show,
+        )
         self._history.append(note)
         self.changed.emit()
         return note
@@ -123,9 +138,11 @@ class NotificationCenter(QObject):
 class NotificationBar(QFrame):
     """The newest open error or warning, in full, with its actions and a Dismiss button."""
 
-    STYLE = {Level.ERROR: "background:#fdecea; color:#611a15; border-bottom:1px solid #e57373;",
-             Level.WARNING: "background:#fff4e5; color:#663c00; border-bottom:1px solid #ffb74d;",
-             Level.INFO: "background:#e8f4fd; color:#0d3c61; border-bottom:1px solid #90caf9;"}
+    STYLE = {
+        Level.ERROR: "background:#fdecea; color:#611a15; border-bottom:1px solid #e57373;",
+        Level.WARNING: "background:#fff4e5; color:#663c00; border-bottom:1px solid #ffb74d;",
+        Level.INFO: "background:#e8f4fd; color:#0d3c61; border-bottom:1px solid #90caf9;",
+    }
 
     def __init__(self, center: NotificationCenter, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -79,7 +79,11 @@ class ObjectListWidget(QWidget):
 
     # -- API -------------------------------------------------------------------------------
     def set_objects(
-        self, objects: Sequence[AnnotationObject], *, colours: Mapping[str, str], selected: Sequence[str] = (),
+        self,
+        objects: Sequence[AnnotationObject],
+        *,
+        colours: Mapping[str, str],
+        selected: Sequence[str] = (),
         owner: object = None,
     ) -> None:
         """Show ``objects`` (of the document ``owner``); rows are updated in place when the same
@@ -131,7 +135,9 @@ class ObjectListWidget(QWidget):
 
     # -- internals -------------------------------------------------------------------------
     def _items(self) -> list[QTreeWidgetItem]:
-        return [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
+        # topLevelItem(i) is None only for i out of range; the filter is for the type checker
+        items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        return [item for item in items if item is not None]
 
     def _selection_changed(self) -> None:
         self._update_buttons()

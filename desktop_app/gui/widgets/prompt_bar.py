@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                               QSpinBox, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop_app.gui.widgets.assistant_bar import AssistantBar
 from inference.prompts import DEFAULT_BOX_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_TEXT_THRESHOLD
@@ -22,7 +31,9 @@ class PromptBar(QWidget):
         self.field.setPlaceholderText("What to segment, e.g. 'cup. spoon.' — Enter runs it (Ctrl+T)")
         self.field.setClearButtonEnabled(True)
         self.field.returnPressed.connect(self.run)
-        self.box_threshold = self._spin(DEFAULT_BOX_THRESHOLD, "Detection threshold: boxes scoring below it are dropped")
+        self.box_threshold = self._spin(
+            DEFAULT_BOX_THRESHOLD, "Detection threshold: boxes scoring below it are dropped"
+        )
         self.text_threshold = self._spin(DEFAULT_TEXT_THRESHOLD, "Text threshold: how well a box must match a phrase")
         self.max_detections = QSpinBox()
         self.max_detections.setRange(1, 500)
@@ -40,8 +51,10 @@ class PromptBar(QWidget):
         self.assistant_button = QToolButton()
         self.assistant_button.setText("Assistant…")
         self.assistant_button.setCheckable(True)
-        self.assistant_button.setToolTip("Describe what to find in words; an AI assistant (Settings → OpenAI) "
-                                         "suggests the phrases, which you can edit before they run")
+        self.assistant_button.setToolTip(
+            "Describe what to find in words; an AI assistant (Settings → OpenAI) "
+            "suggests the phrases, which you can edit before they run"
+        )
         self.assistant_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.assistant_button.toggled.connect(self.show_assistant)
         self.field.setMinimumWidth(180)  # room for a few phrases next to the thresholds and buttons
@@ -89,8 +102,10 @@ class PromptBar(QWidget):
         for widget in (self.field, self.run_button):
             widget.setEnabled(supported)
         self.field.setPlaceholderText(
-            "What to segment, e.g. 'cup. spoon.' — Enter runs it (Ctrl+T)" if supported
-            else (reason or "Text prompts need the Lang-SAM models (Models… in the Inference menu)"))
+            "What to segment, e.g. 'cup. spoon.' — Enter runs it (Ctrl+T)"
+            if supported
+            else (reason or "Text prompts need the Lang-SAM models (Models… in the Inference menu)")
+        )
 
     def show_assistant(self, on: bool = True) -> None:
         """Show (and focus) or hide the assistant's row; hiding cancels a running question."""
@@ -117,5 +132,6 @@ class PromptBar(QWidget):
     def run(self) -> None:
         text = self.field.text().strip()
         if text:
-            self.run_requested.emit(text, self.box_threshold.value(), self.text_threshold.value(),
-                                    self.max_detections.value())
+            self.run_requested.emit(
+                text, self.box_threshold.value(), self.text_threshold.value(), self.max_detections.value()
+            )

@@ -31,7 +31,7 @@ def pixel_text(image, x: float, y: float) -> str:
 
 
 def candidate_text(state) -> str:
-    """"candidate 2/3 · score 0.91" for the focused candidate; '' when there is none."""
+    """ "candidate 2/3 · score 0.91" for the focused candidate; '' when there is none."""
     if state is None or not state.candidates:
         return ""
     focused = state.focused
@@ -59,8 +59,12 @@ class CanvasStatusWidgets:
         self.brush = QLabel("")
         self.brush.setObjectName("status_brush")
         self.brush.setToolTip("Brush / eraser diameter in image pixels ([ and ] change it)")
-        widest = {self.candidate: "candidate 10/10 · score 0.00", self.cursor: "x 00000, y 00000 · RGB 255,255,255",
-                  self.zoom: "zoom 1000%", self.brush: "brush 500 px"}
+        widest = {
+            self.candidate: "candidate 10/10 · score 0.00",
+            self.cursor: "x 00000, y 00000 · RGB 255,255,255",
+            self.zoom: "zoom 1000%",
+            self.brush: "brush 500 px",
+        }
         for label, text in widest.items():
             # a thin divider each, and room for their longest text (they never get clipped)
             label.setStyleSheet("QLabel { padding: 0 5px; border-left: 1px solid palette(mid); }")

@@ -15,7 +15,7 @@ from desktop_app.core.contrast import U16_MAX, Window
 
 
 class OpacitySlider(QWidget):
-    """"Opacity [slider] 100%": the masks' opacity, 0..100 %."""
+    """ "Opacity [slider] 100%": the masks' opacity, 0..100 %."""
 
     def __init__(self, canvas, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -44,7 +44,7 @@ class OpacitySlider(QWidget):
 
 
 class ContrastControls(QWidget):
-    """"Contrast [Auto] low [..] high [..]" for a high-bit-depth image (hidden for 8-bit)."""
+    """ "Contrast [Auto] low [..] high [..]" for a high-bit-depth image (hidden for 8-bit)."""
 
     window_requested = Signal(object)  # Window, or None for auto-contrast
 
@@ -56,8 +56,10 @@ class ContrastControls(QWidget):
         self.auto_button.setObjectName("contrast_auto")
         self.low = QSpinBox()
         self.high = QSpinBox()
-        for spin, name, tip in ((self.low, "contrast_low", "Raw value shown black"),
-                                (self.high, "contrast_high", "Raw value shown white")):
+        for spin, name, tip in (
+            (self.low, "contrast_low", "Raw value shown black"),
+            (self.high, "contrast_high", "Raw value shown white"),
+        ):
             spin.setObjectName(name)
             spin.setRange(0, U16_MAX)
             spin.setToolTip(tip + " (the model sees the same stretched image)")
@@ -80,8 +82,7 @@ class ContrastControls(QWidget):
         """Follow the image on screen: its window; False for an 8-bit image (the caller hides
         the control: inside a tool bar that is its action's visibility)."""
         decoded = None if image is None else image.decoded
-        high_bit = decoded is not None and decoded.raw is not None and decoded.window is not None
-        if not high_bit:
+        if decoded is None or decoded.raw is None or decoded.window is None:  # 8-bit
             return False
         self._showing = True
         try:
