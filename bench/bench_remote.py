@@ -31,12 +31,12 @@ def _median_ms(values: list[float]) -> float:
 
 
 def _clicks(n: int, width: int, height: int) -> list[Prompt]:
-    return [Prompt(points=(Point(x=(97 * i) % (width - 20) + 10, y=(61 * i) % (height - 20) + 10),))
-            for i in range(n)]
+    return [Prompt(points=(Point(x=(97 * i) % (width - 20) + 10, y=(61 * i) % (height - 20) + 10),)) for i in range(n)]
 
 
 def _bench(name: str, args: list[str], make, tmp: Path, *, clicks: int, images: int) -> dict[str, Any]:
     from inference.backends.registry import create_backend
+    from inference.backends.remote import RemoteBackend
 
     paths = []
     for i in range(images + 1):
@@ -50,6 +50,7 @@ def _bench(name: str, args: list[str], make, tmp: Path, *, clicks: int, images: 
     server = _Server(args)
     try:
         remote = create_backend("server", url=server.url)
+        assert isinstance(remote, RemoteBackend)  # the registry's "server" is a ServerBackend
         remote.ensure_loaded()
         # encoder time, in process
         t0 = time.perf_counter()
@@ -85,8 +86,12 @@ def _bench(name: str, args: list[str], make, tmp: Path, *, clicks: int, images: 
                 logits = pred.candidates[0].low_res_logits
             refine_bytes = refine_sent[0]
             by_ref, remote.logits_by_ref = remote.logits_by_ref, False  # the same click with the array
-            remote.predict(pixels[0], Prompt(points=tuple(points[:len(prompts[-1].points) + 1]), mask_input=logits,
-                                             multimask=False), image_key=rkey0, source=source0)
+            remote.predict(
+                pixels[0],
+                Prompt(points=tuple(points[: len(prompts[-1].points) + 1]), mask_input=logits, multimask=False),
+                image_key=rkey0,
+                source=source0,
+            )
             refine_array_bytes = remote.last_bytes_sent
             remote.logits_by_ref = by_ref
         # D -> first mask: the next image was prefetched remotely (upload + encode) while idle
@@ -125,19 +130,24 @@ def _bench(name: str, args: list[str], make, tmp: Path, *, clicks: int, images: 
 def run(*, out_json: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     from inference.backends import create_backend
 
-    results: dict[str, Any] = {"load_average_at_start": list(os.getloadavg()), "cpus": os.cpu_count(),
-                               "backends": {}}
+    results: dict[str, Any] = {"load_average_at_start": list(os.getloadavg()), "cpus": os.cpu_count(), "backends": {}}
     with tempfile.TemporaryDirectory() as tmp:
         setup, skipped = _sam2_setup(Path(tmp))
         if setup is None:
             results["sam2_skipped"] = skipped
         else:
             args, make = setup
-            results["backends"]["sam2 (random hiera-tiny, cpu)"] = _bench("sam2", args, make, Path(tmp),
-                                                                         clicks=15, images=3)
-        results["backends"]["classic"] = _bench("classic", ["--backend", "classic"],
-                                                lambda: create_backend("classic", device="cpu"), Path(tmp),
-                                                clicks=10, images=2)
+            results["backends"]["sam2 (random hiera-tiny, cpu)"] = _bench(
+                "sam2", args, make, Path(tmp), clicks=15, images=3
+            )
+        results["backends"]["classic"] = _bench(
+            "classic",
+            ["--backend", "classic"],
+            lambda: create_backend("classic", device="cpu"),
+            Path(tmp),
+            clicks=10,
+            images=2,
+        )
     results["load_average_at_end"] = list(os.getloadavg())
     _print_table(results)
     if out_json is not None:
@@ -146,26 +156,43 @@ def run(*, out_json: str | os.PathLike[str] | None = None) -> dict[str, Any]:
 
 
 def _print_table(results: dict[str, Any]) -> None:
-    print(f"remote benchmark (server backend over loopback), {results['cpus']} CPUs, load average "
-          f"{results['load_average_at_start'][0]:.1f} -> {results['load_average_at_end'][0]:.1f}")
+    print(
+        f"remote benchmark (server backend over loopback), {results['cpus']} CPUs, load average "
+        f"{results['load_average_at_start'][0]:.1f} -> {results['load_average_at_end'][0]:.1f}"
+    )
     for name, r in results["backends"].items():
         print(f"\n[{name}] {r['image']}, encoder {r['encoder_ms']} ms")
         rows = [
             ("click in process (median)", f"{r['click_in_process_ms']} ms", ""),
-            ("click through the server", f"{r['click_remote_ms']} ms",
-             f"{r['click_ratio']}x, {r['click_extra_ms']:+} ms (goal <= 1.15x + 10 ms: "
-             f"{'met' if r['click_goal_met'] else 'NOT met'})"),
+            (
+                "click through the server",
+                f"{r['click_remote_ms']} ms",
+                f"{r['click_ratio']}x, {r['click_extra_ms']:+} ms (goal <= 1.15x + 10 ms: "
+                f"{'met' if r['click_goal_met'] else 'NOT met'})",
+            ),
             ("first request (original file)", f"{r['first_upload_bytes']} B", "encode_only upload"),
-            ("bytes sent per click after", f"{r['bytes_per_click']} B",
-             f"goal <= 300 B: {'met' if r['bytes_goal_met'] else 'NOT met'}"),
-            ("refinement click (by reference)", f"{r['refine_click_bytes']} B",
-             f"goal <= 300 B: {'met' if r['refine_goal_met'] else 'NOT met'}; up to 6 points "
-             f"{r['refine_click_bytes_max']} B"),
-            ("refinement click (logits array)", f"{r['refine_click_bytes_array']} B",
-             "mask_input as float16 (servers without mask_input_ref)"),
-            ("D -> first mask, prefetched", f"{r['d_to_first_mask_ms']} ms",
-             f"{r['d_fraction_of_encoder']} of the encoder (goal <= 0.15: "
-             f"{'met' if r['d_goal_met'] else 'NOT met'})"),
+            (
+                "bytes sent per click after",
+                f"{r['bytes_per_click']} B",
+                f"goal <= 300 B: {'met' if r['bytes_goal_met'] else 'NOT met'}",
+            ),
+            (
+                "refinement click (by reference)",
+                f"{r['refine_click_bytes']} B",
+                f"goal <= 300 B: {'met' if r['refine_goal_met'] else 'NOT met'}; up to 6 points "
+                f"{r['refine_click_bytes_max']} B",
+            ),
+            (
+                "refinement click (logits array)",
+                f"{r['refine_click_bytes_array']} B",
+                "mask_input as float16 (servers without mask_input_ref)",
+            ),
+            (
+                "D -> first mask, prefetched",
+                f"{r['d_to_first_mask_ms']} ms",
+                f"{r['d_fraction_of_encoder']} of the encoder (goal <= 0.15: "
+                f"{'met' if r['d_goal_met'] else 'NOT met'})",
+            ),
         ]
         for label, value, note in rows:
             print(f"  {label:<32} {value:>12}  {note}")

@@ -12,7 +12,8 @@ meaningless. Rows (best of N wall-clock seconds; ratio = ours / baseline):
   vit vs sam2 encoder   sam3 encode (ViT + both necks)        vs sam2 encode (hiera-tiny)   (information: ~7-10x)
   text #2 vs text #1    text prompt, cached image, new phrase vs text prompt on a new image  target <= 0.15
   click vs sam2 click   sam3 click on a cached image          vs sam2 click on a cached image target <= 1.5
-  bf16 vit vs fp32      sam3 encode with the ViT in bf16      vs fp32                        (+ relative drift of the features)
+  bf16 vit vs fp32      sam3 encode with the ViT in bf16      vs fp32                        (+ relative drift
+                                                                                            of the features)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -52,14 +53,24 @@ def _image(seed: int) -> np.ndarray:
 def _row(name: str, ours: tuple[float, float], base: tuple[float, float], target: float | None, **extra) -> dict:
     ratio = ours[0] / base[0] if base[0] > 0 else float("inf")
     cpu_ratio = ours[1] / base[1] if base[1] > 0 else float("inf")
-    return {"name": name, "ours_s": ours[0], "baseline_s": base[0], "ratio": ratio, "cpu_ratio": cpu_ratio,
-            "target": target, "met": None if target is None else ratio <= target, **extra}
+    return {
+        "name": name,
+        "ours_s": ours[0],
+        "baseline_s": base[0],
+        "ratio": ratio,
+        "cpu_ratio": cpu_ratio,
+        "target": target,
+        "met": None if target is None else ratio <= target,
+        **extra,
+    }
 
 
 def _sam3_backend(runtime):
     from inference.backends import create_backend
+    from inference.backends.sam3_backend import Sam3Backend
 
     backend = create_backend("sam3", device="cpu")
+    assert isinstance(backend, Sam3Backend)  # the registry's "sam3"
     backend.runtime = runtime
     backend.device, backend.device_reason = runtime.device, "benchmark (random weights built in memory)"
     backend._install_cancel_hooks()
@@ -70,8 +81,9 @@ def _sam3_backend(runtime):
 def _drift(a, b) -> float:
     """Largest relative L2 difference over the FPN levels and tracker embeddings of two encodings."""
     worst = 0.0
-    for x, y in zip((*a.vision.fpn_hidden_states, *a.tracker_embeddings),
-                    (*b.vision.fpn_hidden_states, *b.tracker_embeddings)):
+    for x, y in zip(
+        (*a.vision.fpn_hidden_states, *a.tracker_embeddings), (*b.vision.fpn_hidden_states, *b.tracker_embeddings)
+    ):
         worst = max(worst, float((x.float() - y.float()).norm() / y.float().norm().clamp_min(1e-12)))
     return worst
 
@@ -86,7 +98,7 @@ def run(*, out_json: str | Path | None = None, tiny: bool | None = None, repeats
 
     if tiny is None:
         tiny = os.environ.get("BENCH_SAM3_TINY", "") not in ("", "0")
-    size = "test" if tiny else "full"
+    size: Literal["test", "full"] = "test" if tiny else "full"
     encode_repeats = repeats or (3 if tiny else 1)
     head_repeats = repeats or 3
     results: dict[str, Any] = {"size": size, "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "rows": []}
@@ -95,12 +107,25 @@ def run(*, out_json: str | Path | None = None, tiny: bool | None = None, repeats
         t0 = time.perf_counter()
         runtime = build_random_runtime(size, seed=0, tokenizer_dir=Path(tmp) / "tokenizer", vit_bf16=False)
         results["build_s"] = time.perf_counter() - t0
-        results["params_m"] = round((sum(p.numel() for p in runtime.detector.parameters())
-                                     + sum(p.numel() for p in runtime.tracker.parameters()
-                                           if p.data_ptr() not in {q.data_ptr() for q in runtime.detector.vision_encoder.backbone.parameters()})) / 1e6, 1)
+        results["params_m"] = round(
+            (
+                sum(p.numel() for p in runtime.detector.parameters())
+                + sum(
+                    p.numel()
+                    for p in runtime.tracker.parameters()
+                    if p.data_ptr() not in {q.data_ptr() for q in runtime.detector.vision_encoder.backbone.parameters()}
+                )
+            )
+            / 1e6,
+            1,
+        )
         sam3 = _sam3_backend(runtime)
-        sam2 = create_backend("sam2", device="cpu", model="sam2.1_hiera_tiny",
-                              checkpoint=write_random_sam2_checkpoint(Path(tmp) / "sam2.1_hiera_tiny.pt"))
+        sam2 = create_backend(
+            "sam2",
+            device="cpu",
+            model="sam2.1_hiera_tiny",
+            checkpoint=write_random_sam2_checkpoint(Path(tmp) / "sam2.1_hiera_tiny.pt"),
+        )
         sam2.ensure_loaded()
         image = _image(0)
         counter = iter(range(10**6))
@@ -124,8 +149,9 @@ def run(*, out_json: str | Path | None = None, tiny: bool | None = None, repeats
 
         first = _best(text_first, encode_repeats)
         second = _best(text_second, head_repeats)
-        results["rows"].append(_row("text #2 vs text #1", second[:2], first[:2], TARGETS["text_second"],
-                                    timings=dict(second[2].timings)))
+        results["rows"].append(
+            _row("text #2 vs text #1", second[:2], first[:2], TARGETS["text_second"], timings=dict(second[2].timings))
+        )
 
         # clicks on cached images
         key2, key3 = sam2.encode(image), sam3.encode(image)
@@ -144,7 +170,9 @@ def run(*, out_json: str | Path | None = None, tiny: bool | None = None, repeats
         finally:
             backbone.to(torch.float32)
             runtime.vit_dtype = torch.float32
-        results["rows"].append(_row("bf16 vit vs fp32", bf16[:2], sam3_enc[:2], None, drift=_drift(bf16[2], fp32_state)))
+        results["rows"].append(
+            _row("bf16 vit vs fp32", bf16[:2], sam3_enc[:2], None, drift=_drift(bf16[2], fp32_state))
+        )
         results["cache_bytes_per_image"] = int(fp32_state.nbytes)
 
     _print(results)
@@ -155,16 +183,20 @@ def run(*, out_json: str | Path | None = None, tiny: bool | None = None, repeats
 
 
 def _print(results: dict) -> None:
-    print(f"SAM 3 size={results['size']} ({results['params_m']} M params, ViT shared)  threads={results['threads']} "
-          f"(cpus {results['cpus']})  built in {results['build_s']:.1f} s  "
-          f"cache {results['cache_bytes_per_image'] / 1e6:.1f} MB/image")
+    print(
+        f"SAM 3 size={results['size']} ({results['params_m']} M params, ViT shared)  threads={results['threads']} "
+        f"(cpus {results['cpus']})  built in {results['build_s']:.1f} s  "
+        f"cache {results['cache_bytes_per_image'] / 1e6:.1f} MB/image"
+    )
     print(f"{'row':24} {'ours s':>9} {'base s':>9} {'ratio':>7} {'target':>7}  met   {'cpu ratio':>9}  extra")
     for r in results["rows"]:
         target = "" if r["target"] is None else f"{r['target']:.2f}"
         met = "" if r["met"] is None else ("yes" if r["met"] else "NO")
         extra = f"drift {r['drift']:.4f}" if "drift" in r else ""
-        print(f"{r['name']:24} {r['ours_s']:9.3f} {r['baseline_s']:9.3f} {r['ratio']:7.2f} {target:>7}  {met:4}  "
-              f"{r['cpu_ratio']:9.2f}  {extra}")
+        print(
+            f"{r['name']:24} {r['ours_s']:9.3f} {r['baseline_s']:9.3f} {r['ratio']:7.2f} {target:>7}  {met:4}  "
+            f"{r['cpu_ratio']:9.2f}  {extra}"
+        )
 
 
 if __name__ == "__main__":

@@ -96,8 +96,9 @@ def main(argv: list[str] | None = None) -> dict:
     honest_id = content_id(honest_png)
     honest_body = json.dumps({"image": base64.b64encode(honest_png).decode(), "prompt": {"points": [[200, 150]]}})
     heavy_bodies = [
-        json.dumps({"image": base64.b64encode(_png(800, 1000, 10 + i)).decode(), "prompt": {"box": [0, 0, 1000, 800]}})
-        .encode()
+        json.dumps(
+            {"image": base64.b64encode(_png(800, 1000, 10 + i)).decode(), "prompt": {"box": [0, 0, 1000, 800]}}
+        ).encode()
         for i in range(4)
     ]
     bad_bodies = [
@@ -124,10 +125,10 @@ def main(argv: list[str] | None = None) -> dict:
     lost: list[int] = []
     rss0 = _rss_mb()
     idle = honest_phase()
-    statuses: Counter = Counter()
+    statuses: Counter[int] = Counter()
     lock = threading.Lock()
     stop = threading.Event()
-    tried = Counter()
+    tried: Counter[str] = Counter()
 
     def note(kind: str, status: int) -> None:
         with lock:
@@ -182,8 +183,10 @@ def main(argv: list[str] | None = None) -> dict:
         while not stop.is_set():
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-                    s.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                              b"Content-Length: 100000\r\n\r\n{")
+                    s.sendall(
+                        b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: 100000\r\n\r\n{"
+                    )
                     data = s.recv(65536)
                     note("slow_body", int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else -1)
             except OSError:
@@ -213,8 +216,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     report = {
         "honest_idle_ms": {"n": len(idle), "p50": pct(idle, 50), "p99": pct(idle, 99)},
-        "honest_attacked_ms": {"n": len(attacked), "p50": pct(attacked, 50), "p99": pct(attacked, 99),
-                               "mean": round(statistics.mean(attacked) * 1000, 1)},
+        "honest_attacked_ms": {
+            "n": len(attacked),
+            "p50": pct(attacked, 50),
+            "p99": pct(attacked, 99),
+            "mean": round(statistics.mean(attacked) * 1000, 1),
+        },
         "p99_ratio": round(pct(attacked, 99) / max(pct(idle, 99), 1e-6), 2),
         "honest_lost_or_non_200": lost,
         "hostile_tried": dict(tried),
@@ -222,8 +229,11 @@ def main(argv: list[str] | None = None) -> dict:
         "worker": {"processed": processed, "cancelled": cancelled},
         "rss_mb": {"before": round(rss0, 1), "after": round(rss1, 1), "growth": round(rss1 - rss0, 1)},
         "ping_after": still,
-        "log": {"lines": len(log_stream.getvalue().splitlines()), "bytes": len(log_stream.getvalue()),
-                "all_json": all(line.startswith("{") for line in log_stream.getvalue().splitlines())},
+        "log": {
+            "lines": len(log_stream.getvalue().splitlines()),
+            "bytes": len(log_stream.getvalue()),
+            "all_json": all(line.startswith("{") for line in log_stream.getvalue().splitlines()),
+        },
     }
     print(json.dumps(report, indent=2))
     return report

@@ -36,27 +36,83 @@ class InstanceType:
 
     def describe(self) -> str:
         gpu = f"{self.gpus} × {self.gpu}, {self.gpu_memory_gib:g} GiB GPU memory" if self.is_gpu else "no GPU"
-        return (f"{self.name}: {self.vcpu} vCPU, {self.memory_gib:g} GiB, {gpu}, "
-                f"about ${self.usd_per_hour:.2f}/h")
+        return f"{self.name}: {self.vcpu} vCPU, {self.memory_gib:g} GiB, {gpu}, about ${self.usd_per_hour:.2f}/h"
 
 
 INSTANCE_TYPES: tuple[InstanceType, ...] = (
-    InstanceType(name="ml.c5.xlarge", vcpu=4, memory_gib=8, gpus=0, gpu="", gpu_memory_gib=0, usd_per_hour=0.204,
-                 note="CPU only: the classic backend, or very slow SAM 2"),
-    InstanceType(name="ml.m5.xlarge", vcpu=4, memory_gib=16, gpus=0, gpu="", gpu_memory_gib=0, usd_per_hour=0.23,
-                 note="CPU only, more memory"),
-    InstanceType(name="ml.g4dn.xlarge", vcpu=4, memory_gib=16, gpus=1, gpu="NVIDIA T4", gpu_memory_gib=16,
-                 usd_per_hour=0.736, note="the cheapest GPU; fine for SAM 2 and Lang-SAM"),
-    InstanceType(name="ml.g5.xlarge", vcpu=4, memory_gib=16, gpus=1, gpu="NVIDIA A10G", gpu_memory_gib=24,
-                 usd_per_hour=1.408, note="the usual choice: fast, 24 GiB"),
-    InstanceType(name="ml.g5.2xlarge", vcpu=8, memory_gib=32, gpus=1, gpu="NVIDIA A10G", gpu_memory_gib=24,
-                 usd_per_hour=1.515, note="more CPU and memory for image decoding"),
-    InstanceType(name="ml.g6.xlarge", vcpu=4, memory_gib=16, gpus=1, gpu="NVIDIA L4", gpu_memory_gib=24,
-                 usd_per_hour=1.0064, note="newer, cheaper than g5; check regional availability"),
-    InstanceType(name="ml.g6.2xlarge", vcpu=8, memory_gib=32, gpus=1, gpu="NVIDIA L4", gpu_memory_gib=24,
-                 usd_per_hour=1.222),
-    InstanceType(name="ml.p3.2xlarge", vcpu=8, memory_gib=61, gpus=1, gpu="NVIDIA V100", gpu_memory_gib=16,
-                 usd_per_hour=3.825, note="older and expensive; rarely worth it here"),
+    InstanceType(
+        name="ml.c5.xlarge",
+        vcpu=4,
+        memory_gib=8,
+        gpus=0,
+        gpu="",
+        gpu_memory_gib=0,
+        usd_per_hour=0.204,
+        note="CPU only: the classic backend, or very slow SAM 2",
+    ),
+    InstanceType(
+        name="ml.m5.xlarge",
+        vcpu=4,
+        memory_gib=16,
+        gpus=0,
+        gpu="",
+        gpu_memory_gib=0,
+        usd_per_hour=0.23,
+        note="CPU only, more memory",
+    ),
+    InstanceType(
+        name="ml.g4dn.xlarge",
+        vcpu=4,
+        memory_gib=16,
+        gpus=1,
+        gpu="NVIDIA T4",
+        gpu_memory_gib=16,
+        usd_per_hour=0.736,
+        note="the cheapest GPU; fine for SAM 2 and Lang-SAM",
+    ),
+    InstanceType(
+        name="ml.g5.xlarge",
+        vcpu=4,
+        memory_gib=16,
+        gpus=1,
+        gpu="NVIDIA A10G",
+        gpu_memory_gib=24,
+        usd_per_hour=1.408,
+        note="the usual choice: fast, 24 GiB",
+    ),
+    InstanceType(
+        name="ml.g5.2xlarge",
+        vcpu=8,
+        memory_gib=32,
+        gpus=1,
+        gpu="NVIDIA A10G",
+        gpu_memory_gib=24,
+        usd_per_hour=1.515,
+        note="more CPU and memory for image decoding",
+    ),
+    InstanceType(
+        name="ml.g6.xlarge",
+        vcpu=4,
+        memory_gib=16,
+        gpus=1,
+        gpu="NVIDIA L4",
+        gpu_memory_gib=24,
+        usd_per_hour=1.0064,
+        note="newer, cheaper than g5; check regional availability",
+    ),
+    InstanceType(
+        name="ml.g6.2xlarge", vcpu=8, memory_gib=32, gpus=1, gpu="NVIDIA L4", gpu_memory_gib=24, usd_per_hour=1.222
+    ),
+    InstanceType(
+        name="ml.p3.2xlarge",
+        vcpu=8,
+        memory_gib=61,
+        gpus=1,
+        gpu="NVIDIA V100",
+        gpu_memory_gib=16,
+        usd_per_hour=3.825,
+        note="older and expensive; rarely worth it here",
+    ),
 )
 
 BY_NAME = {t.name: t for t in INSTANCE_TYPES}
@@ -86,5 +142,13 @@ def format_usd(value: float | None) -> str:
     return f"${value:,.2f}" if value >= 0.01 or value == 0 else "< $0.01"
 
 
-__all__ = ["INSTANCE_TYPES", "PRICES_DATE", "PRICES_NOTE", "InstanceType", "cost_so_far", "format_usd",
-           "hourly_price", "instance_type"]
+__all__ = [
+    "INSTANCE_TYPES",
+    "PRICES_DATE",
+    "PRICES_NOTE",
+    "InstanceType",
+    "cost_so_far",
+    "format_usd",
+    "hourly_price",
+    "instance_type",
+]

@@ -51,6 +51,7 @@ class GatedBackend(SegmentationBackend):
 
     def wait_calls(self, count: int, kind: str | None = None) -> list[tuple[str, str]]:
         """Wait until ``count`` calls (of ``kind``) have started; returns them."""
+
         def matching() -> list[tuple[str, str]]:
             return [c for c in self.calls if kind is None or c[0] == kind]
 
@@ -88,28 +89,53 @@ class GatedBackend(SegmentationBackend):
         self.gates["load"].wait()  # a model load cannot be interrupted
 
     def info(self) -> BackendInfo:
-        return BackendInfo(backend=self.label, model="fake", device="cpu", device_reason="test",
-                           supports_text=True, supports_points=True)
+        return BackendInfo(
+            backend=self.label,
+            model="fake",
+            device="cpu",
+            device_reason="test",
+            supports_text=True,
+            supports_points=True,
+        )
 
     def is_encoded(self, image_key: str) -> bool:
         return image_key in self.encoded_keys
 
-    def encode(self, image: np.ndarray, *, image_key: str | None = None, cancel: CancelToken | None = None,
-               source: ImageSource | None = None) -> str:
+    def encode(
+        self,
+        image: np.ndarray,
+        *,
+        image_key: str | None = None,
+        cancel: CancelToken | None = None,
+        source: ImageSource | None = None,
+    ) -> str:
         key = image_key or self.image_key(image)
         self._enter("encode", key, cancel, source)
         self.encoded_keys.add(key)
         return key
 
-    def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
-                cancel: CancelToken | None = None, source: ImageSource | None = None) -> Prediction:
+    def predict(
+        self,
+        image: np.ndarray,
+        prompt: Prompt,
+        *,
+        image_key: str | None = None,
+        cancel: CancelToken | None = None,
+        source: ImageSource | None = None,
+    ) -> Prediction:
         key = image_key or "batch"
         self._enter("predict", key, cancel, source)
         if self.fail_next is not None:
             error, self.fail_next = self.fail_next, None
             raise error
-        return Prediction(candidates=(), kind=PredictionKind.ALTERNATIVES, image_key=key, backend=self.label,
-                          model="fake", image_size=(int(image.shape[0]), int(image.shape[1])))
+        return Prediction(
+            candidates=(),
+            kind=PredictionKind.ALTERNATIVES,
+            image_key=key,
+            backend=self.label,
+            model="fake",
+            image_size=(int(image.shape[0]), int(image.shape[1])),
+        )
 
 
 def _first_cause(token: AnyToken) -> CancelReason | None:

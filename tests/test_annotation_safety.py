@@ -52,10 +52,16 @@ def _encode_runs(runs: list[int]) -> str:
 
 
 def _header_file(width: int, height: int, objects: list[dict], **extra) -> bytes:
-    data = {"format": "langsam-studio", "version": 1, "status": "in_progress",
-            "object_count": len(objects), "labels": [], "image": {"name": "img.png", "width": width,
-                                                                  "height": height},
-            "objects": objects, **extra}
+    data = {
+        "format": "langsam-studio",
+        "version": 1,
+        "status": "in_progress",
+        "object_count": len(objects),
+        "labels": [],
+        "image": {"name": "img.png", "width": width, "height": height},
+        "objects": objects,
+        **extra,
+    }
     return json.dumps(data).encode()
 
 
@@ -79,18 +85,27 @@ def _backups(project: ProjectFolder) -> list[Path]:
 
 
 def _object(**changes):
-    entry = {"id": "o1", "label": "cat", "score": 0.5, "source": "text", "prompt": {"text": "cat"},
-             "hidden": False, "needs_review": False,
-             "mask": {"size": [H, W], "counts": _encode_runs([10, 5, W * H - 15])}}
+    entry = {
+        "id": "o1",
+        "label": "cat",
+        "score": 0.5,
+        "source": "text",
+        "prompt": {"text": "cat"},
+        "hidden": False,
+        "needs_review": False,
+        "mask": {"size": [H, W], "counts": _encode_runs([10, 5, W * H - 15])},
+    }
     entry.update(changes)
     return entry
 
 
 # -- 1. validation before any decoder ---------------------------------------------------------
-HUGE_RLE = _header_file(100000, 100000, [
-    {"id": "x", "label": "a", "mask": {"size": [100000, 100000], "counts": _encode_runs([0, 10**10])}}])
-HUGE_RLE_SMALL_HEADER = _header_file(W, H, [
-    {"id": "x", "label": "a", "mask": {"size": [100000, 100000], "counts": _encode_runs([0, 10**10])}}])
+HUGE_RLE = _header_file(
+    100000, 100000, [{"id": "x", "label": "a", "mask": {"size": [100000, 100000], "counts": _encode_runs([0, 10**10])}}]
+)
+HUGE_RLE_SMALL_HEADER = _header_file(
+    W, H, [{"id": "x", "label": "a", "mask": {"size": [100000, 100000], "counts": _encode_runs([0, 10**10])}}]
+)
 
 
 def test_crafted_huge_rle_is_refused_in_a_subprocess_without_crashing(tmp_path):
@@ -98,15 +113,23 @@ def test_crafted_huge_rle_is_refused_in_a_subprocess_without_crashing(tmp_path):
     for i, content in enumerate((HUGE_RLE, HUGE_RLE_SMALL_HEADER)):
         path = tmp_path / f"{i}.json"
         path.write_bytes(content)
-        code = ("import sys\n"
-                "from desktop_app.core.annotation.storage import load_document, DamagedDocumentError\n"
-                "try:\n"
-                f"    load_document({str(path)!r}, expected_size=None)\n"
-                "except DamagedDocumentError as exc:\n"
-                "    print('REFUSED', exc); sys.exit(0)\n"
-                "print('LOADED'); sys.exit(3)\n")
-        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                              timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+        code = (
+            "import sys\n"
+            "from desktop_app.core.annotation.storage import load_document, DamagedDocumentError\n"
+            "try:\n"
+            f"    load_document({str(path)!r}, expected_size=None)\n"
+            "except DamagedDocumentError as exc:\n"
+            "    print('REFUSED', exc); sys.exit(0)\n"
+            "print('LOADED'); sys.exit(3)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         assert done.returncode == 0, (done.returncode, done.stdout, done.stderr[-2000:])  # no SIGSEGV
         assert "REFUSED" in done.stdout and str(path) in done.stdout
         assert path.read_bytes() == content
@@ -118,31 +141,32 @@ def test_run_lengths_whose_int64_sum_wraps_around_are_refused(tmp_path):
     wrapped = np.array(runs[:1] + [r for r in runs[1:]], dtype=np.int64)
     assert int(wrapped.sum()) != sum(runs)
     path = tmp_path / "a.json"
-    path.write_bytes(_header_file(10, 10, [{"label": "a", "mask": {"size": [10, 10],
-                                                                   "counts": _encode_runs(runs)}}]))
+    path.write_bytes(_header_file(10, 10, [{"label": "a", "mask": {"size": [10, 10], "counts": _encode_runs(runs)}}]))
     with pytest.raises(DamagedDocumentError, match="object 1"):
         load_document(path)
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
-    (json.dumps({"format": "langsam-studio", "x": json.loads("[" * 200 + "]" * 200)}).encode(),
-     "nested more than"),
-    (_header_file(W, H, [], status=["in_progress"]), "invalid status"),
-    (_header_file(W, H, [], status={"a": 1}), "invalid status"),
-    (_header_file(W, H, [])[:-1] + b', "version": 1.0}', "no valid format version"),
-    (_header_file("12", H, []), "invalid image size"),
-    (_header_file(True, H, []), "invalid image size"),
-    (_header_file(-4, H, []), "invalid image size"),
-    (_header_file(W, H, []).replace(b'"height": 8', b'"height": ' + b"9" * 5000), "damaged"),
-    (_header_file(W, H, []).replace(b'"height": 8', b'"height": NaN'), "NaN"),
-    (_header_file(W, H, []).replace(b'"height": 8', b'"height": 1e400'), "invalid image size"),
-    (_header_file(W, H, []).replace(b'"objects": []', b'"objects": {"a": 1}'), "must be a list"),
-    (_header_file(65536, 65536, []), "more than LangSAM Studio can hold"),
-    (b"\xff\xfe not utf-8", "not UTF-8"),
-    (_header_file(W, H, [_object()]).replace(b'"score": 0.5', b'"score": 1e999'), "invalid score"),
-    (b'{"format": "langsam-studio", "version": 1, "image": ', "invalid JSON"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (json.dumps({"format": "langsam-studio", "x": json.loads("[" * 200 + "]" * 200)}).encode(), "nested more than"),
+        (_header_file(W, H, [], status=["in_progress"]), "invalid status"),
+        (_header_file(W, H, [], status={"a": 1}), "invalid status"),
+        (_header_file(W, H, [])[:-1] + b', "version": 1.0}', "no valid format version"),
+        (_header_file("12", H, []), "invalid image size"),
+        (_header_file(True, H, []), "invalid image size"),
+        (_header_file(-4, H, []), "invalid image size"),
+        (_header_file(W, H, []).replace(b'"height": 8', b'"height": ' + b"9" * 5000), "damaged"),
+        (_header_file(W, H, []).replace(b'"height": 8', b'"height": NaN'), "NaN"),
+        (_header_file(W, H, []).replace(b'"height": 8', b'"height": 1e400'), "invalid image size"),
+        (_header_file(W, H, []).replace(b'"objects": []', b'"objects": {"a": 1}'), "must be a list"),
+        (_header_file(65536, 65536, []), "more than LangSAM Studio can hold"),
+        (b"\xff\xfe not utf-8", "not UTF-8"),
+        (_header_file(W, H, [_object()]).replace(b'"score": 0.5', b'"score": 1e999'), "invalid score"),
+        (b'{"format": "langsam-studio", "version": 1, "image": ', "invalid JSON"),
+    ],
+)
 def test_hostile_headers_raise_only_document_file_errors(tmp_path, content, message):
     path = tmp_path / "a.json"
     path.write_bytes(content)
@@ -154,27 +178,30 @@ def test_hostile_headers_raise_only_document_file_errors(tmp_path, content, mess
     assert path.read_bytes() == content
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"score": float("nan")}, "number NaN"),
-    ({"score": 10**400}, "invalid score"),
-    ({"score": "0.5"}, "invalid score"),
-    ({"score": True}, "invalid score"),
-    ({"label": ["cat"]}, "no label"),
-    ({"id": 5}, "'id' must be a text"),
-    ({"hidden": "yes"}, "'hidden' must be true or false"),
-    ({"prompt": [1, 2]}, "'prompt' must be a JSON object"),
-    ({"mask": "abc"}, "not an RLE object"),
-    ({"mask": {"size": [H, W], "counts": 12}}, "counts must be a string or a list"),
-    ({"mask": {"size": [H, W], "counts": {"a": 1}}}, "counts must be a string or a list"),
-    ({"mask": {"size": [H, W], "counts": [10, 5, W * H]}}, "run lengths do not cover"),
-    ({"mask": {"size": [H, W], "counts": [10, -5, W * H - 5]}}, "run lengths are invalid"),
-    ({"mask": {"size": [H, W], "counts": [10.0, 5, W * H - 15]}}, "run lengths are invalid"),
-    ({"mask": {"size": [H, W], "counts": _encode_runs([10, 5, W * H])}}, "corrupt"),
-    ({"mask": {"size": [H, W], "counts": "é"}}, "not a valid RLE string"),
-    ({"mask": {"size": [H, W + 1], "counts": _encode_runs([W * H + H])}}, "mask is 13x8 but the image is 12x8"),
-    ({"mask": {"size": [H, "12"], "counts": "0"}}, "but the image is 12x8"),
-    ({"mask": {"size": [10**20, 10**20], "counts": "0"}}, "but the image is 12x8"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"score": float("nan")}, "number NaN"),
+        ({"score": 10**400}, "invalid score"),
+        ({"score": "0.5"}, "invalid score"),
+        ({"score": True}, "invalid score"),
+        ({"label": ["cat"]}, "no label"),
+        ({"id": 5}, "'id' must be a text"),
+        ({"hidden": "yes"}, "'hidden' must be true or false"),
+        ({"prompt": [1, 2]}, "'prompt' must be a JSON object"),
+        ({"mask": "abc"}, "not an RLE object"),
+        ({"mask": {"size": [H, W], "counts": 12}}, "counts must be a string or a list"),
+        ({"mask": {"size": [H, W], "counts": {"a": 1}}}, "counts must be a string or a list"),
+        ({"mask": {"size": [H, W], "counts": [10, 5, W * H]}}, "run lengths do not cover"),
+        ({"mask": {"size": [H, W], "counts": [10, -5, W * H - 5]}}, "run lengths are invalid"),
+        ({"mask": {"size": [H, W], "counts": [10.0, 5, W * H - 15]}}, "run lengths are invalid"),
+        ({"mask": {"size": [H, W], "counts": _encode_runs([10, 5, W * H])}}, "corrupt"),
+        ({"mask": {"size": [H, W], "counts": "é"}}, "not a valid RLE string"),
+        ({"mask": {"size": [H, W + 1], "counts": _encode_runs([W * H + H])}}, "mask is 13x8 but the image is 12x8"),
+        ({"mask": {"size": [H, "12"], "counts": "0"}}, "but the image is 12x8"),
+        ({"mask": {"size": [10**20, 10**20], "counts": "0"}}, "but the image is 12x8"),
+    ],
+)
 def test_hostile_objects_raise_only_document_file_errors(tmp_path, changes, message):
     path = tmp_path / "a.json"
     content = _header_file(W, H, [_object(**changes)])
@@ -186,8 +213,7 @@ def test_hostile_objects_raise_only_document_file_errors(tmp_path, changes, mess
 
 def test_valid_hand_made_file_still_loads(tmp_path):
     path = tmp_path / "a.json"
-    path.write_bytes(_header_file(W, H, [_object(), _object(id="o2", mask={"size": [H, W],
-                                                                            "counts": [0, W * H]})]))
+    path.write_bytes(_header_file(W, H, [_object(), _object(id="o2", mask={"size": [H, W], "counts": [0, W * H]})]))
     doc = load_document(path, expected_size=(W, H))
     assert [o.area for o in doc.objects] == [5, W * H]
 
@@ -226,16 +252,18 @@ def test_size_mismatch_is_moved_aside_with_original_bytes(tmp_path):
     assert load_document(path).objects[0].label == "cat" and opened.backup.read_bytes() == original
 
 
-@pytest.mark.parametrize("content", [b'{"format": "langsam-studio", "vers', HUGE_RLE_SMALL_HEADER,
-                                     b"\x00" * 50])
+@pytest.mark.parametrize("content", [b'{"format": "langsam-studio", "vers', HUGE_RLE_SMALL_HEADER, b"\x00" * 50])
 def test_damaged_file_is_moved_aside_by_open_document(tmp_path, content):
     project = _project(tmp_path)
     path = project.annotation_path("img.png")
     path.parent.mkdir()
     path.write_bytes(content)
     opened = project.open_document("img.png")
-    assert opened.backup.name.startswith("img.png.json.damaged-") and "damaged" in opened.problem \
+    assert (
+        opened.backup.name.startswith("img.png.json.damaged-")
+        and "damaged" in opened.problem
         or "object 1" in opened.problem
+    )
     assert opened.backup.read_bytes() == content and not path.exists()
     assert project.summary("img.png").status == ImageStatus.NEW
 
@@ -363,8 +391,12 @@ def test_stale_temp_files_are_removed_when_the_folder_is_opened(tmp_path):
     stale = meta / ".img.png.json.ab_c1234.tmp"
     stale_project = meta / ".project.json.zz99zz99.tmp"
     fresh = meta / ".img.png.json.q1w2e3r4.tmp"  # a writer in another process is busy with it
-    foreign = [meta / "notes.tmp", meta / ".img.png.json.tmp", meta / ".img.png.json.ABCDEFGH.tmp",
-               meta / ".picture.png.12345678.tmp"]
+    foreign = [
+        meta / "notes.tmp",
+        meta / ".img.png.json.tmp",
+        meta / ".img.png.json.ABCDEFGH.tmp",
+        meta / ".picture.png.12345678.tmp",
+    ]
     for path in [stale, stale_project, fresh, *foreign]:
         path.write_bytes(b"partial")
     for path in [stale, stale_project, *foreign]:

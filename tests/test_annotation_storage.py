@@ -28,9 +28,17 @@ def _doc(n_objects: int = 2, *, status: ImageStatus = ImageStatus.IN_PROGRESS) -
     rng = np.random.default_rng(n_objects)
     for i in range(n_objects):
         mask = rng.random((30, 40)) < 0.3
-        doc.add(AnnotationObject(label=["cat", "dog"][i % 2], mask=mask, score=0.5 + i / 10,
-                                 source="text", prompt={"text": "cat.", "box": [1.5, 2, 3, 4]},
-                                 hidden=i == 1, needs_review=True))
+        doc.add(
+            AnnotationObject(
+                label=["cat", "dog"][i % 2],
+                mask=mask,
+                score=0.5 + i / 10,
+                source="text",
+                prompt={"text": "cat.", "box": [1.5, 2, 3, 4]},
+                hidden=i == 1,
+                needs_review=True,
+            )
+        )
     return doc
 
 
@@ -38,12 +46,18 @@ def test_round_trip_keeps_everything(tmp_path):
     doc = _doc(3)
     path = save_document(doc, tmp_path / "a.json")
     back = load_document(path)
-    assert (back.image_name, back.width, back.height, back.status) == ("cat 1.jpg", 40, 30,
-                                                                       ImageStatus.IN_PROGRESS)
+    assert (back.image_name, back.width, back.height, back.status) == ("cat 1.jpg", 40, 30, ImageStatus.IN_PROGRESS)
     assert len(back) == 3
     for a, b in zip(doc, back):
-        assert (a.id, a.label, a.score, a.source, a.prompt, a.hidden, a.needs_review) == \
-               (b.id, b.label, b.score, b.source, b.prompt, b.hidden, b.needs_review)
+        assert (a.id, a.label, a.score, a.source, a.prompt, a.hidden, a.needs_review) == (
+            b.id,
+            b.label,
+            b.score,
+            b.source,
+            b.prompt,
+            b.hidden,
+            b.needs_review,
+        )
         assert np.array_equal(a.mask, b.mask)
 
 
@@ -60,8 +74,11 @@ def test_empty_document_and_numpy_values_in_prompts(tmp_path):
     doc = ImageDocument(image_name="x.png", width=5, height=4)
     mask = np.zeros((4, 5), bool)
     mask[1, 1] = True
-    doc.add(AnnotationObject(label="a", mask=mask, score=float("nan"),
-                             prompt={"point": np.array([1.0, 2.0]), "k": np.int64(3)}))
+    doc.add(
+        AnnotationObject(
+            label="a", mask=mask, score=float("nan"), prompt={"point": np.array([1.0, 2.0]), "k": np.int64(3)}
+        )
+    )
     back = load_document(save_document(doc, tmp_path / "x.json"))
     assert back.objects[0].prompt == {"point": [1.0, 2.0], "k": 3}
     assert back.objects[0].score is None
@@ -102,15 +119,18 @@ def test_future_version_is_rejected_clearly(tmp_path):
     assert "newer" in read_summary(path, image_name="a").error
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d.update(format="labelme"), "not a LangSAM Studio annotation file"),
-    (lambda d: d.update(version="1"), "no valid format version"),
-    (lambda d: d.update(status="weird"), "unknown status"),
-    (lambda d: d["image"].update(width=0), "invalid image size"),
-    (lambda d: d["objects"][0].update(mask={"size": [3, 3], "counts": "0"}), "object 1"),
-    (lambda d: d["objects"][0]["mask"].update(size=[40, 30]), "object 1"),
-    (lambda d: d["objects"][0].pop("label"), "no label"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.update(format="labelme"), "not a LangSAM Studio annotation file"),
+        (lambda d: d.update(version="1"), "no valid format version"),
+        (lambda d: d.update(status="weird"), "unknown status"),
+        (lambda d: d["image"].update(width=0), "invalid image size"),
+        (lambda d: d["objects"][0].update(mask={"size": [3, 3], "counts": "0"}), "object 1"),
+        (lambda d: d["objects"][0]["mask"].update(size=[40, 30]), "object 1"),
+        (lambda d: d["objects"][0].pop("label"), "no label"),
+    ],
+)
 def test_bad_files_give_clear_errors(tmp_path, change, message):
     path = save_document(_doc(1), tmp_path / "a.json")
     data = json.loads(path.read_text())

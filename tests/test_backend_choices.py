@@ -8,8 +8,15 @@ import argparse
 import pytest
 
 from desktop_app.core import backend_choices as bc
-from desktop_app.core.backend_choices import (AUTO, CHOICES, BackendChoice, BackendKind, Capability,
-                                              backend_request, resolve_backend_name)
+from desktop_app.core.backend_choices import (
+    AUTO,
+    CHOICES,
+    BackendChoice,
+    BackendKind,
+    Capability,
+    backend_request,
+    resolve_backend_name,
+)
 
 
 def test_names_agree_with_the_inference_registry():
@@ -53,8 +60,7 @@ def _fake_weights(tmp_path, *families):
     return store
 
 
-@pytest.mark.parametrize("families, expected", [((), "classic"), (("sam2",), "sam2"),
-                                                 (("sam2", "gdino"), "langsam")])
+@pytest.mark.parametrize("families, expected", [((), "classic"), (("sam2",), "sam2"), (("sam2", "gdino"), "langsam")])
 def test_auto_is_the_best_installed_and_agrees_with_the_weights_store(tmp_path, families, expected):
     from inference.weights import default_backend_name
 
@@ -94,9 +100,15 @@ def test_settings_validate_with_the_registry(monkeypatch):
 
 
 def _remote() -> BackendChoice:
-    return BackendChoice(name="remote", title="My server", kind=BackendKind.SERVER, uses_device=False,
-                         capabilities=Capability.TEXT | Capability.POINTS | Capability.BOXES,
-                         settings=("inference/server_url",), summary="our own server")
+    return BackendChoice(
+        name="remote",
+        title="My server",
+        kind=BackendKind.SERVER,
+        uses_device=False,
+        capabilities=Capability.TEXT | Capability.POINTS | Capability.BOXES,
+        settings=("inference/server_url",),
+        summary="our own server",
+    )
 
 
 def test_menu_items_are_the_registry(qtbot, monkeypatch):
@@ -144,7 +156,23 @@ def test_cli_backend_options_come_from_the_registry(monkeypatch, capsys, tmp_pat
     assert tuple(package.choices) == bc.local_backend_names()
     # segment: an unknown name is refused with the registry's list (exit 2, no traceback)
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
-    code = main(["segment", str(tmp_path / "a.png"), "--point", "1,1", "--backend", "nonsense",
-                 "--format", "coco", "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "segment",
+            str(tmp_path / "a.png"),
+            "--point",
+            "1,1",
+            "--backend",
+            "nonsense",
+            "--format",
+            "coco",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err
-    assert code == 2 and "unknown backend 'nonsense': choose one of auto, langsam, sam2, classic, sam3, server, sagemaker, remote" in err
+    assert (
+        code == 2
+        and "unknown backend 'nonsense': choose one of auto, langsam, sam2, classic, sam3, server, sagemaker, remote"
+        in err
+    )

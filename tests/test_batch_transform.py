@@ -208,17 +208,29 @@ def test_moto_job_with_an_existing_model_then_cli_import(moto_clients, classic_r
     from desktop_app.cli.main import main
 
     sm, s3 = moto_clients.client("sagemaker"), moto_clients.client("s3")
-    sm.create_model(ModelName="langsam-m-1234abcd", ExecutionRoleArn=moto_clients.settings.role_arn,
-                    PrimaryContainer={"Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/x:y",
-                                      "ModelDataUrl": f"s3://{MOTO_BUCKET}/m.tar.gz"})
+    sm.create_model(
+        ModelName="langsam-m-1234abcd",
+        ExecutionRoleArn=moto_clients.settings.role_arn,
+        PrimaryContainer={
+            "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/x:y",
+            "ModelDataUrl": f"s3://{MOTO_BUCKET}/m.tar.gz",
+        },
+    )
     _put_inputs(s3)
     lines: list[str] = []
     seen = []
-    options = TransformOptions(input_uri=f"s3://{MOTO_BUCKET}/images/", output_uri=f"s3://{MOTO_BUCKET}/out/",
-                               prompt_json=box_prompt_json(), instance_type="ml.g5.xlarge", instance_count=2,
-                               model_name="langsam-m-1234abcd", poll_s=0.01)
-    result = run_transform(moto_clients, options, reporter=Reporter(say=lines.append), on_progress=seen.append,
-                           sleep=lambda s: None)
+    options = TransformOptions(
+        input_uri=f"s3://{MOTO_BUCKET}/images/",
+        output_uri=f"s3://{MOTO_BUCKET}/out/",
+        prompt_json=box_prompt_json(),
+        instance_type="ml.g5.xlarge",
+        instance_count=2,
+        model_name="langsam-m-1234abcd",
+        poll_s=0.01,
+    )
+    result = run_transform(
+        moto_clients, options, reporter=Reporter(say=lines.append), on_progress=seen.append, sleep=lambda s: None
+    )
     assert result.inputs.count == 2 and not result.model_created and seen[-1].status == "Completed"
     job = sm.describe_transform_job(TransformJobName=result.job_name)
     assert job["ModelName"] == "langsam-m-1234abcd"
@@ -244,8 +256,24 @@ def test_moto_job_with_an_existing_model_then_cli_import(moto_clients, classic_r
 
     folder = project_with_images(tmp_path / "photos")
     url = moto_clients.settings.endpoint_url
-    assert main(["batch-transform", "import", f"s3://{MOTO_BUCKET}/out/", "--images", str(folder),
-                 "--endpoint-url", url, "--region", "us-east-1", "--label", "disc"]) == 0
+    assert (
+        main(
+            [
+                "batch-transform",
+                "import",
+                f"s3://{MOTO_BUCKET}/out/",
+                "--images",
+                str(folder),
+                "--endpoint-url",
+                url,
+                "--region",
+                "us-east-1",
+                "--label",
+                "disc",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "added 2 object(s) to 2 image(s)" in out
     from desktop_app.core.annotation.document import ImageStatus
@@ -264,9 +292,15 @@ def test_moto_job_from_a_package_creates_the_model_like_deploy_up(moto_clients, 
     (package / "code").mkdir()
     (package / "code" / "inference.py").write_text("from inference.sagemaker_handler import *\n")
     _put_inputs(moto_clients.client("s3"), ("a.png",))
-    options = TransformOptions(input_uri=f"s3://{MOTO_BUCKET}/images/", output_uri=f"s3://{MOTO_BUCKET}/out/",
-                               prompt_json=box_prompt_json(), instance_type="ml.c5.xlarge", package=package,
-                               name="bt-test", poll_s=0.01)
+    options = TransformOptions(
+        input_uri=f"s3://{MOTO_BUCKET}/images/",
+        output_uri=f"s3://{MOTO_BUCKET}/out/",
+        prompt_json=box_prompt_json(),
+        instance_type="ml.c5.xlarge",
+        package=package,
+        name="bt-test",
+        poll_s=0.01,
+    )
     result = run_transform(moto_clients, options, sleep=lambda s: None)
     assert result.model_created and result.model_name.startswith("bt-test-m-")
     model = moto_clients.client("sagemaker").describe_model(ModelName=result.model_name)
@@ -279,8 +313,13 @@ def test_inputs_are_checked_before_anything_is_created(moto_clients):
     from cloud.batch_transform.job import TransformOptions, run_transform
 
     s3 = moto_clients.client("s3")
-    base = dict(input_uri=f"s3://{MOTO_BUCKET}/images/", output_uri=f"s3://{MOTO_BUCKET}/out/",
-                prompt_json=box_prompt_json(), instance_type="ml.g5.xlarge", model_name="nope")
+    base = dict(
+        input_uri=f"s3://{MOTO_BUCKET}/images/",
+        output_uri=f"s3://{MOTO_BUCKET}/out/",
+        prompt_json=box_prompt_json(),
+        instance_type="ml.g5.xlarge",
+        model_name="nope",
+    )
     with pytest.raises(DeployError) as info:
         run_transform(moto_clients, TransformOptions(**base))
     assert info.value.code == "transform-input" and "no objects" in str(info.value)
@@ -310,8 +349,12 @@ class StubClients:
 
 def _job(status: str, reason: str | None = None) -> dict:
     out = {
-        "TransformJobName": "bt-20261205-120000", "TransformJobArn": "arn:aws:sagemaker:us-east-1:1:transform-job/x",
-        "TransformJobStatus": status, "ModelName": "bt-m-1", "CreationTime": NOW, "TransformStartTime": NOW,
+        "TransformJobName": "bt-20261205-120000",
+        "TransformJobArn": "arn:aws:sagemaker:us-east-1:1:transform-job/x",
+        "TransformJobStatus": status,
+        "ModelName": "bt-m-1",
+        "CreationTime": NOW,
+        "TransformStartTime": NOW,
         "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/images/"}}},
         "TransformOutput": {"S3OutputPath": "s3://b/out/"},
         "TransformResources": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1},
@@ -330,15 +373,26 @@ def _package_run(moto_clients, tmp_path, sm, logs, **changes):
     package.mkdir()
     H.write_model_dir_config(package, backend="classic", device="cpu")
     _put_inputs(moto_clients.client("s3"), ("a.png",))
-    options = TransformOptions(input_uri=f"s3://{MOTO_BUCKET}/images/", output_uri=f"s3://{MOTO_BUCKET}/out/",
-                               prompt_json=box_prompt_json(), instance_type="ml.g5.xlarge", package=package,
-                               name="bt", poll_s=0.01, **changes)
+    options = TransformOptions(
+        input_uri=f"s3://{MOTO_BUCKET}/images/",
+        output_uri=f"s3://{MOTO_BUCKET}/out/",
+        prompt_json=box_prompt_json(),
+        instance_type="ml.g5.xlarge",
+        package=package,
+        name="bt",
+        poll_s=0.01,
+        **changes,
+    )
     lines: list[str] = []
     from cloud.deploy.flow import Reporter
 
-    return lines, lambda: run_transform(StubClients(moto_clients, sm, logs), options,
-                                        reporter=Reporter(say=lines.append), sleep=lambda s: None,
-                                        now=NOW.timestamp())
+    return lines, lambda: run_transform(
+        StubClients(moto_clients, sm, logs),
+        options,
+        reporter=Reporter(say=lines.append),
+        sleep=lambda s: None,
+        now=NOW.timestamp(),
+    )
 
 
 def _model_created(stub):
@@ -353,17 +407,40 @@ def test_a_failed_job_is_explained_and_the_model_this_run_created_is_deleted(mot
     sm, stub = stubbed("sagemaker")
     logs, log_stub = stubbed("logs")
     _model_created(stub)
-    stub.add_response("create_transform_job", {"TransformJobArn": "arn:x"}, {
-        "TransformJobName": "bt-20261205-120000", "ModelName": ANY, "MaxConcurrentTransforms": 1,
-        "MaxPayloadInMB": 6, "BatchStrategy": "SingleRecord", "ModelClientConfig": ANY, "Environment": ANY,
-        "TransformInput": ANY, "TransformOutput": ANY, "TransformResources": ANY, "Tags": ANY})
+    stub.add_response(
+        "create_transform_job",
+        {"TransformJobArn": "arn:x"},
+        {
+            "TransformJobName": "bt-20261205-120000",
+            "ModelName": ANY,
+            "MaxConcurrentTransforms": 1,
+            "MaxPayloadInMB": 6,
+            "BatchStrategy": "SingleRecord",
+            "ModelClientConfig": ANY,
+            "Environment": ANY,
+            "TransformInput": ANY,
+            "TransformOutput": ANY,
+            "TransformResources": ANY,
+            "Tags": ANY,
+        },
+    )
     stub.add_response("describe_transform_job", _job("InProgress"))
     log_stub.add_response("filter_log_events", {"events": []})
     reason = "ClientError: See job logs for more information"
     stub.add_response("describe_transform_job", _job("Failed", reason))
-    log_stub.add_response("filter_log_events", {"events": [
-        {"logStreamName": "bt/i-1", "timestamp": 1, "message": "ModuleNotFoundError: No module named 'sam2'",
-         "eventId": "1"}]})
+    log_stub.add_response(
+        "filter_log_events",
+        {
+            "events": [
+                {
+                    "logStreamName": "bt/i-1",
+                    "timestamp": 1,
+                    "message": "ModuleNotFoundError: No module named 'sam2'",
+                    "eventId": "1",
+                }
+            ]
+        },
+    )
     stub.add_response("describe_transform_job", _job("Failed", reason))  # stop_job looks once more
     stub.add_response("delete_model", {}, {"ModelName": ANY})
     lines, go = _package_run(moto_clients, tmp_path, sm, logs)
@@ -378,10 +455,11 @@ def test_a_failed_job_is_explained_and_the_model_this_run_created_is_deleted(mot
 def test_failure_reason_alone_gives_a_diagnosis_sentence():
     from cloud.batch_transform.job import failure_error
 
-    err = failure_error(_job("Failed", "ClientError: See job logs for more information"), done=3, total=10,
-                        output_uri="s3://b/out/")
+    err = failure_error(
+        _job("Failed", "ClientError: See job logs for more information"), done=3, total=10, output_uri="s3://b/out/"
+    )
     assert err.code == "transform-failed" and "3 of 10 records" in str(err) and "batch-transform import" in str(err)
-    err = failure_error(_job("Failed", "ClientError: No S3 objects found under S3 URL \"s3://b/images/\""))
+    err = failure_error(_job("Failed", 'ClientError: No S3 objects found under S3 URL "s3://b/images/"'))
     assert err.code == "transform-input"
 
 
@@ -392,8 +470,12 @@ def test_permission_denied_on_create_is_explained_and_rolled_back(moto_clients, 
     sm, stub = stubbed("sagemaker")
     logs, _ = stubbed("logs")
     _model_created(stub)
-    stub.add_client_error("create_transform_job", "AccessDeniedException",
-                          "User: arn:aws:iam::1:user/u is not authorized to perform: sagemaker:CreateTransformJob", 400)
+    stub.add_client_error(
+        "create_transform_job",
+        "AccessDeniedException",
+        "User: arn:aws:iam::1:user/u is not authorized to perform: sagemaker:CreateTransformJob",
+        400,
+    )
     stub.add_response("delete_model", {}, {"ModelName": ANY})
     lines, go = _package_run(moto_clients, tmp_path, sm, logs)
     with pytest.raises(DeployError) as info:
@@ -423,14 +505,25 @@ def test_ctrl_c_stops_the_job_and_deletes_the_model(moto_clients, tmp_path):
         raise KeyboardInterrupt
 
     package = tmp_path / "pkg"
-    options = TransformOptions(input_uri=f"s3://{MOTO_BUCKET}/images/", output_uri=f"s3://{MOTO_BUCKET}/out/",
-                               prompt_json=box_prompt_json(), instance_type="ml.g5.xlarge", package=package,
-                               name="bt", poll_s=0.01)
+    options = TransformOptions(
+        input_uri=f"s3://{MOTO_BUCKET}/images/",
+        output_uri=f"s3://{MOTO_BUCKET}/out/",
+        prompt_json=box_prompt_json(),
+        instance_type="ml.g5.xlarge",
+        package=package,
+        name="bt",
+        poll_s=0.01,
+    )
     from cloud.deploy.flow import Reporter
 
     with pytest.raises(KeyboardInterrupt):
-        run_transform(StubClients(moto_clients, sm, logs), options, reporter=Reporter(say=lines.append),
-                      sleep=interrupt, now=NOW.timestamp())
+        run_transform(
+            StubClients(moto_clients, sm, logs),
+            options,
+            reporter=Reporter(say=lines.append),
+            sleep=interrupt,
+            now=NOW.timestamp(),
+        )
     assert any("stopped transform job bt-20261205-120000" in line for line in lines)
     assert any("clean-up: deleted model" in line for line in lines)
     stub.assert_no_pending_responses()
@@ -448,19 +541,25 @@ def test_progress_counts_cost_from_the_price_table():
 
 
 # -- CLI: local checks before any AWS call ---------------------------------------------------------
-@pytest.mark.parametrize("argv, needle", [
-    (["s3://b/images/", "--out", "s3://b/images/out/", "--text", "car", "--model", "m"], "inside the input"),
-    (["s3://b/images/", "--out", "s3://b/out/", "--model", "m"], "say what to segment"),
-    (["s3://b/images/", "--out", "s3://b/out/", "--text", "car"], "--model NAME"),
-    (["images/", "--out", "s3://b/out/", "--text", "car", "--model", "m"], "is not an s3://"),
-    (["s3://b/images/", "--text", "car", "--model", "m"], "--out s3://bucket/out/ is needed"),
-    (["s3://b/images/", "--out", "s3://b/out/", "--box", "1,2,3", "--model", "m"], "--box"),
-    (["s3://b/images/", "--out", "s3://b/out/", "--point", "5,5,0", "--model", "m"], "only negative points"),
-    (["s3://b/images/", "--out", "s3://b/out/", "--text", "car", "--model", "m", "--instances", "0"], "--instances"),
-    (["s3://b/images/", "--out", "s3://b/out/", "--text", "car", "--model", "m", "--retries", "7"], "--retries"),
-    (["import", "s3://b/out/"], "--images FOLDER is needed"),
-    (["status"], "batch-transform status JOB_NAME"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["s3://b/images/", "--out", "s3://b/images/out/", "--text", "car", "--model", "m"], "inside the input"),
+        (["s3://b/images/", "--out", "s3://b/out/", "--model", "m"], "say what to segment"),
+        (["s3://b/images/", "--out", "s3://b/out/", "--text", "car"], "--model NAME"),
+        (["images/", "--out", "s3://b/out/", "--text", "car", "--model", "m"], "is not an s3://"),
+        (["s3://b/images/", "--text", "car", "--model", "m"], "--out s3://bucket/out/ is needed"),
+        (["s3://b/images/", "--out", "s3://b/out/", "--box", "1,2,3", "--model", "m"], "--box"),
+        (["s3://b/images/", "--out", "s3://b/out/", "--point", "5,5,0", "--model", "m"], "only negative points"),
+        (
+            ["s3://b/images/", "--out", "s3://b/out/", "--text", "car", "--model", "m", "--instances", "0"],
+            "--instances",
+        ),
+        (["s3://b/images/", "--out", "s3://b/out/", "--text", "car", "--model", "m", "--retries", "7"], "--retries"),
+        (["import", "s3://b/out/"], "--images FOLDER is needed"),
+        (["status"], "batch-transform status JOB_NAME"),
+    ],
+)
 def test_cli_refuses_bad_arguments_locally(argv, needle, capsys, monkeypatch):
     from desktop_app.cli.main import main
 
@@ -485,25 +584,50 @@ def test_point_prompt_encodes_for_the_environment():
     assert B.decode_batch_prompt(value).prompt.points == (Point(x=3.0, y=4.0, positive=True),)
 
 
-def test_cli_runs_the_job_shows_progress_and_cost_and_imports(moto_clients, classic_runner, tmp_path, monkeypatch,
-                                                               capsys):
+def test_cli_runs_the_job_shows_progress_and_cost_and_imports(
+    moto_clients, classic_runner, tmp_path, monkeypatch, capsys
+):
     from desktop_app.cli.main import main
 
     s3 = moto_clients.client("s3")
     moto_clients.client("sagemaker").create_model(
-        ModelName="existing", ExecutionRoleArn=moto_clients.settings.role_arn,
-        PrimaryContainer={"Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/x:y",
-                          "ModelDataUrl": f"s3://{MOTO_BUCKET}/m.tar.gz"})
+        ModelName="existing",
+        ExecutionRoleArn=moto_clients.settings.role_arn,
+        PrimaryContainer={
+            "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/x:y",
+            "ModelDataUrl": f"s3://{MOTO_BUCKET}/m.tar.gz",
+        },
+    )
     _put_inputs(s3, ("a.png",))
     monkeypatch.setenv(B.BATCH_PROMPT_ENV, box_prompt_json())
     _, out = handler_record(classic_runner, encode_image(scene_image(0)))
     monkeypatch.delenv(B.BATCH_PROMPT_ENV)
     s3.put_object(Bucket=MOTO_BUCKET, Key="out/a.png.out", Body=out)  # moto's job writes nothing itself
     folder = project_with_images(tmp_path / "photos", ("a.png",))
-    code = main(["batch-transform", f"s3://{MOTO_BUCKET}/images/", "--box", "40,60,150,180", "--out",
-                 f"s3://{MOTO_BUCKET}/out/", "--instances", "3", "--instance-type", "ml.g5.xlarge", "--model",
-                 "existing", "--import", str(folder), "--endpoint-url", moto_clients.settings.endpoint_url,
-                 "--region", "us-east-1", "--poll", "0.01"])
+    code = main(
+        [
+            "batch-transform",
+            f"s3://{MOTO_BUCKET}/images/",
+            "--box",
+            "40,60,150,180",
+            "--out",
+            f"s3://{MOTO_BUCKET}/out/",
+            "--instances",
+            "3",
+            "--instance-type",
+            "ml.g5.xlarge",
+            "--model",
+            "existing",
+            "--import",
+            str(folder),
+            "--endpoint-url",
+            moto_clients.settings.endpoint_url,
+            "--region",
+            "us-east-1",
+            "--poll",
+            "0.01",
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "3 × ml.g5.xlarge at about $1.41/h each" in printed.out

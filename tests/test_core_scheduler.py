@@ -127,8 +127,7 @@ class BatchCaller:
 
     def _run(self, scheduler: InferenceScheduler, cancel: CancelToken | None) -> None:
         try:
-            self.result = scheduler.predict_blocking(image=np.ones((4, 5, 3), np.uint8), prompt=PROMPT,
-                                                     cancel=cancel)
+            self.result = scheduler.predict_blocking(image=np.ones((4, 5, 3), np.uint8), prompt=PROMPT, cancel=cancel)
         except BaseException as exc:  # noqa: BLE001 - handed to the test
             self.error = exc
         self.done.set()
@@ -181,8 +180,14 @@ def test_priorities_predict_then_encode_then_batch_then_prefetch(h, tmp_path):
     h.sink.wait(lambda: (prefetched_key,) in h.sink.of("encoded"))
     h.wait_idle()
     assert batch.error is None and isinstance(batch.result, Prediction)
-    assert backend.calls == [("load", ""), ("encode", "A"), ("predict", "A"), ("encode", "B"),
-                             ("predict", "batch"), ("encode", prefetched_key)]
+    assert backend.calls == [
+        ("load", ""),
+        ("encode", "A"),
+        ("predict", "A"),
+        ("encode", "B"),
+        ("predict", "batch"),
+        ("encode", prefetched_key),
+    ]
     assert backend.cancelled == []
 
 
@@ -225,8 +230,11 @@ def test_preempted_batch_call_is_requeued_and_finishes(h):
     h.wait_idle()
     assert batch.error is None and isinstance(batch.result, Prediction)
     assert h.predictions() == [rid]
-    assert [c for c in backend.calls if c[0] == "predict"] == [("predict", "batch"), ("predict", "A"),
-                                                               ("predict", "batch")]
+    assert [c for c in backend.calls if c[0] == "predict"] == [
+        ("predict", "batch"),
+        ("predict", "A"),
+        ("predict", "batch"),
+    ]
 
 
 def test_preempted_prefetch_is_requeued(h, tmp_path):

@@ -44,20 +44,30 @@ def aws_app_env(moto_clients, monkeypatch, runtime_server):
 
 def _sm(moto_clients):
     sm = moto_clients.client("sagemaker")
-    return (len(sm.list_endpoints()["Endpoints"]), len(sm.list_endpoint_configs()["EndpointConfigs"]),
-            len(sm.list_models()["Models"]))
+    return (
+        len(sm.list_endpoints()["Endpoints"]),
+        len(sm.list_endpoint_configs()["EndpointConfigs"]),
+        len(sm.list_models()["Models"]),
+    )
 
 
 def _fast(tracker, package_cache_dir, **choices):
     tracker.cache_dir = package_cache_dir
     tracker.sleep = lambda s: __import__("time").sleep(min(s, 0.05))
-    tracker.set_choices(**{"poll_s": 0.05, "instance_type": MOTO_CPU, "backend": "classic", "target": "ray",
-                           "name": "wizard-e2e", **choices})
+    tracker.set_choices(
+        **{
+            "poll_s": 0.05,
+            "instance_type": MOTO_CPU,
+            "backend": "classic",
+            "target": "ray",
+            "name": "wizard-e2e",
+            **choices,
+        }
+    )
 
 
 def _wait_step(qtbot, tracker, step, timeout=120_000):
-    qtbot.waitUntil(lambda: tracker.status[step] not in ("running", "pending") and not tracker.running,
-                    timeout=timeout)
+    qtbot.waitUntil(lambda: tracker.status[step] not in ("running", "pending") and not tracker.running, timeout=timeout)
     return tracker.status[step]
 
 
@@ -66,8 +76,15 @@ def test_price_table_is_dated_indicative_and_complete():
     from cloud.pricing import INSTANCE_TYPES, PRICES_DATE, PRICES_NOTE, cost_so_far, hourly_price
 
     names = {t.name for t in INSTANCE_TYPES}
-    assert {"ml.c5.xlarge", "ml.m5.xlarge", "ml.g4dn.xlarge", "ml.g5.xlarge", "ml.g5.2xlarge", "ml.g6.xlarge",
-            "ml.p3.2xlarge"} <= names
+    assert {
+        "ml.c5.xlarge",
+        "ml.m5.xlarge",
+        "ml.g4dn.xlarge",
+        "ml.g5.xlarge",
+        "ml.g5.2xlarge",
+        "ml.g6.xlarge",
+        "ml.p3.2xlarge",
+    } <= names
     assert PRICES_DATE in PRICES_NOTE and "ndicative" in PRICES_NOTE
     for t in INSTANCE_TYPES:
         assert t.vcpu > 0 and t.memory_gib > 0 and t.usd_per_hour > 0
@@ -91,8 +108,7 @@ def test_the_ledger_records_updates_forgets_and_survives_a_damaged_file(tmp_path
 
 
 # -- the wizard -----------------------------------------------------------------------------
-def test_the_wizard_deploys_uses_lists_and_deletes_an_endpoint(make_window, qtbot, aws_app_env,
-                                                                 package_cache_dir):
+def test_the_wizard_deploys_uses_lists_and_deletes_an_endpoint(make_window, qtbot, aws_app_env, package_cache_dir):
     from desktop_app.gui.cloud_wiring import wiring
 
     window = make_window()
@@ -101,8 +117,12 @@ def test_the_wizard_deploys_uses_lists_and_deletes_an_endpoint(make_window, qtbo
     wizard, tracker = cloud.wizard, cloud.tracker
     assert wizard.isVisible() and [a.text() for a in window.menuBar().actions()][-2:] == ["&Cloud", "&Help"]
     _wait_step(qtbot, tracker, "credentials", 30_000)
-    assert {r.check: r.ok for r in tracker.credential_rows} == {"identity": True, "region": True, "role": True,
-                                                                 "bucket": True}
+    assert {r.check: r.ok for r in tracker.credential_rows} == {
+        "identity": True,
+        "region": True,
+        "role": True,
+        "bucket": True,
+    }
     assert wizard.cred_table.item(0, 0).text() == "✓"
 
     _fast(tracker, package_cache_dir)
@@ -205,7 +225,8 @@ def _prepared_tracker(cloud, qtbot, package_cache_dir, **choices):
 
 
 def test_cancel_rolls_back_and_the_wizard_can_be_closed_and_reopened_meanwhile(
-        make_window, qtbot, aws_app_env, package_cache_dir, monkeypatch):
+    make_window, qtbot, aws_app_env, package_cache_dir, monkeypatch
+):
     from desktop_app.gui.cloud_wiring import wiring
 
     server = _slow_runtime_env(monkeypatch)
@@ -218,8 +239,9 @@ def test_cancel_rolls_back_and_the_wizard_can_be_closed_and_reopened_meanwhile(
     _wait_step(qtbot, tracker, "credentials", 30_000)
     assert wizard.next_button.isEnabled()
     wizard.next()  # create & wait: InService at once in moto, then the smoke test keeps retrying
-    qtbot.waitUntil(lambda: tracker.current == "smoke" and "not answering yet" in "\n".join(tracker.log),
-                    timeout=30_000)
+    qtbot.waitUntil(
+        lambda: tracker.current == "smoke" and "not answering yet" in "\n".join(tracker.log), timeout=30_000
+    )
     assert _sm(aws_app_env) == (1, 1, 1) and cloud.ledger.records()[0].status == "Creating"
 
     cloud.close_wizard()  # the step goes on without a dialog
@@ -260,8 +282,9 @@ def test_a_failing_smoke_test_is_explained_and_rolled_back(make_window, qtbot, a
     assert _sm(aws_app_env) == (0, 0, 0) and cloud.ledger.records() == []
 
 
-def test_a_quota_error_from_sagemaker_is_explained_and_rolled_back_stubbed(make_window, qtbot, aws_app_env,
-                                                                         package_cache_dir):
+def test_a_quota_error_from_sagemaker_is_explained_and_rolled_back_stubbed(
+    make_window, qtbot, aws_app_env, package_cache_dir
+):
     from botocore.stub import ANY
 
     from cloud.aws.env import AwsClients
@@ -284,9 +307,13 @@ def test_a_quota_error_from_sagemaker_is_explained_and_rolled_back_stubbed(make_
     not_found(stub, "describe_endpoint_config", "endpoint configuration")
     stub.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:1:ec/c"}, None)
     not_found(stub, "describe_endpoint", "endpoint")
-    stub.add_client_error("create_endpoint", "ResourceLimitExceeded",
-                          "The account-level service limit 'ml.g5.xlarge for endpoint usage' is 0 Instances, with "
-                          "current utilization of 0 Instances and a request delta of 1 Instances.", 400)
+    stub.add_client_error(
+        "create_endpoint",
+        "ResourceLimitExceeded",
+        "The account-level service limit 'ml.g5.xlarge for endpoint usage' is 0 Instances, with "
+        "current utilization of 0 Instances and a request delta of 1 Instances.",
+        400,
+    )
     stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": ANY})
     stub.add_response("delete_model", {}, {"ModelName": ANY})
     not_found(stub, "describe_endpoint", "endpoint")  # the app's ledger: is it there? no: forget it
@@ -315,14 +342,16 @@ def test_the_dry_run_step_shows_its_verdict_in_words(make_window, qtbot, tmp_pat
     wizard.dry_button.click()
     qtbot.waitUntil(lambda: not tracker.running, timeout=10_000)
     assert tracker.status["dryrun"] == "failed"
-    assert wizard.dry_verdict.text() == (f"The dry run cannot start: the package {tmp_path / 'no-such-package'} "
-                                         "does not exist.")
+    assert wizard.dry_verdict.text() == (
+        f"The dry run cannot start: the package {tmp_path / 'no-such-package'} does not exist."
+    )
     assert wizard.next_button.text() == "Skip › preflight"
 
 
 # -- closing the app --------------------------------------------------------------------------
-def test_closing_the_app_asks_to_delete_endpoints_it_left_running(make_window, qtbot, aws_app_env, monkeypatch,
-                                                                  tmp_path):
+def test_closing_the_app_asks_to_delete_endpoints_it_left_running(
+    make_window, qtbot, aws_app_env, monkeypatch, tmp_path
+):
     import time
 
     import desktop_app.gui.cloud_wiring as cw
@@ -332,10 +361,27 @@ def test_closing_the_app_asks_to_delete_endpoints_it_left_running(make_window, q
     root = tmp_path / "pkg"
     (root / "code").mkdir(parents=True)
     (root / "code" / "inference.py").write_text("def model_fn(model_dir):\n    return None\n")
-    deploy_up(aws_app_env, UpOptions(name="left-running", archive=root, instance_type=MOTO_CPU, container="dlc",
-                                     verify_package=False, smoke=False, poll_s=0.05))
-    EndpointLedger().record(EndpointRecord(name="left-running", region="us-east-1", instance_type=MOTO_CPU,
-                                           created_at=time.time() - 7200, status="InService"))
+    deploy_up(
+        aws_app_env,
+        UpOptions(
+            name="left-running",
+            archive=root,
+            instance_type=MOTO_CPU,
+            container="dlc",
+            verify_package=False,
+            smoke=False,
+            poll_s=0.05,
+        ),
+    )
+    EndpointLedger().record(
+        EndpointRecord(
+            name="left-running",
+            region="us-east-1",
+            instance_type=MOTO_CPU,
+            created_at=time.time() - 7200,
+            status="InService",
+        )
+    )
     window = make_window()
     asked = []
     monkeypatch.setattr(cw, "ask_close", lambda _w, title, text, _c: asked.append(text) or "cancel")
@@ -348,8 +394,7 @@ def test_closing_the_app_asks_to_delete_endpoints_it_left_running(make_window, q
     assert _sm(aws_app_env) == (0, 0, 0) and EndpointLedger().records() == []
 
 
-def test_closing_during_a_deployment_can_cancel_it(make_window, qtbot, aws_app_env, package_cache_dir,
-                                                   monkeypatch):
+def test_closing_during_a_deployment_can_cancel_it(make_window, qtbot, aws_app_env, package_cache_dir, monkeypatch):
     import desktop_app.gui.cloud_wiring as cw
 
     _slow_runtime_env(monkeypatch)

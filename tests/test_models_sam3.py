@@ -70,8 +70,9 @@ def test_exemplars_alone_and_with_text_and_negative(sam3_backend):
     _check_instances(alone)
     assert len(alone.candidates) == 5 and all(c.label is None for c in alone.candidates)
     text = sam3_backend.detect(image, Prompt(text="car", box_threshold=0.0))
-    neg = sam3_backend.detect(image, Prompt(text="car", box_threshold=0.0,
-                                            exemplars=(Exemplar(box=EX.box, positive=False),)))
+    neg = sam3_backend.detect(
+        image, Prompt(text="car", box_threshold=0.0, exemplars=(Exemplar(box=EX.box, positive=False),))
+    )
     pos = sam3_backend.detect(image, Prompt(text="car", box_threshold=0.0, exemplars=(EX,)))
     assert set(neg.labels) == {"car"}
     # the exemplar (and its label) reaches the model: scores change with it and with its sign
@@ -102,8 +103,7 @@ def test_vit_runs_once_for_all_prompt_kinds(sam3_backend):
     image = make_test_image(33)
     key = sam3_backend.image_key(image)
     calls = []
-    handle = sam3_backend.runtime.detector.vision_encoder.backbone.register_forward_hook(
-        lambda *_: calls.append(1))
+    handle = sam3_backend.runtime.detector.vision_encoder.backbone.register_forward_hook(lambda *_: calls.append(1))
     text_runs = sam3_backend.runtime.text_runs
     expected_text_runs = 2 + ("visual" not in sam3_backend.runtime.text_cache)  # "bicycle", "dog" (+ "visual")
     try:
@@ -116,8 +116,9 @@ def test_vit_runs_once_for_all_prompt_kinds(sam3_backend):
             sam3_backend.predict(image, Prompt(points=(Point(x=5, y=5),))),
             sam3_backend.predict(image, Prompt(box=Box(x0=1, y0=1, x1=60, y1=50))),
         ]
-        preds.append(sam3_backend.predict(image, Prompt(points=(Point(x=5, y=5),),
-                                                        mask_input=preds[3].best.low_res_logits)))
+        preds.append(
+            sam3_backend.predict(image, Prompt(points=(Point(x=5, y=5),), mask_input=preds[3].best.low_res_logits))
+        )
     finally:
         handle.remove()
     assert len(calls) == 1
@@ -134,8 +135,9 @@ def test_shared_vit_gives_upstream_features(sam3_backend, tiny_sam3_dir):
 
     image = make_test_image(34)
     runtime = sam3_backend.runtime
-    pixels = Sam3Processor.from_pretrained(tiny_sam3_dir, local_files_only=True)(
-        images=image, return_tensors="pt")["pixel_values"]
+    pixels = Sam3Processor.from_pretrained(tiny_sam3_dir, local_files_only=True)(images=image, return_tensors="pt")[
+        "pixel_values"
+    ]
     assert torch.allclose(runtime.pixel_values(image), pixels, atol=1e-6)
     tracker = Sam3TrackerModel.from_pretrained(tiny_sam3_dir, local_files_only=True).eval()
     state = sam3_backend.embedding(image, sam3_backend.image_key(image))
@@ -226,8 +228,9 @@ def test_missing_keys_are_an_error_not_random_weights(tmp_path):
     from inference.random_sam3 import write_random_sam3
     from inference.sam3_model import load_sam3
 
-    folder = write_random_sam3(tmp_path / "sam3", drop_keys=("detector_model.text_projection.",
-                                                             "tracker_model.mask_decoder.conv_s0."))
+    folder = write_random_sam3(
+        tmp_path / "sam3", drop_keys=("detector_model.text_projection.", "tracker_model.mask_decoder.conv_s0.")
+    )
     with pytest.raises(BackendUnavailableError) as err:
         load_sam3(folder)
     assert "text_projection" in str(err.value)

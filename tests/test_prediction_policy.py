@@ -14,10 +14,8 @@ import json
 import numpy as np
 import pytest
 
-from desktop_app.core.prediction_policy import (PromptRecord, chosen_candidates, objects_from_prediction,
-                                                text_phrases)
-from inference.prompts import (DEFAULT_BOX_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_TEXT_THRESHOLD, Box,
-                               Point, Prompt)
+from desktop_app.core.prediction_policy import PromptRecord, chosen_candidates, objects_from_prediction, text_phrases
+from inference.prompts import DEFAULT_BOX_THRESHOLD, DEFAULT_MAX_DETECTIONS, DEFAULT_TEXT_THRESHOLD, Box, Point, Prompt
 from inference.results import Candidate, Prediction, PredictionKind
 
 
@@ -28,45 +26,67 @@ def _mask(x0: int, x1: int) -> np.ndarray:
 
 
 def _prediction(kind: PredictionKind, *candidates: Candidate) -> Prediction:
-    return Prediction(candidates=candidates, kind=kind, image_key="k", backend="langsam", model="tiny",
-                      image_size=(20, 30))
+    return Prediction(
+        candidates=candidates, kind=kind, image_key="k", backend="langsam", model="tiny", image_size=(20, 30)
+    )
 
 
 def test_text_detections_all_become_objects_scored_by_detection():
-    cands = (Candidate(mask=_mask(0, 5), score=0.9, box=(0, 2, 5, 10), label=" cup ", box_score=0.6),
-             Candidate(mask=_mask(5, 5), score=0.8, box=(5, 2, 5, 10), label="spoon", box_score=0.5),  # empty
-             Candidate(mask=_mask(10, 20), score=0.7, box=(10, 2, 20, 10), label=None, box_score=0.4))
+    cands = (
+        Candidate(mask=_mask(0, 5), score=0.9, box=(0, 2, 5, 10), label=" cup ", box_score=0.6),
+        Candidate(mask=_mask(5, 5), score=0.8, box=(5, 2, 5, 10), label="spoon", box_score=0.5),  # empty
+        Candidate(mask=_mask(10, 20), score=0.7, box=(10, 2, 20, 10), label=None, box_score=0.4),
+    )
     prompt = Prompt(text="Cup. Spoon", box_threshold=0.2)
-    objects = objects_from_prediction(prediction=_prediction(PredictionKind.INSTANCES, *cands), prompt=prompt,
-                                      fallback_label="thing", needs_review=True)
+    objects = objects_from_prediction(
+        prediction=_prediction(PredictionKind.INSTANCES, *cands),
+        prompt=prompt,
+        fallback_label="thing",
+        needs_review=True,
+    )
     assert [o.label for o in objects] == ["cup", "thing"]  # empty mask dropped; no phrase: the caller's label
     assert [o.score for o in objects] == [0.6, 0.4]  # detection confidence, not SAM's IoU estimate
     assert all(o.source == "text" and o.needs_review for o in objects)
     assert objects[0].prompt == {
-        "backend": "langsam", "model": "tiny", "text": "cup. spoon.", "box_threshold": 0.2,
-        "text_threshold": DEFAULT_TEXT_THRESHOLD, "max_detections": DEFAULT_MAX_DETECTIONS,
-        "mask_score": 0.9, "detection_box": [0.0, 2.0, 5.0, 10.0], "detection_score": 0.6}
+        "backend": "langsam",
+        "model": "tiny",
+        "text": "cup. spoon.",
+        "box_threshold": 0.2,
+        "text_threshold": DEFAULT_TEXT_THRESHOLD,
+        "max_detections": DEFAULT_MAX_DETECTIONS,
+        "mask_score": 0.9,
+        "detection_box": [0.0, 2.0, 5.0, 10.0],
+        "detection_score": 0.6,
+    }
     json.dumps(objects[0].prompt)  # JSON-able as it is
 
 
 def test_one_phrase_prompt_labels_an_unlabelled_detection_with_the_phrase():
     cand = Candidate(mask=_mask(0, 5), score=0.9, box=(0, 2, 5, 10), label="", box_score=0.6)
-    (obj,) = objects_from_prediction(prediction=_prediction(PredictionKind.INSTANCES, cand),
-                                     prompt=Prompt(text="red cup"), fallback_label="thing")
+    (obj,) = objects_from_prediction(
+        prediction=_prediction(PredictionKind.INSTANCES, cand), prompt=Prompt(text="red cup"), fallback_label="thing"
+    )
     assert obj.label == "red cup" and not obj.needs_review
     assert text_phrases("Car.  red Person. .") == ["car", "red person"]
 
 
 def test_point_prompt_gives_the_best_guess_with_the_callers_label():
-    cands = (Candidate(mask=_mask(0, 5), score=0.5, box=(0, 2, 5, 10)),
-             Candidate(mask=_mask(0, 9), score=0.9, box=(0, 2, 9, 10)))
+    cands = (
+        Candidate(mask=_mask(0, 5), score=0.5, box=(0, 2, 5, 10)),
+        Candidate(mask=_mask(0, 9), score=0.9, box=(0, 2, 9, 10)),
+    )
     prediction = _prediction(PredictionKind.ALTERNATIVES, *cands)
     prompt = Prompt(points=(Point(x=3, y=4), Point(x=1, y=1, positive=False)), box=Box(x0=0, y0=0, x1=9, y1=9))
     assert chosen_candidates(prediction) == [cands[1]]
     (obj,) = objects_from_prediction(prediction=prediction, prompt=prompt, fallback_label="thing")
     assert (obj.label, obj.score, obj.source) == ("thing", 0.9, "box")
-    assert obj.prompt == {"backend": "langsam", "model": "tiny", "points": [[3.0, 4.0, 1], [1.0, 1.0, 0]],
-                          "box": [0.0, 0.0, 9.0, 9.0], "mask_score": 0.9}
+    assert obj.prompt == {
+        "backend": "langsam",
+        "model": "tiny",
+        "points": [[3.0, 4.0, 1], [1.0, 1.0, 0]],
+        "box": [0.0, 0.0, 9.0, 9.0],
+        "mask_score": 0.9,
+    }
     record = PromptRecord.of(prompt=Prompt(points=(Point(x=3, y=4),)), prediction=prediction)
     assert record.source == "points"
 
@@ -128,8 +148,7 @@ def _saved_objects(doc, tmp_path, name: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_one_text_prompt_saves_the_same_objects_everywhere(qtbot, core_app, tmp_path, monkeypatch,
-                                                           langsam_backend):
+def test_one_text_prompt_saves_the_same_objects_everywhere(qtbot, core_app, tmp_path, monkeypatch, langsam_backend):
     from PIL import Image
 
     from desktop_app.cli.main import main
@@ -154,20 +173,41 @@ def test_one_text_prompt_saves_the_same_objects_everywhere(qtbot, core_app, tmp_
     gui = _saved_objects(doc, tmp_path, "gui")
 
     # 2. `langsam-studio segment`, on the same loaded backend; the documents it exports are kept
-    monkeypatch.setattr(registry, "create_backend",
-                        lambda name, **options: langsam_backend if name == "langsam" else pytest.fail(name))
+    monkeypatch.setattr(
+        registry, "create_backend", lambda name, **options: langsam_backend if name == "langsam" else pytest.fail(name)
+    )
     exported = []
     monkeypatch.setattr(formats, "get_exporter", lambda name: lambda docs, **kw: exported.extend(docs) or [])
-    code = main(["segment", str(folder), "--text", TEXT, "--box-threshold", "0", "--text-threshold", "0",
-                 "--max-detections", "3", "--format", "coco", "--out", str(tmp_path / "out"), "--no-progress"])
+    code = main(
+        [
+            "segment",
+            str(folder),
+            "--text",
+            TEXT,
+            "--box-threshold",
+            "0",
+            "--text-threshold",
+            "0",
+            "--max-detections",
+            "3",
+            "--format",
+            "coco",
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
     assert code == 0 and len(exported) == 1
     cli = _saved_objects(exported[0], tmp_path, "cli")
 
     # 3. the batch engine, with the project folder's own saving
     project = ProjectFolder(folder)
-    result = run_batch(project=project, image_names=["scene.png"], prompt=Prompt(text=TEXT, **OPTIONS),
-                       predict=lambda image, prompt, *, cancel=None: langsam_backend.predict(image, prompt,
-                                                                                            cancel=cancel))
+    result = run_batch(
+        project=project,
+        image_names=["scene.png"],
+        prompt=Prompt(text=TEXT, **OPTIONS),
+        predict=lambda image, prompt, *, cancel=None: langsam_backend.predict(image, prompt, cancel=cancel),
+    )
     assert result.changed == ("scene.png",) and result.problems == ()
     saved = ProjectFolder(folder).load("scene.png")
     assert all(o.needs_review for o in saved.objects) and not any(o.needs_review for o in doc.objects)

@@ -36,8 +36,13 @@ def ray_classic_package(package_cache_dir, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("raypkg") / "classic-ray"
     try:
-        return build_ray_package(output=out, backend="classic", options=RayServeOptions(num_replicas=2),
-                                 cache_dir=package_cache_dir, log=lambda _m: None).path
+        return build_ray_package(
+            output=out,
+            backend="classic",
+            options=RayServeOptions(num_replicas=2),
+            cache_dir=package_cache_dir,
+            log=lambda _m: None,
+        ).path
     except PackageIndexUnreachable as exc:
         _skip_or_fail(str(exc))
 
@@ -50,8 +55,14 @@ def test_classic_package_serves_with_two_replicas_and_session_affinity(ray_class
     from cloud.dry_run.ray import run_ray_dry_run
 
     body, content_type = default_request(backend="classic")
-    result = run_ray_dry_run(package=ray_classic_package, venv=ray_venv, request_body=body,
-                             content_type=content_type, affinity_sessions=6, log=lambda _m: None)
+    result = run_ray_dry_run(
+        package=ray_classic_package,
+        venv=ray_venv,
+        request_body=body,
+        content_type=content_type,
+        affinity_sessions=6,
+        log=lambda _m: None,
+    )
     print(result.summary())
     assert result.ok, result.summary() + "\n" + "\n".join(result.log_excerpts.values())
     assert result.status_code == 200 and result.app_status == "RUNNING"
@@ -74,11 +85,19 @@ def test_failing_init_is_deploy_failed_behind_a_healthy_ping(ray_classic_package
     package = tmp_path / "pkg"
     shutil.copytree(ray_classic_package, package)
     # a sam2 config whose checkpoint is missing: __init__ raises WeightsMissingError
-    (package / "langsam-config.json").write_text(json.dumps(
-        {"format": 1, "backend": "sam2", "checkpoint": "weights/missing.pt", "device": "cpu"}))
+    (package / "langsam-config.json").write_text(
+        json.dumps({"format": 1, "backend": "sam2", "checkpoint": "weights/missing.pt", "device": "cpu"})
+    )
     body, content_type = default_request(backend="classic")
-    result = run_ray_dry_run(package=package, venv=ray_venv, request_body=body, content_type=content_type,
-                             invoke_limit=45, wait_limit=120, log=lambda _m: None)
+    result = run_ray_dry_run(
+        package=package,
+        venv=ray_venv,
+        request_body=body,
+        content_type=content_type,
+        invoke_limit=45,
+        wait_limit=120,
+        log=lambda _m: None,
+    )
     print(result.summary())
     assert not result.ok
     assert result.healthz_seconds is not None  # /ping said healthy ...
@@ -94,7 +113,8 @@ def test_failing_requirement_stops_the_container(ray_classic_package, ray_venv, 
     req = package / "code" / "requirements.txt"
     req.write_text(req.read_text() + "no-such-package-langsam-test==1.0\n")
     body, content_type = default_request(backend="classic")
-    result = run_ray_dry_run(package=package, venv=ray_venv, request_body=body, content_type=content_type,
-                             log=lambda _m: None)
+    result = run_ray_dry_run(
+        package=package, venv=ray_venv, request_body=body, content_type=content_type, log=lambda _m: None
+    )
     assert not result.ok and "RAY_REQUIREMENTS_FAILED" in _codes(result), result.summary()
     assert "no-such-package-langsam-test" in result.summary()

@@ -28,8 +28,9 @@ def test_config_yaml_replicas_router_and_resources():
     assert "RAY_SERVE_SESSION_ID_HEADER_KEY" not in container_environment(RayServeOptions(session_affinity=False))
 
 
-@pytest.mark.parametrize("options", [dict(num_replicas=0), dict(min_replicas=3, max_replicas=2),
-                                     dict(min_replicas=1), dict(num_gpus=1.5)])
+@pytest.mark.parametrize(
+    "options", [dict(num_replicas=0), dict(min_replicas=3, max_replicas=2), dict(min_replicas=1), dict(num_gpus=1.5)]
+)
 def test_bad_ray_options(options):
     from cloud.packaging.ray import RayServeOptions
 
@@ -70,8 +71,9 @@ def test_classic_ray_package_layout(build_test_package, package_cache_dir, tmp_p
     )
 
     try:
-        result = build_ray_package(output=tmp_path / "pkg", backend="classic", cache_dir=package_cache_dir,
-                                   log=lambda _m: None)
+        result = build_ray_package(
+            output=tmp_path / "pkg", backend="classic", cache_dir=package_cache_dir, log=lambda _m: None
+        )
     except PackageIndexUnreachable as exc:
         from fixtures_package import _skip_or_fail
 
@@ -138,9 +140,14 @@ def test_deployment_sessions(deployment):
 def test_ray_image_uri_per_region():
     from cloud.aws.images import is_ray_image, ray_image_uri
 
-    assert ray_image_uri("us-east-1", gpu=True) == "763104351884.dkr.ecr.us-east-1.amazonaws.com/ray:serve-ml-sagemaker-cuda"
+    assert (
+        ray_image_uri("us-east-1", gpu=True)
+        == "763104351884.dkr.ecr.us-east-1.amazonaws.com/ray:serve-ml-sagemaker-cuda"
+    )
     assert ray_image_uri("af-south-1", gpu=False).startswith("626614931356.dkr.ecr.af-south-1")
-    assert ray_image_uri("xx-nowhere-1", gpu=False) == "public.ecr.aws/deep-learning-containers/ray:serve-ml-sagemaker-cpu"
+    assert (
+        ray_image_uri("xx-nowhere-1", gpu=False) == "public.ecr.aws/deep-learning-containers/ray:serve-ml-sagemaker-cpu"
+    )
     assert is_ray_image(ray_image_uri("eu-west-1", gpu=True)) and not is_ray_image("x/pytorch-inference:2.6")
 
 
@@ -148,9 +155,14 @@ def _spec(**kw):
     from cloud.deploy.spec import DeploySpec
     from cloud.timeouts import size_timeouts
 
-    base = dict(name="ep", image_uri="763104351884.dkr.ecr.us-east-1.amazonaws.com/ray:serve-ml-sagemaker-cuda",
-                role_arn="arn:aws:iam::123456789012:role/r", model_data_url="s3://b/k/model.tar.gz",
-                region="us-east-1", timeouts=size_timeouts(load_seconds=None, archive_bytes=1000))
+    base = dict(
+        name="ep",
+        image_uri="763104351884.dkr.ecr.us-east-1.amazonaws.com/ray:serve-ml-sagemaker-cuda",
+        role_arn="arn:aws:iam::123456789012:role/r",
+        model_data_url="s3://b/k/model.tar.gz",
+        region="us-east-1",
+        timeouts=size_timeouts(load_seconds=None, archive_bytes=1000),
+    )
     base.update(kw)
     return DeploySpec(**base)
 
@@ -159,16 +171,22 @@ def test_ray_spec_sets_the_ami_and_the_package_environment():
     import boto3
     from botocore.stub import Stubber
 
-    spec = _spec(container_kind="ray", inference_ami_version="al2-ami-sagemaker-inference-gpu-3-1",
-                 extra_environment={"RAY_SERVE_SESSION_ID_HEADER_KEY": "X-Amzn-SageMaker-Session-Id"})
+    spec = _spec(
+        container_kind="ray",
+        inference_ami_version="al2-ami-sagemaker-inference-gpu-3-1",
+        extra_environment={"RAY_SERVE_SESSION_ID_HEADER_KEY": "X-Amzn-SageMaker-Session-Id"},
+    )
     env = spec.environment()
     assert "SAGEMAKER_PROGRAM" not in env and env["RAY_SERVE_SESSION_ID_HEADER_KEY"]
     variant = spec.production_variant()
     assert variant["InferenceAmiVersion"] == "al2-ami-sagemaker-inference-gpu-3-1"
     client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(client) as stub:  # botocore validates the request against the service model
-        stub.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:1:endpoint-config/c"},
-                          {"EndpointConfigName": spec.endpoint_config_name, "ProductionVariants": [variant]})
+        stub.add_response(
+            "create_endpoint_config",
+            {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:1:endpoint-config/c"},
+            {"EndpointConfigName": spec.endpoint_config_name, "ProductionVariants": [variant]},
+        )
         client.create_endpoint_config(EndpointConfigName=spec.endpoint_config_name, ProductionVariants=[variant])
     assert "InferenceAmiVersion" not in _spec().production_variant()
 

@@ -46,8 +46,16 @@ class ServeProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> ServeProcess:
-        cmd = [sys.executable, "-c", "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
-               "serve", "--backend", "classic", "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-c",
+            "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
+            "serve",
+            "--backend",
+            "classic",
+            "--port",
+            str(self.port),
+        ]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -140,8 +148,11 @@ def test_box_multimask_and_refinement_with_logits(serve, images):
     image = load_image(images[1])
     first = backend.predict(image, CLICK)
     assert all(c.low_res_logits is not None and c.low_res_logits.shape == (256, 256) for c in first.candidates)
-    refine = Prompt(points=(Point(x=96, y=120), Point(x=20, y=20, positive=False)),
-                    mask_input=first.candidates[0].low_res_logits, multimask=False)
+    refine = Prompt(
+        points=(Point(x=96, y=120), Point(x=20, y=20, positive=False)),
+        mask_input=first.candidates[0].low_res_logits,
+        multimask=False,
+    )
     _same(backend.predict(image, refine), _local().predict(image, refine))
     box = Prompt(box=Box(x0=40, y0=60, x1=160, y1=180), multimask=False)
     _same(backend.predict(image, box), _local().predict(image, box))
@@ -360,8 +371,14 @@ def _sagemaker(url: str):
     from desktop_app.core import backend_choices  # noqa: F401 - registers the sagemaker provider
     from inference.backends.registry import create_backend
 
-    backend = create_backend("sagemaker", endpoint="langsam-local", endpoint_url=url, region="eu-west-1",
-                             access_key_id="AKIDEXAMPLE", secret_access_key="not-a-secret")
+    backend = create_backend(
+        "sagemaker",
+        endpoint="langsam-local",
+        endpoint_url=url,
+        region="eu-west-1",
+        access_key_id="AKIDEXAMPLE",
+        secret_access_key="not-a-secret",
+    )
     backend.ensure_loaded()
     return backend
 
@@ -395,9 +412,11 @@ def test_backend_choices_offer_both_remote_kinds():
 
     assert CHOICES["server"].kind is BackendKind.SERVER and "remote/server_url" in CHOICES["server"].settings
     assert CHOICES["sagemaker"].kind is BackendKind.SAGEMAKER
-    request = backend_request(backend="sagemaker", device="auto",
-                              remote={"remote/endpoint_name": "ep", "remote/endpoint_region": "eu-west-1",
-                                      "aws/profile": "p"})
+    request = backend_request(
+        backend="sagemaker",
+        device="auto",
+        remote={"remote/endpoint_name": "ep", "remote/endpoint_region": "eu-west-1", "aws/profile": "p"},
+    )
     assert request.name == "sagemaker" and request.options["endpoint"] == "ep"
     assert request.options["region"] == "eu-west-1" and request.options["profile"] == "p"
     assert missing_settings("server", {}) == ("remote/server_url",)
@@ -422,19 +441,46 @@ def test_cli_server_and_endpoint_outputs_equal_the_local_ones(classic_inprocess,
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-secret")
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", classic_inprocess.url)
-    assert _segment([str(folder), *common, "--endpoint", "langsam-local", "--region", "eu-west-1",
-                     "--out", str(tmp_path / "ep")]) == 0
+    assert (
+        _segment(
+            [
+                str(folder),
+                *common,
+                "--endpoint",
+                "langsam-local",
+                "--region",
+                "eu-west-1",
+                "--out",
+                str(tmp_path / "ep"),
+            ]
+        )
+        == 0
+    )
 
     def annotations(out: str):
         data = json.loads(next((tmp_path / out).rglob("*.json")).read_text())
-        return [{k: a[k] for k in ("image_id", "category_id", "segmentation", "bbox", "area")}
-                for a in data["annotations"]]
+        return [
+            {k: a[k] for k in ("image_id", "category_id", "segmentation", "bbox", "area")} for a in data["annotations"]
+        ]
 
     local = annotations("local")
     assert local and annotations("srv") == local and annotations("ep") == local
 
 
 def test_cli_refuses_contradictory_remote_flags(images, tmp_path, capsys):
-    code = _segment([str(images[0]), "--point", "1,1", "--format", "png", "--out", str(tmp_path),
-                     "--server", "http://127.0.0.1:1", "--endpoint", "x"])
+    code = _segment(
+        [
+            str(images[0]),
+            "--point",
+            "1,1",
+            "--format",
+            "png",
+            "--out",
+            str(tmp_path),
+            "--server",
+            "http://127.0.0.1:1",
+            "--endpoint",
+            "x",
+        ]
+    )
     assert code == 2 and "not both" in capsys.readouterr().err

@@ -10,9 +10,9 @@ import httpx
 import numpy as np
 import pytest
 
-from fixtures_openai import answer, closed_port_url, completion, error, openai_server  # noqa: F401 - fixture
-from fixtures_server import encode_image, run_server, scene_image
 import inference.protocol as P
+from fixtures_openai import answer, closed_port_url, completion, error  # openai_server: a plugin of conftest.py
+from fixtures_server import encode_image, run_server, scene_image
 from inference.backends.base import SegmentationBackend
 from inference.results import BackendInfo, Candidate, Prediction, PredictionKind
 
@@ -35,8 +35,14 @@ class TextBackend(SegmentationBackend):
         pass
 
     def info(self) -> BackendInfo:
-        return BackendInfo(backend="langsam", model="fake", device="cpu", device_reason="test", supports_text=True,
-                           supports_points=True)
+        return BackendInfo(
+            backend="langsam",
+            model="fake",
+            device="cpu",
+            device_reason="test",
+            supports_text=True,
+            supports_points=True,
+        )
 
     def predict(self, image, prompt, *, image_key=None, cancel=None, source=None) -> Prediction:
         self.prompts.append(prompt)
@@ -46,10 +52,19 @@ class TextBackend(SegmentationBackend):
         for i, phrase in enumerate(phrases):
             mask = np.zeros((h, w), bool)
             mask[5 + 10 * i : 10 + 10 * i, 5:20] = True
-            candidates.append(Candidate(mask=mask, score=0.9, box=(5.0, 5.0 + 10 * i, 20.0, 10.0 + 10 * i),
-                                        label=phrase, box_score=0.8))
-        return Prediction(candidates=tuple(candidates), kind=PredictionKind.INSTANCES, image_key=image_key or "k",
-                          backend="langsam", model="fake", image_size=(h, w))
+            candidates.append(
+                Candidate(
+                    mask=mask, score=0.9, box=(5.0, 5.0 + 10 * i, 20.0, 10.0 + 10 * i), label=phrase, box_score=0.8
+                )
+            )
+        return Prediction(
+            candidates=tuple(candidates),
+            kind=PredictionKind.INSTANCES,
+            image_key=image_key or "k",
+            backend="langsam",
+            model="fake",
+            image_size=(h, w),
+        )
 
 
 def _server(openai_url: str | None, *, model: str | None = "test-model", timeout_s: float = 30.0):
@@ -101,15 +116,18 @@ def test_without_an_assistant_an_instruction_is_a_400_in_words():
     assert backend.prompts == []
 
 
-@pytest.mark.parametrize("prompt, field", [
-    ({"instruction": "cars", "text": "car."}, "prompt.instruction"),
-    ({"instruction": "   "}, "prompt.instruction"),
-    ({"instruction": "x" * 2001}, "prompt.instruction"),
-    ({"instruction": 5}, "prompt.instruction"),
-    ({"instruction": "cars", "labels": "car"}, "prompt.labels"),
-    ({"instruction": "cars", "labels": ["car", 3]}, "prompt.labels[1]"),
-    ({"labels": ["car"], "points": [[5, 5, 1]]}, "prompt.labels"),
-])
+@pytest.mark.parametrize(
+    "prompt, field",
+    [
+        ({"instruction": "cars", "text": "car."}, "prompt.instruction"),
+        ({"instruction": "   "}, "prompt.instruction"),
+        ({"instruction": "x" * 2001}, "prompt.instruction"),
+        ({"instruction": 5}, "prompt.instruction"),
+        ({"instruction": "cars", "labels": "car"}, "prompt.labels"),
+        ({"instruction": "cars", "labels": ["car", 3]}, "prompt.labels[1]"),
+        ({"labels": ["car"], "points": [[5, 5, 1]]}, "prompt.labels"),
+    ],
+)
 def test_bad_instructions_are_field_named_400s(prompt, field):
     with pytest.raises(P.ProtocolError) as info:
         P.decode_request(json.dumps({"image_id": "x", "prompt": prompt}), content_type="application/json")
@@ -122,23 +140,33 @@ def test_the_codec_round_trips_an_instruction_and_phrases():
     request = P.SegmentRequest(prompt=Prompt(), image_id="img", instruction="every car", labels=("car", "bus"))
     back = P.decode_request(P.encode_request(request)[0], content_type="application/json")
     assert back.instruction == "every car" and back.labels == ("car", "bus") and back.prompt.text is None
-    pred = Prediction(candidates=(), kind=PredictionKind.INSTANCES, image_key="k", backend="b", model="m",
-                      image_size=(2, 2))
+    pred = Prediction(
+        candidates=(), kind=PredictionKind.INSTANCES, image_key="k", backend="b", model="m", image_size=(2, 2)
+    )
     assert P.decode_response(P.encode_response(pred, image_id="i", phrases=("car",))).phrases == ("car",)
     assert P.decode_response(P.encode_response(pred, image_id="i")).phrases is None
 
 
-@pytest.mark.parametrize("reply, status, code", [
-    (error(429, "Rate limit reached", type="requests", code="rate_limit_exceeded", headers={"retry-after": "7"}),
-     429, "AssistantRateLimited"),
-    (error(500, "boom", type="server_error"), 502, "AssistantUnavailable"),
-    (error(401, "Incorrect API key provided: sk-abc", type="invalid_request_error", code="invalid_api_key"),
-     502, "AssistantUnavailable"),
-    (completion(None, refusal="I can't help with that."), 422, "AssistantNoAnswer"),
-    (completion("sure! cars and buses"), 422, "AssistantNoAnswer"),
-    (completion({"phrases": "car"}), 422, "AssistantNoAnswer"),
-    (answer(), 422, "AssistantNoAnswer"),
-])
+@pytest.mark.parametrize(
+    "reply, status, code",
+    [
+        (
+            error(429, "Rate limit reached", type="requests", code="rate_limit_exceeded", headers={"retry-after": "7"}),
+            429,
+            "AssistantRateLimited",
+        ),
+        (error(500, "boom", type="server_error"), 502, "AssistantUnavailable"),
+        (
+            error(401, "Incorrect API key provided: sk-abc", type="invalid_request_error", code="invalid_api_key"),
+            502,
+            "AssistantUnavailable",
+        ),
+        (completion(None, refusal="I can't help with that."), 422, "AssistantNoAnswer"),
+        (completion("sure! cars and buses"), 422, "AssistantNoAnswer"),
+        (completion({"phrases": "car"}), 422, "AssistantNoAnswer"),
+        (answer(), 422, "AssistantNoAnswer"),
+    ],
+)
 def test_assistant_failures_map_to_protocol_errors(openai_server, reply, status, code):
     openai_server.respond(reply)
     backend, server = _server(openai_server.base_url)
@@ -171,7 +199,8 @@ def test_the_serve_command_takes_the_assistant_options(monkeypatch):
 
     parser = argparse.ArgumentParser()
     serve_command.add_arguments(parser)
-    args = parser.parse_args(["--backend", "classic", "--assistant-model", "gpt-4o-mini",
-                              "--assistant-base-url", "http://127.0.0.1:9/v1"])
+    args = parser.parse_args(
+        ["--backend", "classic", "--assistant-model", "gpt-4o-mini", "--assistant-base-url", "http://127.0.0.1:9/v1"]
+    )
     config, _worker = serve_command.build(args)
     assert (config.assistant_model, config.assistant_base_url) == ("gpt-4o-mini", "http://127.0.0.1:9/v1")

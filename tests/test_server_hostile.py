@@ -16,7 +16,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from types import MappingProxyType
@@ -57,8 +56,9 @@ class FakeBackend(SegmentationBackend):
         pass
 
     def info(self) -> BackendInfo:
-        return BackendInfo(backend="fake", model="fake-1", device="cpu", device_reason="test", supports_text=True,
-                           supports_points=True)
+        return BackendInfo(
+            backend="fake", model="fake-1", device="cpu", device_reason="test", supports_text=True, supports_points=True
+        )
 
     def text_token_limit(self) -> int | None:
         return self.TOKEN_LIMIT
@@ -84,17 +84,24 @@ class FakeBackend(SegmentationBackend):
         h, w = image.shape[:2]
         mask = np.zeros((h, w), bool)
         mask[: h // 2, : w // 2] = True
-        return Prediction(candidates=(Candidate(mask=mask, score=0.9, box=(0.0, 0.0, w / 2, h / 2)),),
-                          kind=PredictionKind.ALTERNATIVES, image_key=image_key or "k", backend="fake",
-                          model="fake-1", image_size=(h, w), timings=MappingProxyType({}))
+        return Prediction(
+            candidates=(Candidate(mask=mask, score=0.9, box=(0.0, 0.0, w / 2, h / 2)),),
+            kind=PredictionKind.ALTERNATIVES,
+            image_key=image_key or "k",
+            backend="fake",
+            model="fake-1",
+            image_size=(h, w),
+            timings=MappingProxyType({}),
+        )
 
 
 def _config(**kw):
     from inference.server.config import ServerConfig
     from inference.server.runner import RunnerLimits
 
-    limits = kw.pop("limits", None) or RunnerLimits(max_image_pixels=4_000_000, max_decode_bytes=64 * 2**20,
-                                                     cpu_budget_s=30.0)
+    limits = kw.pop("limits", None) or RunnerLimits(
+        max_image_pixels=4_000_000, max_decode_bytes=64 * 2**20, cpu_budget_s=30.0
+    )
     base = dict(timeout_s=30.0, header_timeout_s=1.0, body_timeout_s=1.5, limits=limits)
     base.update(kw)
     return ServerConfig(**base)
@@ -152,13 +159,21 @@ CORPUS = [
     ("400-digit coordinate", _with(f'{{"points": [[{BIG}, 10, 1]]}}'), 400, "prompt.points[0]"),
     ("negative 400-digit coordinate", _with(f'{{"points": [[-{BIG}, 10]]}}'), 400, "prompt.points[0]"),
     ("400-digit box", _with(f'{{"box": [0, 0, {BIG}, 10]}}'), 400, "prompt.box"),
-    ("5000-digit max_detections", _with('{"points": [[1, 1]]}', options=f'{{"max_detections": {HUGE}}}'), 400,
-     "options.max_detections"),
+    (
+        "5000-digit max_detections",
+        _with('{"points": [[1, 1]]}', options=f'{{"max_detections": {HUGE}}}'),
+        400,
+        "options.max_detections",
+    ),
     ("5000-digit protocol", b'{"protocol": ' + HUGE.encode() + b', "prompt": {"points": [[1, 1]]}}', 400, "protocol"),
     ("5000-digit unknown field", b'{"zzz": ' + HUGE.encode() + b"}", 400, "zzz"),
     ("5000-digit nested in a list", _with(f'{{"points": [[1, 1, {HUGE}]]}}'), 400, "prompt.points[0]"),
-    ("1e400 threshold", _with('{"points": [[1, 1]]}', options='{"box_threshold": 1e400}'), 400,
-     "options.box_threshold"),
+    (
+        "1e400 threshold",
+        _with('{"points": [[1, 1]]}', options='{"box_threshold": 1e400}'),
+        400,
+        "options.box_threshold",
+    ),
     ("-1e400 coordinate", _with('{"points": [[-1e400, 1]]}'), 400, "prompt.points[0]"),
     ("long float literal", _with(f'{{"points": [[1.{"0" * 300}1, 1]]}}'), 400, "prompt.points[0]"),
     ("Infinity", _with('{"points": [[Infinity, 1]]}'), 400, "body"),
@@ -172,14 +187,29 @@ CORPUS = [
     ("text not a string", _with('{"text": 12}'), 400, "prompt.text"),
     ("image_id too long", _j({"image_id": "a" * 300, "prompt": {"points": [[1, 1]]}}), 400, "image_id"),
     ("image_id with slash", _j({"image_id": "../x", "prompt": {"points": [[1, 1]]}}), 400, "image_id"),
-    ("model name 1 MB", _with('{"points": [[1, 1]]}', options=json.dumps({"model": "m" * 10**6})), 400,
-     "options.model"),
-    ("base64 url-safe alphabet", _with('{"points": [[1, 1]]}', image=B64.replace("+", "-").replace("/", "_")
-                                       if ("+" in B64 or "/" in B64) else "ab-_"), 400, "image"),
+    (
+        "model name 1 MB",
+        _with('{"points": [[1, 1]]}', options=json.dumps({"model": "m" * 10**6})),
+        400,
+        "options.model",
+    ),
+    (
+        "base64 url-safe alphabet",
+        _with(
+            '{"points": [[1, 1]]}',
+            image=B64.replace("+", "-").replace("/", "_") if ("+" in B64 or "/" in B64) else "ab-_",
+        ),
+        400,
+        "image",
+    ),
     ("base64 bad padding", _with('{"points": [[1, 1]]}', image="abc"), 400, "image"),
     ("body not UTF-8", b'{"prompt": "\xff\xfe"}', 400, "body"),
-    ("image is a zip bomb-ish text", _with('{"points": [[1, 1]]}', image=base64.b64encode(b"PK\x03\x04" * 100)
-                                           .decode()), 400, "image"),
+    (
+        "image is a zip bomb-ish text",
+        _with('{"points": [[1, 1]]}', image=base64.b64encode(b"PK\x03\x04" * 100).decode()),
+        400,
+        "image",
+    ),
 ]
 
 
@@ -210,8 +240,9 @@ def test_the_same_values_in_the_raw_image_header_are_refused_too(fake):
             ('{"prompt": {"points": [[1, 1]]}, "protocol": ' + "7" * 900 + "}", "protocol"),
             ('{"prompt": {"text": "' + "dog. " * 30 + '"}}', "prompt.text"),
         ]:
-            r = c.post("/invocations", content=PNG, headers={"Content-Type": "image/png",
-                                                               P.CUSTOM_ATTRIBUTES_HEADER: attrs})
+            r = c.post(
+                "/invocations", content=PNG, headers={"Content-Type": "image/png", P.CUSTOM_ATTRIBUTES_HEADER: attrs}
+            )
             _assert_json_error(r, 400, field)
 
 
@@ -220,9 +251,12 @@ def test_line_wrapped_base64_is_accepted(fake):
     assert "\n" in wrapped
     crlf = "\r\n".join(wrapped.splitlines())
     with httpx.Client(base_url=fake.url, timeout=30) as c:
-        for image in (wrapped, crlf, " ".join(B64[i:i + 64] for i in range(0, len(B64), 64))):
-            r = c.post("/invocations", content=_with('{"points": [[10, 10]]}', image=image.replace("\n", "\\n")
-                                                      .replace("\r", "\\r")), headers=JSON)
+        for image in (wrapped, crlf, " ".join(B64[i : i + 64] for i in range(0, len(B64), 64))):
+            r = c.post(
+                "/invocations",
+                content=_with('{"points": [[10, 10]]}', image=image.replace("\n", "\\n").replace("\r", "\\r")),
+                headers=JSON,
+            )
             assert r.status_code == 200, r.text
             assert P.decode_response(r.content).image_id == P.content_id(PNG)
 
@@ -286,18 +320,26 @@ def test_client_ids_are_scoped_by_session():
 
     runner = SegmentationRunner(FakeBackend())
     click = {"points": [[5, 5]]}
-    one = runner.handle(_j({"image": B64, "image_id": "page", "prompt": click}), content_type="application/json",
-                        headers={P.SESSION_HEADER: P.NEW_SESSION})
+    one = runner.handle(
+        _j({"image": B64, "image_id": "page", "prompt": click}),
+        content_type="application/json",
+        headers={P.SESSION_HEADER: P.NEW_SESSION},
+    )
     session = one.headers[P.NEW_SESSION_HEADER].split(";")[0]
     other = encode_image(scene_image(9, height=100, width=100))
     # another session may use the same name for its own image
-    two = runner.handle(_j({"image": base64.b64encode(other).decode(), "image_id": "page", "prompt": click}),
-                        content_type="application/json", headers={P.SESSION_HEADER: P.NEW_SESSION})
+    two = runner.handle(
+        _j({"image": base64.b64encode(other).decode(), "image_id": "page", "prompt": click}),
+        content_type="application/json",
+        headers={P.SESSION_HEADER: P.NEW_SESSION},
+    )
     session2 = two.headers[P.NEW_SESSION_HEADER].split(";")[0]
-    r1 = runner.handle(_j({"image_id": "page", "prompt": click}), content_type="application/json",
-                       headers={P.SESSION_HEADER: session})
-    r2 = runner.handle(_j({"image_id": "page", "prompt": click}), content_type="application/json",
-                       headers={P.SESSION_HEADER: session2})
+    r1 = runner.handle(
+        _j({"image_id": "page", "prompt": click}), content_type="application/json", headers={P.SESSION_HEADER: session}
+    )
+    r2 = runner.handle(
+        _j({"image_id": "page", "prompt": click}), content_type="application/json", headers={P.SESSION_HEADER: session2}
+    )
     assert r1.prediction.image_size == (240, 320) and r2.prediction.image_size == (100, 100)
     with pytest.raises(P.ProtocolError) as info:  # not visible outside its session
         runner.handle(_j({"image_id": "page", "prompt": click}), content_type="application/json")
@@ -309,7 +351,7 @@ def _palette_png(side: int) -> bytes:
     from PIL import Image
 
     a = np.zeros((side, side), np.uint8)
-    a[:, side // 2:] = 1
+    a[:, side // 2 :] = 1
     img = Image.fromarray(a, "P")
     img.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
     buf = io.BytesIO()
@@ -340,11 +382,17 @@ def test_the_server_refuses_an_image_over_its_decode_budget(classic):
     buf = io.BytesIO()
     Image.new("RGBA", (1900, 1900), (10, 20, 30, 128)).save(buf, format="PNG")
     with httpx.Client(base_url=classic.url, timeout=30) as c:
-        r = c.post("/invocations", content=_j({"image": base64.b64encode(buf.getvalue()).decode(),
-                                               "prompt": {"points": [[5, 5]]}}), headers=JSON)
+        r = c.post(
+            "/invocations",
+            content=_j({"image": base64.b64encode(buf.getvalue()).decode(), "prompt": {"points": [[5, 5]]}}),
+            headers=JSON,
+        )
         _assert_json_error(r, 413, "image", "ImageTooLarge")
-        ok = c.post("/invocations", content=_j({"image": base64.b64encode(data).decode(),
-                                                "prompt": {"box": [0, 0, 1900, 1900]}}), headers=JSON)
+        ok = c.post(
+            "/invocations",
+            content=_j({"image": base64.b64encode(data).decode(), "prompt": {"box": [0, 0, 1900, 1900]}}),
+            headers=JSON,
+        )
         assert ok.status_code == 200, ok.text
     assert classic.worker.runner.images.nbytes <= classic.worker.runner.images.max_bytes
 
@@ -355,18 +403,20 @@ def test_work_over_the_cpu_budget_is_refused_up_front_and_stopped_when_it_overru
 
     backend = FakeBackend(seconds=5.0, estimate=0.01)
     limits = RunnerLimits(cpu_budget_s=2.0, min_budget_s=0.3, budget_factor=10.0)
-    with run_server(backend_factory=lambda: backend, config=_config(limits=limits), unload_on_stop=False) as h:
-        with httpx.Client(base_url=h.url, timeout=30) as c:
-            t0 = time.monotonic()
-            r = c.post("/invocations", content=_with('{"points": [[5, 5]]}'), headers=JSON)
-            took = time.monotonic() - t0
-            _assert_json_error(r, 422, "image", "TooMuchWork")
-            assert took < 4.0 and backend.stopped == 1  # stopped at its budget, not after 5 s
-            backend.estimate = 50.0  # over the 2 s cap: refused before it starts
-            started = backend.started
-            r = c.post("/invocations", content=_with('{"points": [[5, 5]]}'), headers=JSON)
-            _assert_json_error(r, 422, "image", "TooMuchWork")
-            assert backend.started == started
+    with (
+        run_server(backend_factory=lambda: backend, config=_config(limits=limits), unload_on_stop=False) as h,
+        httpx.Client(base_url=h.url, timeout=30) as c,
+    ):
+        t0 = time.monotonic()
+        r = c.post("/invocations", content=_with('{"points": [[5, 5]]}'), headers=JSON)
+        took = time.monotonic() - t0
+        _assert_json_error(r, 422, "image", "TooMuchWork")
+        assert took < 4.0 and backend.stopped == 1  # stopped at its budget, not after 5 s
+        backend.estimate = 50.0  # over the 2 s cap: refused before it starts
+        started = backend.started
+        r = c.post("/invocations", content=_with('{"points": [[5, 5]]}'), headers=JSON)
+        _assert_json_error(r, 422, "image", "TooMuchWork")
+        assert backend.started == started
 
 
 def test_classic_estimates_scale_with_pixels_and_a_tight_budget_refuses_big_images():
@@ -380,17 +430,18 @@ def test_classic_estimates_scale_with_pixels_and_a_tight_budget_refuses_big_imag
     runner = SegmentationRunner(classic_backend, limits=RunnerLimits(cpu_budget_s=small * 2))
     big_png = encode_image(np.zeros((3000, 3000, 3), np.uint8))
     with pytest.raises(P.ProtocolError) as info:
-        runner.handle(_j({"image": base64.b64encode(big_png).decode(), "prompt": {"box": [0, 0, 3000, 3000]}}),
-                      content_type="application/json")
+        runner.handle(
+            _j({"image": base64.b64encode(big_png).decode(), "prompt": {"box": [0, 0, 3000, 3000]}}),
+            content_type="application/json",
+        )
     assert info.value.status == 422 and info.value.code == "TooMuchWork"
 
 
 def test_grabcut_stops_between_iterations_when_cancelled():
+    import inference.backends.classic_backend as CB
     from inference.backends import create_backend
     from inference.cancel import CancelToken
     from inference.errors import Cancelled
-
-    import inference.backends.classic_backend as CB
 
     backend = create_backend("classic", device="cpu")
     token = CancelToken()
@@ -415,8 +466,11 @@ def test_grabcut_stops_between_iterations_when_cancelled():
 # -- abandoned and timed-out work is cancelled ----------------------------------------------------------
 def _send_and_abandon(port: int, body: bytes) -> None:
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-              + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    s.sendall(
+        b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
     time.sleep(0.05)
     s.close()
 
@@ -445,14 +499,16 @@ def test_abandoned_requests_are_cancelled_and_an_honest_client_is_not_kept_waiti
 
 def test_a_504_stops_the_work():
     backend = FakeBackend(seconds=10.0)
-    with run_server(backend_factory=lambda: backend, config=_config(timeout_s=0.5), unload_on_stop=False) as h:
-        with httpx.Client(base_url=h.url, timeout=30) as c:
-            r = c.post("/invocations", content=_with('{"points": [[5, 5]]}'), headers=JSON)
-            _assert_json_error(r, 504, code="RequestTimeout")
-            deadline = time.monotonic() + 5
-            while backend.stopped < 1 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert backend.stopped == 1 and backend.finished == 0
+    with (
+        run_server(backend_factory=lambda: backend, config=_config(timeout_s=0.5), unload_on_stop=False) as h,
+        httpx.Client(base_url=h.url, timeout=30) as c,
+    ):
+        r = c.post("/invocations", content=_with('{"points": [[5, 5]]}'), headers=JSON)
+        _assert_json_error(r, 504, code="RequestTimeout")
+        deadline = time.monotonic() + 5
+        while backend.stopped < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert backend.stopped == 1 and backend.finished == 0
 
 
 # -- HTTP framing, Host, slow clients (raw sockets) ------------------------------------------------------
@@ -476,8 +532,14 @@ def _exchange(port: int, data: bytes, *, wait: float = 5.0, close_write: bool = 
                 raw = b"".join(chunks)
                 if b"\r\n\r\n" in raw:
                     head, _, rest = raw.partition(b"\r\n\r\n")
-                    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                                   if line.lower().startswith(b"content-length:")), None)
+                    length = next(
+                        (
+                            int(line.split(b":", 1)[1])
+                            for line in head.split(b"\r\n")
+                            if line.lower().startswith(b"content-length:")
+                        ),
+                        None,
+                    )
                     if length is not None and len(rest) >= length:
                         break
         except (TimeoutError, ConnectionResetError):
@@ -495,16 +557,26 @@ def _exchange(port: int, data: bytes, *, wait: float = 5.0, close_write: bool = 
 FRAMING = [
     ("garbage request line", b"GARBAGE\r\n\r\n", 400),
     ("header without colon", b"GET /ping HTTP/1.1\r\nHost: localhost\r\nBad Header\r\n\r\n", 400),
-    ("two content lengths", b"POST /invocations HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
-                            b"Content-Length: 6\r\n\r\nhello", 400),
+    (
+        "two content lengths",
+        b"POST /invocations HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+        400,
+    ),
     ("negative content length", b"POST /invocations HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n", 400),
-    ("bad chunk size", b"POST /invocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                       b"Transfer-Encoding: chunked\r\n\r\nZZZ\r\n", 400),
+    (
+        "bad chunk size",
+        b"POST /invocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\nZZZ\r\n",
+        400,
+    ),
     ("HTTP/1.1 without Host", b"GET /ping HTTP/1.1\r\n\r\n", 400),
     ("NUL in a header", b"GET /ping HTTP/1.1\r\nHost: localhost\r\nX-A: a\x00b\r\n\r\n", 400),
     ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 404),  # h11 parses it as a request for '*'
-    ("header section over the limit", b"GET /ping HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 40_000
-     + b"\r\n\r\n", 431),
+    (
+        "header section over the limit",
+        b"GET /ping HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n",
+        431,
+    ),
     ("non-ASCII path", b"GET /\xff\xfe HTTP/1.1\r\nHost: localhost\r\n\r\n", 400),
 ]
 
@@ -524,15 +596,23 @@ def test_after_malformed_http_the_server_still_serves(fake):
 
 
 HOSTS = [
-    ("evil.example", 421), ("evil.example:8765", 421), ("127.0.0.1.evil.example", 421), ("localhost:abc", 421),
-    ("localhost", 200), ("localhost:1234", 200), ("127.0.0.1:80", 200), ("[::1]:8765", 200), ("LOCALHOST", 200),
+    ("evil.example", 421),
+    ("evil.example:8765", 421),
+    ("127.0.0.1.evil.example", 421),
+    ("localhost:abc", 421),
+    ("localhost", 200),
+    ("localhost:1234", 200),
+    ("127.0.0.1:80", 200),
+    ("[::1]:8765", 200),
+    ("LOCALHOST", 200),
 ]
 
 
 @pytest.mark.parametrize("host, status", HOSTS, ids=[h[0] for h in HOSTS])
 def test_only_loopback_host_names_are_answered_on_a_loopback_bind(fake, host, status):
-    got, headers, body = _exchange(_port(fake), f"GET /ping HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-                                   .encode())
+    got, headers, body = _exchange(
+        _port(fake), f"GET /ping HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+    )
     assert got == status, body[:300]
     assert headers.get("content-type", "").startswith("application/json")
     if status == 421:
@@ -559,8 +639,10 @@ def test_silent_and_slowloris_connections_are_timed_out_with_json(fake):
 
 
 def test_a_slow_body_gets_408_json(fake):
-    head = (b"POST /invocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 1000\r\n\r\n{\"prompt\":")
+    head = (
+        b"POST /invocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000\r\n\r\n{"prompt":'
+    )
     status, headers, body = _exchange(_port(fake), head, wait=10)
     assert status == 408, body
     assert json.loads(body)["error"]["field"] == "body"
@@ -573,8 +655,11 @@ def test_a_client_that_disconnects_is_not_logged_as_a_server_error(fake, caplog)
     caplog.set_level(logging.INFO, logger="langsam.server")
     body = _with('{"points": [[5, 5]]}')
     with socket.create_connection(("127.0.0.1", _port(fake)), timeout=5) as s:  # half a body, then gone
-        s.sendall(b"POST /invocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:100])
+        s.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:100]
+        )
         time.sleep(0.2)
     time.sleep(0.3)
     assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
@@ -646,10 +731,19 @@ def _limit_fds() -> None:
 
 def test_descriptor_exhaustion_sheds_idle_sockets_and_the_server_recovers():
     port = _free_port()
-    cmd = [sys.executable, "-c", "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
-           "serve", "--backend", "classic", "--port", str(port), "--header-timeout", "30"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            preexec_fn=_limit_fds)
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
+        "serve",
+        "--backend",
+        "classic",
+        "--port",
+        str(port),
+        "--header-timeout",
+        "30",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_limit_fds)
     idle: list[socket.socket] = []
     try:
         url = f"http://127.0.0.1:{port}"

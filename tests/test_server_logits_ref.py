@@ -15,8 +15,8 @@ import json
 import numpy as np
 import pytest
 
-from fixtures_server import classic_factory, encode_image, run_server, scene_image
 import inference.protocol as P
+from fixtures_server import classic_factory, encode_image, run_server, scene_image
 from inference.images import ImageSource, load_image
 from inference.prompts import Point, Prompt
 
@@ -44,11 +44,24 @@ def test_kept_logits_refine_exactly_like_the_array():
     assert answer.logits_ref and len(answer.prediction.candidates) >= 1
     refine = {"points": [[96, 120, 1], [20, 20, 0]]}
     k = len(answer.prediction.candidates) - 1
-    by_array = _run(runner, {"image_id": answer.image_id, "prompt": {
-        **refine, "mask_input": P.encode_logits(answer.prediction.candidates[k].low_res_logits)},
-        "options": {"multimask": False}})
-    by_ref = _run(runner, {"prompt": {  # the reference also names the image
-        **refine, "mask_input_ref": {"ref": answer.logits_ref, "candidate": k}}, "options": {"multimask": False}})
+    by_array = _run(
+        runner,
+        {
+            "image_id": answer.image_id,
+            "prompt": {**refine, "mask_input": P.encode_logits(answer.prediction.candidates[k].low_res_logits)},
+            "options": {"multimask": False},
+        },
+    )
+    by_ref = _run(
+        runner,
+        {
+            "prompt": {  # the reference also names the image
+                **refine,
+                "mask_input_ref": {"ref": answer.logits_ref, "candidate": k},
+            },
+            "options": {"multimask": False},
+        },
+    )
     a, b = P.decode_response(by_array.body).prediction, P.decode_response(by_ref.body).prediction
     assert [np.array_equal(x.mask, y.mask) for x, y in zip(a.candidates, b.candidates)] == [True] * len(a.candidates)
     assert [x.score for x in a.candidates] == [y.score for y in b.candidates]
@@ -68,44 +81,64 @@ def test_a_reference_names_only_that_callers_logits_on_that_image():
     for obj, scope in (
         ({"prompt": {**CLICK, "mask_input_ref": ref}}, "mallory"),  # another caller
         ({"image_id": P.content_id(other_png), "prompt": {**CLICK, "mask_input_ref": ref}}, "alice"),  # another image
-        ({"image_id": answer.image_id, "prompt": {**CLICK, "mask_input_ref": {"ref": "feed", "candidate": 0}}},
-         "alice"),
+        (
+            {"image_id": answer.image_id, "prompt": {**CLICK, "mask_input_ref": {"ref": "feed", "candidate": 0}}},
+            "alice",
+        ),
     ):
         with pytest.raises(P.ProtocolError) as info:
             _run(runner, obj, scope=scope)
-        assert (info.value.status, info.value.code, info.value.field) == (404, "LogitsNotCached",
-                                                                          "prompt.mask_input_ref")
+        assert (info.value.status, info.value.code, info.value.field) == (
+            404,
+            "LogitsNotCached",
+            "prompt.mask_input_ref",
+        )
     with pytest.raises(P.ProtocolError) as info:
-        _run(runner, {"image_id": answer.image_id, "prompt": {**CLICK, "mask_input_ref": {**ref, "candidate": 99}}},
-             scope="alice")
+        _run(
+            runner,
+            {"image_id": answer.image_id, "prompt": {**CLICK, "mask_input_ref": {**ref, "candidate": 99}}},
+            scope="alice",
+        )
     assert info.value.status == 400 and info.value.field == "prompt.mask_input_ref.candidate"
     assert _run(runner, {"image_id": answer.image_id, "prompt": {**CLICK, "mask_input_ref": ref}}, scope="alice")
 
 
-@pytest.mark.parametrize("prompt, options, field", [
-    ({**CLICK, "mask_input_ref": {"ref": "abc"}, "mask_input": P.encode_logits(np.zeros((256, 256)))}, {},
-     "prompt.mask_input_ref"),
-    ({**CLICK, "mask_input_ref": "abc"}, {}, "prompt.mask_input_ref"),
-    ({**CLICK, "mask_input_ref": {"ref": "a b", "candidate": 0}}, {}, "prompt.mask_input_ref.ref"),
-    ({**CLICK, "mask_input_ref": {"ref": "abc", "candidate": -1}}, {}, "prompt.mask_input_ref.candidate"),
-    ({**CLICK, "mask_input_ref": {"ref": "abc", "candidate": True}}, {}, "prompt.mask_input_ref.candidate"),
-    ({**CLICK, "mask_input_ref": {"ref": "abc", "extra": 1}}, {}, "prompt.mask_input_ref.extra"),
-])
+@pytest.mark.parametrize(
+    "prompt, options, field",
+    [
+        (
+            {**CLICK, "mask_input_ref": {"ref": "abc"}, "mask_input": P.encode_logits(np.zeros((256, 256)))},
+            {},
+            "prompt.mask_input_ref",
+        ),
+        ({**CLICK, "mask_input_ref": "abc"}, {}, "prompt.mask_input_ref"),
+        ({**CLICK, "mask_input_ref": {"ref": "a b", "candidate": 0}}, {}, "prompt.mask_input_ref.ref"),
+        ({**CLICK, "mask_input_ref": {"ref": "abc", "candidate": -1}}, {}, "prompt.mask_input_ref.candidate"),
+        ({**CLICK, "mask_input_ref": {"ref": "abc", "candidate": True}}, {}, "prompt.mask_input_ref.candidate"),
+        ({**CLICK, "mask_input_ref": {"ref": "abc", "extra": 1}}, {}, "prompt.mask_input_ref.extra"),
+    ],
+)
 def test_bad_references_are_field_named_400s(prompt, options, field):
     with pytest.raises(P.ProtocolError) as info:
-        P.decode_request(json.dumps({"image_id": "x", "prompt": prompt, "options": options}),
-                         content_type="application/json")
+        P.decode_request(
+            json.dumps({"image_id": "x", "prompt": prompt, "options": options}), content_type="application/json"
+        )
     assert info.value.status == 400 and info.value.field == field
 
 
 def test_the_codec_round_trips_the_new_fields():
-    request = P.SegmentRequest(prompt=Prompt(points=(Point(x=1, y=2),)), image_id="img",
-                               mask_input_ref=P.MaskInputRef(ref="0123abcd", candidate=2))
+    request = P.SegmentRequest(
+        prompt=Prompt(points=(Point(x=1, y=2),)),
+        image_id="img",
+        mask_input_ref=P.MaskInputRef(ref="0123abcd", candidate=2),
+    )
     body, ctype, _ = P.encode_request(request)
     assert len(body) < 200
     back = P.decode_request(body, content_type=ctype)
     assert back.mask_input_ref == request.mask_input_ref
-    no_image = P.SegmentRequest(prompt=Prompt(points=(Point(x=1, y=2),)), mask_input_ref=P.MaskInputRef(ref="ab", candidate=0))
+    no_image = P.SegmentRequest(
+        prompt=Prompt(points=(Point(x=1, y=2),)), mask_input_ref=P.MaskInputRef(ref="ab", candidate=0)
+    )
     body, ctype, _ = P.encode_request(no_image)
     assert b'"mask_input_ref":{"ref":"ab"}' in body  # candidate 0 is the default
     assert P.decode_request(body, content_type=ctype).mask_input_ref == no_image.mask_input_ref
@@ -118,8 +151,11 @@ def test_a_server_shaped_session_is_adopted_with_its_image_and_then_clicks_need_
     with pytest.raises(P.ProtocolError) as info:  # nothing here yet: the client sends the image again
         _run(runner, {"prompt": CLICK}, headers={P.SESSION_HEADER: foreign})
     assert info.value.code == "ImageNotCached"
-    upload = runner.handle(PNG, content_type="image/png", headers={
-        P.REQUEST_HEADER: json.dumps({"options": {"encode_only": True}}), P.SESSION_HEADER: foreign})
+    upload = runner.handle(
+        PNG,
+        content_type="image/png",
+        headers={P.REQUEST_HEADER: json.dumps({"options": {"encode_only": True}}), P.SESSION_HEADER: foreign},
+    )
     assert upload.headers["X-LangSAM-Image-Cache"] == "miss" and P.NEW_SESSION_HEADER not in upload.headers
     again = _run(runner, {"prompt": CLICK}, headers={P.SESSION_HEADER: foreign})
     assert again.headers["X-LangSAM-Image-Cache"] == "hit"  # (classic has no embedding to reuse)
@@ -131,8 +167,11 @@ def test_a_server_shaped_session_is_adopted_with_its_image_and_then_clicks_need_
 
 def test_encode_only_opens_a_session():
     runner = _runner()
-    opened = runner.handle(PNG, content_type="image/png", headers={
-        P.REQUEST_HEADER: json.dumps({"options": {"encode_only": True}}), P.SESSION_HEADER: P.NEW_SESSION})
+    opened = runner.handle(
+        PNG,
+        content_type="image/png",
+        headers={P.REQUEST_HEADER: json.dumps({"options": {"encode_only": True}}), P.SESSION_HEADER: P.NEW_SESSION},
+    )
     session = opened.headers[P.NEW_SESSION_HEADER].split(";")[0]
     assert P.is_content_id(session)
     click = _run(runner, {"prompt": CLICK}, headers={P.SESSION_HEADER: session})
@@ -174,8 +213,11 @@ def _refine_with(backend, photo):
     key = backend.encode(image, source=source)
     first = backend.predict(image, Prompt(points=(Point(x=96, y=120),)), image_key=key, source=source)
     focused = sorted(first.candidates, key=lambda c: -c.score)[0]  # as the app's controller picks it
-    refine = Prompt(points=(Point(x=96, y=120), Point(x=20, y=20, positive=False)),
-                    mask_input=focused.low_res_logits, multimask=False)
+    refine = Prompt(
+        points=(Point(x=96, y=120), Point(x=20, y=20, positive=False)),
+        mask_input=focused.low_res_logits,
+        multimask=False,
+    )
     return image, key, source, refine
 
 
@@ -188,8 +230,12 @@ def test_the_server_backend_refines_by_reference(server, photo):
     image, key, source, refine = _refine_with(backend, photo)
     remote = backend.predict(image, refine, image_key=key, source=source)
     assert backend.last_bytes_sent <= 300, backend.last_bytes_sent
-    _same(remote, _local().predict(image, dataclasses.replace(
-        refine, mask_input=refine.mask_input.astype(np.float16).astype(np.float32))))
+    _same(
+        remote,
+        _local().predict(
+            image, dataclasses.replace(refine, mask_input=refine.mask_input.astype(np.float16).astype(np.float32))
+        ),
+    )
     # a second refinement on the refined answer: by reference again
     again = dataclasses.replace(refine, mask_input=remote.candidates[0].low_res_logits)
     backend.predict(image, again, image_key=key, source=source)
@@ -205,15 +251,25 @@ def test_the_sagemaker_backend_refines_by_reference_within_its_session(server, p
     from desktop_app.core import backend_choices  # noqa: F401 - registers the sagemaker provider
     from inference.backends.registry import create_backend
 
-    backend = create_backend("sagemaker", endpoint="langsam-local", endpoint_url=server.url, region="eu-west-1",
-                             access_key_id="AKIDEXAMPLE", secret_access_key="not-a-secret")
+    backend = create_backend(
+        "sagemaker",
+        endpoint="langsam-local",
+        endpoint_url=server.url,
+        region="eu-west-1",
+        access_key_id="AKIDEXAMPLE",
+        secret_access_key="not-a-secret",
+    )
     backend.ensure_loaded()
     image, key, source, refine = _refine_with(backend, photo)
     assert backend._sessions.get(key)  # the upload opened a session; clicks name it
     remote = backend.predict(image, refine, image_key=key, source=source)
     assert backend.logits_by_ref is True and backend.last_bytes_sent <= 300, backend.last_bytes_sent
-    _same(remote, _local().predict(image, dataclasses.replace(
-        refine, mask_input=refine.mask_input.astype(np.float16).astype(np.float32))))
+    _same(
+        remote,
+        _local().predict(
+            image, dataclasses.replace(refine, mask_input=refine.mask_input.astype(np.float16).astype(np.float32))
+        ),
+    )
     # another replica / a restart: the session is unknown there -> the image once under the same id
     server.worker.runner.images.clear()
     server.worker.runner._sessions.clear()

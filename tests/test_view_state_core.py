@@ -12,8 +12,14 @@ from PIL import Image
 from desktop_app.core.backend_choices import CHOICES, Capability
 from desktop_app.core.contrast import Window, apply_window, auto_window, window_lut
 from desktop_app.core.image_cache import DecodedImageCache
-from desktop_app.core.prediction_policy import (PromptRecord, canonical_label, clean_phrase, object_label,
-                                                objects_from_candidates, text_phrases)
+from desktop_app.core.prediction_policy import (
+    PromptRecord,
+    canonical_label,
+    clean_phrase,
+    object_label,
+    objects_from_candidates,
+    text_phrases,
+)
 from inference.images import load_image, load_image_with_raw
 from inference.results import Candidate
 
@@ -75,11 +81,23 @@ def test_cache_applies_the_window_to_what_the_model_gets(tmp_path):
     assert cache.get_or_load(str(path)).key == auto.key
 
 
-@pytest.mark.parametrize(("raw", "label"), [
-    ("cup", "cup"), ("Cup.", "cup"), ("cup [SEP]", "cup"), ("[CLS] spoon [SEP] .", "spoon"),
-    ("cup spoon", "cup"), ("spoon cup", "spoon"), ("red", "red car"), ("cu ##p", "cup"),
-    ("red car.", "red car"), ("zebra", None), ("", None), (None, None),
-])
+@pytest.mark.parametrize(
+    ("raw", "label"),
+    [
+        ("cup", "cup"),
+        ("Cup.", "cup"),
+        ("cup [SEP]", "cup"),
+        ("[CLS] spoon [SEP] .", "spoon"),
+        ("cup spoon", "cup"),
+        ("spoon cup", "spoon"),
+        ("red", "red car"),
+        ("cu ##p", "cup"),
+        ("red car.", "red car"),
+        ("zebra", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_detections_are_labelled_with_the_prompts_phrases(raw, label):
     assert canonical_label(raw, text_phrases("Cup. spoon. red  car.")) == label
 
@@ -87,8 +105,10 @@ def test_detections_are_labelled_with_the_prompts_phrases(raw, label):
 def test_objects_never_get_a_raw_decoded_label():
     mask = np.ones((4, 4), bool)
     record = PromptRecord(backend="fake", model="m", text="cup. spoon.")
-    cands = [Candidate(mask=mask, score=0.9, box=(0, 0, 4, 4), label=lab, box_score=0.8)
-             for lab in ("cup [SEP]", "spoon.", "cup spoon", "zebra")]
+    cands = [
+        Candidate(mask=mask, score=0.9, box=(0, 0, 4, 4), label=lab, box_score=0.8)
+        for lab in ("cup [SEP]", "spoon.", "cup spoon", "zebra")
+    ]
     labels = [o.label for o in objects_from_candidates(candidates=cands, record=record, fallback_label="thing")]
     assert labels == ["cup", "spoon", "cup", "thing"]
     one = Candidate(mask=mask, score=0.9, box=(0, 0, 4, 4), label="[SEP]", box_score=0.5)

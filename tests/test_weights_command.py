@@ -17,11 +17,18 @@ PAYLOAD = make_torch_like_checkpoint(1_500_000, seed=3)
 @pytest.fixture
 def served_model(file_server):
     file_server.files["/cmd.pt"] = PAYLOAD
-    spec = ModelSpec(id="t-cmd", display_name="Cmd SAM", kind="sam2", layout="file", size_bytes=len(PAYLOAD),
-                     size_exact=True, licence="Apache-2.0", hub_repo="test/cmd",
-                     files=(RemoteFile(name="t-cmd.pt", size_bytes=len(PAYLOAD),
-                                       sha256=hashlib.sha256(PAYLOAD).hexdigest()),),
-                     urls=(file_server.url("/cmd.pt"),))
+    spec = ModelSpec(
+        id="t-cmd",
+        display_name="Cmd SAM",
+        kind="sam2",
+        layout="file",
+        size_bytes=len(PAYLOAD),
+        size_exact=True,
+        licence="Apache-2.0",
+        hub_repo="test/cmd",
+        files=(RemoteFile(name="t-cmd.pt", size_bytes=len(PAYLOAD), sha256=hashlib.sha256(PAYLOAD).hexdigest()),),
+        urls=(file_server.url("/cmd.pt"),),
+    )
     register_model(spec)
     yield spec
     unregister_model(spec.id)

@@ -24,10 +24,18 @@ CKPT = make_torch_like_checkpoint(200_000)
 
 @pytest.fixture
 def mini_sam():
-    spec = ModelSpec(id="t-store-sam", display_name="Mini SAM", kind="sam2", layout="file",
-                     size_bytes=len(CKPT), size_exact=True, licence="Apache-2.0", hub_repo="test/mini",
-                     files=(RemoteFile(name="t-store-sam.pt", size_bytes=len(CKPT)),),
-                     urls=("https://example.invalid/t-store-sam.pt",))
+    spec = ModelSpec(
+        id="t-store-sam",
+        display_name="Mini SAM",
+        kind="sam2",
+        layout="file",
+        size_bytes=len(CKPT),
+        size_exact=True,
+        licence="Apache-2.0",
+        hub_repo="test/mini",
+        files=(RemoteFile(name="t-store-sam.pt", size_bytes=len(CKPT)),),
+        urls=("https://example.invalid/t-store-sam.pt",),
+    )
     register_model(spec)
     yield spec
     unregister_model(spec.id)
@@ -48,7 +56,8 @@ def test_catalog_has_the_documented_models():
     assert get_model("sam2.1_hiera_large").size_bytes == 898_083_611
     assert get_model("sam2.1_hiera_base_plus").hub_repo == "facebook/sam2.1-hiera-base-plus"
     assert get_model("sam2.1_hiera_tiny").urls == (
-        "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_tiny.pt",)
+        "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_tiny.pt",
+    )
     assert get_model("grounding-dino-base").layout == "directory"
     with pytest.raises(UnknownModelError, match="known models are sam2.1_hiera_tiny"):
         get_model("sam9")
@@ -60,9 +69,14 @@ def test_missing_model_message_says_how_to_get_it(tmp_path):
     with pytest.raises(WeightsMissingError) as err:
         store.require("sam2.1_hiera_small")
     msg = str(err.value)
-    for needed in ("SAM 2.1 Hiera Small", "huggingface.co/facebook/sam2.1-hiera-small",
-                   "dl.fbaipublicfiles.com", str(tmp_path / "sam2.1_hiera_small.pt"),
-                   "`langsam-studio models download sam2.1_hiera_small`", "--set PATH"):
+    for needed in (
+        "SAM 2.1 Hiera Small",
+        "huggingface.co/facebook/sam2.1-hiera-small",
+        "dl.fbaipublicfiles.com",
+        str(tmp_path / "sam2.1_hiera_small.pt"),
+        "`langsam-studio models download sam2.1_hiera_small`",
+        "--set PATH",
+    ):
         assert needed in msg, needed
 
 

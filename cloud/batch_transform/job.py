@@ -108,8 +108,10 @@ class TransformProgress:
 
         percent = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         cost = f", cost so far ≈ {format_usd(self.cost_usd)}" if self.cost_usd is not None else ""
-        return (f"{self.job_name}: {self.status}, {self.done}/{self.total} images{percent}, "
-                f"{self.elapsed_s / 60:.1f} min{cost}")
+        return (
+            f"{self.job_name}: {self.status}, {self.done}/{self.total} images{percent}, "
+            f"{self.elapsed_s / 60:.1f} min{cost}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,11 +138,15 @@ def check_locations(input_uri: str, output_uri: str) -> tuple[tuple[str, str], t
     if src[0] == dst[0] and dst[1].startswith(src[1]):
         raise DeployError(
             f"--out {output_uri} is inside the input {input_uri}: the results would be read as images by the next run.",
-            fix="Write the results to another prefix, e.g. s3://BUCKET/results/.", code="transform-input")
+            fix="Write the results to another prefix, e.g. s3://BUCKET/results/.",
+            code="transform-input",
+        )
     if not src[1]:
-        raise DeployError(f"The input {input_uri} is a whole bucket.",
-                          fix="Put the images under a prefix (s3://BUCKET/images/) and pass that.",
-                          code="transform-input")
+        raise DeployError(
+            f"The input {input_uri} is a whole bucket.",
+            fix="Put the images under a prefix (s3://BUCKET/images/) and pass that.",
+            code="transform-input",
+        )
     return src, dst
 
 
@@ -169,8 +175,15 @@ def _started(job: Mapping[str, Any]) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
-def progress_of(job: Mapping[str, Any], *, done: int, total: int, instance_type: str, instance_count: int,
-                now: datetime | None = None) -> TransformProgress:
+def progress_of(
+    job: Mapping[str, Any],
+    *,
+    done: int,
+    total: int,
+    instance_type: str,
+    instance_count: int,
+    now: datetime | None = None,
+) -> TransformProgress:
     from cloud.pricing import cost_so_far
 
     start = _started(job)
@@ -178,14 +191,17 @@ def progress_of(job: Mapping[str, Any], *, done: int, total: int, instance_type:
     stop = end if isinstance(end, datetime) else (now or datetime.now(timezone.utc))
     elapsed = max(0.0, (stop - start).total_seconds()) if start is not None else 0.0
     return TransformProgress(
-        job_name=str(job.get("TransformJobName", "?")), status=str(job.get("TransformJobStatus", "?")),
-        done=done, total=total, elapsed_s=elapsed,
+        job_name=str(job.get("TransformJobName", "?")),
+        status=str(job.get("TransformJobStatus", "?")),
+        done=done,
+        total=total,
+        elapsed_s=elapsed,
         cost_usd=cost_so_far(instance_type, elapsed / 3600, count=instance_count),
-        failure_reason=job.get("FailureReason") or None)
+        failure_reason=job.get("FailureReason") or None,
+    )
 
 
-def transform_request(options: TransformOptions, *, job_name: str, model_name: str,
-                      timeout_s: int) -> dict[str, Any]:
+def transform_request(options: TransformOptions, *, job_name: str, model_name: str, timeout_s: int) -> dict[str, Any]:
     """The ``CreateTransformJob`` arguments (the record contract, in one place)."""
     from inference.batch_prompt import BATCH_PROMPT_ENV
 
@@ -198,12 +214,17 @@ def transform_request(options: TransformOptions, *, job_name: str, model_name: s
         "MaxConcurrentTransforms": 1,
         "MaxPayloadInMB": MAX_PAYLOAD_MB,
         "BatchStrategy": "SingleRecord",
-        "ModelClientConfig": {"InvocationsTimeoutInSeconds": timeout_s,
-                              "InvocationsMaxRetries": max(0, min(3, options.max_retries))},
+        "ModelClientConfig": {
+            "InvocationsTimeoutInSeconds": timeout_s,
+            "InvocationsMaxRetries": max(0, min(3, options.max_retries)),
+        },
         "Environment": {**dict(options.extra_environment), BATCH_PROMPT_ENV: options.prompt_json},
         "TransformInput": {
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": options.input_uri}},
-            "ContentType": CONTENT_TYPE, "CompressionType": "None", "SplitType": "None"},
+            "ContentType": CONTENT_TYPE,
+            "CompressionType": "None",
+            "SplitType": "None",
+        },
         "TransformOutput": {"S3OutputPath": options.output_uri, "Accept": ACCEPT, "AssembleWith": "None"},
         "TransformResources": resources,
         "Tags": [{"Key": TAG_KEY, "Value": options.name}],
@@ -211,14 +232,22 @@ def transform_request(options: TransformOptions, *, job_name: str, model_name: s
 
 
 def _up_options(options: TransformOptions) -> UpOptions:
-    return UpOptions(name=options.name, archive=options.package, image_uri=options.image_uri,
-                     container=options.container, instance_type=options.instance_type,
-                     instance_count=options.instance_count, load_seconds=options.load_seconds,
-                     worst_request_seconds=options.worst_request_seconds, verify_package=False)
+    return UpOptions(
+        name=options.name,
+        archive=options.package,
+        image_uri=options.image_uri,
+        container=options.container,
+        instance_type=options.instance_type,
+        instance_count=options.instance_count,
+        load_seconds=options.load_seconds,
+        worst_request_seconds=options.worst_request_seconds,
+        verify_package=False,
+    )
 
 
-def prepare_model(clients: Any, options: TransformOptions, ledger: Ledger, *,
-                  reporter: Reporter | None = None) -> tuple[str, int, bool]:
+def prepare_model(
+    clients: Any, options: TransformOptions, ledger: Ledger, *, reporter: Reporter | None = None
+) -> tuple[str, int, bool]:
     """``(model name, invocation timeout, created)``: the existing model, or one made from the package."""
     reporter = reporter or Reporter()
     sm = clients.client("sagemaker")
@@ -229,18 +258,26 @@ def prepare_model(clients: Any, options: TransformOptions, ledger: Ledger, *,
         except Exception as err:  # noqa: BLE001
             raise deploy_error(f"Looking up the model {options.model_name}", err) from None
         if found is None:
-            raise DeployError(f"There is no SageMaker model named {options.model_name} in this region.",
-                              fix=mode("transform-model-missing").fix, code="transform-model-missing")
+            raise DeployError(
+                f"There is no SageMaker model named {options.model_name} in this region.",
+                fix=mode("transform-model-missing").fix,
+                code="transform-model-missing",
+            )
         reporter.say(f"model {options.model_name}: exists, used as it is")
         return options.model_name, clamp(options.invocation_timeout_s or timeouts.response, 1, 3600), False
     if options.package is None:
-        raise DeployError("Neither --model nor --package was given.",
-                          fix="Pass --model NAME (an existing model) or --package PATH (built by "
-                          "`langsam-studio deploy package`).", code="bad-archive")
+        raise DeployError(
+            "Neither --model nor --package was given.",
+            fix="Pass --model NAME (an existing model) or --package PATH (built by `langsam-studio deploy package`).",
+            code="bad-archive",
+        )
     settings = clients.settings
     if not settings.role_arn:
-        raise DeployError("Creating a model from --package needs the SageMaker execution role.",
-                          fix="Set AWS_ARN_ROLE or pass --role.", code="role-missing")
+        raise DeployError(
+            "Creating a model from --package needs the SageMaker execution role.",
+            fix="Set AWS_ARN_ROLE or pass --role.",
+            code="role-missing",
+        )
     up = _up_options(options)
     size, sha = _archive_facts(up)
     if container_kind(up) == "ray":
@@ -252,10 +289,18 @@ def prepare_model(clients: Any, options: TransformOptions, ledger: Ledger, *,
 
     image = up.image_uri or resolve_image(None, region)
     if not image:
-        raise DeployError(f"There is no PyTorch inference image for {region}.", fix="Pass --image.",
-                          code="image-missing")
-    spec = build_spec(up, region=region, role_arn=settings.role_arn, bucket=settings.bucket, image_uri=image,
-                      archive_size=size, sha256=sha)
+        raise DeployError(
+            f"There is no PyTorch inference image for {region}.", fix="Pass --image.", code="image-missing"
+        )
+    spec = build_spec(
+        up,
+        region=region,
+        role_arn=settings.role_arn,
+        bucket=settings.bucket,
+        image_uri=image,
+        archive_size=size,
+        sha256=sha,
+    )
     assert up.archive is not None and sha is not None
     from cloud.deploy.upload import upload_model, upload_model_dir
 
@@ -263,14 +308,24 @@ def prepare_model(clients: Any, options: TransformOptions, ledger: Ledger, *,
     reporter.say(f"uploading {up.archive} ({size / 2**20:.1f} MiB) to s3://{settings.bucket}/{key}")
     send = upload_model_dir if Path(up.archive).is_dir() else upload_model
     try:
-        result = send(clients.client("s3"), Path(up.archive), bucket=settings.bucket, deployment=up.name,
-                      prefix=up.key_prefix, progress=reporter.upload, sha256=sha)
+        result = send(
+            clients.client("s3"),
+            Path(up.archive),
+            bucket=settings.bucket,
+            deployment=up.name,
+            prefix=up.key_prefix,
+            progress=reporter.upload,
+            sha256=sha,
+        )
     except DeployError:
         raise
     except Exception as err:  # noqa: BLE001
         raise deploy_error(f"Uploading {up.archive}", err) from None
-    reporter.say("model data already in S3 (same content), upload skipped" if not result.uploaded
-                 else f"uploaded in {result.seconds:.1f} s")
+    reporter.say(
+        "model data already in S3 (same content), upload skipped"
+        if not result.uploaded
+        else f"uploaded in {result.seconds:.1f} s"
+    )
     created = ensure_model(sm, spec, ledger)
     reporter.say(f"model {spec.model_name}: {'created' if created else 'exists, reused'}")
     timeout = options.invocation_timeout_s or spec.timeouts.response
@@ -293,8 +348,9 @@ def log_tail(clients: Any, job_name: str) -> LogTail:
     return tail
 
 
-def failure_error(job: Mapping[str, Any], *, lines: tuple[LogLine, ...] = (), done: int = 0, total: int = 0,
-                  output_uri: str = "") -> DeployError:
+def failure_error(
+    job: Mapping[str, Any], *, lines: tuple[LogLine, ...] = (), done: int = 0, total: int = 0, output_uri: str = ""
+) -> DeployError:
     """A failed (or stopped) job in plain words: the FailureReason's diagnosis, then the log's."""
     reason = str(job.get("FailureReason") or "no reason given")
     d = diagnose_failure_reason(reason)
@@ -303,18 +359,40 @@ def failure_error(job: Mapping[str, Any], *, lines: tuple[LogLine, ...] = (), do
         if found:
             d = replace(found[0], detail=f"{reason}; log: {found[0].detail}")
         elif d.code == "unknown":
-            d = replace(d, code="transform-failed", message=mode("transform-failed").message,
-                        fix=mode("transform-failed").fix)
-    kept = (f" {done} of {total} records were written to {output_uri} before it stopped; "
-            f"`langsam-studio batch-transform import {output_uri} --images DIR` brings them in.") if done else ""
+            d = replace(
+                d, code="transform-failed", message=mode("transform-failed").message, fix=mode("transform-failed").fix
+            )
+    kept = (
+        (
+            f" {done} of {total} records were written to {output_uri} before it stopped; "
+            f"`langsam-studio batch-transform import {output_uri} --images DIR` brings them in."
+        )
+        if done
+        else ""
+    )
     status = job.get("TransformJobStatus", "Failed")
-    return DeployError(f"Transform job {job.get('TransformJobName', '?')} {str(status).lower()}: {d.message}{kept}",
-                       fix=d.fix, code=d.code, detail=d.detail or reason)
+    return DeployError(
+        f"Transform job {job.get('TransformJobName', '?')} {str(status).lower()}: {d.message}{kept}",
+        fix=d.fix,
+        code=d.code,
+        detail=d.detail or reason,
+    )
 
 
-def follow(clients: Any, job_name: str, *, output_uri: str, total: int, instance_type: str, instance_count: int,
-           poll_s: float, reporter: Reporter, on_progress: Callable[[TransformProgress], None],
-           sleep: Callable[[float], None] = time.sleep, timeout_s: float | None = None) -> TransformProgress:
+def follow(
+    clients: Any,
+    job_name: str,
+    *,
+    output_uri: str,
+    total: int,
+    instance_type: str,
+    instance_count: int,
+    poll_s: float,
+    reporter: Reporter,
+    on_progress: Callable[[TransformProgress], None],
+    sleep: Callable[[float], None] = time.sleep,
+    timeout_s: float | None = None,
+) -> TransformProgress:
     """Poll until the job ends; raises :class:`DeployError` when it failed or was stopped."""
     sm, s3 = clients.client("sagemaker"), clients.client("s3")
     tail = log_tail(clients, job_name)
@@ -335,8 +413,7 @@ def follow(clients: Any, job_name: str, *, output_uri: str, total: int, instance
         for line in batch.lines:
             lines.append(line)
             reporter.log(line)
-        progress = progress_of(job, done=done, total=total, instance_type=instance_type,
-                               instance_count=instance_count)
+        progress = progress_of(job, done=done, total=total, instance_type=instance_type, instance_count=instance_count)
         if progress.status != last_status or progress.status == "InProgress":
             on_progress(progress)
             last_status = progress.status
@@ -345,15 +422,23 @@ def follow(clients: Any, job_name: str, *, output_uri: str, total: int, instance
         if progress.status in {"Failed", "Stopped"}:
             raise failure_error(job, lines=tuple(lines[-200:]), done=done, total=total, output_uri=output_uri)
         if deadline is not None and time.monotonic() > deadline:
-            raise DeployError(f"Transform job {job_name} is still {progress.status} after {timeout_s:.0f} s.",
-                              fix="It keeps running (and billing) unless stopped; this run stops it now.",
-                              code="transform-failed")
+            raise DeployError(
+                f"Transform job {job_name} is still {progress.status} after {timeout_s:.0f} s.",
+                fix="It keeps running (and billing) unless stopped; this run stops it now.",
+                code="transform-failed",
+            )
         sleep(poll_s)
 
 
-def run_transform(clients: Any, options: TransformOptions, *, reporter: Reporter | None = None,
-                  on_progress: Callable[[TransformProgress], None] | None = None,
-                  sleep: Callable[[float], None] = time.sleep, now: float | None = None) -> TransformResult:
+def run_transform(
+    clients: Any,
+    options: TransformOptions,
+    *,
+    reporter: Reporter | None = None,
+    on_progress: Callable[[TransformProgress], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    now: float | None = None,
+) -> TransformResult:
     """Check, create, follow. Cleans up what this run created on failure or Ctrl-C."""
     reporter = reporter or Reporter()
     from inference.batch_prompt import decode_batch_prompt
@@ -363,25 +448,34 @@ def run_transform(clients: Any, options: TransformOptions, *, reporter: Reporter
     on_progress = on_progress or (lambda p: say(p.line()))
     problem = endpoint_name_problem(options.name)
     if problem:
-        raise DeployError(f"--name {options.name!r} is not a valid SageMaker name: {problem}.",
-                          fix=mode("invalid-name").fix, code="invalid-name")
+        raise DeployError(
+            f"--name {options.name!r} is not a valid SageMaker name: {problem}.",
+            fix=mode("invalid-name").fix,
+            code="invalid-name",
+        )
     try:
         decode_batch_prompt(options.prompt_json)
     except ProtocolError as exc:
-        raise DeployError(f"The prompt cannot be sent: {exc}", fix="Fix --text/--point/--box.",
-                          code="transform-input") from None
+        raise DeployError(
+            f"The prompt cannot be sent: {exc}", fix="Fix --text/--point/--box.", code="transform-input"
+        ) from None
     (in_bucket, in_prefix), _ = check_locations(options.input_uri, options.output_uri)
     s3, sm = clients.client("s3"), clients.client("sagemaker")
     inputs = summarize_inputs(s3, in_bucket, in_prefix)
     if not inputs.count:
-        raise DeployError(f"There are no objects under {options.input_uri}; nothing was created.",
-                          fix=mode("transform-input").fix, code="transform-input")
+        raise DeployError(
+            f"There are no objects under {options.input_uri}; nothing was created.",
+            fix=mode("transform-input").fix,
+            code="transform-input",
+        )
     if inputs.too_large:
         shown = ", ".join(inputs.too_large[:5]) + (" ..." if len(inputs.too_large) > 5 else "")
         raise DeployError(
             f"{len(inputs.too_large)} input object(s) are over {MAX_PAYLOAD_MB} MiB, more than the model accepts per "
             f"image ({shown}); nothing was created.",
-            fix="Recompress them (JPEG) or move them out of the input prefix.", code="transform-input")
+            fix="Recompress them (JPEG) or move them out of the input prefix.",
+            code="transform-input",
+        )
     say(f"{inputs.count} input object(s), {inputs.total_bytes / 2**20:.1f} MiB under {options.input_uri}")
     if inputs.empty:
         say(f"note: {len(inputs.empty)} empty object(s) will get an error record (e.g. {inputs.empty[0]})")
@@ -390,25 +484,46 @@ def run_transform(clients: Any, options: TransformOptions, *, reporter: Reporter
     try:
         model_name, timeout, created = prepare_model(clients, options, ledger, reporter=reporter)
         job_name = job_name_for(options.name, now)
-        manifest_uri = write_manifest(s3, options.output_uri, {
-            "job": job_name, "model": model_name, "input": options.input_uri, "output": options.output_uri,
-            "prompt": options.prompt_json, "instance_type": options.instance_type,
-            "instance_count": options.instance_count, "records": inputs.count,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        manifest_uri = write_manifest(
+            s3,
+            options.output_uri,
+            {
+                "job": job_name,
+                "model": model_name,
+                "input": options.input_uri,
+                "output": options.output_uri,
+                "prompt": options.prompt_json,
+                "instance_type": options.instance_type,
+                "instance_count": options.instance_count,
+                "records": inputs.count,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
         request = transform_request(options, job_name=job_name, model_name=model_name, timeout_s=timeout)
         try:
             sm.create_transform_job(**request)
         except Exception as err:  # noqa: BLE001
             job_name = None  # nothing to stop
             raise deploy_error(f"Creating the transform job {request['TransformJobName']}", err) from None
-        say(f"transform job {job_name} created: {options.instance_count} × {options.instance_type}, "
-            f"results to {options.output_uri}<key>{RECORD_SUFFIX} (manifest {MANIFEST_NAME})")
+        say(
+            f"transform job {job_name} created: {options.instance_count} × {options.instance_type}, "
+            f"results to {options.output_uri}<key>{RECORD_SUFFIX} (manifest {MANIFEST_NAME})"
+        )
         progress = None
         if options.wait:
-            progress = follow(clients, job_name, output_uri=options.output_uri, total=inputs.count,
-                              instance_type=options.instance_type, instance_count=options.instance_count,
-                              poll_s=options.poll_s, reporter=reporter, on_progress=on_progress, sleep=sleep,
-                              timeout_s=options.timeout_s)
+            progress = follow(
+                clients,
+                job_name,
+                output_uri=options.output_uri,
+                total=inputs.count,
+                instance_type=options.instance_type,
+                instance_count=options.instance_count,
+                poll_s=options.poll_s,
+                reporter=reporter,
+                on_progress=on_progress,
+                sleep=sleep,
+                timeout_s=options.timeout_s,
+            )
     except BaseException:  # a failure, a failed job or Ctrl-C: stop the job, delete what was created
         if options.keep_on_failure:
             say("keeping the job and model for inspection (--keep-on-failure)")
@@ -418,8 +533,14 @@ def run_transform(clients: Any, options: TransformOptions, *, reporter: Reporter
             if ledger.created:
                 rollback(sm, ledger, say=lambda text: say(text.replace("rollback:", "clean-up:")))
         raise
-    return TransformResult(job_name=job_name, model_name=model_name, model_created=created, inputs=inputs,
-                           progress=progress, manifest_uri=manifest_uri)
+    return TransformResult(
+        job_name=job_name,
+        model_name=model_name,
+        model_created=created,
+        inputs=inputs,
+        progress=progress,
+        manifest_uri=manifest_uri,
+    )
 
 
 def job_status(clients: Any, job_name: str) -> tuple[dict[str, Any], TransformProgress]:
@@ -433,10 +554,25 @@ def job_status(clients: Any, job_name: str) -> tuple[dict[str, Any], TransformPr
     bucket, prefix = split_s3_prefix(job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"])
     total = summarize_inputs(s3, bucket, prefix).count
     resources = job.get("TransformResources", {})
-    return job, progress_of(job, done=count_records(s3, output), total=total,
-                            instance_type=resources.get("InstanceType", ""),
-                            instance_count=int(resources.get("InstanceCount", 1)))
+    return job, progress_of(
+        job,
+        done=count_records(s3, output),
+        total=total,
+        instance_type=resources.get("InstanceType", ""),
+        instance_count=int(resources.get("InstanceCount", 1)),
+    )
 
 
-__all__ = ["TransformOptions", "TransformProgress", "TransformResult", "InputSummary", "run_transform",
-           "job_status", "transform_request", "progress_of", "failure_error", "job_name_for", "check_locations"]
+__all__ = [
+    "TransformOptions",
+    "TransformProgress",
+    "TransformResult",
+    "InputSummary",
+    "run_transform",
+    "job_status",
+    "transform_request",
+    "progress_of",
+    "failure_error",
+    "job_name_for",
+    "check_locations",
+]

@@ -28,8 +28,11 @@ RECORD_SUFFIX = ".out"
 def split_s3_prefix(uri: str, *, option: str = "the S3 prefix") -> tuple[str, str]:
     """``(bucket, prefix)`` of ``s3://bucket/prefix/``; the prefix ends in ``/`` (or is empty)."""
     if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
-        raise DeployError(f"{option} {uri!r} is not an s3://bucket/prefix/ URL.",
-                          fix="Write it as s3://BUCKET/folder/.", code="transform-input")
+        raise DeployError(
+            f"{option} {uri!r} is not an s3://bucket/prefix/ URL.",
+            fix="Write it as s3://BUCKET/folder/.",
+            code="transform-input",
+        )
     bucket, _, prefix = uri[5:].partition("/")
     if prefix and not prefix.endswith("/"):
         prefix += "/"  # s3://b/images would also match s3://b/images2/...
@@ -75,8 +78,11 @@ def read_manifest(s3: Any, output_uri: str) -> dict[str, Any] | None:
     try:
         manifest = json.loads(body)
     except ValueError:
-        raise DeployError(f"s3://{bucket}/{prefix}{MANIFEST_NAME} is not JSON.",
-                          fix="Pass the prompt with --text/--point/--box instead.", code="transform-input") from None
+        raise DeployError(
+            f"s3://{bucket}/{prefix}{MANIFEST_NAME} is not JSON.",
+            fix="Pass the prompt with --text/--point/--box instead.",
+            code="transform-input",
+        ) from None
     return manifest if isinstance(manifest, dict) else None
 
 
@@ -87,8 +93,17 @@ def iter_records(s3: Any, output_uri: str) -> Iterator[tuple[str, bytes]]:
         if not obj.key.endswith(RECORD_SUFFIX):
             continue
         body = s3.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
-        yield obj.key[len(prefix):-len(RECORD_SUFFIX)], body
+        yield obj.key[len(prefix) : -len(RECORD_SUFFIX)], body
 
 
-__all__ = ["MANIFEST_NAME", "RECORD_SUFFIX", "S3Object", "count_records", "iter_records", "list_objects",
-           "read_manifest", "split_s3_prefix", "write_manifest"]
+__all__ = [
+    "MANIFEST_NAME",
+    "RECORD_SUFFIX",
+    "S3Object",
+    "count_records",
+    "iter_records",
+    "list_objects",
+    "read_manifest",
+    "split_s3_prefix",
+    "write_manifest",
+]

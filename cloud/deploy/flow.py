@@ -172,9 +172,7 @@ def build_spec(
         serverless=options.serverless,
         container_kind=container_kind(options),
         inference_ami_version=(
-            RAY_GPU_AMI_VERSION
-            if container_kind(options) == "ray" and is_gpu_instance(options.instance_type)
-            else None
+            RAY_GPU_AMI_VERSION if container_kind(options) == "ray" and is_gpu_instance(options.instance_type) else None
         ),
     )
 

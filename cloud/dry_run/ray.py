@@ -64,7 +64,8 @@ def snapshot():
         apps[name] = {"status": str(app.status.value if hasattr(app.status, "value") else app.status),
                       "message": app.message[-2000:],
                       "deployments": {d: {"status": str(getattr(s.status, "value", s.status)),
-                                          "replicas": {str(getattr(k, "value", k)): v for k, v in s.replica_states.items()},
+                                          "replicas": {str(getattr(k, "value", k)): v
+                                                       for k, v in s.replica_states.items()},
                                           "message": s.message[-2000:]} for d, s in app.deployments.items()}}
     return {"apps": apps}
 with open(out_path, "a") as out:
@@ -147,8 +148,12 @@ class _Cluster:
     def spawn(self, name: str, args: list[str], env: Mapping[str, str] | None = None) -> subprocess.Popen:
         out = open(self.base / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
-            [str(self.python), *args], cwd=self.base / "model", env=dict(env or self.env), stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            [str(self.python), *args],
+            cwd=self.base / "model",
+            env=dict(env or self.env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         out.close()
         self.procs.append(proc)
@@ -252,7 +257,7 @@ def run_ray_dry_run(
         model = base / "model"
         extract_package(Path(package), model)
         container_env = {**package_environment(model), **dict(env or {})}
-        run_venv = layer_venv(venv, base / "venv")  # type: ignore[arg-type] - same shape as DlcVenv
+        run_venv = layer_venv(venv, base / "venv")
         run_env = _clean_env()
         run_env.update(
             {
@@ -272,7 +277,10 @@ def run_ray_dry_run(
             with open(base / "pip.log", "wb") as out:
                 rc = subprocess.run(
                     [str(run_venv.python), "-m", "pip", "install", "--disable-pip-version-check", "-r", str(req)],
-                    cwd=model, env=run_env, stdout=out, stderr=subprocess.STDOUT,
+                    cwd=model,
+                    env=run_env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
                 ).returncode
             result.requirements_seconds = time.monotonic() - started
             if rc != 0:
@@ -286,23 +294,44 @@ def run_ray_dry_run(
         log(f"ray start --head (temp dir {temp}) ...")
         cluster.head = cluster.spawn(
             "ray_start",
-            [*ray_cli, "start", "--head", "--block", f"--port={gcs}", "--node-ip-address=127.0.0.1",
-             f"--temp-dir={temp}", "--num-cpus=4", "--num-gpus=0", "--include-dashboard=false",
-             "--disable-usage-stats", f"--dashboard-port={ports[10]}", f"--node-manager-port={ports[3]}", f"--object-manager-port={ports[4]}",
-             f"--ray-client-server-port={ports[5]}", f"--dashboard-agent-listen-port={ports[6]}",
-             f"--dashboard-agent-grpc-port={ports[7]}", f"--metrics-export-port={ports[8]}",
-             f"--runtime-env-agent-port={ports[9]}", "--min-worker-port=0", "--max-worker-port=0"],
+            [
+                *ray_cli,
+                "start",
+                "--head",
+                "--block",
+                f"--port={gcs}",
+                "--node-ip-address=127.0.0.1",
+                f"--temp-dir={temp}",
+                "--num-cpus=4",
+                "--num-gpus=0",
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+                f"--dashboard-port={ports[10]}",
+                f"--node-manager-port={ports[3]}",
+                f"--object-manager-port={ports[4]}",
+                f"--ray-client-server-port={ports[5]}",
+                f"--dashboard-agent-listen-port={ports[6]}",
+                f"--dashboard-agent-grpc-port={ports[7]}",
+                f"--metrics-export-port={ports[8]}",
+                f"--runtime-env-agent-port={ports[9]}",
+                "--min-worker-port=0",
+                "--max-worker-port=0",
+            ],
         )
         serve_env = {**run_env, "RAY_ADDRESS": address}
         serve_cli = ["-c", "import sys; from ray.serve.scripts import cli; sys.exit(cli())"]
         if not _wait_head(cluster, serve_env, limit=90):
             found.append(Diagnosis(code="RAY_NOT_STARTED", message="ray start --head did not come up in 90 s"))
             raise _Stop
-        subprocess.run(
-            [str(run_venv.python), *serve_cli, "start", "--http-host", "127.0.0.1", "--http-port", str(http)],
-            cwd=model, env=serve_env, stdout=open(base / "serve_start.log", "wb"), stderr=subprocess.STDOUT,
-            timeout=120,
-        )
+        with open(base / "serve_start.log", "wb") as serve_start_log:
+            subprocess.run(
+                [str(run_venv.python), *serve_cli, "start", "--http-host", "127.0.0.1", "--http-port", str(http)],
+                cwd=model,
+                env=serve_env,
+                stdout=serve_start_log,
+                stderr=subprocess.STDOUT,
+                timeout=120,
+            )
         cluster.serve_run = cluster.spawn("serve_run", [*serve_cli, "run", str(model / "config.yaml")], serve_env)
         (base / "monitor.py").write_text(MONITOR, encoding="utf-8")
         cluster.monitor = cluster.spawn(
@@ -319,14 +348,16 @@ def run_ray_dry_run(
             if cluster.serve_run.poll() is not None and _app_status(base)[0] is None:
                 break
             time.sleep(0.25)
-        log(f"/ping: {'200 after %.1f s' % result.healthz_seconds if result.healthz_seconds else 'never 200'}")
+        log(f"/ping: {f'200 after {result.healthz_seconds:.1f} s' if result.healthz_seconds else 'never 200'}")
         # the first real request, sent as soon as /ping says healthy; watched against serve.status()
         if result.healthz_seconds is not None:
             answer: dict = {}
             worker = threading.Thread(
                 target=lambda: answer.update(
-                    zip(("status", "body", "headers"), boto3_invoke(url, body=request_body, content_type=content_type,
-                                                                    read_timeout=invoke_limit))
+                    zip(
+                        ("status", "body", "headers"),
+                        boto3_invoke(url, body=request_body, content_type=content_type, read_timeout=invoke_limit),
+                    )
                 ),
                 daemon=True,
             )
@@ -356,16 +387,19 @@ def run_ray_dry_run(
         if status == "DEPLOY_FAILED" and result.healthz_seconds is not None:
             # what a new request gets behind the healthy ping
             code, body, _h = boto3_invoke(url, body=request_body, content_type=content_type, read_timeout=15)
-            found.append(Diagnosis(
-                code="RAY_DEPLOY_FAILED_BEHIND_PING",
-                message="the deployment's __init__ (the model load) failed, Ray marked the application "
-                "DEPLOY_FAILED, and /ping (Ray's /-/healthz) still answers 200: on SageMaker the endpoint would "
-                f"reach InService and every invocation would fail (here: HTTP {code} "
-                f"{body[:200].decode('utf-8', 'replace')}). The replica's error: {_last_error(message)}",
-            ))
+            found.append(
+                Diagnosis(
+                    code="RAY_DEPLOY_FAILED_BEHIND_PING",
+                    message="the deployment's __init__ (the model load) failed, Ray marked the application "
+                    "DEPLOY_FAILED, and /ping (Ray's /-/healthz) still answers 200: on SageMaker the endpoint would "
+                    f"reach InService and every invocation would fail (here: HTTP {code} "
+                    f"{body[:200].decode('utf-8', 'replace')}). The replica's error: {_last_error(message)}",
+                )
+            )
         if result.status_code == 200 and affinity_sessions:
-            result.affinity = measure_affinity(url, body=request_body, content_type=content_type,
-                                               sessions=affinity_sessions)
+            result.affinity = measure_affinity(
+                url, body=request_body, content_type=content_type, sessions=affinity_sessions
+            )
         found += _invocation_findings(result, invoke_limit)
     except _Stop:
         pass
@@ -395,8 +429,13 @@ def _wait_head(cluster: _Cluster, env: Mapping[str, str], *, limit: float) -> bo
     while time.monotonic() - started < limit:
         if cluster.head is not None and cluster.head.poll() is not None:
             return False
-        out = subprocess.run([str(cluster.python), "-c", probe, env["RAY_ADDRESS"]], env=dict(env),
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [str(cluster.python), "-c", probe, env["RAY_ADDRESS"]],
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if out.returncode == 0 and "ok" in out.stdout:
             return True
         time.sleep(1)
@@ -421,18 +460,27 @@ def _dedupe(found: list[Diagnosis]) -> list[Diagnosis]:
 def _invocation_findings(result: RayDryRunResult, invoke_limit: float) -> list[Diagnosis]:
     found = []
     if result.response_bytes is not None and result.response_bytes > MAX_PAYLOAD_BYTES:
-        found.append(Diagnosis(code="RESPONSE_TOO_LARGE", message=f"the response is "
-                               f"{result.response_bytes / 2**20:.1f} MiB, over SageMaker's 6 MiB real-time limit"))
+        found.append(
+            Diagnosis(
+                code="RESPONSE_TOO_LARGE",
+                message=f"the response is "
+                f"{result.response_bytes / 2**20:.1f} MiB, over SageMaker's 6 MiB real-time limit",
+            )
+        )
     if result.healthz_seconds is not None and result.status_code is None and result.app_status != "DEPLOY_FAILED":
-        found.append(Diagnosis(
-            code="RAY_LOAD_OVER_INVOKE_LIMIT",
-            message=f"/ping was healthy after {result.healthz_seconds:.0f} s but the first request got no answer "
-            f"within SageMaker's {invoke_limit:.0f} s real-time limit (the model was still loading behind the "
-            "healthy ping): the endpoint's first calls would time out. Make the load faster, or raise the "
-            "deploy's smoke-test budget and expect early 424s.",
-        ))
+        found.append(
+            Diagnosis(
+                code="RAY_LOAD_OVER_INVOKE_LIMIT",
+                message=f"/ping was healthy after {result.healthz_seconds:.0f} s but the first request got no answer "
+                f"within SageMaker's {invoke_limit:.0f} s real-time limit (the model was still loading behind the "
+                "healthy ping): the endpoint's first calls would time out. Make the load faster, or raise the "
+                "deploy's smoke-test budget and expect early 424s.",
+            )
+        )
     elif result.status_code not in (None, 200):
-        found.append(Diagnosis(code="INVOKE_FAILED", message=f"the first invocation answered HTTP {result.status_code}"))
+        found.append(
+            Diagnosis(code="INVOKE_FAILED", message=f"the first invocation answered HTTP {result.status_code}")
+        )
     return found
 
 
@@ -451,7 +499,8 @@ def measure_affinity(url: str, *, body: bytes, content_type: str, sessions: int 
 
     prompt = decode_request(body, content_type=content_type).prompt
     followup, followup_type, _h = encode_request(SegmentRequest(prompt=prompt))
-    per_session, replicas_all = [], set()
+    per_session: list[tuple[int, bool, str | None]] = []
+    replicas_all: set[str] = set()
     reencodes = first_reencodes = later_reencodes = misses = opened = 0
     for _ in range(sessions):
         # as on SageMaker: open the session with the first click, then name it

@@ -54,8 +54,11 @@ class SageMakerAdapter:
                 if not _INVOKE_PATH.match(self.path.split("?")[0]):
                     self._send(404, b'{"message": "not found"}', {"Content-Type": "application/json"})
                     return
-                fwd = {k: v for k, v in self.headers.items()
-                       if k.lower() in _FORWARDED or k.lower().startswith("x-amzn-sagemaker-")}
+                fwd = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() in _FORWARDED or k.lower().startswith("x-amzn-sagemaker-")
+                }
                 status, data, headers = adapter.forward(body, fwd)
                 self._send(status, data, headers)
 
@@ -90,8 +93,11 @@ class SageMakerAdapter:
             conn.request("POST", "/", body=body, headers=dict(headers))
             resp = conn.getresponse()
             data = resp.read()
-            out = {k: v for k, v in resp.getheaders()
-                   if k.lower() == "content-type" or k.lower().startswith("x-amzn-sagemaker-")}
+            out = {
+                k: v
+                for k, v in resp.getheaders()
+                if k.lower() == "content-type" or k.lower().startswith("x-amzn-sagemaker-")
+            }
             return resp.status, data, out
         except TimeoutError:
             return 504, b'{"message": "the model did not answer within RAYSERVE_BACKEND_TIMEOUT"}', {}
@@ -120,7 +126,10 @@ def boto3_invoke(
     from botocore.exceptions import ClientError, ReadTimeoutError
 
     client = boto3.client(
-        "sagemaker-runtime", endpoint_url=url, region_name="us-east-1", aws_access_key_id="local",
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
         aws_secret_access_key="local",
         config=Config(read_timeout=read_timeout, connect_timeout=5, retries={"total_max_attempts": 1}),
     )
@@ -130,17 +139,19 @@ def boto3_invoke(
     if custom_attributes:
         kwargs["CustomAttributes"] = custom_attributes
     try:
-        resp = client.invoke_endpoint(EndpointName="local-ray-dry-run", Body=body, ContentType=content_type,
-                                      Accept=accept, **kwargs)
+        resp = client.invoke_endpoint(
+            EndpointName="local-ray-dry-run", Body=body, ContentType=content_type, Accept=accept, **kwargs
+        )
         data = resp["Body"].read()
         meta = {k: resp[k] for k in ("CustomAttributes", "NewSessionId", "ContentType") if k in resp}
         return resp["ResponseMetadata"]["HTTPStatusCode"], data, meta
     except ClientError as exc:
         meta = exc.response.get("ResponseMetadata", {})
         attrs = (meta.get("HTTPHeaders") or {}).get("x-amzn-sagemaker-custom-attributes")
-        return (meta.get("HTTPStatusCode", 0), exc.response.get("Error", {}).get("Message", str(exc)).encode(),
-                {"CustomAttributes": attrs} if attrs else {})
+        return (
+            meta.get("HTTPStatusCode", 0),
+            exc.response.get("Error", {}).get("Message", str(exc)).encode(),
+            {"CustomAttributes": attrs} if attrs else {},
+        )
     except ReadTimeoutError:
         return 0, b"", {}
-
-

@@ -124,9 +124,8 @@ def ensure_ray_venv(
         what=f"installing {' '.join(packages)}",
     )
     versions = {}
-    probe = "import json, importlib.metadata as m; print(json.dumps({d: m.version(d) for d in %r}))" % (
-        ["ray", "fastapi", "numpy", "pillow", "opencv-python-headless", "boto3"],
-    )
+    dists = ["ray", "fastapi", "numpy", "pillow", "opencv-python-headless", "boto3"]
+    probe = f"import json, importlib.metadata as m; print(json.dumps({{d: m.version(d) for d in {dists!r}}}))"
     out = subprocess.run([str(venv.python), "-c", probe], capture_output=True, text=True)
     if out.returncode != 0:
         raise RayEnvUnavailable(f"the Ray environment does not import: {out.stderr.strip()[-400:]}")
@@ -151,7 +150,11 @@ def _run(cmd: Sequence[str], *, what: str) -> None:
         offline = any(
             m in line
             for line in output
-            for m in ("Failed to establish a new connection", "Temporary failure in name resolution", "Could not fetch URL")
+            for m in (
+                "Failed to establish a new connection",
+                "Temporary failure in name resolution",
+                "Could not fetch URL",
+            )
         )
         hint = " (the package index cannot be reached)" if offline else ""
         raise RayEnvUnavailable(f"{what} failed{hint}:\n" + "\n".join(output[-12:]))

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Protocol
 
 from cloud.dry_run.errors import LocalDlcError
 from cloud.packaging.wheels import user_cache_dir
@@ -130,7 +131,17 @@ def ensure_dlc_venv(
     return venv
 
 
-def layer_venv(base: DlcVenv, dest: Path) -> DlcVenv:
+class BaseVenv(Protocol):
+    """What :func:`layer_venv` needs of the environment it layers on: a DlcVenv or a RayVenv."""
+
+    @property
+    def python(self) -> Path: ...
+
+    @property
+    def bin_dir(self) -> Path: ...
+
+
+def layer_venv(base: BaseVenv, dest: Path) -> DlcVenv:
     """A throw-away environment at ``dest`` that sees ``base``'s packages but installs into itself.
 
     ``python -m pip`` comes from ``base``; packages ``base`` already satisfies are left alone (as

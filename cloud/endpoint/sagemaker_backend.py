@@ -65,22 +65,39 @@ class SageMakerBackend(RemoteBackend):
     # inside the container) send its clicks to the instance / replica holding the embedding
     uses_sessions = True
 
-    def __init__(self, *, endpoint: str = "", region: str | None = None, profile: str | None = None,
-                 access_key_id: str | None = None, secret_access_key: str | None = None,
-                 session_token: str | None = None, endpoint_url: str | None = None,
-                 async_endpoint: str | None = None, async_s3: str | None = None,
-                 client: EndpointClient | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        endpoint: str = "",
+        region: str | None = None,
+        profile: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        session_token: str | None = None,
+        endpoint_url: str | None = None,
+        async_endpoint: str | None = None,
+        async_s3: str | None = None,
+        client: EndpointClient | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(**options)
         if not endpoint and client is None:
             raise BackendUnavailableError(
-                "the 'sagemaker' backend needs an endpoint name: set it in Settings → Remote (or --endpoint NAME)")
+                "the 'sagemaker' backend needs an endpoint name: set it in Settings → Remote (or --endpoint NAME)"
+            )
         self.endpoint = endpoint or (client.endpoint_name if client is not None else "")
         self.region = region
         self._client = client
-        self._aws = {"region": region or None, "profile": profile or None, "access_key_id": access_key_id or None,
-                     "secret_access_key": secret_access_key or None, "session_token": session_token or None,
-                     "endpoint_url": endpoint_url or None, "async_endpoint": async_endpoint or None,
-                     "async_s3": async_s3 or None}
+        self._aws = {
+            "region": region or None,
+            "profile": profile or None,
+            "access_key_id": access_key_id or None,
+            "secret_access_key": secret_access_key or None,
+            "session_token": session_token or None,
+            "endpoint_url": endpoint_url or None,
+            "async_endpoint": async_endpoint or None,
+            "async_s3": async_s3 or None,
+        }
         self._async_keys: dict[str, bytes] = {}  # image key -> original bytes sent asynchronously
 
     @property
@@ -105,9 +122,13 @@ class SageMakerBackend(RemoteBackend):
         a = self._aws
         settings = resolve_settings(region=a["region"], profile=a["profile"])
         if a["access_key_id"] and a["secret_access_key"]:
-            settings = dataclasses.replace(settings, access_key_id=a["access_key_id"],
-                                           secret_access_key=a["secret_access_key"],
-                                           session_token=a["session_token"], profile=None)
+            settings = dataclasses.replace(
+                settings,
+                access_key_id=a["access_key_id"],
+                secret_access_key=a["secret_access_key"],
+                session_token=a["session_token"],
+                profile=None,
+            )
         if a["endpoint_url"]:
             settings = dataclasses.replace(settings, service_endpoints={"sagemaker-runtime": a["endpoint_url"]})
         try:
@@ -118,8 +139,14 @@ class SageMakerBackend(RemoteBackend):
             raise
         except Exception as exc:  # noqa: BLE001 - botocore NoRegionError, ProfileNotFound, DeployError…
             raise BackendUnavailableError(f"the SageMaker endpoint {self.endpoint} cannot be used: {exc}") from None
-        return EndpointClient(self.endpoint, runtime=runtime, s3=s3, async_endpoint_name=a["async_endpoint"],
-                              async_s3_prefix=a["async_s3"], endpoint_is_async=False)
+        return EndpointClient(
+            self.endpoint,
+            runtime=runtime,
+            s3=s3,
+            async_endpoint_name=a["async_endpoint"],
+            async_s3_prefix=a["async_s3"],
+            endpoint_is_async=False,
+        )
 
     @property
     def has_async(self) -> bool:
@@ -142,11 +169,17 @@ class SageMakerBackend(RemoteBackend):
             self._ids.pop("probe", None)
             self._sessions.pop("probe", None)
         backend = self.uploaded_by[0] if self.uploaded_by else "unknown"
-        return {"backend": backend, "model": self.uploaded_by[1] if self.uploaded_by else "?", "device": "instance",
-                "supports_text": backend in TEXT_BACKENDS, "supports_points": True}
+        return {
+            "backend": backend,
+            "model": self.uploaded_by[1] if self.uploaded_by else "?",
+            "device": "instance",
+            "supports_text": backend in TEXT_BACKENDS,
+            "supports_points": True,
+        }
 
-    def _exchange(self, body: bytes, *, content_type: str, headers: Mapping[str, str],
-                  cancel: CancelToken | None, timeout: float) -> Exchange:
+    def _exchange(
+        self, body: bytes, *, content_type: str, headers: Mapping[str, str], cancel: CancelToken | None, timeout: float
+    ) -> Exchange:
         client = self.client
         started = time.perf_counter()
         box: dict[str, Any] = {}
@@ -154,9 +187,12 @@ class SageMakerBackend(RemoteBackend):
 
         def work() -> None:
             try:
-                box["result"] = client.invoke(body, content_type=content_type,
-                                              custom_attributes=headers.get(CUSTOM_ATTRIBUTES_HEADER),
-                                              session_id=headers.get(SESSION_HEADER))
+                box["result"] = client.invoke(
+                    body,
+                    content_type=content_type,
+                    custom_attributes=headers.get(CUSTOM_ATTRIBUTES_HEADER),
+                    session_id=headers.get(SESSION_HEADER),
+                )
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
                 box["error"] = exc
             finally:
@@ -175,8 +211,9 @@ class SageMakerBackend(RemoteBackend):
         result = box["result"]
         sent = len(body) + len(headers.get(CUSTOM_ATTRIBUTES_HEADER) or "") + len(headers.get(SESSION_HEADER) or "")
         answer_headers = {"NewSessionId": result.new_session_id} if getattr(result, "new_session_id", None) else {}
-        return Exchange(body=result.body, headers=answer_headers, bytes_sent=sent,
-                        seconds=time.perf_counter() - started)
+        return Exchange(
+            body=result.body, headers=answer_headers, bytes_sent=sent, seconds=time.perf_counter() - started
+        )
 
     def _remote_error(self, error: BaseException) -> RemoteError:
         if isinstance(error, EndpointInvocationError):
@@ -185,8 +222,13 @@ class SageMakerBackend(RemoteBackend):
                 if info.status == 0 and error.original_status:
                     info = dataclasses.replace(info, status=int(error.original_status))
                 return RemoteError(f"the {self.where} answered {info.status}: {info.message}", info=info)
-            if error.code in ("no-credentials", "access-denied", "endpoint-not-found", "client-read-timeout",
-                              "connection-error"):
+            if error.code in (
+                "no-credentials",
+                "access-denied",
+                "endpoint-not-found",
+                "client-read-timeout",
+                "connection-error",
+            ):
                 return RemoteUnavailableError(f"the {self.where} cannot be used: {error}")
             return RemoteError(f"the {self.where} failed: {error}")
         if isinstance(error, InferenceError):
@@ -194,8 +236,14 @@ class SageMakerBackend(RemoteBackend):
         return RemoteUnavailableError(f"the {self.where} cannot be reached: {type(error).__name__}: {error}")
 
     # -- images over the real-time limit -------------------------------------------------------
-    def encode(self, image: np.ndarray, *, image_key: str | None = None, cancel: CancelToken | None = None,
-               source: ImageSource | None = None) -> str:
+    def encode(
+        self,
+        image: np.ndarray,
+        *,
+        image_key: str | None = None,
+        cancel: CancelToken | None = None,
+        source: ImageSource | None = None,
+    ) -> str:
         key = image_key or self.image_key(image)
         original = self._oversize_original(source)
         if original is not None:
@@ -206,8 +254,15 @@ class SageMakerBackend(RemoteBackend):
     def is_encoded(self, image_key: str) -> bool:
         return image_key in self._async_keys or super().is_encoded(image_key)
 
-    def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
-                cancel: CancelToken | None = None, source: ImageSource | None = None) -> Prediction:
+    def predict(
+        self,
+        image: np.ndarray,
+        prompt: Prompt,
+        *,
+        image_key: str | None = None,
+        cancel: CancelToken | None = None,
+        source: ImageSource | None = None,
+    ) -> Prediction:
         key = image_key or self.image_key(image)
         original = self._async_keys.get(key)
         if original is None:
@@ -219,10 +274,13 @@ class SageMakerBackend(RemoteBackend):
         check(cancel)
         want_logits = self.return_logits if self.return_logits is not None else not prompt.is_text
         request = SegmentRequest(prompt=prompt, image=original, return_logits=want_logits)
-        body, content_type, headers = encode_request(request, raw=prompt.mask_input is None,
-                                                     max_bytes=ASYNC_LIMIT_BYTES)
-        self.notice = (f"the image file is {len(original) / 2**20:.1f} MiB, over the 6 MiB real-time limit: "
-                       f"sent to the asynchronous endpoint {self._aws['async_endpoint']} with every prompt")
+        body, content_type, headers = encode_request(
+            request, raw=prompt.mask_input is None, max_bytes=ASYNC_LIMIT_BYTES
+        )
+        self.notice = (
+            f"the image file is {len(original) / 2**20:.1f} MiB, over the 6 MiB real-time limit: "
+            f"sent to the asynchronous endpoint {self._aws['async_endpoint']} with every prompt"
+        )
         answer = self._call(body, content_type=content_type, headers=headers, cancel=cancel)
         prediction = decode_response(answer.body).prediction
         timings = dict(prediction.timings, roundtrip_ms=answer.seconds * 1000.0)

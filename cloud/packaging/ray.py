@@ -120,7 +120,12 @@ class RayServeOptions:
             raise PackagingError(f"replicas must be at least 1, got {self.num_replicas}")
         if (self.min_replicas is None) != (self.max_replicas is None):
             raise PackagingError("autoscaling needs both a minimum and a maximum number of replicas")
-        if self.min_replicas is not None and not 0 <= self.min_replicas <= self.max_replicas:
+        # both or neither are None (checked above); the second test only narrows max_replicas for mypy
+        if (
+            self.min_replicas is not None
+            and self.max_replicas is not None
+            and not 0 <= self.min_replicas <= self.max_replicas
+        ):
             raise PackagingError(f"autoscaling: need 0 <= min ({self.min_replicas}) <= max ({self.max_replicas})")
         if self.num_gpus < 0 or (self.num_gpus > 1 and self.num_gpus != int(self.num_gpus)):
             raise PackagingError(f"GPUs per replica must be a fraction up to 1 or a whole number, got {self.num_gpus}")
@@ -453,4 +458,3 @@ def is_ray_package(path: str | os.PathLike) -> bool:
         return {"config.yaml", "deployment.py"} <= names
     except (OSError, Exception):  # noqa: BLE001
         return False
-

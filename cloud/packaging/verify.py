@@ -10,6 +10,8 @@ on the path and exposes the four handler functions.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -17,9 +19,9 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Mapping
 
 from cloud.packaging.shim import HANDLER_FUNCTIONS
 from cloud.packaging.wheels import is_dlc_provided, normalize_name, wheel_name_version
@@ -40,8 +42,7 @@ class VerifyReport:
     handler_origin: str | None
 
     def summary(self) -> str:
-        head = (f"{self.files} files, {self.total_bytes / 1e6:.1f} MB "
-                f"(weights {self.weights_bytes / 1e6:.1f} MB)")
+        head = f"{self.files} files, {self.total_bytes / 1e6:.1f} MB (weights {self.weights_bytes / 1e6:.1f} MB)"
         if self.ok:
             return f"package verified: {head}; handler imports from {self.handler_origin}"
         return "package verification FAILED:\n  - " + "\n  - ".join(self.problems) + f"\n({head})"
@@ -95,8 +96,10 @@ def layout_problem(path: str | os.PathLike) -> str | None:
     if root.is_dir():
         absent = [name for name in REQUIRED if not (root / name).is_file()]
         if absent:
-            return (f"{root} is not a model package folder: it lacks {', '.join(absent)} "
-                    "(build one with `langsam-studio deploy package`)")
+            return (
+                f"{root} is not a model package folder: it lacks {', '.join(absent)} "
+                "(build one with `langsam-studio deploy package`)"
+            )
         return None
     if not root.is_file():
         return f"{root} is neither a file nor a folder"
@@ -112,16 +115,16 @@ def layout_problem(path: str | os.PathLike) -> str | None:
     return None
 
 
-def verify_package(path: str | os.PathLike, *, import_check: bool = True,
-                   python: str = sys.executable) -> VerifyReport:
+def verify_package(path: str | os.PathLike, *, import_check: bool = True, python: str = sys.executable) -> VerifyReport:
     """Verify a package directory or ``.tar.gz``; never raises for a bad package."""
     root = Path(path)
     if root.is_dir():
         return _verify_dir(root, import_check=import_check, python=python)
     if root.is_file():
         return _verify_archive(root, import_check=import_check, python=python)
-    return VerifyReport(ok=False, problems=(f"{root} does not exist",), files=0, total_bytes=0,
-                        weights_bytes=0, handler_origin=None)
+    return VerifyReport(
+        ok=False, problems=(f"{root} does not exist",), files=0, total_bytes=0, weights_bytes=0, handler_origin=None
+    )
 
 
 def _verify_dir(root: Path, *, import_check: bool, python: str) -> VerifyReport:
@@ -137,8 +140,7 @@ def _verify_dir(root: Path, *, import_check: bool, python: str) -> VerifyReport:
             sizes[rel] = p.stat().st_size
             if rel != MANIFEST_NAME:
                 hashes[rel] = sha256_file(p)
-    texts = {name: (root / name).read_text(encoding="utf-8") for name in REQUIRED
-             if name in sizes}
+    texts = {name: (root / name).read_text(encoding="utf-8") for name in REQUIRED if name in sizes}
     origin = None
     problems += _check_contents(sizes, hashes, texts)
     if import_check and "code/inference.py" in sizes:
@@ -161,8 +163,10 @@ def _verify_archive(archive: Path, *, import_check: bool, python: str) -> Verify
                     problems.append(f"{member.name}: absolute or '..' path in the archive")
                     continue
                 if member.issym() or member.islnk():
-                    problems.append(f"{name} is a {'symlink' if member.issym() else 'hard link'} "
-                                    "(SageMaker cannot extract it): add the file itself")
+                    problems.append(
+                        f"{name} is a {'symlink' if member.issym() else 'hard link'} "
+                        "(SageMaker cannot extract it): add the file itself"
+                    )
                     continue
                 if member.isdir():
                     continue
@@ -171,17 +175,22 @@ def _verify_archive(archive: Path, *, import_check: bool, python: str) -> Verify
                     continue
                 sizes[name] = member.size
                 fh = tar.extractfile(member)
+                assert fh is not None  # None only for members that are not regular files, skipped above
                 h = hashlib.sha256()
                 keep = name.startswith("code/") and import_check
-                out = open(Path(tmp, name), "wb") if keep and _mkparent(Path(tmp, name)) else None
-                for chunk in iter(lambda: fh.read(_CHUNK), b""):
-                    h.update(chunk)
-                    if out:
-                        out.write(chunk)
-                if out:
-                    out.close()
+                with contextlib.ExitStack() as stack:
+                    out = (
+                        stack.enter_context(open(Path(tmp, name), "wb"))
+                        if keep and _mkparent(Path(tmp, name))
+                        else None
+                    )
+                    for chunk in iter(functools.partial(fh.read, _CHUNK), b""):
+                        h.update(chunk)
+                        if out:
+                            out.write(chunk)
                 if name in REQUIRED:
                     fh = tar.extractfile(member)
+                    assert fh is not None  # a regular file, as above
                     texts[name] = fh.read().decode("utf-8")
                 if name != MANIFEST_NAME:
                     hashes[name] = h.hexdigest()
@@ -201,12 +210,17 @@ def _mkparent(path: Path) -> bool:
 
 def _report(problems: list[str], sizes: Mapping[str, int], origin: str | None) -> VerifyReport:
     weights = sum(s for n, s in sizes.items() if n.startswith("weights/"))
-    return VerifyReport(ok=not problems, problems=tuple(problems), files=len(sizes),
-                        total_bytes=sum(sizes.values()), weights_bytes=weights, handler_origin=origin)
+    return VerifyReport(
+        ok=not problems,
+        problems=tuple(problems),
+        files=len(sizes),
+        total_bytes=sum(sizes.values()),
+        weights_bytes=weights,
+        handler_origin=origin,
+    )
 
 
-def _check_contents(sizes: Mapping[str, int], hashes: Mapping[str, str],
-                    texts: Mapping[str, str]) -> list[str]:
+def _check_contents(sizes: Mapping[str, int], hashes: Mapping[str, str], texts: Mapping[str, str]) -> list[str]:
     problems = [f"{name} is missing" for name in REQUIRED if name not in sizes]
     if "code/requirements.txt" in texts:
         problems += _check_requirements(texts["code/requirements.txt"], sizes)
@@ -234,14 +248,14 @@ def _check_requirements(text: str, sizes: Mapping[str, int]) -> list[str]:
         except InvalidRequirement:
             problems.append(f"code/requirements.txt: cannot parse {line!r}")
     if "--no-index" not in options or "--find-links ./wheels" not in options:
-        problems.append("code/requirements.txt must install offline: it needs '--no-index' and "
-                        "'--find-links ./wheels'")
+        problems.append("code/requirements.txt must install offline: it needs '--no-index' and '--find-links ./wheels'")
     for name in names:
         if is_dlc_provided(name):
-            problems.append(f"code/requirements.txt names {name}, which the container provides: "
-                            "installing it would replace the container's build at every start")
-    wheels = {wheel_name_version(Path(n))[0]: n for n in sizes
-              if n.startswith("code/wheels/") and n.endswith(".whl")}
+            problems.append(
+                f"code/requirements.txt names {name}, which the container provides: "
+                "installing it would replace the container's build at every start"
+            )
+    wheels = {wheel_name_version(Path(n))[0]: n for n in sizes if n.startswith("code/wheels/") and n.endswith(".whl")}
     for name in names:
         if name not in wheels:
             problems.append(f"code/requirements.txt needs {name} but code/wheels/ has no wheel of it")
@@ -276,8 +290,9 @@ def _check_config(text: str, sizes: Mapping[str, int]) -> list[str]:
         gdino = config.get("gdino_path") or ""
         inside = [n for n in sizes if n.startswith(gdino.rstrip("/") + "/")]
         if not gdino or f"{gdino.rstrip('/')}/config.json" not in sizes:
-            problems.append(f"the Grounding DINO directory {gdino!r} named in {CONFIG_NAME} is "
-                            "missing or has no config.json")
+            problems.append(
+                f"the Grounding DINO directory {gdino!r} named in {CONFIG_NAME} is missing or has no config.json"
+            )
         elif not any(sizes[n] > 0 and n.endswith((".safetensors", ".bin")) for n in inside):
             problems.append(f"the Grounding DINO directory {gdino!r} has no weights file")
     return problems
@@ -300,15 +315,15 @@ def _check_manifest(text: str, sizes: Mapping[str, int], hashes: Mapping[str, st
     return problems
 
 
-_IMPORT_SCRIPT = """
+_IMPORT_SCRIPT = f"""
 import importlib, json, sys
 code_dir, wheels = sys.argv[1], sys.argv[2:]
 sys.path[:0] = [code_dir, *wheels]
 module = importlib.import_module("inference")
 handler = sys.modules.get("inference.sagemaker_handler")
-print(json.dumps({"missing": [n for n in %r if not callable(getattr(module, n, None))],
-                  "handler": getattr(handler, "__file__", None)}))
-""" % (HANDLER_FUNCTIONS,)
+print(json.dumps({{"missing": [n for n in {HANDLER_FUNCTIONS!r} if not callable(getattr(module, n, None))],
+                  "handler": getattr(handler, "__file__", None)}}))
+"""
 
 
 def _import_check(code_dir: Path, *, python: str) -> tuple[str | None, str | None]:
@@ -316,8 +331,14 @@ def _import_check(code_dir: Path, *, python: str) -> tuple[str | None, str | Non
     wheels = sorted(str(p) for p in (code_dir / "wheels").glob("*-none-any.whl"))
     with tempfile.TemporaryDirectory(prefix="langsam-import-") as cwd:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        proc = subprocess.run([python, "-I", "-B", "-c", _IMPORT_SCRIPT, str(code_dir), *wheels],
-                              capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+        proc = subprocess.run(
+            [python, "-I", "-B", "-c", _IMPORT_SCRIPT, str(code_dir), *wheels],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=env,
+            timeout=300,
+        )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         return None, f"code/inference.py does not import: {last}"
@@ -329,6 +350,7 @@ def _import_check(code_dir: Path, *, python: str) -> tuple[str | None, str | Non
         return result["handler"], f"code/inference.py lacks {', '.join(result['missing'])}"
     handler = result["handler"] or ""
     if str(code_dir / "wheels") not in handler:
-        return handler, (f"the handler imported from {handler}, not from the bundled wheel: "
-                         "the package does not carry its own code")
+        return handler, (
+            f"the handler imported from {handler}, not from the bundled wheel: the package does not carry its own code"
+        )
     return handler, None
