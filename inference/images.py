@@ -126,13 +126,13 @@ def _scale_to_u8(arr: np.ndarray, top: int) -> np.ndarray:
         lut = np.clip(np.rint(np.arange(65536, dtype=np.float32) * np.float32(255.0 / max(top, 1))), 0, 255)
         lut = lut.astype(np.uint8)
         for start in range(0, arr.shape[0], step):
-            rows = arr[start:start + step]
-            out[start:start + step] = lut[np.clip(rows, 0, 65535).astype(np.uint16, copy=False)]
+            rows = arr[start : start + step]
+            out[start : start + step] = lut[np.clip(rows, 0, 65535).astype(np.uint16, copy=False)]
         return out
     scale = np.float32(255.0 / top)
     for start in range(0, arr.shape[0], step):
-        rows = arr[start:start + step].astype(np.float32)
-        out[start:start + step] = np.clip(np.rint(rows * scale), 0, 255)
+        rows = arr[start : start + step].astype(np.float32)
+        out[start : start + step] = np.clip(np.rint(rows * scale), 0, 255)
     return out
 
 
@@ -148,7 +148,7 @@ def raw_samples(img: Image.Image) -> np.ndarray | None:
         out = np.empty(arr.shape, dtype=np.uint16)
         step = max(_CHUNK_SAMPLES // max(arr.shape[1], 1), 1)
         for start in range(0, arr.shape[0], step):
-            np.clip(arr[start:start + step], 0, 65535, out=out[start:start + step], casting="unsafe")
+            np.clip(arr[start : start + step], 0, 65535, out=out[start : start + step], casting="unsafe")
         return out
     return np.ascontiguousarray(arr.astype(np.uint16, copy=False))
 
@@ -188,13 +188,50 @@ def _check_limit(source: ImageInput, width: int, height: int, limit: int) -> Non
 
 
 # Bytes per pixel of Pillow's in-memory modes ("1" is stored one byte per pixel).
-_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2,
-               "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4,
-               "F": 4}
+_MODE_BYTES = {
+    "1": 1,
+    "L": 1,
+    "P": 1,
+    "LA": 2,
+    "La": 2,
+    "PA": 2,
+    "I;16": 2,
+    "I;16B": 2,
+    "I;16L": 2,
+    "I;16N": 2,
+    "RGB": 3,
+    "YCbCr": 3,
+    "LAB": 3,
+    "HSV": 3,
+    "RGBA": 4,
+    "RGBa": 4,
+    "RGBX": 4,
+    "CMYK": 4,
+    "I": 4,
+    "F": 4,
+}
 # Extra bytes per pixel that :func:`_to_rgb` allocates on the way to RGB, by stored mode.
-_CONVERT_BYTES = {"RGB": 0, "1": 3, "L": 3, "P": 3, "CMYK": 3, "YCbCr": 3, "LAB": 3, "HSV": 3,
-                  "RGBA": 11, "RGBa": 15, "LA": 15, "La": 15, "PA": 15, "I;16": 14, "I;16B": 14, "I;16L": 14,
-                  "I;16N": 14, "I": 16, "F": 16}
+_CONVERT_BYTES = {
+    "RGB": 0,
+    "1": 3,
+    "L": 3,
+    "P": 3,
+    "CMYK": 3,
+    "YCbCr": 3,
+    "LAB": 3,
+    "HSV": 3,
+    "RGBA": 11,
+    "RGBa": 15,
+    "LA": 15,
+    "La": 15,
+    "PA": 15,
+    "I;16": 14,
+    "I;16B": 14,
+    "I;16L": 14,
+    "I;16N": 14,
+    "I": 16,
+    "F": 16,
+}
 
 
 def decode_bytes_estimate(mode: str, width: int, height: int, *, transparency: bool = False) -> int:
@@ -231,8 +268,9 @@ def _upright(img: Image.Image) -> Image.Image:
         return img
 
 
-def load_image_with_raw(source: str | os.PathLike[str] | bytes, *, max_pixels: int | None = None,
-                        max_decode_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def load_image_with_raw(
+    source: str | os.PathLike[str] | bytes, *, max_pixels: int | None = None, max_decode_bytes: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`load_image`'s RGB array and, for a more-than-8-bit grayscale image (16-bit, 12-bit
     in 16), its raw (H, W) uint16 samples, so the app can apply a contrast window to them."""
     raw: list[np.ndarray | None] = [None]
@@ -240,8 +278,13 @@ def load_image_with_raw(source: str | os.PathLike[str] | bytes, *, max_pixels: i
     return rgb, raw[0]
 
 
-def load_image(source: ImageInput, *, max_pixels: int | None = None, max_decode_bytes: int | None = None,
-               _raw_out: list | None = None) -> np.ndarray:
+def load_image(
+    source: ImageInput,
+    *,
+    max_pixels: int | None = None,
+    max_decode_bytes: int | None = None,
+    _raw_out: list[np.ndarray | None] | None = None,
+) -> np.ndarray:
     """Return an (H, W, 3) C-contiguous uint8 RGB array.
 
     Raises :class:`ImageLoadError` (corrupt, truncated, unreadable) or

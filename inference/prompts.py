@@ -29,17 +29,19 @@ class Box:
     y1: float
 
     @classmethod
-    def from_corners(cls, ax: float, ay: float, bx: float, by: float) -> "Box":
+    def from_corners(cls, ax: float, ay: float, bx: float, by: float) -> Box:
         """A box from two opposite corners dragged in any direction."""
         return cls(x0=min(ax, bx), y0=min(ay, by), x1=max(ax, bx), y1=max(ay, by))
 
     def as_xyxy(self) -> tuple[float, float, float, float]:
         return (self.x0, self.y0, self.x1, self.y1)
 
-    def clipped(self, *, width: int, height: int) -> "Box":
+    def clipped(self, *, width: int, height: int) -> Box:
         return Box(
-            x0=min(max(self.x0, 0.0), width), y0=min(max(self.y0, 0.0), height),
-            x1=min(max(self.x1, 0.0), width), y1=min(max(self.y1, 0.0), height),
+            x0=min(max(self.x0, 0.0), width),
+            y0=min(max(self.y0, 0.0), height),
+            x1=min(max(self.x1, 0.0), width),
+            y1=min(max(self.y1, 0.0), height),
         )
 
 
@@ -95,8 +97,9 @@ class Prompt:
     def has_geometry(self) -> bool:
         return bool(self.points) or self.box is not None
 
-    def validate(self, *, width: int, height: int, allow_exemplars: bool = False,
-                 mask_input_size: int | None = 256) -> None:
+    def validate(
+        self, *, width: int, height: int, allow_exemplars: bool = False, mask_input_size: int | None = 256
+    ) -> None:
         """Raise :class:`PromptError` naming the field if the prompt cannot be run on this image.
 
         Exemplars are refused unless the backend says it takes them (``allow_exemplars``);
@@ -104,8 +107,10 @@ class Prompt:
         any square size, the backend resizes).
         """
         if self.exemplars and not allow_exemplars:
-            raise PromptError("this backend does not take exemplar boxes; choose the 'sam3' backend "
-                              "for prompts by example", field="exemplars")
+            raise PromptError(
+                "this backend does not take exemplar boxes; choose the 'sam3' backend for prompts by example",
+                field="exemplars",
+            )
         for i, ex in enumerate(self.exemplars):
             name = f"exemplars[{i}]"
             if not isinstance(ex, Exemplar) or not isinstance(ex.box, Box):
@@ -130,8 +135,7 @@ class Prompt:
             )
         if self.text is not None:
             if not normalise_text(self.text):
-                raise PromptError("the text prompt is empty: type what to segment, e.g. 'car. person.'",
-                                  field="text")
+                raise PromptError("the text prompt is empty: type what to segment, e.g. 'car. person.'", field="text")
         elif not self.has_geometry and not self.exemplars:
             raise PromptError("the prompt has no points, box or text", field="points")
         for i, p in enumerate(self.points):
@@ -148,18 +152,30 @@ class Prompt:
                 raise PromptError(f"box {coords} is empty (need x0 < x1 and y0 < y1)", field="box")
             if b.x1 <= 0 or b.y1 <= 0 or b.x0 >= width or b.y0 >= height:
                 raise PromptError(f"box {coords} lies outside the {width}x{height} image", field="box")
-        if self.mask_input is not None and mask_input_size is not None and (
-                tuple(self.mask_input.shape[-2:]) != (mask_input_size, mask_input_size)):
+        if (
+            self.mask_input is not None
+            and mask_input_size is not None
+            and (tuple(self.mask_input.shape[-2:]) != (mask_input_size, mask_input_size))
+        ):
             raise PromptError(
                 f"mask_input must be {mask_input_size}x{mask_input_size} low-resolution logits, "
                 f"got shape {self.mask_input.shape}",
                 field="mask_input",
             )
-        if self.mask_input is not None and mask_input_size is None and (
-                self.mask_input.ndim < 2 or self.mask_input.shape[-1] != self.mask_input.shape[-2]
-                or self.mask_input.shape[-1] < 4 or self.mask_input.size != self.mask_input.shape[-1] ** 2):
-            raise PromptError(f"mask_input must be square low-resolution logits, got shape {self.mask_input.shape}",
-                              field="mask_input")
+        if (
+            self.mask_input is not None
+            and mask_input_size is None
+            and (
+                self.mask_input.ndim < 2
+                or self.mask_input.shape[-1] != self.mask_input.shape[-2]
+                or self.mask_input.shape[-1] < 4
+                or self.mask_input.size != self.mask_input.shape[-1] ** 2
+            )
+        ):
+            raise PromptError(
+                f"mask_input must be square low-resolution logits, got shape {self.mask_input.shape}",
+                field="mask_input",
+            )
 
 
 MAX_TEXT_CHARS = 1000

@@ -525,7 +525,7 @@ def _request_from_object(obj: Any, *, image: bytes | None) -> SegmentRequest:
         raise ProtocolError(
             f"options.max_detections must be an integer from 1 to 1000, got {max_det!r}", field="options.max_detections"
         )
-    names = {}
+    names: dict[str, str | None] = {}
     for key in ("backend", "model"):
         value = op.get(key)
         if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 200):
@@ -546,14 +546,18 @@ def _request_from_object(obj: Any, *, image: bytes | None) -> SegmentRequest:
         nms_iou=_number(op, "nms_iou", None, field="options.nms_iou"),
         exemplars=exemplars,
     )
-    if image is None and image_id is None and not (
-        points or box is not None or text is not None or exemplars or asked
-    ):
+    if image is None and image_id is None and not (points or box is not None or text is not None or exemplars or asked):
         raise ProtocolError("the request has no image, image_id or prompt", field="image")
     if not (points or box is not None or text is not None or exemplars or asked):
         raise ProtocolError("the prompt has no text, instruction, points, box or exemplars", field="prompt")
     return SegmentRequest(
-        prompt=prompt, image=image, image_id=image_id, return_logits=return_logits, **names, **extras
+        prompt=prompt,
+        image=image,
+        image_id=image_id,
+        return_logits=return_logits,
+        backend=names["backend"],
+        model=names["model"],
+        **extras,
     )
 
 
@@ -572,7 +576,9 @@ def _prompt_extras(pr: Mapping[str, Any], *, text: str | None, mask_input: np.nd
         raw = _keys(raw, _MASK_REF_KEYS, field=field)
         name, k = raw.get("ref"), raw.get("candidate", 0)
         if not isinstance(name, str) or not 1 <= len(name) <= 64 or not _ID_RE.match(name):
-            raise ProtocolError(f"{field}.ref must be a previous response's logits_ref, got {name!r}", field=f"{field}.ref")
+            raise ProtocolError(
+                f"{field}.ref must be a previous response's logits_ref, got {name!r}", field=f"{field}.ref"
+            )
         if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < 1000:
             raise ProtocolError(
                 f"{field}.candidate must be an object's index (0-999) in that response, got {k!r}",
@@ -605,7 +611,9 @@ def _prompt_extras(pr: Mapping[str, Any], *, text: str | None, mask_input: np.nd
         if not isinstance(raw_labels, list):
             raise ProtocolError("prompt.labels must be a list of label names", field="prompt.labels")
         if len(raw_labels) > MAX_LABELS:
-            raise ProtocolError(f"prompt.labels has {len(raw_labels)} names, at most {MAX_LABELS}", field="prompt.labels")
+            raise ProtocolError(
+                f"prompt.labels has {len(raw_labels)} names, at most {MAX_LABELS}", field="prompt.labels"
+            )
         for i, name in enumerate(raw_labels):
             if not isinstance(name, str) or not name.strip() or len(name) > MAX_LABEL_CHARS:
                 raise ProtocolError(
@@ -630,7 +638,14 @@ def _encode_only_request(obj: Mapping[str, Any], op: Mapping[str, Any], image: b
         raise ProtocolError("an encode_only request takes no prompt", field="prompt")
     image_id = check_id(obj["image_id"], field="image_id") if obj.get("image_id") is not None else None
     names = {k: op.get(k) if isinstance(op.get(k), str) else None for k in ("backend", "model")}
-    return SegmentRequest(prompt=Prompt(), image=image, image_id=image_id, encode_only=True, **names)
+    return SegmentRequest(
+        prompt=Prompt(),
+        image=image,
+        image_id=image_id,
+        encode_only=True,
+        backend=names["backend"],
+        model=names["model"],
+    )
 
 
 def _list(value: Any, *, field: str) -> list[Any]:

@@ -21,7 +21,10 @@ import json
 import os
 import string
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from inference.sam3_model import Sam3Runtime
 
 Size = Literal["test", "full"]
 
@@ -71,32 +74,65 @@ def _configs(size: Size, vocab_size: int) -> Any:
         raise ValueError(f"unknown SAM 3 test size {size!r}: use 'test' or 'full'")
     image, patch, hidden = 224, 14, 32
     grid = image // patch
-    vit = dict(model_type="sam3_vit_model", hidden_size=hidden, intermediate_size=64, num_hidden_layers=2,
-               num_attention_heads=4, image_size=image, patch_size=patch, window_size=8, global_attn_indexes=[1],
-               pretrain_image_size=image)
-    vision = dict(backbone_config=vit, fpn_hidden_size=hidden,
-                  backbone_feature_sizes=[[4 * grid, 4 * grid], [2 * grid, 2 * grid], [grid, grid]])
-    text = dict(model_type="clip_text_model", vocab_size=vocab_size, hidden_size=hidden, intermediate_size=64,
-                projection_dim=hidden, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=32,
-                bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    vit = dict(
+        model_type="sam3_vit_model",
+        hidden_size=hidden,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=image,
+        patch_size=patch,
+        window_size=8,
+        global_attn_indexes=[1],
+        pretrain_image_size=image,
+    )
+    vision = dict(
+        backbone_config=vit,
+        fpn_hidden_size=hidden,
+        backbone_feature_sizes=[[4 * grid, 4 * grid], [2 * grid, 2 * grid], [grid, grid]],
+    )
+    text = dict(
+        model_type="clip_text_model",
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=64,
+        projection_dim=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=32,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
     small = dict(hidden_size=hidden, num_attention_heads=4, intermediate_size=64)
-    detector = dict(model_type="sam3", vision_config=vision, text_config=text,
-                    geometry_encoder_config=dict(num_layers=1, **small),
-                    detr_encoder_config=dict(num_layers=1, **small),
-                    detr_decoder_config=dict(num_layers=2, num_queries=20, **small),
-                    mask_decoder_config=dict(hidden_size=hidden, num_attention_heads=4))
-    tracker = dict(model_type="sam3_tracker_video", vision_config=vision, image_size=image,
-                   prompt_encoder_config=dict(hidden_size=hidden, image_size=image, patch_size=patch),
-                   mask_decoder_config=dict(hidden_size=hidden, mlp_dim=64, num_attention_heads=4,
-                                            iou_head_hidden_dim=hidden),
-                   memory_attention_hidden_size=hidden, memory_attention_feed_forward_hidden_size=64,
-                   memory_attention_rope_feat_sizes=[grid, grid], memory_encoder_hidden_size=hidden,
-                   memory_encoder_output_channels=16, mask_downsampler_embed_dim=hidden,
-                   memory_fuser_embed_dim=hidden, memory_fuser_intermediate_dim=64)
+    detector = dict(
+        model_type="sam3",
+        vision_config=vision,
+        text_config=text,
+        geometry_encoder_config=dict(num_layers=1, **small),
+        detr_encoder_config=dict(num_layers=1, **small),
+        detr_decoder_config=dict(num_layers=2, num_queries=20, **small),
+        mask_decoder_config=dict(hidden_size=hidden, num_attention_heads=4),
+    )
+    tracker = dict(
+        model_type="sam3_tracker_video",
+        vision_config=vision,
+        image_size=image,
+        prompt_encoder_config=dict(hidden_size=hidden, image_size=image, patch_size=patch),
+        mask_decoder_config=dict(hidden_size=hidden, mlp_dim=64, num_attention_heads=4, iou_head_hidden_dim=hidden),
+        memory_attention_hidden_size=hidden,
+        memory_attention_feed_forward_hidden_size=64,
+        memory_attention_rope_feat_sizes=[grid, grid],
+        memory_encoder_hidden_size=hidden,
+        memory_encoder_output_channels=16,
+        mask_downsampler_embed_dim=hidden,
+        memory_fuser_embed_dim=hidden,
+        memory_fuser_intermediate_dim=64,
+    )
     return Sam3VideoConfig(detector_config=detector, tracker_config=tracker)
 
 
-def build_random_sam3(size: Size = "test", *, seed: int = 0, vocab_size: int | None = None):
+def build_random_sam3(size: Size = "test", *, seed: int = 0, vocab_size: int | None = None) -> tuple[Any, Any]:
     """``(Sam3VideoModel, config)`` with random weights, in eval mode on the CPU."""
     import torch
     from transformers import Sam3VideoModel
@@ -106,7 +142,7 @@ def build_random_sam3(size: Size = "test", *, seed: int = 0, vocab_size: int | N
     config = _configs(size, vocab_size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = Sam3VideoModel(config).eval()
+        model = Sam3VideoModel(config).eval()  # type: ignore[no-untyped-call]  # PreTrainedModel.eval is untyped
     return model, config
 
 
@@ -115,7 +151,8 @@ def write_tokenizer_and_processor(directory: Path, *, image_size: int) -> None:
     from transformers import CLIPTokenizer, Sam3ImageProcessor, Sam3Processor
 
     vocab, merges = clip_test_vocab()
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges)
+    # transformers hints merges as str | list[str]; tokenizers 0.23 needs the (a, b) pairs (see clip_test_vocab)
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges)  # type: ignore[arg-type]
     tokenizer.model_max_length = 32
     image_processor = Sam3ImageProcessor(size={"height": image_size, "width": image_size})
     Sam3Processor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
@@ -123,8 +160,9 @@ def write_tokenizer_and_processor(directory: Path, *, image_size: int) -> None:
     image_processor.save_pretrained(directory)
 
 
-def write_random_sam3(directory: str | os.PathLike[str], *, size: Size = "test", seed: int = 0,
-                      drop_keys: tuple[str, ...] = ()) -> Path:
+def write_random_sam3(
+    directory: str | os.PathLike[str], *, size: Size = "test", seed: int = 0, drop_keys: tuple[str, ...] = ()
+) -> Path:
     """Write a random SAM 3 checkpoint folder in the Hub layout; returns the folder.
 
     ``drop_keys`` removes state-dict entries whose name starts with one of them (tests of the
@@ -135,8 +173,11 @@ def write_random_sam3(directory: str | os.PathLike[str], *, size: Size = "test",
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
     model, config = build_random_sam3(size, seed=seed)
-    state = {k: v.contiguous() for k, v in model.state_dict().items()
-             if not any(k.startswith(prefix) for prefix in drop_keys)}
+    state = {
+        k: v.contiguous()
+        for k, v in model.state_dict().items()
+        if not any(k.startswith(prefix) for prefix in drop_keys)
+    }
     save_file(state, str(target / "model.safetensors"), metadata={"format": "pt"})
     config.save_pretrained(target)
     write_tokenizer_and_processor(target, image_size=int(config.detector_config.image_size))
@@ -147,8 +188,14 @@ def write_random_sam3(directory: str | os.PathLike[str], *, size: Size = "test",
     return target
 
 
-def build_random_runtime(size: Size = "test", *, seed: int = 0, device: str = "cpu", vit_bf16: bool | None = None,
-                         tokenizer_dir: str | os.PathLike[str] | None = None):
+def build_random_runtime(
+    size: Size = "test",
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    vit_bf16: bool | None = None,
+    tokenizer_dir: str | os.PathLike[str] | None = None,
+) -> Sam3Runtime:
     """A :class:`~inference.sam3_model.Sam3Runtime` with random weights built in memory (no 3.4 GB
     file): the detector and a tracker whose ViT is tied to the detector's, as :func:`load_sam3`
     makes them. ``tokenizer_dir`` receives the small test tokenizer (a temporary folder if None)."""
@@ -163,8 +210,10 @@ def build_random_runtime(size: Size = "test", *, seed: int = 0, device: str = "c
     config = _configs(size, vocab_size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        detector = Sam3Model(config).eval()
-        tracker = Sam3TrackerModel(config).eval()  # builds its own ViT: replaced (and freed) below
+        # (the ignores: transformers' PreTrainedModel.eval is untyped)
+        detector = Sam3Model(config).eval()  # type: ignore[no-untyped-call]
+        # builds its own ViT: replaced (and freed) below
+        tracker = Sam3TrackerModel(config).eval()  # type: ignore[no-untyped-call]
     folder = Path(tokenizer_dir) if tokenizer_dir is not None else Path(tempfile.mkdtemp(prefix="sam3-tokenizer-"))
     write_tokenizer_and_processor(folder, image_size=int(config.detector_config.image_size))
     tokenizer = CLIPTokenizer.from_pretrained(folder, local_files_only=True)

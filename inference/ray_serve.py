@@ -127,9 +127,9 @@ def _ray_session_ids() -> Callable[[], str] | None:
     or ``LANGSAM_RAY_AFFINE_SESSION_IDS=0``: random ids, adopted by whichever replica gets them)."""
     if os.environ.get("LANGSAM_RAY_AFFINE_SESSION_IDS", "1").strip() == "0":
         return None
-    try:
-        from ray import serve
-        from ray.serve.experimental import consistent_hash_router as chr_
+    try:  # (the ignores: ray is optional, not a dependency, and absent from the dev environment)
+        from ray import serve  # type: ignore[import-not-found]
+        from ray.serve.experimental import consistent_hash_router as chr_  # type: ignore[import-not-found]
 
         context = serve.get_replica_context()
         router = context._deployment_config.request_router_config
@@ -149,7 +149,8 @@ def _replica_tag() -> str:
     try:
         from ray import serve
 
-        return serve.get_replica_context().replica_id.unique_id
+        tag: str = serve.get_replica_context().replica_id.unique_id
+        return tag
     except Exception:  # noqa: BLE001 - outside a replica (tests, plain Python)
         return f"pid{os.getpid()}"
 
@@ -219,12 +220,15 @@ class LangSAMDeployment:
             accept = media_type(header(headers, "Accept"))
             if accept not in ("", JSON_TYPE, "*/*", "application/*"):
                 raise ProtocolError(
-                    f"this model answers application/json, not {accept!r}", field="Accept", status=406,
+                    f"this model answers application/json, not {accept!r}",
+                    field="Accept",
+                    status=406,
                     code="NotAcceptable",
                 )
             if len(body) > MAX_PAYLOAD_BYTES:
                 raise ProtocolError(
-                    f"the request is {len(body)} bytes, over SageMaker's 6 MiB limit", status=413,
+                    f"the request is {len(body)} bytes, over SageMaker's 6 MiB limit",
+                    status=413,
                     code="PayloadTooLarge",
                 )
             result: RunResult = self.runner.handle(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +16,12 @@ class PredictionKind(str, Enum):
 
     ALTERNATIVES = "alternatives"  # several guesses for ONE object (SAM multimask): pick one
     INSTANCES = "instances"  # separate objects (text detections): keep each
+
+
+def float_box(values: Iterable[Any]) -> tuple[float, float, float, float]:
+    """The four xyxy values of a box (numbers, NumPy scalars, a row of an (N, 4) array) as floats."""
+    x0, y0, x1, y1 = (float(v) for v in values)
+    return (x0, y0, x1, y1)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -52,7 +52,7 @@ class Sam3ImageState:
     3-level embedding, both computed from the same ViT pass."""
 
     vision: Any  # Sam3VisionEncoderOutput: fpn_hidden_states + fpn_position_encoding (detector)
-    tracker_embeddings: tuple  # ((1,C/8,4g,4g), (1,C/4,2g,2g), (1,C,g,g)) for the tracker's mask decoder
+    tracker_embeddings: tuple[Any, ...]  # ((1,C/8,4g,4g), (1,C/4,2g,2g), (1,C,g,g)) for the tracker's mask decoder
     height: int
     width: int
     nbytes: int  # per-image bytes (position encodings are shared by all images and not counted)
@@ -80,7 +80,7 @@ class Sam3Runtime:
     device: str
     vit_dtype: Any  # torch.float32 or torch.bfloat16
     image_size: int
-    text_cache: ByteBoundedLRU = field(default_factory=lambda: ByteBoundedLRU(max_items=TEXT_CACHE_ITEMS))
+    text_cache: ByteBoundedLRU[TextState] = field(default_factory=lambda: ByteBoundedLRU(max_items=TEXT_CACHE_ITEMS))
     vit_runs: int = 0
     text_runs: int = 0
 
@@ -94,8 +94,9 @@ class Sam3Runtime:
 
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
         if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
-            x = TF.resize(x, [self.image_size, self.image_size], interpolation=TF.InterpolationMode.BILINEAR,
-                          antialias=True)
+            x = TF.resize(
+                x, [self.image_size, self.image_size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True
+            )
         x = x.to(self.device)[None].float()
         return (x / 255.0 - 0.5) / 0.5
 
@@ -113,16 +114,20 @@ class Sam3Runtime:
         batch, grid_h, grid_w = hidden.shape[0], pixels.shape[-2] // patch, pixels.shape[-1] // patch
         spatial = hidden.view(batch, grid_h, grid_w, -1).permute(0, 3, 1, 2)
         fpn, positions = vision_encoder.neck(spatial)
-        vision = Sam3VisionEncoderOutput(last_hidden_state=None, fpn_hidden_states=fpn,
-                                         fpn_position_encoding=positions)
+        vision = Sam3VisionEncoderOutput(last_hidden_state=None, fpn_hidden_states=fpn, fpn_position_encoding=positions)
         tracker_embeddings = self.tracker_embeddings(spatial)
         tensors = [*fpn, *tracker_embeddings]
         nbytes = sum(t.numel() * t.element_size() for t in tensors)
-        return Sam3ImageState(vision=vision, tracker_embeddings=tracker_embeddings,
-                              height=int(image.shape[0]), width=int(image.shape[1]), nbytes=nbytes,
-                              seconds=time.perf_counter() - start)
+        return Sam3ImageState(
+            vision=vision,
+            tracker_embeddings=tracker_embeddings,
+            height=int(image.shape[0]),
+            width=int(image.shape[1]),
+            nbytes=nbytes,
+            seconds=time.perf_counter() - start,
+        )
 
-    def tracker_embeddings(self, spatial: torch.Tensor) -> tuple:
+    def tracker_embeddings(self, spatial: torch.Tensor) -> tuple[Any, ...]:
         """The tracker's neck on the ViT output -> what ``get_image_embeddings`` returns.
 
         Only the first three FPN levels are used by the tracker, so the 0.5× level is not built.
@@ -143,20 +148,26 @@ class Sam3Runtime:
             return cached
         full = self.tokenizer(phrase, verbose=False)["input_ids"]
         truncated = len(full) > MAX_TEXT_TOKENS
-        tokens = self.tokenizer([phrase], padding="max_length", max_length=MAX_TEXT_TOKENS, truncation=True,
-                                return_tensors="pt")
+        tokens = self.tokenizer(
+            [phrase], padding="max_length", max_length=MAX_TEXT_TOKENS, truncation=True, return_tensors="pt"
+        )
         input_ids = tokens["input_ids"].to(self.device)
         attention_mask = tokens["attention_mask"].to(self.device)
-        features = self.detector.get_text_features(input_ids=input_ids, attention_mask=attention_mask,
-                                                   return_dict=True)
+        features = self.detector.get_text_features(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
         self.text_runs += 1
         state = TextState(phrase=phrase, features=features, attention_mask=attention_mask, truncated=truncated)
         self.text_cache.put(phrase, state)
         return state
 
     # -- heads ------------------------------------------------------------------------------
-    def detect(self, state: Sam3ImageState, text: TextState, *, boxes_cxcywh: np.ndarray | None = None,
-               box_labels: np.ndarray | None = None) -> Any:
+    def detect(
+        self,
+        state: Sam3ImageState,
+        text: TextState,
+        *,
+        boxes_cxcywh: np.ndarray | None = None,
+        box_labels: np.ndarray | None = None,
+    ) -> Any:
         """The detector on cached vision features: ``Sam3ImageSegmentationOutput`` (200 queries)."""
         import torch
 
@@ -164,11 +175,20 @@ class Sam3Runtime:
         if boxes_cxcywh is not None and len(boxes_cxcywh):
             kwargs["input_boxes"] = torch.as_tensor(boxes_cxcywh, dtype=torch.float32, device=self.device)[None]
             kwargs["input_boxes_labels"] = torch.as_tensor(box_labels, dtype=torch.long, device=self.device)[None]
-        return self.detector(vision_embeds=state.vision, text_embeds=text.features,
-                             attention_mask=text.attention_mask, **kwargs)
+        return self.detector(
+            vision_embeds=state.vision, text_embeds=text.features, attention_mask=text.attention_mask, **kwargs
+        )
 
-    def track(self, state: Sam3ImageState, *, points: np.ndarray | None, labels: np.ndarray | None,
-              box: np.ndarray | None, mask_input: np.ndarray | None, multimask: bool) -> Any:
+    def track(
+        self,
+        state: Sam3ImageState,
+        *,
+        points: np.ndarray | None,
+        labels: np.ndarray | None,
+        box: np.ndarray | None,
+        mask_input: np.ndarray | None,
+        multimask: bool,
+    ) -> Any:
         """The tracker's prompt encoder + mask decoder on the cached embedding.
 
         ``points``/``box`` are in original-image pixels; they are scaled to the model's square input
@@ -182,33 +202,38 @@ class Sam3Runtime:
         if points is not None and len(points):
             scaled = np.asarray(points, dtype=np.float32) * np.array([sx, sy], dtype=np.float32)
             kwargs["input_points"] = torch.as_tensor(scaled, device=self.device)[None, None]
-            kwargs["input_labels"] = torch.as_tensor(np.asarray(labels), dtype=torch.int32, device=self.device)[None, None]
+            kwargs["input_labels"] = torch.as_tensor(np.asarray(labels), dtype=torch.int32, device=self.device)[
+                None, None
+            ]
         if box is not None:
             scaled = np.asarray(box, dtype=np.float32) * np.array([sx, sy, sx, sy], dtype=np.float32)
             kwargs["input_boxes"] = torch.as_tensor(scaled, device=self.device)[None, None]
         if mask_input is not None:
-            kwargs["input_masks"] = torch.as_tensor(np.asarray(mask_input, dtype=np.float32), device=self.device
-                                                    ).reshape(1, 1, *np.asarray(mask_input).shape[-2:])
+            kwargs["input_masks"] = torch.as_tensor(
+                np.asarray(mask_input, dtype=np.float32), device=self.device
+            ).reshape(1, 1, *np.asarray(mask_input).shape[-2:])
         return self.tracker(image_embeddings=list(state.tracker_embeddings), multimask_output=multimask, **kwargs)
 
     @property
     def mask_input_size(self) -> tuple[int, int]:
         return tuple(self.tracker.prompt_encoder.mask_input_size)
 
-    def cancel_hook_modules(self) -> list:
+    def cancel_hook_modules(self) -> list[Any]:
         """Modules to put a cancel check in front of: each ViT layer and both necks."""
         backbone = self.detector.vision_encoder.backbone
         return [*backbone.layers, self.detector.vision_encoder.neck, self.tracker.vision_encoder.neck]
 
 
-def _check_loading(info: dict, *, what: str, path: Path) -> None:
+def _check_loading(info: dict[str, Any], *, what: str, path: Path) -> None:
     missing = sorted(info.get("missing_keys") or ())
     mismatched = sorted(str(k) for k in (info.get("mismatched_keys") or ()))
     if missing or mismatched:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         problem = f"lacks {len(missing)} weight(s) ({shown})" if missing else ""
         if mismatched:
-            problem += ("; " if problem else "") + f"has {len(mismatched)} weight(s) of the wrong shape ({', '.join(mismatched[:4])})"
+            problem += (
+                "; " if problem else ""
+            ) + f"has {len(mismatched)} weight(s) of the wrong shape ({', '.join(mismatched[:4])})"
         raise BackendUnavailableError(
             f"the SAM 3 checkpoint in '{path}' {problem} for the {what}: it is incomplete or not a "
             "facebook/sam3 checkpoint; download it again with 'langsam-studio models download sam3'"
@@ -234,11 +259,13 @@ def check_sam3_folder(path: str | os.PathLike[str]) -> Path:
         raise BackendUnavailableError(f"'{folder / 'config.json'}' is not a readable config: {exc}") from exc
     if model_type not in ("sam3_video", "sam3"):
         raise BackendUnavailableError(
-            f"'{folder}' holds a '{model_type}' model, not SAM 3 (expected model_type 'sam3_video')")
+            f"'{folder}' holds a '{model_type}' model, not SAM 3 (expected model_type 'sam3_video')"
+        )
     if model_type == "sam3":
         raise BackendUnavailableError(
             f"'{folder}' holds only the SAM 3 detector (model_type 'sam3'); the sam3 backend needs the "
-            "full facebook/sam3 folder (model_type 'sam3_video') with the tracker for clicks and boxes")
+            "full facebook/sam3 folder (model_type 'sam3_video') with the tracker for clicks and boxes"
+        )
     return folder
 
 
@@ -248,18 +275,27 @@ def load_sam3(path: str | os.PathLike[str], *, device: str = "cpu", vit_bf16: bo
     ``vit_bf16=None`` means bf16 on CUDA, fp32 elsewhere. ``device`` must already be resolved.
     """
     folder = check_sam3_folder(path)
-    import torch
     from safetensors import SafetensorError
     from transformers import CLIPTokenizer, Sam3Model, Sam3TrackerModel
     from transformers.utils import logging as hf_logging
 
+    # transformers types from_pretrained as returning the model alone; with output_loading_info=True
+    # it returns (model, loading info)
+    detector: Any
+    tracker: Any
+    info: dict[str, Any]
     try:
-        detector, info = Sam3Model.from_pretrained(folder, local_files_only=True, output_loading_info=True)
+        detector, info = Sam3Model.from_pretrained(  # type: ignore[misc]
+            folder, local_files_only=True, output_loading_info=True
+        )
         _check_loading(info, what="detector", path=folder)
         verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # "sam3_video -> sam3_tracker" is expected for this layout
+        # "sam3_video -> sam3_tracker" is expected for this layout (the ignore: untyped in transformers)
+        hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
         try:
-            tracker, info = Sam3TrackerModel.from_pretrained(folder, local_files_only=True, output_loading_info=True)
+            tracker, info = Sam3TrackerModel.from_pretrained(  # type: ignore[misc]  # (model, info), as above
+                folder, local_files_only=True, output_loading_info=True
+            )
         finally:
             hf_logging.set_verbosity(verbosity)
         _check_loading(info, what="tracker", path=folder)
@@ -270,8 +306,9 @@ def load_sam3(path: str | os.PathLike[str], *, device: str = "cpu", vit_bf16: bo
     return make_runtime(detector, tracker, tokenizer, path=folder, device=device, vit_bf16=vit_bf16)
 
 
-def make_runtime(detector: Any, tracker: Any, tokenizer: Any, *, path: Path, device: str = "cpu",
-                 vit_bf16: bool | None = None) -> Sam3Runtime:
+def make_runtime(
+    detector: Any, tracker: Any, tokenizer: Any, *, path: Path, device: str = "cpu", vit_bf16: bool | None = None
+) -> Sam3Runtime:
     """Tie the tracker's ViT to the detector's, move to ``device``, set the ViT dtype, freeze."""
     import torch
 
@@ -288,5 +325,12 @@ def make_runtime(detector: Any, tracker: Any, tokenizer: Any, *, path: Path, dev
             p.requires_grad_(False)
     image_size = int(detector.config.vision_config.backbone_config.image_size)
     tokenizer.model_max_length = MAX_TEXT_TOKENS
-    return Sam3Runtime(detector=detector, tracker=tracker, tokenizer=tokenizer, path=Path(path), device=device,
-                       vit_dtype=vit_dtype, image_size=image_size)
+    return Sam3Runtime(
+        detector=detector,
+        tracker=tracker,
+        tokenizer=tokenizer,
+        path=Path(path),
+        device=device,
+        vit_dtype=vit_dtype,
+        image_size=image_size,
+    )

@@ -42,8 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    parser.add_argument("target", nargs="+", metavar="INPUT | import RESULTS | status JOB",
-                        help="the input prefix s3://bucket/images/; or `import s3://bucket/out/`; or `status JOB`")
+    parser.add_argument(
+        "target",
+        nargs="+",
+        metavar="INPUT | import RESULTS | status JOB",
+        help="the input prefix s3://bucket/images/; or `import s3://bucket/out/`; or `status JOB`",
+    )
     prompt = parser.add_argument_group("prompt (the same for every image)")
     prompt.add_argument("--text", help="what to find, e.g. 'car. person.' (needs a langsam package)")
     prompt.add_argument("--point", action="append", default=[], metavar="X,Y[,1|0]", help="a click in pixels")
@@ -61,8 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--package", type=Path, help="a package built by `deploy package`: uploaded and made a model")
     job.add_argument("--name", default="langsam-batch", help="stem of the job and model names")
     job.add_argument("--image", help="container image URI (with --package; default: the package's kind)")
-    job.add_argument("--load-seconds", metavar="SECONDS|REPORT.json",
-                     help="measured model load (sizes the invocation timeout), as for `deploy up`")
+    job.add_argument(
+        "--load-seconds",
+        metavar="SECONDS|REPORT.json",
+        help="measured model load (sizes the invocation timeout), as for `deploy up`",
+    )
     job.add_argument("--invocation-timeout", type=int, help="seconds per image (1-3600; default sized)")
     job.add_argument("--retries", type=int, default=1, help="retries of a failed image (0-3)")
     job.add_argument("--transform-ami", help="TransformAmiVersion of the instances (e.g. for a newer GPU driver)")
@@ -71,8 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     job.add_argument("--keep-on-failure", action="store_true", help="do not stop/delete on failure (to inspect)")
     job.add_argument("--poll", type=float, default=30.0, help=argparse.SUPPRESS)
     imp = parser.add_argument_group("import")
-    imp.add_argument("--import", dest="import_folder", type=Path, metavar="FOLDER",
-                     help="after the job: import the results into this folder's project")
+    imp.add_argument(
+        "--import",
+        dest="import_folder",
+        type=Path,
+        metavar="FOLDER",
+        help="after the job: import the results into this folder's project",
+    )
     imp.add_argument("--images", type=Path, metavar="FOLDER", help="`import`: the project folder of the images")
     _aws_options(parser)
 
@@ -162,8 +174,10 @@ def run(args: argparse.Namespace) -> int:
         missing = _missing_extra(err)
         if missing is None:
             raise
-        _err(f"error: `batch-transform` needs the Python package '{missing}', which is not installed here "
-             f"(pip install '{missing}' or reinstall langsam-studio with its dependencies)")
+        _err(
+            f"error: `batch-transform` needs the Python package '{missing}', which is not installed here "
+            f"(pip install '{missing}' or reinstall langsam-studio with its dependencies)"
+        )
         return EXIT_FAILED
 
 
@@ -190,8 +204,9 @@ def _check_transform(args: argparse.Namespace, source: str) -> dict[str, Any]:
     if args.model is None and args.package is None:
         raise _Refused("say which model runs: --model NAME (an existing model) or --package PATH")
     if args.package is not None and not args.package.exists():
-        raise _Refused(f"--package {args.package} does not exist (build it with `langsam-studio deploy package`)",
-                       EXIT_FAILED)
+        raise _Refused(
+            f"--package {args.package} does not exist (build it with `langsam-studio deploy package`)", EXIT_FAILED
+        )
     if args.import_folder is not None:
         _folder(args.import_folder, "--import")
         if args.no_wait:
@@ -205,8 +220,13 @@ def _check_transform(args: argparse.Namespace, source: str) -> dict[str, Any]:
         env = D._parse_env(args.env)
     except D._Refused as exc:
         raise _Refused(str(exc)) from None
-    return {"input_uri": input_uri, "output_uri": output_uri, "prompt_json": prompt_json, "env": env,
-            "prompt": request.prompt}
+    return {
+        "input_uri": input_uri,
+        "output_uri": output_uri,
+        "prompt_json": prompt_json,
+        "env": env,
+        "prompt": request.prompt,
+    }
 
 
 def _aws(action: Any, args: argparse.Namespace, value: Any) -> int:
@@ -237,28 +257,48 @@ def _transform(args: argparse.Namespace, checked: dict[str, Any]) -> int:
 
     load, worst = D._measured(args.load_seconds)
     options = TransformOptions(
-        input_uri=checked["input_uri"], output_uri=checked["output_uri"], prompt_json=checked["prompt_json"],
-        instance_type=args.instance_type, instance_count=args.instances, model_name=args.model,
-        package=args.package, name=args.name, image_uri=args.image, load_seconds=load, worst_request_seconds=worst,
-        invocation_timeout_s=args.invocation_timeout, max_retries=args.retries,
-        transform_ami_version=args.transform_ami, extra_environment=checked["env"], wait=not args.no_wait,
-        keep_on_failure=args.keep_on_failure, poll_s=args.poll)
+        input_uri=checked["input_uri"],
+        output_uri=checked["output_uri"],
+        prompt_json=checked["prompt_json"],
+        instance_type=args.instance_type,
+        instance_count=args.instances,
+        model_name=args.model,
+        package=args.package,
+        name=args.name,
+        image_uri=args.image,
+        load_seconds=load,
+        worst_request_seconds=worst,
+        invocation_timeout_s=args.invocation_timeout,
+        max_retries=args.retries,
+        transform_ami_version=args.transform_ami,
+        extra_environment=checked["env"],
+        wait=not args.no_wait,
+        keep_on_failure=args.keep_on_failure,
+        poll_s=args.poll,
+    )
     clients = D._clients(args)
-    print(redact(f"credentials: {describe_credentials(clients.settings, clients.session)}; "
-                 f"region {clients.region or '-'}"))
+    print(
+        redact(
+            f"credentials: {describe_credentials(clients.settings, clients.session)}; region {clients.region or '-'}"
+        )
+    )
     price = hourly_price(args.instance_type)
-    print(f"cost: {args.instances} × {args.instance_type} at about "
-          f"{format_usd(price) + '/h each' if price is not None else 'an unknown price (not in the table)'}, "
-          f"billed while the job runs. {PRICES_NOTE}")
-    reporter = Reporter(say=lambda text: print(redact(text), flush=True),
-                        log=lambda line: print(redact(f"  | {line.stream.split('/')[-1][:12]} {line.message}"),
-                                               flush=True),
-                        upload=D._progress_bar())
-    result = run_transform(clients, options, reporter=reporter,
-                           on_progress=lambda p: print(p.line(), flush=True))
+    print(
+        f"cost: {args.instances} × {args.instance_type} at about "
+        f"{format_usd(price) + '/h each' if price is not None else 'an unknown price (not in the table)'}, "
+        f"billed while the job runs. {PRICES_NOTE}"
+    )
+    reporter = Reporter(
+        say=lambda text: print(redact(text), flush=True),
+        log=lambda line: print(redact(f"  | {line.stream.split('/')[-1][:12]} {line.message}"), flush=True),
+        upload=D._progress_bar(),
+    )
+    result = run_transform(clients, options, reporter=reporter, on_progress=lambda p: print(p.line(), flush=True))
     if not options.wait:
-        print(f"transform job {result.job_name} started; follow it with "
-              f"`langsam-studio batch-transform status {result.job_name}`")
+        print(
+            f"transform job {result.job_name} started; follow it with "
+            f"`langsam-studio batch-transform status {result.job_name}`"
+        )
         return EXIT_OK
     print(f"transform job {result.job_name} completed; results under {options.output_uri}")
     if result.model_created:
@@ -275,8 +315,9 @@ def _status(args: argparse.Namespace, job_name: str) -> int:
     job, progress = job_status(_clients_of(args), job_name)
     print(progress.line())
     if progress.status in {"Failed", "Stopped"}:
-        err = failure_error(job, done=progress.done, total=progress.total,
-                            output_uri=job["TransformOutput"]["S3OutputPath"])
+        err = failure_error(
+            job, done=progress.done, total=progress.total, output_uri=job["TransformOutput"]["S3OutputPath"]
+        )
         print(f"  failure: {progress.failure_reason or '-'}\n  meaning: {err.message}\n  fix: {err.fix}")
         return EXIT_FAILED
     return EXIT_OK
@@ -288,8 +329,9 @@ def _clients_of(args: argparse.Namespace) -> Any:
     return _clients(args)
 
 
-def _import(args: argparse.Namespace, results_uri: str, folder: Path, *, clients: Any = None,
-            prompt: Any = None) -> int:
+def _import(
+    args: argparse.Namespace, results_uri: str, folder: Path, *, clients: Any = None, prompt: Any = None
+) -> int:
     """Records -> project documents (status review). The prompt: the run's manifest, else the options."""
     return _aws(_do_import, args, (results_uri, folder, clients, prompt))
 
@@ -310,19 +352,26 @@ def _do_import(args: argparse.Namespace, value: tuple[str, Path, Any, Any]) -> i
         if manifest is not None and manifest.get("prompt"):
             prompt = decode_batch_prompt(str(manifest["prompt"])).prompt
             if given is not None:
-                _err("warning: the results were made with the prompt of their job (from its manifest); "
-                     "--text/--point/--box are ignored")
+                _err(
+                    "warning: the results were made with the prompt of their job (from its manifest); "
+                    "--text/--point/--box are ignored"
+                )
         elif given is not None:
             prompt = given.prompt
         else:
-            raise _Refused(f"{results_uri} has no langsam-batch-transform.json manifest: give the job's prompt "
-                           "with --text/--point/--box so the objects record what made them", EXIT_FAILED)
+            raise _Refused(
+                f"{results_uri} has no langsam-batch-transform.json manifest: give the job's prompt "
+                "with --text/--point/--box so the objects record what made them",
+                EXIT_FAILED,
+            )
     summary = import_records(project, iter_records(s3, results_uri), prompt=prompt, fallback_label=args.label)
     for line in summary.lines():
         print(line)
     if summary.records == 0:
-        _err(f"error: there are no .out records under {results_uri} (has the job finished? "
-             "see `batch-transform status JOB`)")
+        _err(
+            f"error: there are no .out records under {results_uri} (has the job finished? "
+            "see `batch-transform status JOB`)"
+        )
         return EXIT_FAILED
     if summary.problems and not summary.images_changed and not summary.duplicates_skipped and not summary.no_objects:
         _err(f"error: nothing was imported ({len(summary.problems)} problem(s), listed above)")

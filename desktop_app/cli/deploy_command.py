@@ -17,8 +17,10 @@ from typing import Any
 
 HELP = "deploy to Amazon SageMaker: package, test-local, up, status, logs, invoke, down"
 ACTIONS = ("package", "test-local", "up", "status", "logs", "invoke", "down")
-_PACKAGE_HOOKS = {"package": ("add_package_arguments", "run_package"),
-                  "test-local": ("add_test_local_arguments", "run_test_local")}
+_PACKAGE_HOOKS = {
+    "package": ("add_package_arguments", "run_package"),
+    "test-local": ("add_test_local_arguments", "run_test_local"),
+}
 
 
 def _err(text: str) -> None:
@@ -83,11 +85,13 @@ def _check_local(action: str, args: argparse.Namespace) -> None:
             except UnicodeDecodeError:
                 raise _Refused(f"--env-file {env_file} is not a text .env file (not UTF-8)", 1) from None
     if action == "up":
-        _positive(args, "instance_count", "target", "poll", "worst_request_seconds", "startup_timeout",
-                  "download_timeout")
+        _positive(
+            args, "instance_count", "target", "poll", "worst_request_seconds", "startup_timeout", "download_timeout"
+        )
         if args.archive is not None and not args.archive.exists():
-            raise _Refused(f"--archive {args.archive} does not exist (build it with `langsam-studio deploy "
-                           "package`)", 1)
+            raise _Refused(
+                f"--archive {args.archive} does not exist (build it with `langsam-studio deploy package`)", 1
+            )
         if args.model_data is not None and not args.model_data.startswith("s3://"):
             raise _Refused(f"--model-data {args.model_data!r} is not an s3://bucket/key URL")
     elif action == "logs":
@@ -124,15 +128,21 @@ def _missing_extra(err: ImportError) -> str | None:
 
 def _aws_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("AWS (options > environment > .env > profile/instance role)")
-    g.add_argument("--env-file", type=Path, help="a .env file (default ./.env if present); never overrides "
-                   "variables already set in the environment")
+    g.add_argument(
+        "--env-file",
+        type=Path,
+        help="a .env file (default ./.env if present); never overrides variables already set in the environment",
+    )
     g.add_argument("--region", help="AWS region (AWS_DEFAULT_REGION)")
     g.add_argument("--profile", help="AWS profile from ~/.aws/config (AWS_PROFILE)")
     g.add_argument("--role", help="SageMaker execution role ARN (AWS_ARN_ROLE)")
     g.add_argument("--bucket", help="S3 bucket for the model data (MODEL_BUCKET), in the endpoint's region")
     g.add_argument("--endpoint-url", help=argparse.SUPPRESS)  # one URL for all services (moto, LocalStack)
-    g.add_argument("--runtime-url", help="send invocations to this URL instead of SageMaker, e.g. a local "
-                   "`langsam-studio serve` (it serves the same /endpoints/NAME/invocations path)")
+    g.add_argument(
+        "--runtime-url",
+        help="send invocations to this URL instead of SageMaker, e.g. a local "
+        "`langsam-studio serve` (it serves the same /endpoints/NAME/invocations path)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,22 +155,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up = sub.add_parser("up", help="deploy or update an endpoint, wait, and check the model answers")
     up.add_argument("name", nargs="?", default="langsam-studio", help="deployment = endpoint name")
     src = up.add_mutually_exclusive_group()
-    src.add_argument("--archive", type=Path, help="model.tar.gz or package directory built by `deploy package` "
-                     "(a directory is uploaded unpacked and used as an S3 prefix)")
+    src.add_argument(
+        "--archive",
+        type=Path,
+        help="model.tar.gz or package directory built by `deploy package` "
+        "(a directory is uploaded unpacked and used as an S3 prefix)",
+    )
     src.add_argument("--model-data", help="an archive already in S3 (s3://bucket/key)")
     up.add_argument("--image", help="container image URI (default: PyTorch inference DLC of the region)")
     up.add_argument("--instance-type", default="ml.g5.xlarge")
     up.add_argument("--instance-count", type=int, default=1)
-    up.add_argument("--load-seconds", metavar="SECONDS|REPORT.json",
-                    help="measured start-up: a number, or the JSON printed by `deploy test-local --json` (its "
-                    "startup_seconds and invoke_latency); sizes the server and health-check timeouts")
+    up.add_argument(
+        "--load-seconds",
+        metavar="SECONDS|REPORT.json",
+        help="measured start-up: a number, or the JSON printed by `deploy test-local --json` (its "
+        "startup_seconds and invoke_latency); sizes the server and health-check timeouts",
+    )
     up.add_argument("--worst-request-seconds", type=float, help="the slowest request measured locally")
-    up.add_argument("--startup-timeout", type=int, help="ContainerStartupHealthCheckTimeoutInSeconds (60-3600; "
-                    "default sized from --load-seconds)")
-    up.add_argument("--download-timeout", type=int, help="ModelDataDownloadTimeoutInSeconds (60-3600; default "
-                    "sized from the archive size)")
-    up.add_argument("--async", dest="use_async", action="store_true",
-                    help="asynchronous inference (S3 in/out, up to 1 GB and 1 hour, can scale to zero)")
+    up.add_argument(
+        "--startup-timeout",
+        type=int,
+        help="ContainerStartupHealthCheckTimeoutInSeconds (60-3600; default sized from --load-seconds)",
+    )
+    up.add_argument(
+        "--download-timeout",
+        type=int,
+        help="ModelDataDownloadTimeoutInSeconds (60-3600; default sized from the archive size)",
+    )
+    up.add_argument(
+        "--async",
+        dest="use_async",
+        action="store_true",
+        help="asynchronous inference (S3 in/out, up to 1 GB and 1 hour, can scale to zero)",
+    )
     up.add_argument("--autoscale", metavar="MIN:MAX", help="target-tracking autoscaling, e.g. 1:3 (async: 0:2)")
     up.add_argument("--target", type=float, default=30.0, help="autoscaling target per instance (invocations/min)")
     up.add_argument("--serverless", action="store_true", help=argparse.SUPPRESS)  # explained and refused
@@ -205,11 +232,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _clients(args: argparse.Namespace) -> Any:
     from cloud.aws.env import AwsClients, resolve_settings
 
-    settings = resolve_settings(env_file=args.env_file, region=args.region, profile=args.profile,
-                                role_arn=args.role, bucket=args.bucket, endpoint_url=args.endpoint_url)
+    settings = resolve_settings(
+        env_file=args.env_file,
+        region=args.region,
+        profile=args.profile,
+        role_arn=args.role,
+        bucket=args.bucket,
+        endpoint_url=args.endpoint_url,
+    )
     if args.runtime_url:
-        settings = replace(settings, service_endpoints={**settings.service_endpoints,
-                                                        "sagemaker-runtime": args.runtime_url})
+        settings = replace(
+            settings, service_endpoints={**settings.service_endpoints, "sagemaker-runtime": args.runtime_url}
+        )
     return AwsClients(settings)
 
 
@@ -230,8 +264,10 @@ def run(args: argparse.Namespace) -> int:
         missing = _missing_extra(err)
         if missing is None:
             raise  # an import inside our own code failed: a bug, shown with its message
-        _err(f"error: `deploy {action}` needs the Python package '{missing}', which is not installed here "
-             f"(pip install '{missing}' or reinstall langsam-studio with its dependencies)")
+        _err(
+            f"error: `deploy {action}` needs the Python package '{missing}', which is not installed here "
+            f"(pip install '{missing}' or reinstall langsam-studio with its dependencies)"
+        )
         return 1
 
 
@@ -262,8 +298,9 @@ def _progress_bar() -> Any:
     def sink(done: int, total: int) -> None:
         bar = state.get("bar")
         if bar is None:
-            bar = state["bar"] = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="upload",
-                                      file=sys.stderr)
+            bar = state["bar"] = tqdm(
+                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="upload", file=sys.stderr
+            )
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
@@ -299,9 +336,11 @@ def _measured(value: str | None) -> tuple[float | None, float | None]:
         latency = report.get("invoke_latency")
         return load, float(latency) if latency is not None else None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DeployError(f"--load-seconds {value!r} is neither a number nor a test-local JSON report ({exc}).",
-                          fix="Pass the start-up seconds, or the file written by `deploy test-local --json > f`.",
-                          code="unknown") from None
+        raise DeployError(
+            f"--load-seconds {value!r} is neither a number nor a test-local JSON report ({exc}).",
+            fix="Pass the start-up seconds, or the file written by `deploy test-local --json > f`.",
+            code="unknown",
+        ) from None
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -313,32 +352,53 @@ def _up(args: argparse.Namespace) -> int:
     if args.autoscale:
         low, _, high = args.autoscale.partition(":")
         if not (low.isdigit() and high.isdigit() and int(low) <= int(high) and int(high) >= 1):
-            raise _Refused(f"--autoscale {args.autoscale!r} is not MIN:MAX with MIN <= MAX and MAX >= 1, "
-                           "e.g. --autoscale 1:3")
-        autoscaling = Autoscaling(min_instances=int(low), max_instances=int(high),
-                                  target_invocations_per_instance=args.target)
+            raise _Refused(
+                f"--autoscale {args.autoscale!r} is not MIN:MAX with MIN <= MAX and MAX >= 1, e.g. --autoscale 1:3"
+            )
+        autoscaling = Autoscaling(
+            min_instances=int(low), max_instances=int(high), target_invocations_per_instance=args.target
+        )
     load, worst = _measured(args.load_seconds)
     options = UpOptions(
-        name=args.name, archive=args.archive, model_data_url=args.model_data, image_uri=args.image,
-        instance_type=args.instance_type, instance_count=args.instance_count, load_seconds=load,
-        worst_request_seconds=args.worst_request_seconds or worst, use_async=args.use_async, autoscaling=autoscaling,
-        serverless=args.serverless, extra_environment=_parse_env(args.env), smoke=not args.no_smoke,
-        keep_on_failure=args.keep_on_failure, poll_s=args.poll, health_check_timeout_s=args.startup_timeout,
-        download_timeout_s=args.download_timeout, verify_package=not args.no_verify)
+        name=args.name,
+        archive=args.archive,
+        model_data_url=args.model_data,
+        image_uri=args.image,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        load_seconds=load,
+        worst_request_seconds=args.worst_request_seconds or worst,
+        use_async=args.use_async,
+        autoscaling=autoscaling,
+        serverless=args.serverless,
+        extra_environment=_parse_env(args.env),
+        smoke=not args.no_smoke,
+        keep_on_failure=args.keep_on_failure,
+        poll_s=args.poll,
+        health_check_timeout_s=args.startup_timeout,
+        download_timeout_s=args.download_timeout,
+        verify_package=not args.no_verify,
+    )
     clients = _clients(args)
-    print(redact(f"credentials: {describe_credentials(clients.settings, clients.session)}; "
-                 f"region {clients.region or '-'}"))
-    reporter = Reporter(say=lambda text: print(redact(text), flush=True),
-                        check=lambda result: print(redact(result.line()), flush=True),
-                        log=lambda line: print(redact(f"  | {line.stream.split('/')[-1][:12]} {line.message}"),
-                                               flush=True),
-                        upload=_progress_bar())
+    print(
+        redact(
+            f"credentials: {describe_credentials(clients.settings, clients.session)}; region {clients.region or '-'}"
+        )
+    )
+    reporter = Reporter(
+        say=lambda text: print(redact(text), flush=True),
+        check=lambda result: print(redact(result.line()), flush=True),
+        log=lambda line: print(redact(f"  | {line.stream.split('/')[-1][:12]} {line.message}"), flush=True),
+        upload=_progress_bar(),
+    )
     if args.preflight_only:
         report = preflight_only(clients, options, reporter=reporter)
         return 0 if report.ok else 1
     result = deploy_up(clients, options, reporter=reporter)
-    print(f"endpoint {result.spec.endpoint_name} is InService ({result.applied.endpoint_action}); "
-          f"invoke it with `langsam-studio deploy invoke {result.spec.endpoint_name}`")
+    print(
+        f"endpoint {result.spec.endpoint_name} is InService ({result.applied.endpoint_action}); "
+        f"invoke it with `langsam-studio deploy invoke {result.spec.endpoint_name}`"
+    )
     return 0
 
 
@@ -347,16 +407,22 @@ def _status(args: argparse.Namespace) -> int:
     from cloud.diagnosis import diagnose_failure_reason, mode
 
     sm = _clients(args).client("sagemaker")
-    summaries = [endpoint_status(sm, args.name)] if args.name else list_deployments(sm)
-    if args.name and summaries[0] is None:
-        print(f"{args.name}: no such endpoint ({mode('endpoint-missing').fix})")
-        return 1
+    if args.name:
+        summary = endpoint_status(sm, args.name)
+        if summary is None:
+            print(f"{args.name}: no such endpoint ({mode('endpoint-missing').fix})")
+            return 1
+        summaries = [summary]
+    else:
+        summaries = list_deployments(sm)
     if not summaries:
         print("no endpoints created by langsam-studio in this region")
         return 0
     for s in summaries:
-        print(f"{s.name}: {s.status}, {s.instance_count or '?'} x {s.instance_type or '?'}"
-              f"{' (async)' if s.is_async else ''}, config {s.config_name}, created {s.created or '?'}")
+        print(
+            f"{s.name}: {s.status}, {s.instance_count or '?'} x {s.instance_type or '?'}"
+            f"{' (async)' if s.is_async else ''}, config {s.config_name}, created {s.created or '?'}"
+        )
         if s.failure_reason:
             d = diagnose_failure_reason(s.failure_reason)
             print(f"  failure: {s.failure_reason}\n  meaning: {d.message}\n  fix: {d.fix}")
@@ -367,8 +433,8 @@ def _status(args: argparse.Namespace) -> int:
 
 def _logs(args: argparse.Namespace) -> int:
     from cloud.aws.env import redact
-    from cloud.diagnosis import scan_log_lines
     from cloud.aws.logs import TailState, recent_lines
+    from cloud.diagnosis import scan_log_lines
 
     batch = recent_lines(_clients(args).client("logs"), args.name, minutes=args.minutes, limit=args.lines)
     if batch.state is not TailState.OK:
@@ -411,7 +477,7 @@ def _invoke_request(args: argparse.Namespace) -> tuple[bytes, str, dict[str, str
         width, height = package.image_size(args.image_file)
         prompt.validate(width=width, height=height)  # a point or box outside the image
         image = args.image_file.read_bytes()
-        return encode_request(SegmentRequest(prompt=prompt, image=image), raw=args.raw, max_bytes=1024 ** 3)
+        return encode_request(SegmentRequest(prompt=prompt, image=image), raw=args.raw, max_bytes=1024**3)
     except PromptError as exc:
         raise _Refused(str(exc)) from None
     except (ImageLoadError, OSError) as exc:
@@ -426,15 +492,23 @@ def _invoke(args: argparse.Namespace) -> int:
 
     body, content_type, headers = _invoke_request(args)  # every local mistake is found before AWS
     clients = _clients(args)
-    client = from_settings(clients.settings, args.name, read_timeout=args.read_timeout, clients=clients,
-                           async_endpoint_name=args.async_endpoint, async_s3_prefix=args.async_s3,
-                           endpoint_is_async=False if args.runtime_url else None)  # a local server is real-time
+    client = from_settings(
+        clients.settings,
+        args.name,
+        read_timeout=args.read_timeout,
+        clients=clients,
+        async_endpoint_name=args.async_endpoint,
+        async_s3_prefix=args.async_s3,
+        endpoint_is_async=False if args.runtime_url else None,
+    )  # a local server is real-time
     result = client.invoke(body, content_type=content_type, custom_attributes=headers.get(CUSTOM_ATTRIBUTES_HEADER))
     answer = decode_response(result.body)
     print(describe_answer(result))
     for i, c in enumerate(answer.prediction.candidates):
-        print(f"  {i}: score {c.score:.3f} box {tuple(round(v) for v in c.box)} area {int(c.mask.sum())} px"
-              + (f" label {c.label!r}" if c.label else ""))
+        print(
+            f"  {i}: score {c.score:.3f} box {tuple(round(v) for v in c.box)} area {int(c.mask.sum())} px"
+            + (f" label {c.label!r}" if c.label else "")
+        )
     if args.output:
         args.output.write_bytes(result.body)
         print(f"answer written to {args.output}")
@@ -445,11 +519,18 @@ def _down(args: argparse.Namespace) -> int:
     from cloud.aws.env import redact
     from cloud.deploy.flow import Reporter, deploy_down
 
-    result = deploy_down(_clients(args), args.name, delete_model_data=args.delete_model_data,
-                         reporter=Reporter(say=lambda text: print(redact(text), flush=True)))
+    result = deploy_down(
+        _clients(args),
+        args.name,
+        delete_model_data=args.delete_model_data,
+        reporter=Reporter(say=lambda text: print(redact(text), flush=True)),
+    )
     if not result.deleted:
         print(f"nothing to delete for {args.name}")
     elif result.model_data and not args.delete_model_data:
-        print("kept the model data (re-deploying skips the upload): " + ", ".join(result.model_data)
-              + "; add --delete-model-data to remove it")
+        print(
+            "kept the model data (re-deploying skips the upload): "
+            + ", ".join(result.model_data)
+            + "; add --delete-model-data to remove it"
+        )
     return 0

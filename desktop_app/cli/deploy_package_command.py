@@ -11,25 +11,44 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from inference.weights.catalog import ModelKind
 
 PACKAGE_HELP = "build a SageMaker model package (model.tar.gz or a directory) that installs offline"
-TEST_LOCAL_HELP = ("dry-run a model package in the DLC's real serving stack (TorchServe + SageMaker "
-                   "toolkit), locally, before any money is spent")
+TEST_LOCAL_HELP = (
+    "dry-run a model package in the DLC's real serving stack (TorchServe + SageMaker "
+    "toolkit), locally, before any money is spent"
+)
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     from desktop_app.core.backend_choices import local_backend_names
 
-    parser.add_argument("--backend", choices=local_backend_names(), default="langsam",
-                        help="what the endpoint runs (classic: no weights)")
+    parser.add_argument(
+        "--backend",
+        choices=local_backend_names(),
+        default="langsam",
+        help="what the endpoint runs (classic: no weights)",
+    )
     parser.add_argument("--sam2-model", help="SAM 2 model id from the weights store (default: the app's)")
     parser.add_argument("--sam2-checkpoint", type=Path, help="an explicit SAM 2 checkpoint (.pt)")
     parser.add_argument("--gdino-model", help="Grounding DINO model id (default: the app's)")
     parser.add_argument("--gdino-dir", type=Path, help="an explicit Grounding DINO directory")
-    parser.add_argument("--sam3-dir", type=Path, help="(--backend sam3) an explicit SAM 3 folder (default: the "
-                        "installed copy; ~3.4 GB, SAM License: the package carries it)")
-    parser.add_argument("--extra-requirement", action="append", default=[], metavar="REQ",
-                        help="another requirement to bundle (never torch)")
+    parser.add_argument(
+        "--sam3-dir",
+        type=Path,
+        help="(--backend sam3) an explicit SAM 3 folder (default: the "
+        "installed copy; ~3.4 GB, SAM License: the package carries it)",
+    )
+    parser.add_argument(
+        "--extra-requirement",
+        action="append",
+        default=[],
+        metavar="REQ",
+        help="another requirement to bundle (never torch)",
+    )
     parser.add_argument("--cache-dir", type=Path, help="wheel cache (default: the user cache dir)")
 
 
@@ -55,8 +74,7 @@ def text_problem(text: str | None) -> str | None:
         if not normalise_text(text):
             return "--text is empty: say what to segment, e.g. --text 'car. person.'"
     except PromptError:
-        return (f"--text is {len(text):,} characters long; a text prompt may have at most "
-                f"{MAX_TEXT_CHARS:,}")
+        return f"--text is {len(text):,} characters long; a text prompt may have at most {MAX_TEXT_CHARS:,}"
     return None
 
 
@@ -96,8 +114,10 @@ def output_problem(output: Path, *, overwrite: bool) -> str | None:
     if output.exists() and not overwrite:
         return f"{output} already exists: choose another output or pass --overwrite"
     if output.exists() and output.is_dir() != (not output.name.endswith((".tar.gz", ".tgz"))):
-        return (f"--output {output} is an existing {'folder' if output.is_dir() else 'file'}; "
-                "--overwrite replaces a package only with one of the same kind")
+        return (
+            f"--output {output} is an existing {'folder' if output.is_dir() else 'file'}; "
+            "--overwrite replaces a package only with one of the same kind"
+        )
     return None
 
 
@@ -114,13 +134,14 @@ def weights_problem(args: argparse.Namespace) -> tuple[str, int] | None:
         return (f"--sam3-dir {path} is not a usable SAM 3 folder: {problem}", EXIT_FAILED) if problem else None
     if args.backend not in ("sam2", "langsam"):
         return None
-    needed = [("--sam2-model", args.sam2_model, "--sam2-checkpoint", args.sam2_checkpoint, DEFAULT_SAM2, "sam2")]
+    needed: list[tuple[str, Any, str, Any, str, ModelKind]] = [
+        ("--sam2-model", args.sam2_model, "--sam2-checkpoint", args.sam2_checkpoint, DEFAULT_SAM2, "sam2")
+    ]
     if args.backend == "langsam":
         needed.append(("--gdino-model", args.gdino_model, "--gdino-dir", args.gdino_dir, DEFAULT_GDINO, "gdino"))
     for id_option, model_id, path_option, path, default, kind in needed:
         if model_id and not is_known(model_id) and path is None:
-            return (f"{id_option} {model_id!r} is not a known model; known: {', '.join(model_ids(kind))}",
-                    EXIT_USAGE)
+            return (f"{id_option} {model_id!r} is not a known model; known: {', '.join(model_ids(kind))}", EXIT_USAGE)
         if path is None:
             continue
         spec = get_model(model_id if model_id and is_known(model_id) else default)
@@ -140,14 +161,27 @@ def _package_problem(path: Path) -> str | None:
 
 def add_package_arguments(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
-    parser.add_argument("--output", "-o", type=Path, default=Path("model.tar.gz"),
-                        help="model.tar.gz, or a directory to upload as an S3 prefix")
-    parser.add_argument("--target", choices=CONTAINER_TARGETS, default="ray",
-                        help="the container: ray (AWS's Ray Serve SageMaker image, CPython 3.13; default), dlc "
-                             f"(PyTorch 2.6 inference DLC, patches end {DLC_SUPPORT_END}) or byoc (your own image)")
-    parser.add_argument("--wheels-for", choices=("container", "local"), default="container",
-                        help="wheels for the target container's Python (default) or for this machine's Python "
-                             "(a DLC package for `deploy test-local --target dlc`)")
+    parser.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        default=Path("model.tar.gz"),
+        help="model.tar.gz, or a directory to upload as an S3 prefix",
+    )
+    parser.add_argument(
+        "--target",
+        choices=CONTAINER_TARGETS,
+        default="ray",
+        help="the container: ray (AWS's Ray Serve SageMaker image, CPython 3.13; default), dlc "
+        f"(PyTorch 2.6 inference DLC, patches end {DLC_SUPPORT_END}) or byoc (your own image)",
+    )
+    parser.add_argument(
+        "--wheels-for",
+        choices=("container", "local"),
+        default="container",
+        help="wheels for the target container's Python (default) or for this machine's Python "
+        "(a DLC package for `deploy test-local --target dlc`)",
+    )
     _add_ray_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
@@ -155,13 +189,23 @@ def add_package_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_ray_arguments(parser: argparse.ArgumentParser) -> None:
     ray = parser.add_argument_group("Ray Serve (--target ray)")
     ray.add_argument("--replicas", type=int, default=1, help="replicas of the deployment (default 1)")
-    ray.add_argument("--autoscale-replicas", metavar="MIN:MAX", help="Ray Serve autoscaling between MIN and MAX "
-                     "replicas instead of a fixed number")
-    ray.add_argument("--gpus-per-replica", type=float, default=None,
-                     help="GPUs per replica; a fraction shares one GPU (e.g. 0.5; default 0 for classic, else 1)")
-    ray.add_argument("--no-session-affinity", action="store_true",
-                     help="route clicks of one session to any replica (default: the consistent-hash router "
-                          "on X-Amzn-SageMaker-Session-Id)")
+    ray.add_argument(
+        "--autoscale-replicas",
+        metavar="MIN:MAX",
+        help="Ray Serve autoscaling between MIN and MAX replicas instead of a fixed number",
+    )
+    ray.add_argument(
+        "--gpus-per-replica",
+        type=float,
+        default=None,
+        help="GPUs per replica; a fraction shares one GPU (e.g. 0.5; default 0 for classic, else 1)",
+    )
+    ray.add_argument(
+        "--no-session-affinity",
+        action="store_true",
+        help="route clicks of one session to any replica (default: the consistent-hash router "
+        "on X-Amzn-SageMaker-Session-Id)",
+    )
 
 
 def ray_options(args: argparse.Namespace):
@@ -178,16 +222,23 @@ def ray_options(args: argparse.Namespace):
     gpus = args.gpus_per_replica
     if gpus is None:
         gpus = 0.0 if args.backend == "classic" else 1.0
-    options = RayServeOptions(num_replicas=args.replicas, min_replicas=low, max_replicas=high, num_gpus=gpus,
-                              session_affinity=not args.no_session_affinity)
+    options = RayServeOptions(
+        num_replicas=args.replicas,
+        min_replicas=low,
+        max_replicas=high,
+        num_gpus=gpus,
+        session_affinity=not args.no_session_affinity,
+    )
     options.check()
     return options
 
 
 CONTAINER_TARGETS = ("ray", "dlc", "byoc")
 DLC_SUPPORT_END = "2026-06-30"
-DLC_WARNING = (f"warning: the PyTorch 2.6 inference DLC (TorchServe) left patch support on {DLC_SUPPORT_END} and "
-               "has no successor; prefer --target ray (AWS's maintained Ray Serve image)")
+DLC_WARNING = (
+    f"warning: the PyTorch 2.6 inference DLC (TorchServe) left patch support on {DLC_SUPPORT_END} and "
+    "has no successor; prefer --target ray (AWS's maintained Ray Serve image)"
+)
 
 
 def run_package(args: argparse.Namespace) -> int:
@@ -209,57 +260,94 @@ def run_package(args: argparse.Namespace) -> int:
             from cloud.packaging.ray_stack import RAY_PY313
 
             if args.wheels_for == "local" and sys.version_info[:2] != (3, 13):
-                print("note: the Ray image runs CPython 3.13; its wheels also install in the local Ray dry run, "
-                      "so --wheels-for local is not needed", file=sys.stderr)
+                print(
+                    "note: the Ray image runs CPython 3.13; its wheels also install in the local Ray dry run, "
+                    "so --wheels-for local is not needed",
+                    file=sys.stderr,
+                )
             result = build_ray_package(
-                output=args.output, backend=args.backend, sam2_model=args.sam2_model,
-                sam2_checkpoint=args.sam2_checkpoint, gdino_model=args.gdino_model, gdino_dir=args.gdino_dir,
+                output=args.output,
+                backend=args.backend,
+                sam2_model=args.sam2_model,
+                sam2_checkpoint=args.sam2_checkpoint,
+                gdino_model=args.gdino_model,
+                gdino_dir=args.gdino_dir,
                 sam3_dir=getattr(args, "sam3_dir", None),
-                target=RAY_PY313, options=ray_options(args), extra_requirements=args.extra_requirement,
-                cache_dir=args.cache_dir, overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr))
+                target=RAY_PY313,
+                options=ray_options(args),
+                extra_requirements=args.extra_requirement,
+                cache_dir=args.cache_dir,
+                overwrite=args.overwrite,
+                log=lambda m: print(m, file=sys.stderr),
+            )
         else:
             if args.target == "dlc":
                 print(DLC_WARNING, file=sys.stderr)
             target = DLC_PY312 if args.wheels_for == "container" else TargetPython.local()
             result = build_package(
-                output=args.output, backend=args.backend, sam2_model=args.sam2_model,
-                sam2_checkpoint=args.sam2_checkpoint, gdino_model=args.gdino_model, gdino_dir=args.gdino_dir,
+                output=args.output,
+                backend=args.backend,
+                sam2_model=args.sam2_model,
+                sam2_checkpoint=args.sam2_checkpoint,
+                gdino_model=args.gdino_model,
+                gdino_dir=args.gdino_dir,
                 sam3_dir=getattr(args, "sam3_dir", None),
-                target=target, extra_requirements=args.extra_requirement, cache_dir=args.cache_dir,
-                overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr))
+                target=target,
+                extra_requirements=args.extra_requirement,
+                cache_dir=args.cache_dir,
+                overwrite=args.overwrite,
+                log=lambda m: print(m, file=sys.stderr),
+            )
     except StudioError as exc:  # a packaging problem, or a model's weights that cannot be found
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{result.path} ({result.kind}, {result.size_bytes / 1e6:.1f} MB, backend {result.backend}, "
-          f"for {result.target}) in {result.seconds:.0f} s")
+    print(
+        f"{result.path} ({result.kind}, {result.size_bytes / 1e6:.1f} MB, backend {result.backend}, "
+        f"for {result.target}) in {result.seconds:.0f} s"
+    )
     return 0
 
 
 def add_test_local_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("package", nargs="?", type=Path,
-                        help="a package built with --target local (default: build one now)")
+    parser.add_argument(
+        "package", nargs="?", type=Path, help="a package built with --target local (default: build one now)"
+    )
     _add_model_arguments(parser)
-    parser.add_argument("--target", choices=("ray", "dlc"), default="ray",
-                        help="the serving stack to run: ray (Ray Serve as in AWS's Ray Serve SageMaker image; needs "
-                             "CPython 3.13, e.g. pyenv's; default) or dlc (TorchServe + toolkit as in the DLC 2.6)")
+    parser.add_argument(
+        "--target",
+        choices=("ray", "dlc"),
+        default="ray",
+        help="the serving stack to run: ray (Ray Serve as in AWS's Ray Serve SageMaker image; needs "
+        "CPython 3.13, e.g. pyenv's; default) or dlc (TorchServe + toolkit as in the DLC 2.6)",
+    )
     parser.add_argument("--replicas", type=int, default=1, help="(ray, package built here) replicas")
-    parser.add_argument("--affinity-sessions", type=int, default=0, metavar="N",
-                        help="(ray) after the first answer, measure session affinity with N sessions")
+    parser.add_argument(
+        "--affinity-sessions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="(ray) after the first answer, measure session affinity with N sessions",
+    )
     parser.add_argument("--venv-dir", type=Path, help="where the DLC / Ray environment is cached")
-    parser.add_argument("--startup-timeout", type=int,
-                        help="TS_DEFAULT_STARTUP_TIMEOUT for the run (default: TorchServe's 120 s)")
+    parser.add_argument(
+        "--startup-timeout", type=int, help="TS_DEFAULT_STARTUP_TIMEOUT for the run (default: TorchServe's 120 s)"
+    )
     parser.add_argument("--response-timeout", type=int, help="TS_DEFAULT_RESPONSE_TIMEOUT for the run")
-    parser.add_argument("--health-check-timeout", type=int, default=600,
-                        help="the endpoint's ContainerStartupHealthCheckTimeoutInSeconds (default 600)")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="another container environment variable")
+    parser.add_argument(
+        "--health-check-timeout",
+        type=int,
+        default=600,
+        help="the endpoint's ContainerStartupHealthCheckTimeoutInSeconds (default 600)",
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="another container environment variable"
+    )
     parser.add_argument("--image", type=Path, help="the image to send (default: a generated one)")
     parser.add_argument("--text", help="a text prompt (default for langsam: 'object.')")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def default_request(*, backend: str, image: bytes | None = None, text: str | None = None
-                    ) -> tuple[bytes, str]:
+def default_request(*, backend: str, image: bytes | None = None, text: str | None = None) -> tuple[bytes, str]:
     """A protocol request (body, content type) that every backend can answer."""
     from inference.prompts import Box, Prompt
     from inference.protocol import SegmentRequest, encode_request
@@ -305,8 +393,7 @@ def run_test_local(args: argparse.Namespace) -> int:
     for option in ("startup_timeout", "response_timeout", "health_check_timeout"):
         value = getattr(args, option)
         if value is not None and value <= 0:
-            return refuse(f"--{option.replace('_', '-')} must be a positive number of seconds, got {value}",
-                          EXIT_USAGE)
+            return refuse(f"--{option.replace('_', '-')} must be a positive number of seconds, got {value}", EXIT_USAGE)
     # Everything a person typed is checked here, before the serving environment is built (minutes).
     if args.package is not None:
         problem = _package_problem(args.package)
@@ -334,24 +421,50 @@ def run_test_local(args: argparse.Namespace) -> int:
             package = args.package
             if package is None:
                 package = build_package(
-                    output=Path(tmp) / "model", backend=args.backend, sam2_model=args.sam2_model,
-                    sam2_checkpoint=args.sam2_checkpoint, gdino_model=args.gdino_model,
-                    gdino_dir=args.gdino_dir, sam3_dir=getattr(args, "sam3_dir", None), target=TargetPython.local(),
-                    extra_requirements=args.extra_requirement, cache_dir=args.cache_dir, log=log).path
+                    output=Path(tmp) / "model",
+                    backend=args.backend,
+                    sam2_model=args.sam2_model,
+                    sam2_checkpoint=args.sam2_checkpoint,
+                    gdino_model=args.gdino_model,
+                    gdino_dir=args.gdino_dir,
+                    sam3_dir=getattr(args, "sam3_dir", None),
+                    target=TargetPython.local(),
+                    extra_requirements=args.extra_requirement,
+                    cache_dir=args.cache_dir,
+                    log=log,
+                ).path
             image = args.image.read_bytes() if args.image else None
             body, content_type = default_request(backend=args.backend, image=image, text=args.text)
-            result = run_dry_run(package=package, venv=venv, request_body=body, content_type=content_type,
-                                 env=env, health_check_timeout=args.health_check_timeout, log=log)
+            result = run_dry_run(
+                package=package,
+                venv=venv,
+                request_body=body,
+                content_type=content_type,
+                env=env,
+                health_check_timeout=args.health_check_timeout,
+                log=log,
+            )
         except (StudioError, OSError) as exc:  # LocalDlcError, PackagingError, missing weights
             print(f"error: {exc}", file=sys.stderr)
             return 1
     if args.json:
-        print(json.dumps({"ok": result.ok, "startup_seconds": result.startup_seconds,
-                          "ping_seconds": result.ping_seconds, "invoke_latency": result.invoke_latency,
-                          "status_code": result.status_code, "response_bytes": result.response_bytes,
-                          "timeouts": result.timeouts.__dict__,
-                          "suggested_timeouts": result.suggested_timeouts(),
-                          "diagnosis": [d.__dict__ for d in result.diagnosis]}, indent=1, default=list))
+        print(
+            json.dumps(
+                {
+                    "ok": result.ok,
+                    "startup_seconds": result.startup_seconds,
+                    "ping_seconds": result.ping_seconds,
+                    "invoke_latency": result.invoke_latency,
+                    "status_code": result.status_code,
+                    "response_bytes": result.response_bytes,
+                    "timeouts": result.timeouts.__dict__,
+                    "suggested_timeouts": result.suggested_timeouts(),
+                    "diagnosis": [d.__dict__ for d in result.diagnosis],
+                },
+                indent=1,
+                default=list,
+            )
+        )
     else:
         print(result.summary())
         if not result.ok:
@@ -359,8 +472,9 @@ def run_test_local(args: argparse.Namespace) -> int:
                 if text:
                     print(f"--- {name} (last lines) ---\n{text}")
         else:
-            print("suggested endpoint timeouts: " + ", ".join(
-                f"{k}={v}" for k, v in result.suggested_timeouts().items()))
+            print(
+                "suggested endpoint timeouts: " + ", ".join(f"{k}={v}" for k, v in result.suggested_timeouts().items())
+            )
     return 0 if result.ok else 1
 
 
@@ -377,25 +491,52 @@ def _run_test_local_ray(args: argparse.Namespace, env: dict[str, str], log) -> i
             package = args.package
             if package is None:
                 package = build_ray_package(
-                    output=Path(tmp) / "model", backend=args.backend, sam2_model=args.sam2_model,
-                    sam2_checkpoint=args.sam2_checkpoint, gdino_model=args.gdino_model, gdino_dir=args.gdino_dir,
+                    output=Path(tmp) / "model",
+                    backend=args.backend,
+                    sam2_model=args.sam2_model,
+                    sam2_checkpoint=args.sam2_checkpoint,
+                    gdino_model=args.gdino_model,
+                    gdino_dir=args.gdino_dir,
                     sam3_dir=getattr(args, "sam3_dir", None),
-                    options=RayServeOptions(num_replicas=args.replicas), extra_requirements=args.extra_requirement,
-                    cache_dir=args.cache_dir, log=log).path
+                    options=RayServeOptions(num_replicas=args.replicas),
+                    extra_requirements=args.extra_requirement,
+                    cache_dir=args.cache_dir,
+                    log=log,
+                ).path
             image = args.image.read_bytes() if args.image else None
             body, content_type = default_request(backend=args.backend, image=image, text=args.text)
-            result = run_ray_dry_run(package=package, venv=venv, request_body=body, content_type=content_type,
-                                     env=env, wait_limit=float(args.health_check_timeout),
-                                     affinity_sessions=args.affinity_sessions, log=log)
+            result = run_ray_dry_run(
+                package=package,
+                venv=venv,
+                request_body=body,
+                content_type=content_type,
+                env=env,
+                wait_limit=float(args.health_check_timeout),
+                affinity_sessions=args.affinity_sessions,
+                log=log,
+            )
         except (StudioError, OSError) as exc:  # RayEnvUnavailable, PackagingError, missing weights
             print(f"error: {exc}", file=sys.stderr)
             return 1
     if args.json:
-        print(json.dumps({"ok": result.ok, "target": "ray", "startup_seconds": result.first_answer_seconds,
-                          "ping_seconds": result.healthz_seconds, "running_seconds": result.running_seconds,
-                          "status_code": result.status_code, "response_bytes": result.response_bytes,
-                          "app_status": result.app_status, "affinity": result.affinity,
-                          "diagnosis": [d.__dict__ for d in result.diagnosis]}, indent=1, default=list))
+        print(
+            json.dumps(
+                {
+                    "ok": result.ok,
+                    "target": "ray",
+                    "startup_seconds": result.first_answer_seconds,
+                    "ping_seconds": result.healthz_seconds,
+                    "running_seconds": result.running_seconds,
+                    "status_code": result.status_code,
+                    "response_bytes": result.response_bytes,
+                    "app_status": result.app_status,
+                    "affinity": result.affinity,
+                    "diagnosis": [d.__dict__ for d in result.diagnosis],
+                },
+                indent=1,
+                default=list,
+            )
+        )
     else:
         print(result.summary())
         if not result.ok:

@@ -14,8 +14,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dir", metavar="FOLDER",
-                        help="models folder to use (default: $LANGSAM_STUDIO_MODELS or the user cache folder)")
+    parser.add_argument(
+        "--dir",
+        metavar="FOLDER",
+        help="models folder to use (default: $LANGSAM_STUDIO_MODELS or the user cache folder)",
+    )
     sub = parser.add_subparsers(dest="models_action", metavar="ACTION", required=True)
     sub.add_parser("list", help="show every known model, its size, licence and whether it is installed")
     dl = sub.add_parser("download", help="download models (resumes interrupted downloads)")
@@ -23,17 +26,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dl.add_argument("--force", action="store_true", help="download again even if installed")
     dl.add_argument("--no-hub", action="store_true", help="skip the Hugging Face Hub, use the direct URLs")
     dl.add_argument("--quiet", action="store_true", help="no progress bar")
-    dl.add_argument("--accept-licence", "--accept-license", action="store_true", dest="accept_licence",
-                    help="accept the licence of a model that is not open source (SAM 3: the SAM License) "
-                         "without being asked; needed when nobody can answer the question (scripts, CI)")
+    dl.add_argument(
+        "--accept-licence",
+        "--accept-license",
+        action="store_true",
+        dest="accept_licence",
+        help="accept the licence of a model that is not open source (SAM 3: the SAM License) "
+        "without being asked; needed when nobody can answer the question (scripts, CI)",
+    )
     ver = sub.add_parser("verify", help="check installed models (size, sha256, file format)")
     ver.add_argument("ids", nargs="*", metavar="ID", help="model id(s); default: every installed model")
     ver.add_argument("--fast", action="store_true", help="skip sha256 (size and format checks only)")
     path = sub.add_parser("path", help="print where a model lives (or the models folder), or set a local copy")
     path.add_argument("id", nargs="?", metavar="ID")
     group = path.add_mutually_exclusive_group()
-    group.add_argument("--set", metavar="PATH", dest="set_path",
-                       help="use this local file (SAM 2) or folder (Grounding DINO, SAM 3) for ID")
+    group.add_argument(
+        "--set",
+        metavar="PATH",
+        dest="set_path",
+        help="use this local file (SAM 2) or folder (Grounding DINO, SAM 3) for ID",
+    )
     group.add_argument("--clear", action="store_true", help="forget the local copy chosen for ID")
 
 
@@ -49,8 +61,10 @@ def _folder_problem(store) -> str | None:
     for parent in (folder, *folder.parents):
         if parent.exists():
             if not parent.is_dir():
-                return (f"the models folder {folder} cannot be used: {parent} is a file, not a folder "
-                        "(choose another with --dir or $LANGSAM_STUDIO_MODELS)")
+                return (
+                    f"the models folder {folder} cannot be used: {parent} is a file, not a folder "
+                    "(choose another with --dir or $LANGSAM_STUDIO_MODELS)"
+                )
             return None
     return None
 
@@ -60,8 +74,7 @@ def _unknown(ids: list[str]) -> list[str]:
 
     bad = [i for i in ids if not is_known(i)]
     if bad:
-        print(f"error: unknown model {', '.join(bad)}; known models: {', '.join(model_ids())}",
-              file=sys.stderr)
+        print(f"error: unknown model {', '.join(bad)}; known models: {', '.join(model_ids())}", file=sys.stderr)
     return bad
 
 
@@ -112,8 +125,10 @@ def _licence_accepted(spec, args: argparse.Namespace) -> bool | None:
     link = spec.licence_url or f"https://huggingface.co/{spec.hub_repo}"
     print(f"{spec.id}: {spec.display_name} is under the {spec.licence} (not an open-source licence): {link}")
     if spec.gated:
-        print(f"{spec.id}: the Hugging Face Hub also asks you to accept it there with your account, and "
-              "then needs a token (Settings > Hugging Face, or HF_TOKEN)")
+        print(
+            f"{spec.id}: the Hugging Face Hub also asks you to accept it there with your account, and "
+            "then needs a token (Settings > Hugging Face, or HF_TOKEN)"
+        )
     if args.accept_licence:
         print(f"{spec.id}: licence accepted with --accept-licence")
         return True
@@ -145,9 +160,12 @@ def _download(args: argparse.Namespace) -> int:
             continue
         accepted = _licence_accepted(spec, args)
         if accepted is None:
-            print(f"error: {model_id} needs its licence accepted ({spec.licence}: "
-                  f"{spec.licence_url or spec.hub_repo}); nobody can be asked here, so pass --accept-licence. "
-                  "Nothing was downloaded.", file=sys.stderr)
+            print(
+                f"error: {model_id} needs its licence accepted ({spec.licence}: "
+                f"{spec.licence_url or spec.hub_repo}); nobody can be asked here, so pass --accept-licence. "
+                "Nothing was downloaded.",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
         if not accepted:
             print(f"{model_id}: licence not accepted; not downloaded", file=sys.stderr)
@@ -159,8 +177,18 @@ def _download(args: argparse.Namespace) -> int:
 
     for spec in wanted:
         model_id = spec.id
-        bar = None if args.quiet else tqdm(desc=model_id, unit="B", unit_scale=True, unit_divisor=1000,
-                                          total=spec.size_bytes if spec.size_exact else None, leave=True)
+        bar = (
+            None
+            if args.quiet
+            else tqdm(
+                desc=model_id,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1000,
+                total=spec.size_bytes if spec.size_exact else None,
+                leave=True,
+            )
+        )
 
         def progress(done: int, total: int | None, bar=bar) -> None:
             if bar is None:
@@ -171,8 +199,14 @@ def _download(args: argparse.Namespace) -> int:
 
         error: InferenceError | None = None
         try:
-            path = weights_module.download(model_id, store=store, progress=progress, force=args.force,
-                                           use_hub=not args.no_hub, token=token if spec.gated else None)
+            path = weights_module.download(
+                model_id,
+                store=store,
+                progress=progress,
+                force=args.force,
+                use_hub=not args.no_hub,
+                token=token if spec.gated else None,
+            )
         except InferenceError as exc:  # Cancelled and WeightsMissingError included
             error = exc
         finally:
@@ -202,8 +236,7 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         ids = [i for i in model_ids() if store.local_path(i) is not None]
         if not ids:
-            print(f"no models installed in {store.cache_dir}; "
-                  "download one with `langsam-studio models download ID`")
+            print(f"no models installed in {store.cache_dir}; download one with `langsam-studio models download ID`")
             return EXIT_OK
     failed = 0
     for model_id in ids:

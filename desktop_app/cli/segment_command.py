@@ -24,14 +24,16 @@ HELP = "segment images from the command line (text, points or a box) and export 
 
 EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, EXIT_BACKEND, EXIT_OUTPUT = 0, 1, 2, 3, 4
 FORMAT_NAMES = ("coco", "labelme", "yolo", "png", "voc")  # = desktop_app.core.formats.registry, kept light here
-EPILOG = ("examples:\n"
-          "  langsam-studio segment photos/ --text \"car. person.\" --format coco --out export/\n"
-          "  langsam-studio segment a.jpg --point 120,80 --point 30,40,0 --format png --out masks/\n"
-          "  langsam-studio segment a.jpg b.jpg --box 10,10,200,150 --label box --format yolo --out ds/\n"
-          "  langsam-studio segment photos/ --backend sam3 --text \"bolt.\" --exemplar 40,50,90,110 "
-          "--exemplar 200,30,260,80,0 --format coco --out export/\n"
-          "\nexit codes: 0 done, 1 some images skipped, 2 bad arguments or no images,\n"
-          "            3 backend cannot run (e.g. weights missing), 4 export not written")
+EPILOG = (
+    "examples:\n"
+    '  langsam-studio segment photos/ --text "car. person." --format coco --out export/\n'
+    "  langsam-studio segment a.jpg --point 120,80 --point 30,40,0 --format png --out masks/\n"
+    "  langsam-studio segment a.jpg b.jpg --box 10,10,200,150 --label box --format yolo --out ds/\n"
+    '  langsam-studio segment photos/ --backend sam3 --text "bolt." --exemplar 40,50,90,110 '
+    "--exemplar 200,30,260,80,0 --format coco --out export/\n"
+    "\nexit codes: 0 done, 1 some images skipped, 2 bad arguments or no images,\n"
+    "            3 backend cannot run (e.g. weights missing), 4 export not written"
+)
 
 
 # -- argument parsing ---------------------------------------------------------------------------
@@ -47,9 +49,11 @@ def _numbers(text: str, what: str, counts: tuple[int, ...]) -> list[float]:
 
 
 def _shape(what: str) -> str:
-    return {"point": "x,y or x,y,1 (positive) or x,y,0 (negative), in pixels",
-            "box": "x0,y0,x1,y1 in pixels",
-            "exemplar": "x0,y0,x1,y1 (positive) or x0,y0,x1,y1,0 (negative), in pixels"}[what]
+    return {
+        "point": "x,y or x,y,1 (positive) or x,y,0 (negative), in pixels",
+        "box": "x0,y0,x1,y1 in pixels",
+        "exemplar": "x0,y0,x1,y1 (positive) or x0,y0,x1,y1,0 (negative), in pixels",
+    }[what]
 
 
 def parse_point(text: str):
@@ -106,35 +110,62 @@ def _positive_int(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    parser.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDER",
-                        help="image files and/or folders of images (not searched recursively)")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="IMAGES_OR_FOLDER",
+        help="image files and/or folders of images (not searched recursively)",
+    )
     prompt = parser.add_argument_group("prompt (give --text, or --point/--box, or both)")
     prompt.add_argument("--text", help='what to find, e.g. "car. person." (needs the langsam or sam3 backend)')
-    prompt.add_argument("--instruction", metavar="WORDS",
-                        help="instead of --text: what to find in words; the prompt assistant (OpenAI or a "
-                             "compatible server, see `langsam-studio assist`) turns it into phrases first")
-    prompt.add_argument("--point", action="append", type=parse_point, default=[], metavar="X,Y[,1|0]",
-                        help="a click in pixels; ,0 marks background; repeat for several")
+    prompt.add_argument(
+        "--instruction",
+        metavar="WORDS",
+        help="instead of --text: what to find in words; the prompt assistant (OpenAI or a "
+        "compatible server, see `langsam-studio assist`) turns it into phrases first",
+    )
+    prompt.add_argument(
+        "--point",
+        action="append",
+        type=parse_point,
+        default=[],
+        metavar="X,Y[,1|0]",
+        help="a click in pixels; ,0 marks background; repeat for several",
+    )
     prompt.add_argument("--box", type=parse_box, metavar="X0,Y0,X1,Y1", help="a box in pixels")
-    prompt.add_argument("--exemplar", action="append", type=parse_exemplar, default=[], metavar="X0,Y0,X1,Y1[,0]",
-                        help="(--backend sam3) an example box: find every object like it; ,0 marks a "
-                             "counter-example; repeat for several; alone or with --text")
-    prompt.add_argument("--label", default="object",
-                        help="label of point/box results (text results are labelled by phrase)")
-    prompt.add_argument("--box-threshold", type=_unit, default=None,
-                        help="detection score cut-off (0-1); for sam3 the score of each instance "
-                             "(class x presence probability)")
+    prompt.add_argument(
+        "--exemplar",
+        action="append",
+        type=parse_exemplar,
+        default=[],
+        metavar="X0,Y0,X1,Y1[,0]",
+        help="(--backend sam3) an example box: find every object like it; ,0 marks a "
+        "counter-example; repeat for several; alone or with --text",
+    )
+    prompt.add_argument(
+        "--label", default="object", help="label of point/box results (text results are labelled by phrase)"
+    )
+    prompt.add_argument(
+        "--box-threshold",
+        type=_unit,
+        default=None,
+        help="detection score cut-off (0-1); for sam3 the score of each instance (class x presence probability)",
+    )
     prompt.add_argument("--text-threshold", type=_unit, default=None, help="phrase match cut-off (0-1)")
-    prompt.add_argument("--max-detections", type=_positive_int, default=None,
-                        help="at most this many objects per image for text prompts")
+    prompt.add_argument(
+        "--max-detections",
+        type=_positive_int,
+        default=None,
+        help="at most this many objects per image for text prompts",
+    )
     model = parser.add_argument_group("model")
-    model.add_argument("--backend", metavar="|".join(choice_names()),
-                       help=cli_help(choice_names(), default=AUTO))
+    model.add_argument("--backend", metavar="|".join(choice_names()), help=cli_help(choice_names(), default=AUTO))
     model.add_argument("--model", help="model id, e.g. sam2.1_hiera_small (see `langsam-studio models list`)")
     model.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     remote = parser.add_argument_group("remote inference (instead of a local --backend)")
-    remote.add_argument("--server", metavar="URL",
-                        help="run on our own server (`langsam-studio serve`), e.g. http://gpu-box:8765")
+    remote.add_argument(
+        "--server", metavar="URL", help="run on our own server (`langsam-studio serve`), e.g. http://gpu-box:8765"
+    )
     remote.add_argument("--token", help="the server's bearer token (default: $LANGSAM_SERVER_TOKEN)")
     remote.add_argument("--endpoint", metavar="NAME", help="run on a deployed SageMaker endpoint")
     remote.add_argument("--region", help="the endpoint's AWS region (default: the AWS configuration)")
@@ -192,8 +223,7 @@ class _Counts:
     messages: set[str] = field(default_factory=set)
 
 
-def _documents(image_paths: list[Path], images_dir: Path, backend, prompt, args, counts: _Counts,
-               progress) -> Iterator:
+def _documents(image_paths: list[Path], images_dir: Path, backend, prompt, args, counts: _Counts, progress) -> Iterator:
     from desktop_app.core.annotation.document import ImageDocument, ImageStatus
     from desktop_app.core.prediction_policy import objects_from_prediction
     from inference.errors import InferenceError, PromptError
@@ -204,8 +234,9 @@ def _documents(image_paths: list[Path], images_dir: Path, backend, prompt, args,
         try:
             image = load_image(path)
             height, width = image.shape[:2]
-            prompt.validate(width=width, height=height, allow_exemplars=backend.supports_exemplars,
-                            mask_input_size=None)
+            prompt.validate(
+                width=width, height=height, allow_exemplars=backend.supports_exemplars, mask_input_size=None
+            )
             prediction = backend.predict(image, prompt, source=ImageSource(path=str(path)))
             for message in prediction.messages:  # e.g. a phrase cut to SAM 3's 32 tokens: said once
                 if message not in counts.messages:
@@ -221,10 +252,12 @@ def _documents(image_paths: list[Path], images_dir: Path, backend, prompt, args,
             _err(f"skipped '{path}': {exc}")
             progress.update(1)
             continue
-        doc = ImageDocument(image_name=path.relative_to(images_dir).as_posix(), width=width,
-                            height=height, status=ImageStatus.REVIEW)
-        for obj in objects_from_prediction(prediction=prediction, prompt=prompt, fallback_label=args.label,
-                                           needs_review=True):
+        doc = ImageDocument(
+            image_name=path.relative_to(images_dir).as_posix(), width=width, height=height, status=ImageStatus.REVIEW
+        )
+        for obj in objects_from_prediction(
+            prediction=prediction, prompt=prompt, fallback_label=args.label, needs_review=True
+        ):
             doc.add(obj)
         counts.images += 1
         counts.objects += len(doc)
@@ -239,8 +272,10 @@ def _remote_choice(args: argparse.Namespace) -> tuple[str | None, dict]:
     if server and endpoint:
         return None, {"error": "give --server or --endpoint, not both"}
     if (server or endpoint) and args.backend not in (None, AUTO):
-        return None, {"error": "--backend chooses a local backend: leave it out with --server/--endpoint "
-                               "(the server runs the backend it serves)"}
+        return None, {
+            "error": "--backend chooses a local backend: leave it out with --server/--endpoint "
+            "(the server runs the backend it serves)"
+        }
     if server:
         token = args.token or os.environ.get("LANGSAM_SERVER_TOKEN") or None
         return "server", {"url": server, "token": token, "return_logits": False}
@@ -291,20 +326,21 @@ def run(args: argparse.Namespace) -> int:
             _err(str(exc))
             return EXIT_USAGE
         if not text:
-            _err("the --text prompt is empty: say what to segment, e.g. --text \"car. person.\"")
+            _err('the --text prompt is empty: say what to segment, e.g. --text "car. person."')
             return EXIT_USAGE
     exemplars = tuple(getattr(args, "exemplar", None) or ())
     if text is None and not args.point and args.box is None and not exemplars:
-        _err("no prompt: give --text \"what to find\", or --point X,Y and/or --box X0,Y0,X1,Y1")
+        _err('no prompt: give --text "what to find", or --point X,Y and/or --box X0,Y0,X1,Y1')
         return EXIT_USAGE
     if exemplars and (args.point or args.box is not None):
-        _err("--exemplar finds every object like the example boxes; --point/--box segment one object: "
-             "give one kind of prompt per run")
+        _err(
+            "--exemplar finds every object like the example boxes; --point/--box segment one object: "
+            "give one kind of prompt per run"
+        )
         return EXIT_USAGE
     remote_run = getattr(args, "server", None) or getattr(args, "endpoint", None)
     if exemplars and args.backend in (None, AUTO) and not remote_run:
-        _err("--exemplar needs --backend sam3 (auto never picks SAM 3: it has its own licence and is slow "
-             "on a CPU)")
+        _err("--exemplar needs --backend sam3 (auto never picks SAM 3: it has its own licence and is slow on a CPU)")
         return EXIT_USAGE
     if args.point and not any(p.positive for p in args.point) and args.box is None and text is None:
         _err("only negative points (X,Y,0) were given: add a positive point or a box")
@@ -349,9 +385,11 @@ def run(args: argparse.Namespace) -> int:
             _err(str(exc))
             return EXIT_BACKEND
     if text is not None and not backend.supports_text:
-        _err(f"the '{name}' backend cannot find objects from text; use --backend langsam "
-             f"(needs the SAM 2 and Grounding DINO weights: see `langsam-studio models list`), "
-             f"or prompt with --point/--box")
+        _err(
+            f"the '{name}' backend cannot find objects from text; use --backend langsam "
+            f"(needs the SAM 2 and Grounding DINO weights: see `langsam-studio models list`), "
+            f"or prompt with --point/--box"
+        )
         return EXIT_USAGE
     if exemplars and not backend.supports_exemplars:
         _err(f"the '{name}' backend does not take example boxes (--exemplar); use --backend sam3")
@@ -378,8 +416,14 @@ def run(args: argparse.Namespace) -> int:
     for key in ("box_threshold", "text_threshold", "max_detections"):
         if getattr(args, key) is not None:
             prompt_options[key] = getattr(args, key)
-    prompt = Prompt(points=tuple(args.point), box=args.box, text=text, exemplars=exemplars,
-                    multimask=text is None and not exemplars, **prompt_options)
+    prompt = Prompt(
+        points=tuple(args.point),
+        box=args.box,
+        text=text,
+        exemplars=exemplars,
+        multimask=text is None and not exemplars,
+        **prompt_options,
+    )
 
     from desktop_app.core.annotation.atomic import SaveError
     from desktop_app.core.annotation.labels import LabelSet
@@ -390,21 +434,33 @@ def run(args: argparse.Namespace) -> int:
     labels = LabelSet(text_phrases(text) if text else [args.label])
     options = {"segmentation": "polygon" if args.polygons else "rle"} if args.format == "coco" else {}
     counts = _Counts()
-    progress = tqdm(total=len(image_paths), unit="image", desc=f"segment ({name})",
-                    disable=args.no_progress, file=sys.stderr, dynamic_ncols=True)
+    progress = tqdm(
+        total=len(image_paths),
+        unit="image",
+        desc=f"segment ({name})",
+        disable=args.no_progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     try:
         written = get_exporter(args.format)(
             _documents(image_paths, images_dir, backend, prompt, args, counts, progress),
-            images_dir=images_dir, out_dir=Path(args.out), labels=labels, **options)
+            images_dir=images_dir,
+            out_dir=Path(args.out),
+            labels=labels,
+            **options,
+        )
     except (FormatError, SaveError) as exc:
         progress.close()
         _err(f"the export failed: {exc}")
         return EXIT_OUTPUT
     finally:
         progress.close()
-    print(f"segmented {counts.images} image{'s' * (counts.images != 1)}, found {counts.objects} "
-          f"object{'s' * (counts.objects != 1)}; wrote {len(written)} file{'s' * (len(written) != 1)} "
-          f"({args.format}) to {args.out}")
+    print(
+        f"segmented {counts.images} image{'s' * (counts.images != 1)}, found {counts.objects} "
+        f"object{'s' * (counts.objects != 1)}; wrote {len(written)} file{'s' * (len(written) != 1)} "
+        f"({args.format}) to {args.out}"
+    )
     if counts.skipped:
         _err(f"{counts.skipped} image{'s were' if counts.skipped != 1 else ' was'} skipped (see above)")
         return EXIT_SKIPPED

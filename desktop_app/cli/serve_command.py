@@ -21,52 +21,108 @@ HELP = "run the HTTP inference server (SageMaker-compatible /ping and /invocatio
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; 0.0.0.0 in --container)")
     parser.add_argument("--port", type=int, default=None, help="TCP port (default 8765; 8080 in --container)")
-    parser.add_argument("--backend", default=None, choices=local_backend_names(),
-                        help=cli_help(local_backend_names(), default="from the model directory, else langsam"))
+    parser.add_argument(
+        "--backend",
+        default=None,
+        choices=local_backend_names(),
+        help=cli_help(local_backend_names(), default="from the model directory, else langsam"),
+    )
     parser.add_argument("--model", default=None, help="SAM 2 model id, e.g. sam2.1_hiera_small (sam3: 'sam3')")
-    parser.add_argument("--checkpoint", default=None, help="explicit SAM 2 checkpoint .pt file, or for --backend "
-                        "sam3 the SAM 3 folder (default: the installed copy, see `langsam-studio models path sam3`)")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="explicit SAM 2 checkpoint .pt file, or for --backend "
+        "sam3 the SAM 3 folder (default: the installed copy, see `langsam-studio models path sam3`)",
+    )
     parser.add_argument("--gdino-model", default=None, help="Grounding DINO model id, e.g. grounding-dino-tiny")
     parser.add_argument("--gdino-path", default=None, help="explicit Grounding DINO directory")
     parser.add_argument("--device", default=None, help="auto, cuda, cuda:N, mps or cpu (default auto)")
-    parser.add_argument("--model-dir", default=None, help="load a SageMaker-style model directory "
-                        "(langsam-config.json + weights/)")
+    parser.add_argument(
+        "--model-dir", default=None, help="load a SageMaker-style model directory (langsam-config.json + weights/)"
+    )
     parser.add_argument("--container", action="store_true", help="SageMaker container mode (see above)")
-    parser.add_argument("--token-file", default=None, help="file holding the bearer token "
-                        "(or set LANGSAM_SERVER_TOKEN); required on non-loopback addresses")
-    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                        help="allow browser calls from ORIGIN (repeatable); CORS is off by default")
+    parser.add_argument(
+        "--token-file",
+        default=None,
+        help="file holding the bearer token (or set LANGSAM_SERVER_TOKEN); required on non-loopback addresses",
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browser calls from ORIGIN (repeatable); CORS is off by default",
+    )
     parser.add_argument("--max-request-mb", type=float, default=6.0, help="largest request body (default 6 MiB)")
     parser.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image (default 40 MP)")
     parser.add_argument("--timeout", type=float, default=60.0, help="per-request limit in seconds (default 60)")
-    parser.add_argument("--queue-size", type=int, default=8, help="requests allowed to wait (default 8); "
-                        "more get 503 + Retry-After")
+    parser.add_argument(
+        "--queue-size", type=int, default=8, help="requests allowed to wait (default 8); more get 503 + Retry-After"
+    )
     parser.add_argument("--image-cache-mb", type=int, default=512, help="decoded images kept for repeated clicks")
-    parser.add_argument("--max-decode-mb", type=int, default=1024, help="memory one image may take while it is "
-                        "decoded, estimated from its header before decoding (default 1024 MiB)")
-    parser.add_argument("--max-connections", type=int, default=512, help="open connections at most (default 512, "
-                        "kept under the file-descriptor limit); the oldest idle one is closed first")
-    parser.add_argument("--header-timeout", type=float, default=10.0, help="seconds a connection may take to send "
-                        "its request headers (default 10)")
-    parser.add_argument("--body-timeout", type=float, default=60.0, help="seconds a request may take to send its "
-                        "body (default 60)")
-    parser.add_argument("--assistant-model", default=None, metavar="MODEL",
-                        help="answer prompt.instruction with this chat model (e.g. gpt-4o-mini) through the prompt "
-                        "assistant; the API key only from OPENAI_API_KEY. Off by default")
-    parser.add_argument("--assistant-base-url", default=None, metavar="URL",
-                        help="an OpenAI-compatible server for --assistant-model (default: OpenAI)")
+    parser.add_argument(
+        "--max-decode-mb",
+        type=int,
+        default=1024,
+        help="memory one image may take while it is "
+        "decoded, estimated from its header before decoding (default 1024 MiB)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=512,
+        help="open connections at most (default 512, "
+        "kept under the file-descriptor limit); the oldest idle one is closed first",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a connection may take to send its request headers (default 10)",
+    )
+    parser.add_argument(
+        "--body-timeout", type=float, default=60.0, help="seconds a request may take to send its body (default 60)"
+    )
+    parser.add_argument(
+        "--assistant-model",
+        default=None,
+        metavar="MODEL",
+        help="answer prompt.instruction with this chat model (e.g. gpt-4o-mini) through the prompt "
+        "assistant; the API key only from OPENAI_API_KEY. Off by default",
+    )
+    parser.add_argument(
+        "--assistant-base-url",
+        default=None,
+        metavar="URL",
+        help="an OpenAI-compatible server for --assistant-model (default: OpenAI)",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--engine", choices=("http", "ray"), default="http",
-                        help="http: this server (default); ray: the Ray Serve deployment (needs ray[serve])")
+    parser.add_argument(
+        "--engine",
+        choices=("http", "ray"),
+        default="http",
+        help="http: this server (default); ray: the Ray Serve deployment (needs ray[serve])",
+    )
     parser.add_argument("--replicas", type=int, default=1, help="(--engine ray) replicas of the deployment")
-    parser.add_argument("--address", default=None, help="(--engine ray) an existing Ray cluster (RAY_ADDRESS); "
-                        "default: a local instance")
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="(--engine ray) an existing Ray cluster (RAY_ADDRESS); default: a local instance",
+    )
 
 
 def build(args: argparse.Namespace):
     """(ServerConfig, InferenceWorker) from parsed arguments; raises ServerConfigError."""
-    from inference.server.config import (DEFAULT_PORT, TOKEN_ENV, ServerConfig, ServerConfigError,
-                                         container_environment, container_port, container_requested, is_loopback)
+    from inference.server.config import (
+        DEFAULT_PORT,
+        TOKEN_ENV,
+        ServerConfig,
+        ServerConfigError,
+        container_environment,
+        container_port,
+        container_requested,
+        is_loopback,
+    )
     from inference.server.runner import RunnerLimits
     from inference.server.worker import InferenceWorker
 
@@ -88,21 +144,36 @@ def build(args: argparse.Namespace):
         raise ServerConfigError(
             f"container mode was asked for, but this does not look like a container (no /.dockerenv, "
             f"/run/.containerenv, container cgroup, or /opt/ml with SAGEMAKER_BIND_TO_PORT): listening on {host} "
-            f"needs a bearer token like any public bind. Set {TOKEN_ENV} (or --token-file), or pass --host 127.0.0.1")
-    limits = RunnerLimits(max_image_pixels=args.max_pixels, image_cache_bytes=args.image_cache_mb * 2**20,
-                          max_decode_bytes=args.max_decode_mb * 2**20, cpu_budget_s=args.timeout)
+            f"needs a bearer token like any public bind. Set {TOKEN_ENV} (or --token-file), or pass --host 127.0.0.1"
+        )
+    limits = RunnerLimits(
+        max_image_pixels=args.max_pixels,
+        image_cache_bytes=args.image_cache_mb * 2**20,
+        max_decode_bytes=args.max_decode_mb * 2**20,
+        cpu_budget_s=args.timeout,
+    )
     factory = _backend_factory(args, model_dir)
-    config = ServerConfig(host=host, port=port, token=token, container=evidence is not None,
-                          container_evidence=evidence,
-                          cors_origins=tuple(args.cors_origin), max_request_bytes=int(args.max_request_mb * 2**20),
-                          timeout_s=args.timeout, queue_size=args.queue_size, limits=limits,
-                          max_connections=args.max_connections, header_timeout_s=args.header_timeout,
-                          body_timeout_s=args.body_timeout,
-                          assistant_model=(getattr(args, "assistant_model", None) or "").strip() or None,
-                          assistant_base_url=(getattr(args, "assistant_base_url", None) or "").strip() or None)
+    config = ServerConfig(
+        host=host,
+        port=port,
+        token=token,
+        container=evidence is not None,
+        container_evidence=evidence,
+        cors_origins=tuple(args.cors_origin),
+        max_request_bytes=int(args.max_request_mb * 2**20),
+        timeout_s=args.timeout,
+        queue_size=args.queue_size,
+        limits=limits,
+        max_connections=args.max_connections,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        assistant_model=(getattr(args, "assistant_model", None) or "").strip() or None,
+        assistant_base_url=(getattr(args, "assistant_base_url", None) or "").strip() or None,
+    )
     config.check()
-    return config, InferenceWorker(factory, queue_size=config.queue_size, limits=limits,
-                                   retry_after_s=config.retry_after_s)
+    return config, InferenceWorker(
+        factory, queue_size=config.queue_size, limits=limits, retry_after_s=config.retry_after_s
+    )
 
 
 def _backend_factory(args: argparse.Namespace, model_dir: str | None):
@@ -113,14 +184,21 @@ def _backend_factory(args: argparse.Namespace, model_dir: str | None):
     def factory():
         from inference.backends.registry import create_backend
 
-        if use_dir:
+        if use_dir and model_dir is not None:  # (use_dir implies the second)
             from inference.sagemaker_handler import create_backend_from_model_dir
 
             backend, _limits = create_backend_from_model_dir(model_dir, device=args.device)
             return backend
-        options = {k: v for k, v in (("model", args.model), ("checkpoint", args.checkpoint),
-                                     ("gdino_model", args.gdino_model), ("gdino_path", args.gdino_path))
-                   if v is not None}
+        options = {
+            k: v
+            for k, v in (
+                ("model", args.model),
+                ("checkpoint", args.checkpoint),
+                ("gdino_model", args.gdino_model),
+                ("gdino_path", args.gdino_path),
+            )
+            if v is not None
+        }
         return create_backend(args.backend or "langsam", device=args.device or "auto", **options)
 
     return factory
@@ -149,13 +227,34 @@ def run(args: argparse.Namespace) -> int:
 
     from inference.server.guard import uvicorn_options
 
-    print(f"serving on http://{config.host}:{config.port} (POST /invocations, GET /ping); the model loads in the "
-          "background", file=sys.stderr, flush=True)
+    print(
+        f"serving on http://{config.host}:{config.port} (POST /invocations, GET /ping); the model loads in the "
+        "background",
+        file=sys.stderr,
+        flush=True,
+    )
     options = uvicorn_options(config)
-    logging.getLogger("langsam.server").info("listening", extra={
-        "event": "listening", "host": config.host, "port": config.port, "container": config.container_evidence,
-        "needs_bearer": bool(config.token), "max_connections": options["http"].max_connections,
-        "header_timeout_s": config.header_timeout_s, "body_timeout_s": config.body_timeout_s})
-    uvicorn.run(app, host=config.host, port=config.port, log_config=None, access_log=False,
-                log_level=args.log_level, timeout_graceful_shutdown=25, **options)
+    logging.getLogger("langsam.server").info(
+        "listening",
+        extra={
+            "event": "listening",
+            "host": config.host,
+            "port": config.port,
+            "container": config.container_evidence,
+            "needs_bearer": bool(config.token),
+            "max_connections": options["http"].max_connections,
+            "header_timeout_s": config.header_timeout_s,
+            "body_timeout_s": config.body_timeout_s,
+        },
+    )
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_config=None,
+        access_log=False,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=25,
+        **options,
+    )
     return 0

@@ -16,12 +16,15 @@ SESSION_HEADER = "X-Amzn-SageMaker-Session-Id"
 
 
 def run_ray(args: argparse.Namespace) -> int:
-    try:
-        import ray
+    try:  # (the ignore: ray is optional, not a dependency, and absent from the dev environment)
+        import ray  # type: ignore[import-not-found]
         from ray import serve
     except ImportError:
-        print("langsam-studio serve --engine ray: Ray Serve is not installed in this environment. Install it "
-              "with `pip install \"ray[serve]\"` (Python 3.10-3.13), or use the default engine.", file=sys.stderr)
+        print(
+            "langsam-studio serve --engine ray: Ray Serve is not installed in this environment. Install it "
+            'with `pip install "ray[serve]"` (Python 3.10-3.13), or use the default engine.',
+            file=sys.stderr,
+        )
         return 2
     from cloud.packaging.ray_stack import CONSISTENT_HASH_ROUTER
     from inference.ray_serve import APP_NAME, DEPLOYMENT_NAME, LangSAMDeployment
@@ -38,17 +41,27 @@ def run_ray(args: argparse.Namespace) -> int:
         kwargs["model_dir"] = args.model_dir
     if args.backend is not None:
         kwargs["backend"] = args.backend
-        kwargs["options"] = {k: v for k, v in (("model", args.model), ("checkpoint", args.checkpoint),
-                                                ("gdino_model", args.gdino_model), ("gdino_path", args.gdino_path))
-                             if v is not None}
+        kwargs["options"] = {
+            k: v
+            for k, v in (
+                ("model", args.model),
+                ("checkpoint", args.checkpoint),
+                ("gdino_model", args.gdino_model),
+                ("gdino_path", args.gdino_path),
+            )
+            if v is not None
+        }
     options: dict = {"num_replicas": replicas}
     if replicas > 1:
         options["request_router_config"] = {"request_router_class": CONSISTENT_HASH_ROUTER}
     deployment = serve.deployment(LangSAMDeployment, name=DEPLOYMENT_NAME).options(**options)
     print(f"deploying {replicas} replica(s) on Ray ({args.address or 'a local instance'}) ...", file=sys.stderr)
     serve.run(deployment.bind(**kwargs), name=APP_NAME, route_prefix="/", blocking=False)
-    print(f"serving on http://{host}:{port}/ (POST / with the SageMaker request body; GET /-/healthz); "
-          "Ctrl-C stops", file=sys.stderr, flush=True)
+    print(
+        f"serving on http://{host}:{port}/ (POST / with the SageMaker request body; GET /-/healthz); Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         while True:
             time.sleep(3600)

@@ -32,7 +32,7 @@ class RedirectedProject(ProjectFolder):
                 pass
 
     @property
-    def meta_dir(self) -> Path:  # type: ignore[override]
+    def meta_dir(self) -> Path:
         return self._annotation_dir
 
 

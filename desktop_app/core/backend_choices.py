@@ -75,30 +75,76 @@ class BackendChoice:
 
 
 # in order of preference: ``auto`` picks the first usable one
-CHOICES: Mapping[str, BackendChoice] = {c.name: c for c in (
-    BackendChoice(name=AUTO, title="Automatic (best installed)", kind=BackendKind.LOCAL, uses_device=True,
-                  capabilities=ALL, summary="the best installed one that can answer the prompt"),
-    BackendChoice(name="langsam", title="Lang-SAM: text + points + boxes", kind=BackendKind.LOCAL,
-                  uses_device=True, capabilities=ALL, weights=("sam2", "gdino"),
-                  summary="Grounding DINO + SAM 2: text, points, boxes"),
-    BackendChoice(name="sam2", title="SAM 2: points + boxes", kind=BackendKind.LOCAL, uses_device=True,
-                  capabilities=GEOMETRY, weights=("sam2",), summary="SAM 2: points, boxes"),
-    BackendChoice(name="classic", title="Classic (OpenCV, no weights)", kind=BackendKind.LOCAL,
-                  uses_device=False, capabilities=GEOMETRY, summary="OpenCV, no weights: points, boxes"),
-    # never picked by auto: the SAM License (not Apache-2.0) and ~10x Lang-SAM's CPU time per image
-    BackendChoice(name="sam3", title="SAM 3: text + examples + points + boxes", kind=BackendKind.LOCAL,
-                  uses_device=True, capabilities=ALL | Capability.EXEMPLARS, weights=("sam3",), in_auto=False,
-                  summary="SAM 3 (SAM License, gated; slow on CPU): every instance of a phrase or of "
-                          "example boxes (--exemplar), points, boxes"),
-    # remote (issue 9 part 3): what they answer is what the server runs (its /info); ALL at best
-    BackendChoice(name="server", title="Own server (langsam-studio serve)", kind=BackendKind.SERVER,
-                  uses_device=False, capabilities=ALL, settings=("remote/server_url", "remote/server_token"),
-                  summary="our own inference server at --server URL (runs what it serves)"),
-    BackendChoice(name="sagemaker", title="SageMaker endpoint", kind=BackendKind.SAGEMAKER,
-                  uses_device=False, capabilities=ALL,
-                  settings=("remote/endpoint_name", "remote/endpoint_region", "aws/profile"),
-                  summary="a deployed SageMaker endpoint --endpoint NAME (runs what it serves)"),
-)}
+CHOICES: Mapping[str, BackendChoice] = {
+    c.name: c
+    for c in (
+        BackendChoice(
+            name=AUTO,
+            title="Automatic (best installed)",
+            kind=BackendKind.LOCAL,
+            uses_device=True,
+            capabilities=ALL,
+            summary="the best installed one that can answer the prompt",
+        ),
+        BackendChoice(
+            name="langsam",
+            title="Lang-SAM: text + points + boxes",
+            kind=BackendKind.LOCAL,
+            uses_device=True,
+            capabilities=ALL,
+            weights=("sam2", "gdino"),
+            summary="Grounding DINO + SAM 2: text, points, boxes",
+        ),
+        BackendChoice(
+            name="sam2",
+            title="SAM 2: points + boxes",
+            kind=BackendKind.LOCAL,
+            uses_device=True,
+            capabilities=GEOMETRY,
+            weights=("sam2",),
+            summary="SAM 2: points, boxes",
+        ),
+        BackendChoice(
+            name="classic",
+            title="Classic (OpenCV, no weights)",
+            kind=BackendKind.LOCAL,
+            uses_device=False,
+            capabilities=GEOMETRY,
+            summary="OpenCV, no weights: points, boxes",
+        ),
+        # never picked by auto: the SAM License (not Apache-2.0) and ~10x Lang-SAM's CPU time per image
+        BackendChoice(
+            name="sam3",
+            title="SAM 3: text + examples + points + boxes",
+            kind=BackendKind.LOCAL,
+            uses_device=True,
+            capabilities=ALL | Capability.EXEMPLARS,
+            weights=("sam3",),
+            in_auto=False,
+            summary="SAM 3 (SAM License, gated; slow on CPU): every instance of a phrase or of "
+            "example boxes (--exemplar), points, boxes",
+        ),
+        # remote (issue 9 part 3): what they answer is what the server runs (its /info); ALL at best
+        BackendChoice(
+            name="server",
+            title="Own server (langsam-studio serve)",
+            kind=BackendKind.SERVER,
+            uses_device=False,
+            capabilities=ALL,
+            settings=("remote/server_url", "remote/server_token"),
+            summary="our own inference server at --server URL (runs what it serves)",
+        ),
+        BackendChoice(
+            name="sagemaker",
+            title="SageMaker endpoint",
+            kind=BackendKind.SAGEMAKER,
+            uses_device=False,
+            capabilities=ALL,
+            settings=("remote/endpoint_name", "remote/endpoint_region", "aws/profile"),
+            summary="a deployed SageMaker endpoint --endpoint NAME (runs what it serves)",
+        ),
+    )
+}
 
 # the inference registry learns where the remote backend that lives in cloud/ is (never imported here)
 _REMOTE_PROVIDERS: Mapping[str, str] = {"sagemaker": "cloud.endpoint.sagemaker_backend"}
@@ -132,8 +178,9 @@ def get_choice(name: str) -> BackendChoice:
 
 def choice_names(*, kinds: Collection[BackendKind] | None = None, include_auto: bool = True) -> tuple[str, ...]:
     """Names in menu order; ``kinds`` keeps only those kinds (None: every kind)."""
-    return tuple(c.name for c in CHOICES.values()
-                 if (include_auto or not c.automatic) and (kinds is None or c.kind in kinds))
+    return tuple(
+        c.name for c in CHOICES.values() if (include_auto or not c.automatic) and (kinds is None or c.kind in kinds)
+    )
 
 
 def backend_names() -> tuple[str, ...]:
@@ -170,8 +217,7 @@ def _installed(family: str, store: WeightsStore) -> str | None:
         return None
 
 
-def resolve_backend_name(name: str, *, store: WeightsStore | None = None,
-                         needs: Capability = Capability.NONE) -> str:
+def resolve_backend_name(name: str, *, store: WeightsStore | None = None, needs: Capability = Capability.NONE) -> str:
     """``name`` itself, or for ``auto``: the first choice (in registry order) that can answer
     ``needs`` and whose weights are all installed; if none is installed, the first that can answer
     ``needs`` (so its start-up says which weights are missing)."""
@@ -180,8 +226,9 @@ def resolve_backend_name(name: str, *, store: WeightsStore | None = None,
     from inference.weights import WeightsStore
 
     store = store or WeightsStore()
-    able = [c for c in CHOICES.values()
-            if not c.automatic and c.in_auto and c.kind is BackendKind.LOCAL and c.can(needs)]
+    able = [
+        c for c in CHOICES.values() if not c.automatic and c.in_auto and c.kind is BackendKind.LOCAL and c.can(needs)
+    ]
     for choice in able:
         if all(_installed(family, store) is not None for family in choice.weights):
             return choice.name
@@ -201,20 +248,29 @@ class BackendRequest:
 def remote_options(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """The ``create_backend`` options of a remote choice from setting values by key (the schema's
     ``remote/…`` and ``aws/…`` keys; secrets included, never logged). Empty for a local choice."""
+
     def get(key: str) -> Any:
         value = values.get(key)
         return value if value not in (None, "") else None
 
     if name == "server":
-        return {k: v for k, v in {"url": get("remote/server_url"), "token": get("remote/server_token")}.items()
-                if v is not None}
+        return {
+            k: v
+            for k, v in {"url": get("remote/server_url"), "token": get("remote/server_token")}.items()
+            if v is not None
+        }
     if name == "sagemaker":
-        pairs = {"endpoint": get("remote/endpoint_name"),
-                 "region": get("remote/endpoint_region") or get("aws/region"),
-                 "profile": get("aws/profile"), "access_key_id": get("aws/access_key_id"),
-                 "secret_access_key": get("aws/secret_access_key"), "session_token": get("aws/session_token"),
-                 "endpoint_url": get("aws/endpoint_url"), "async_s3": get("remote/async_output_s3"),
-                 "async_endpoint": get("remote/async_endpoint")}
+        pairs = {
+            "endpoint": get("remote/endpoint_name"),
+            "region": get("remote/endpoint_region") or get("aws/region"),
+            "profile": get("aws/profile"),
+            "access_key_id": get("aws/access_key_id"),
+            "secret_access_key": get("aws/secret_access_key"),
+            "session_token": get("aws/session_token"),
+            "endpoint_url": get("aws/endpoint_url"),
+            "async_s3": get("remote/async_output_s3"),
+            "async_endpoint": get("remote/async_endpoint"),
+        }
         return {k: v for k, v in pairs.items() if v is not None}
     return {}
 
@@ -225,8 +281,14 @@ def missing_settings(name: str, values: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(key for key in required if not values.get(key))
 
 
-def backend_request(*, backend: str, device: str, cache_dir: str = "",
-                    needs: Capability = Capability.NONE, remote: Mapping[str, Any] | None = None) -> BackendRequest:
+def backend_request(
+    *,
+    backend: str,
+    device: str,
+    cache_dir: str = "",
+    needs: Capability = Capability.NONE,
+    remote: Mapping[str, Any] | None = None,
+) -> BackendRequest:
     """The backend these settings mean, with the installed weights it needs as options.
 
     ``auto`` is resolved (:func:`resolve_backend_name`); for each model family the choice needs,

@@ -53,9 +53,11 @@ class BatchImportSummary:
     problems: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"{self.records} record(s): added {self.objects_added} object(s) to {len(self.images_changed)} "
-               f"image(s) for review; {self.duplicates_skipped} already present skipped; "
-               f"{self.no_objects} image(s) with nothing found"]
+        out = [
+            f"{self.records} record(s): added {self.objects_added} object(s) to {len(self.images_changed)} "
+            f"image(s) for review; {self.duplicates_skipped} already present skipped; "
+            f"{self.no_objects} image(s) with nothing found"
+        ]
         if self.labels_added:
             out.append(f"new labels: {', '.join(self.labels_added)}")
         if self.problems:
@@ -76,8 +78,14 @@ def image_for_key(key: str, names: set[str]) -> str | None:
     return base if base in names else None
 
 
-def import_records(project: ProjectFolder, records: Iterable[tuple[str, bytes]], *, prompt: Prompt,
-                   fallback_label: str = DEFAULT_LABEL, report: Report | None = None) -> BatchImportSummary:
+def import_records(
+    project: ProjectFolder,
+    records: Iterable[tuple[str, bytes]],
+    *,
+    prompt: Prompt,
+    fallback_label: str = DEFAULT_LABEL,
+    report: Report | None = None,
+) -> BatchImportSummary:
     """Merge every record into ``project`` (module docstring); returns what was done."""
     from inference.protocol import ProtocolError, decode_response
 
@@ -111,19 +119,21 @@ def import_records(project: ProjectFolder, records: Iterable[tuple[str, bytes]],
             continue
         if prediction.image_size != (height, width):
             h, w = prediction.image_size
-            summary.problems.append(f"'{key}': the result is for a {w}x{h} image but '{name}' is {width}x{height}: "
-                                    "skipped (another picture of the same name?)")
+            summary.problems.append(
+                f"'{key}': the result is for a {w}x{h} image but '{name}' is {width}x{height}: "
+                "skipped (another picture of the same name?)"
+            )
             continue
-        objects = objects_from_prediction(prediction=prediction, prompt=prompt, fallback_label=fallback_label,
-                                          needs_review=True)
+        objects = objects_from_prediction(
+            prediction=prediction, prompt=prompt, fallback_label=fallback_label, needs_review=True
+        )
         if not objects:
             summary.no_objects += 1
             continue
         try:
             doc = project.load(name, size=(width, height))
         except (StudioError, DocumentFileError, OSError) as exc:  # damaged, newer, unreadable: left untouched
-            summary.problems.append(f"'{name}' skipped: its annotations cannot be read, so nothing was added "
-                                    f"({exc})")
+            summary.problems.append(f"'{name}' skipped: its annotations cannot be read, so nothing was added ({exc})")
             continue
         added = 0
         for obj in objects:

@@ -13,6 +13,7 @@ its raw uint16 copy, the uint8 result and a few MB of chunk temporaries. Qt-free
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +54,7 @@ class Window:
         return f"{self.low:.0f}–{self.high:.0f}"
 
 
-def _row_chunks(shape: tuple[int, ...]):
+def _row_chunks(shape: tuple[int, ...]) -> Iterator[slice]:
     rows = shape[0]
     per_row = max(int(np.prod(shape[1:])), 1)
     step = max(CHUNK_SAMPLES // per_row, 1)
@@ -82,8 +83,9 @@ def histogram(raw: np.ndarray) -> np.ndarray:
     return counts
 
 
-def auto_window(raw: np.ndarray, *, low_pct: float = AUTO_PERCENTILES[0],
-                high_pct: float = AUTO_PERCENTILES[1]) -> Window:
+def auto_window(
+    raw: np.ndarray, *, low_pct: float = AUTO_PERCENTILES[0], high_pct: float = AUTO_PERCENTILES[1]
+) -> Window:
     """The percentile stretch: the values below which ``low_pct`` % and ``high_pct`` % of the
     samples lie (a flat image gets a one-value-wide window around its value)."""
     counts = histogram(raw)
@@ -100,7 +102,7 @@ def window_lut(window: Window) -> np.ndarray:
     """The 65536-entry uint8 table of ``window`` (float32, 256 KB while it is built)."""
     values = np.arange(U16_MAX + 1, dtype=np.float32)
     scale = np.float32(255.0 / window.width)
-    lut = np.clip(np.rint((values - np.float32(window.low)) * scale), 0, 255)
+    lut: np.ndarray = np.clip(np.rint((values - np.float32(window.low)) * scale), 0, 255)
     return lut.astype(np.uint8)
 
 

@@ -24,12 +24,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from inference.cancel import CancelToken
 from inference.errors import Cancelled, InferenceError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from cloud.deploy.flow import EndpointSummary
+    from cloud.dry_run.dlc import DryRunResult
+    from cloud.dry_run.ray import RayDryRunResult
+
 Log = Callable[[str], None]
+T = TypeVar("T")
 
 TARGET_TITLES = {
     "ray": "Ray Serve (AWS's maintained Ray Serve SageMaker image, Python 3.13)",
@@ -105,8 +111,11 @@ def describe(values: Mapping[str, Any]) -> str:
         who = describe_credentials(settings)
     except Exception as exc:  # noqa: BLE001 - a profile that does not exist
         who = f"credentials cannot be read ({type(exc).__name__})"
-    return redact(f"{who}; region {settings.region or '(not set)'}; role {settings.role_arn or '(not set)'}; "
-                  f"bucket {settings.bucket or '(not set)'}", settings)
+    return redact(
+        f"{who}; region {settings.region or '(not set)'}; role {settings.role_arn or '(not set)'}; "
+        f"bucket {settings.bucket or '(not set)'}",
+        settings,
+    )
 
 
 def check_credentials(values: Mapping[str, Any], *, cancel: CancelToken | None = None) -> list[Any]:
@@ -121,16 +130,21 @@ def up_options(choices: DeployChoices, package: Path | None) -> Any:
     from cloud.deploy.flow import UpOptions
 
     kwargs: dict[str, Any] = dict(
-        name=choices.name, archive=package, image_uri=choices.image_uri or None,
-        instance_type=choices.instance_type, instance_count=choices.instance_count, smoke=choices.smoke,
-        poll_s=choices.poll_s, extra_environment=dict(choices.extra_environment),
+        name=choices.name,
+        archive=package,
+        image_uri=choices.image_uri or None,
+        instance_type=choices.instance_type,
+        instance_count=choices.instance_count,
+        smoke=choices.smoke,
+        poll_s=choices.poll_s,
+        extra_environment=dict(choices.extra_environment),
     )
     if "container" in {f.name for f in dataclasses.fields(UpOptions)}:
         kwargs["container"] = choices.target
     return UpOptions(**kwargs)
 
 
-def _guard(cancel: CancelToken | None, fn: Callable[[], Any], what: str) -> Any:
+def _guard(cancel: CancelToken | None, fn: Callable[[], T], what: str) -> T:
     """Run ``fn``; Cancelled stays Cancelled (also when a library wrapped it), errors become StepFailed."""
     from cloud.aws.env import redact
 
@@ -149,8 +163,9 @@ def _guard(cancel: CancelToken | None, fn: Callable[[], Any], what: str) -> Any:
 
             d = diagnose_exception(exc)
             message, fix = f"{what} failed: {d.message} ({type(exc).__name__}: {exc})", d.fix
-        raise StepFailed(redact(str(message)), fix=redact(str(fix or "")),
-                         code=str(getattr(exc, "code", "unknown"))) from None
+        raise StepFailed(
+            redact(str(message)), fix=redact(str(fix or "")), code=str(getattr(exc, "code", "unknown"))
+        ) from None
 
 
 def _checking(log: Log, cancel: CancelToken | None) -> Log:
@@ -163,8 +178,9 @@ def _checking(log: Log, cancel: CancelToken | None) -> Log:
 
 
 # -- package ------------------------------------------------------------------------------------
-def build(choices: DeployChoices, output: Path, *, log: Log, cancel: CancelToken | None = None,
-          cache_dir: Path | None = None) -> Any:
+def build(
+    choices: DeployChoices, output: Path, *, log: Log, cancel: CancelToken | None = None, cache_dir: Path | None = None
+) -> Any:
     """Build the package (a directory, uploaded as an S3 prefix) for the chosen target."""
     from cloud.packaging.build import build_package
     from cloud.pricing import instance_type
@@ -177,10 +193,15 @@ def build(choices: DeployChoices, output: Path, *, log: Log, cancel: CancelToken
 
             kind = instance_type(choices.instance_type)
             gpus = 0.0 if choices.backend == "classic" or (kind is not None and not kind.is_gpu) else 1.0
-            return build_ray_package(output=output, backend=choices.backend, options=RayServeOptions(num_gpus=gpus),
-                                     cache_dir=cache_dir, overwrite=True, log=checked)
-        return build_package(output=output, backend=choices.backend, cache_dir=cache_dir, overwrite=True,
-                             log=checked)
+            return build_ray_package(
+                output=output,
+                backend=choices.backend,
+                options=RayServeOptions(num_gpus=gpus),
+                cache_dir=cache_dir,
+                overwrite=True,
+                log=checked,
+            )
+        return build_package(output=output, backend=choices.backend, cache_dir=cache_dir, overwrite=True, log=checked)
 
     return _guard(cancel, run, "Building the package")
 
@@ -192,8 +213,14 @@ class Verdict:
     text: str
 
 
-def dry_run(choices: DeployChoices, package: Path | None, *, log: Log, cancel: CancelToken | None = None,
-            venv_dir: Path | None = None) -> Verdict:
+def dry_run(
+    choices: DeployChoices,
+    package: Path | None,
+    *,
+    log: Log,
+    cancel: CancelToken | None = None,
+    venv_dir: Path | None = None,
+) -> Verdict:
     """Serve the package locally in the target's real serving stack and send one request.
 
     A package that is missing or is no package is refused at once, with the reason as the verdict.
@@ -206,8 +233,11 @@ def dry_run(choices: DeployChoices, package: Path | None, *, log: Log, cancel: C
     if problem:
         return Verdict(False, f"The dry run cannot start: the package {problem}.")
     if choices.target == "byoc":
-        return Verdict(False, "A dry run needs a known serving stack (Ray or the DLC); your own image is not "
-                              "run locally. Skip this step.")
+        return Verdict(
+            False,
+            "A dry run needs a known serving stack (Ray or the DLC); your own image is not "
+            "run locally. Skip this step.",
+        )
     checked = _checking(log, cancel)
 
     def run() -> Verdict:
@@ -218,16 +248,18 @@ def dry_run(choices: DeployChoices, package: Path | None, *, log: Log, cancel: C
             from cloud.dry_run.ray import run_ray_dry_run
             from cloud.dry_run.ray_venv import ensure_ray_venv
 
-            venv = ensure_ray_venv(parent=venv_dir, log=checked)
-            result = run_ray_dry_run(package=package, venv=venv, request_body=body, content_type=content_type,
-                                     log=checked)
+            ray_venv = ensure_ray_venv(parent=venv_dir, log=checked)
+            result: RayDryRunResult | DryRunResult = run_ray_dry_run(
+                package=package, venv=ray_venv, request_body=body, content_type=content_type, log=checked
+            )
         else:
             from cloud.dry_run.dlc import run_dry_run
             from cloud.dry_run.venv import ensure_dlc_venv
 
-            venv = ensure_dlc_venv(parent=venv_dir, log=checked)
-            result = run_dry_run(package=package, venv=venv, request_body=body, content_type=content_type,
-                                 log=checked)
+            dlc_venv = ensure_dlc_venv(parent=venv_dir, log=checked)
+            result = run_dry_run(
+                package=package, venv=dlc_venv, request_body=body, content_type=content_type, log=checked
+            )
         words = "The package works locally." if result.ok else "The package failed locally."
         return Verdict(bool(result.ok), f"{words} {result.summary()}")
 
@@ -235,8 +267,15 @@ def dry_run(choices: DeployChoices, package: Path | None, *, log: Log, cancel: C
 
 
 # -- preflight ----------------------------------------------------------------------------------
-def preflight(values: Mapping[str, Any], choices: DeployChoices, package: Path | None, *,
-              on_check: Callable[[Any], None], cancel: CancelToken | None = None, clients: Any | None = None) -> Any:
+def preflight(
+    values: Mapping[str, Any],
+    choices: DeployChoices,
+    package: Path | None,
+    *,
+    on_check: Callable[[Any], None],
+    cancel: CancelToken | None = None,
+    clients: Any | None = None,
+) -> Any:
     from cloud.deploy.flow import Reporter, preflight_only
 
     def check(result: Any) -> None:
@@ -257,8 +296,15 @@ def preflight(values: Mapping[str, Any], choices: DeployChoices, package: Path |
 
 
 # -- upload -------------------------------------------------------------------------------------
-def upload(values: Mapping[str, Any], choices: DeployChoices, package: Path, *,
-           progress: Callable[[int, int], None], cancel: CancelToken | None = None, clients: Any | None = None) -> Any:
+def upload(
+    values: Mapping[str, Any],
+    choices: DeployChoices,
+    package: Path,
+    *,
+    progress: Callable[[int, int], None],
+    cancel: CancelToken | None = None,
+    clients: Any | None = None,
+) -> Any:
     """Upload the package where ``deploy_up`` will look for it (content-addressed: a finished
     upload is never repeated, so the create step skips it)."""
     from cloud.deploy.upload import upload_model, upload_model_dir
@@ -272,12 +318,19 @@ def upload(values: Mapping[str, Any], choices: DeployChoices, package: Path, *,
         aws = clients or clients_for(values)
         bucket = aws.settings.bucket
         if not bucket:
-            raise StepFailed("No S3 bucket is set for the model data.", fix="Enter one in Settings → AWS.",
-                             code="bucket-missing")
+            raise StepFailed(
+                "No S3 bucket is set for the model data.", fix="Enter one in Settings → AWS.", code="bucket-missing"
+            )
         options = up_options(choices, package)
         send = upload_model_dir if Path(package).is_dir() else upload_model
-        return send(aws.client("s3"), Path(package), bucket=bucket, deployment=choices.name,
-                    prefix=options.key_prefix, progress=sink)
+        return send(
+            aws.client("s3"),
+            Path(package),
+            bucket=bucket,
+            deployment=choices.name,
+            prefix=options.key_prefix,
+            progress=sink,
+        )
 
     return _guard(cancel, run, "The upload")
 
@@ -295,9 +348,18 @@ def cancellable_sleep(cancel: CancelToken | None) -> Callable[[float], None]:
     return sleep
 
 
-def create(values: Mapping[str, Any], choices: DeployChoices, package: Path | None, *, say: Log,
-           log_line: Callable[[Any], None], cancel: CancelToken | None = None, ledger: Any | None = None,
-           sleep: Callable[[float], None] | None = None, clients: Any | None = None) -> Any:
+def create(
+    values: Mapping[str, Any],
+    choices: DeployChoices,
+    package: Path | None,
+    *,
+    say: Log,
+    log_line: Callable[[Any], None],
+    cancel: CancelToken | None = None,
+    ledger: Any | None = None,
+    sleep: Callable[[float], None] | None = None,
+    clients: Any | None = None,
+) -> Any:
     """``deploy_up``: model, endpoint config, endpoint, wait for InService (with the CloudWatch log
     tail), smoke test. On Cancel or failure the flow rolls back what this run created. The app's
     ledger records the endpoint while it exists."""
@@ -315,14 +377,26 @@ def create(values: Mapping[str, Any], choices: DeployChoices, package: Path | No
     def run() -> Any:
         if ledger is not None:
             before = ledger.get(choices.name, region)
-            ledger.record(EndpointRecord(name=choices.name, region=region, instance_type=choices.instance_type,
-                                         instance_count=choices.instance_count,
-                                         created_at=before.created_at if before else time.time(),
-                                         target=choices.target, backend=choices.backend, status="Creating",
-                                         checked_at=time.time()))
+            ledger.record(
+                EndpointRecord(
+                    name=choices.name,
+                    region=region,
+                    instance_type=choices.instance_type,
+                    instance_count=choices.instance_count,
+                    created_at=before.created_at if before else time.time(),
+                    target=choices.target,
+                    backend=choices.backend,
+                    status="Creating",
+                    checked_at=time.time(),
+                )
+            )
         try:
-            result = deploy_up(clients, up_options(choices, package),
-                               reporter=Reporter(say=say, log=on_log), sleep=sleep or cancellable_sleep(cancel))
+            result = deploy_up(
+                clients,
+                up_options(choices, package),
+                reporter=Reporter(say=say, log=on_log),
+                sleep=sleep or cancellable_sleep(cancel),
+            )
         except BaseException:
             if ledger is not None:
                 try:
@@ -352,7 +426,7 @@ def refresh_records(values: Mapping[str, Any], ledger: Any, *, cancel: CancelTok
     from cloud.deploy.flow import endpoint_status
 
     base = aws_settings(values)
-    out = []
+    out: list[tuple[Any, EndpointSummary | str | None]] = []
     for record in ledger.records():
         if cancel is not None:
             cancel.raise_if_cancelled()
@@ -366,15 +440,31 @@ def refresh_records(values: Mapping[str, Any], ledger: Any, *, cancel: CancelTok
             ledger.forget(record.name, record.region)
             out.append((dataclasses.replace(record, status="Deleted"), None))
             continue
-        updated = ledger.update(record.name, record.region, status=summary.status, checked_at=time.time(),
-                                instance_type=summary.instance_type or record.instance_type,
-                                instance_count=summary.instance_count or record.instance_count) or record
+        updated = (
+            ledger.update(
+                record.name,
+                record.region,
+                status=summary.status,
+                checked_at=time.time(),
+                instance_type=summary.instance_type or record.instance_type,
+                instance_count=summary.instance_count or record.instance_count,
+            )
+            or record
+        )
         out.append((updated, summary))
     return out
 
 
-def delete(values: Mapping[str, Any], name: str, region: str, ledger: Any, *, say: Log,
-           delete_model_data: bool = False, cancel: CancelToken | None = None) -> Any:
+def delete(
+    values: Mapping[str, Any],
+    name: str,
+    region: str,
+    ledger: Any,
+    *,
+    say: Log,
+    delete_model_data: bool = False,
+    cancel: CancelToken | None = None,
+) -> Any:
     """``deploy_down`` for one recorded endpoint, then forget it."""
     from cloud.aws.env import AwsClients
     from cloud.deploy.flow import Reporter, deploy_down
@@ -388,5 +478,16 @@ def delete(values: Mapping[str, Any], name: str, region: str, ledger: Any, *, sa
     return _guard(cancel, run, f"Deleting {name}")
 
 
-__all__ = ["DeployChoices", "StepFailed", "Verdict", "available_targets", "build", "create", "delete", "dry_run",
-           "preflight", "refresh_records", "upload"]
+__all__ = [
+    "DeployChoices",
+    "StepFailed",
+    "Verdict",
+    "available_targets",
+    "build",
+    "create",
+    "delete",
+    "dry_run",
+    "preflight",
+    "refresh_records",
+    "upload",
+]

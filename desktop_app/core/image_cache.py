@@ -91,8 +91,7 @@ class DecodedImageCache:
     def _windowed(path: str, raw: np.ndarray, window: Window | None) -> DecodedImage:
         applied = window or auto_window(raw)
         array = apply_window(raw, applied)
-        return DecodedImage(path=path, array=array, key=image_key(array), raw=raw, window=applied,
-                            auto=window is None)
+        return DecodedImage(path=path, array=array, key=image_key(array), raw=raw, window=applied, auto=window is None)
 
     def allow_large(self, path: str) -> None:
         """Open ``path`` even past the pixel limit (the person chose "Open anyway")."""

@@ -116,14 +116,19 @@ class PromptRecord:
         concept = text is not None or bool(prompt.exemplars)  # thresholds apply to text and exemplars
         b = prompt.box
         return cls(
-            backend=prediction.backend, model=prediction.model, text=text,
+            backend=prediction.backend,
+            model=prediction.model,
+            text=text,
             points=tuple((float(p.x), float(p.y), int(p.positive)) for p in prompt.points),
             box=None if b is None else (float(b.x0), float(b.y0), float(b.x1), float(b.y1)),
             box_threshold=float(prompt.box_threshold) if concept else None,
             text_threshold=float(prompt.text_threshold) if text is not None else None,
             max_detections=int(prompt.max_detections) if concept else None,
-            exemplars=tuple((float(e.box.x0), float(e.box.y0), float(e.box.x1), float(e.box.y1), int(e.positive))
-                            for e in prompt.exemplars))
+            exemplars=tuple(
+                (float(e.box.x0), float(e.box.y0), float(e.box.x1), float(e.box.y1), int(e.positive))
+                for e in prompt.exemplars
+            ),
+        )
 
     @property
     def source(self) -> str:
@@ -144,8 +149,9 @@ class PromptRecord:
         record: dict[str, Any] = {"backend": self.backend, "model": self.model}
         if self.text is not None:
             record["text"] = self.text
-            record.update(box_threshold=self.box_threshold, text_threshold=self.text_threshold,
-                          max_detections=self.max_detections)
+            record.update(
+                box_threshold=self.box_threshold, text_threshold=self.text_threshold, max_detections=self.max_detections
+            )
         if self.points:
             record["points"] = [list(p) for p in self.points]
         if self.box is not None:
@@ -186,22 +192,41 @@ def chosen_candidates(prediction: Prediction) -> list[Candidate]:
     return [] if best is None else [best]
 
 
-def objects_from_candidates(*, candidates: Iterable[Candidate], record: PromptRecord,
-                            fallback_label: str = DEFAULT_LABEL, needs_review: bool = False,
-                            ) -> list[AnnotationObject]:
+def objects_from_candidates(
+    *,
+    candidates: Iterable[Candidate],
+    record: PromptRecord,
+    fallback_label: str = DEFAULT_LABEL,
+    needs_review: bool = False,
+) -> list[AnnotationObject]:
     """Objects for these candidates (empty masks dropped), by the rule in the module docstring."""
-    return [AnnotationObject(label=object_label(c, text=record.text, fallback=fallback_label), mask=c.mask,
-                             score=object_score(c), source=record.source, prompt=record.for_candidate(c),
-                             needs_review=needs_review)
-            for c in candidates if c.mask.any()]
+    return [
+        AnnotationObject(
+            label=object_label(c, text=record.text, fallback=fallback_label),
+            mask=c.mask,
+            score=object_score(c),
+            source=record.source,
+            prompt=record.for_candidate(c),
+            needs_review=needs_review,
+        )
+        for c in candidates
+        if c.mask.any()
+    ]
 
 
-def objects_from_prediction(*, prediction: Prediction, prompt: Prompt, fallback_label: str = DEFAULT_LABEL,
-                            needs_review: bool = False,
-                            candidates: Sequence[Candidate] | None = None) -> list[AnnotationObject]:
+def objects_from_prediction(
+    *,
+    prediction: Prediction,
+    prompt: Prompt,
+    fallback_label: str = DEFAULT_LABEL,
+    needs_review: bool = False,
+    candidates: Sequence[Candidate] | None = None,
+) -> list[AnnotationObject]:
     """The objects ``prediction`` (the answer to ``prompt``) gives: :func:`chosen_candidates`,
     or ``candidates`` when a person picked some."""
     return objects_from_candidates(
         candidates=chosen_candidates(prediction) if candidates is None else candidates,
         record=PromptRecord.of(prompt=prompt, prediction=prediction),
-        fallback_label=fallback_label, needs_review=needs_review)
+        fallback_label=fallback_label,
+        needs_review=needs_review,
+    )

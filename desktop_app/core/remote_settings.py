@@ -14,14 +14,23 @@ from collections.abc import Mapping
 from typing import Any
 
 REMOTE_KEYS: tuple[str, ...] = (
-    "remote/server_url", "remote/server_token", "remote/endpoint_name", "remote/endpoint_region",
-    "remote/async_output_s3", "aws/profile", "aws/region", "aws/access_key_id", "aws/secret_access_key",
-    "aws/session_token", "aws/endpoint_url",
+    "remote/server_url",
+    "remote/server_token",
+    "remote/endpoint_name",
+    "remote/endpoint_region",
+    "remote/async_output_s3",
+    "aws/profile",
+    "aws/region",
+    "aws/access_key_id",
+    "aws/secret_access_key",
+    "aws/session_token",
+    "aws/endpoint_url",
 )
 
 
-def remote_values(stored: Mapping[str, Any], *, secrets: Any | None = None,
-                  environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def remote_values(
+    stored: Mapping[str, Any], *, secrets: Any | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Values in force for :data:`REMOTE_KEYS`; ``stored`` holds the settings file's values."""
     from desktop_app.core.settings_schema import BY_KEY, effective
 

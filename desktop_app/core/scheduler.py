@@ -167,9 +167,14 @@ class InferenceScheduler:
     """Queues and policy of the one inference thread. Requests are thread-safe and non-blocking
     (except :meth:`predict_blocking`); :meth:`run` is the loop, for exactly one thread."""
 
-    def __init__(self, *, sink: SchedulerSink, cache: DecodedImageCache | None = None,
-                 prefetch_count: int = DEFAULT_PREFETCH_COUNT,
-                 backend_factory: BackendFactory = _registry_factory) -> None:
+    def __init__(
+        self,
+        *,
+        sink: SchedulerSink,
+        cache: DecodedImageCache | None = None,
+        prefetch_count: int = DEFAULT_PREFETCH_COUNT,
+        backend_factory: BackendFactory = _registry_factory,
+    ) -> None:
         self.sink = sink
         self.cache = cache or DecodedImageCache()
         self.prefetch_count = max(0, int(prefetch_count))
@@ -218,9 +223,12 @@ class InferenceScheduler:
     def pending(self) -> dict[JobKind, int]:
         """How many jobs of each kind wait in the queues (the running one not included)."""
         with self._cond:
-            return {JobKind.PREDICT: int(self._pending_predict is not None),
-                    JobKind.ENCODE: int(self._pending_encode is not None),
-                    JobKind.BATCH: len(self._batch), JobKind.PREFETCH: len(self._prefetch)}
+            return {
+                JobKind.PREDICT: int(self._pending_predict is not None),
+                JobKind.ENCODE: int(self._pending_encode is not None),
+                JobKind.BATCH: len(self._batch),
+                JobKind.PREFETCH: len(self._prefetch),
+            }
 
     def wait_until(self, predicate: Callable[[], bool], *, timeout: float) -> bool:
         """Block until ``predicate()`` holds, re-checked at every change of the queues or of the
@@ -256,8 +264,9 @@ class InferenceScheduler:
                 elif running.kind is JobKind.BATCH:
                     running.token.cancel(CancelReason.PREEMPTED)  # interactive first; requeued
                 elif other_image:
-                    running.token.cancel(CancelReason.PREEMPTED if running.kind is JobKind.PREFETCH
-                                         else CancelReason.SUPERSEDED)
+                    running.token.cancel(
+                        CancelReason.PREEMPTED if running.kind is JobKind.PREFETCH else CancelReason.SUPERSEDED
+                    )
                 if other_image:
                     running.encode_token.cancel(CancelReason.SUPERSEDED)
             waiting = self._loading
@@ -266,8 +275,9 @@ class InferenceScheduler:
             self.sink.status(WAITING_FOR_BACKEND)
         return job.request_id
 
-    def predict_blocking(self, *, image: np.ndarray, prompt: Prompt, cancel: CancelToken | None = None,
-                         source: ImageSource | None = None) -> Any:
+    def predict_blocking(
+        self, *, image: np.ndarray, prompt: Prompt, cancel: CancelToken | None = None, source: ImageSource | None = None
+    ) -> Any:
         """Run ``prompt`` on ``image`` and wait for the Prediction (batch; never on the GUI thread).
 
         Queued below interactive prompts and encodings, above prefetching; waits while a backend
@@ -294,10 +304,10 @@ class InferenceScheduler:
         with self._cond:
             self._pending_encode = Job(kind=JobKind.ENCODE, image=image)
             running = self._running
-            if running is not None and running.kind is not JobKind.PREDICT \
-                    and not running.image.same_image(image):
-                running.token.cancel(CancelReason.SUPERSEDED if running.kind is JobKind.ENCODE
-                                     else CancelReason.PREEMPTED)
+            if running is not None and running.kind is not JobKind.PREDICT and not running.image.same_image(image):
+                running.token.cancel(
+                    CancelReason.SUPERSEDED if running.kind is JobKind.ENCODE else CancelReason.PREEMPTED
+                )
             self._cond.notify_all()
 
     def prefetch(self, paths: Sequence[str]) -> None:
@@ -307,8 +317,11 @@ class InferenceScheduler:
         with self._cond:
             self._prefetch = deque(wanted)
             running = self._running
-            if (running is not None and running.kind is JobKind.PREFETCH
-                    and not any(running.image.same_image(w) for w in wanted)):
+            if (
+                running is not None
+                and running.kind is JobKind.PREFETCH
+                and not any(running.image.same_image(w) for w in wanted)
+            ):
                 running.token.cancel(CancelReason.NO_LONGER_WANTED)
             self._cond.notify_all()
 
@@ -405,13 +418,19 @@ class InferenceScheduler:
             self._backend_request = request
             self._loading = True
             running = self._running
-            if (running is not None and running.kind is JobKind.PREDICT and self._pending_predict is None
-                    and running.request_id == self._latest_predict):
-                self._pending_predict = Job(kind=JobKind.PREDICT, image=running.image,
-                                            request_id=running.request_id, prompt=running.prompt)
+            if (
+                running is not None
+                and running.kind is JobKind.PREDICT
+                and self._pending_predict is None
+                and running.request_id == self._latest_predict
+            ):
+                self._pending_predict = Job(
+                    kind=JobKind.PREDICT, image=running.image, request_id=running.request_id, prompt=running.prompt
+                )
             if running is not None:
-                running.token.cancel(CancelReason.PREEMPTED if running.kind is JobKind.BATCH
-                                     else CancelReason.BACKEND_CHANGED)
+                running.token.cancel(
+                    CancelReason.PREEMPTED if running.kind is JobKind.BATCH else CancelReason.BACKEND_CHANGED
+                )
                 running.encode_token.cancel(CancelReason.BACKEND_CHANGED)
             self._pending_encode = None
             self._cond.notify_all()
@@ -426,8 +445,11 @@ class InferenceScheduler:
             except Exception:  # an unload problem must not block the new backend
                 pass
         try:
-            backend = (self._factory(request.backend, **request.options) if isinstance(request.backend, str)
-                       else request.backend)
+            backend = (
+                self._factory(request.backend, **request.options)
+                if isinstance(request.backend, str)
+                else request.backend
+            )
             backend.ensure_loaded()
             info = backend.info()
         except InferenceError as exc:
@@ -482,10 +504,8 @@ class InferenceScheduler:
         if job.kind is not JobKind.PREDICT:  # ENCODE or PREFETCH
             if not backend.is_encoded(key):
                 started = time.perf_counter()
-                backend.encode(image, image_key=key, cancel=AnyToken(job.token, job.encode_token),
-                               source=source)
-                self.sink.status(f"encoded {job.image.path or 'image'} in "
-                                 f"{time.perf_counter() - started:.2f} s")
+                backend.encode(image, image_key=key, cancel=AnyToken(job.token, job.encode_token), source=source)
+                self.sink.status(f"encoded {job.image.path or 'image'} in {time.perf_counter() - started:.2f} s")
             self.sink.encoded(key)
             return
         assert job.prompt is not None
@@ -550,6 +570,11 @@ class InferenceScheduler:
         return decoded.array, decoded.key
 
     def _idle_locked(self) -> bool:
-        return (self._running is None and self._pending_predict is None and self._pending_encode is None
-                and not self._batch and not (self._prefetch and self._backend is not None)
-                and self._backend_request is None)
+        return (
+            self._running is None
+            and self._pending_predict is None
+            and self._pending_encode is None
+            and not self._batch
+            and not (self._prefetch and self._backend is not None)
+            and self._backend_request is None
+        )

@@ -37,8 +37,7 @@ class SegmentationBackend(abc.ABC):
     supports_exemplars: ClassVar[bool] = False  # concept example boxes (Prompt.exemplars): sam3
     needs_weights: ClassVar[bool] = True
 
-    def __init__(self, *, device: str = "auto", cache_bytes: int = DEFAULT_CACHE_BYTES,
-                 **options: Any) -> None:
+    def __init__(self, *, device: str = "auto", cache_bytes: int = DEFAULT_CACHE_BYTES, **options: Any) -> None:
         self.device_preference = device
         self.cache_bytes = cache_bytes
         self.options = options
@@ -70,8 +69,14 @@ class SegmentationBackend(abc.ABC):
     def image_key(self, image: np.ndarray) -> str:
         return compute_image_key(image)
 
-    def encode(self, image: np.ndarray, *, image_key: str | None = None,
-               cancel: CancelToken | None = None, source: ImageSource | None = None) -> str:
+    def encode(
+        self,
+        image: np.ndarray,
+        *,
+        image_key: str | None = None,
+        cancel: CancelToken | None = None,
+        source: ImageSource | None = None,
+    ) -> str:
         """Compute and cache whatever per-image state prompts need (e.g. the SAM 2 embedding).
 
         Returns the image key. Cheap if already cached. The default does nothing. ``source``, when
@@ -110,9 +115,11 @@ class SegmentationBackend(abc.ABC):
         if count is not None and count > limit:
             from inference.errors import PromptError
 
-            raise PromptError(f"the text prompt is {count} tokens long, more than the {limit} tokens the "
-                              f"'{self.name}' text model reads; shorten it (fewer or shorter class names)",
-                              field="text")
+            raise PromptError(
+                f"the text prompt is {count} tokens long, more than the {limit} tokens the "
+                f"'{self.name}' text model reads; shorten it (fewer or shorter class names)",
+                field="text",
+            )
 
     def estimate_seconds(self, height: int, width: int, prompt: Prompt) -> float | None:
         """A rough CPU-time estimate for :meth:`predict` on an image of this size (``None``:
@@ -120,8 +127,15 @@ class SegmentationBackend(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
-                cancel: CancelToken | None = None, source: ImageSource | None = None) -> Prediction:
+    def predict(
+        self,
+        image: np.ndarray,
+        prompt: Prompt,
+        *,
+        image_key: str | None = None,
+        cancel: CancelToken | None = None,
+        source: ImageSource | None = None,
+    ) -> Prediction:
         """Answer one prompt on an (H, W, 3) uint8 RGB image.
 
         Validates the prompt (PromptError), checks ``cancel`` between steps (Cancelled).

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -31,7 +32,7 @@ from inference.cancel import CancelToken, check
 from inference.errors import PromptError
 from inference.images import ImageSource
 from inference.prompts import Box, Point, Prompt
-from inference.results import BackendInfo, Candidate, Prediction, PredictionKind
+from inference.results import BackendInfo, Candidate, Prediction, PredictionKind, float_box
 
 WORK_PIXELS = 80_000  # GrabCut working resolution (pixels of the downscaled crop)
 THUMB_SIDE = 512  # long side of the copy used to grow regions from clicks
@@ -72,8 +73,10 @@ class _Roi:
 
     def to_work(self, x: float, y: float) -> tuple[int, int]:
         w, h = self.size
-        return (min(w - 1, max(0, int((x - self.x0) * self.scale))),
-                min(h - 1, max(0, int((y - self.y0) * self.scale))))
+        return (
+            min(w - 1, max(0, int((x - self.x0) * self.scale))),
+            min(h - 1, max(0, int((y - self.y0) * self.scale))),
+        )
 
 
 def _roi_around(x0: float, y0: float, x1: float, y1: float, *, margin: float, width: int, height: int) -> _Roi:
@@ -100,8 +103,9 @@ def _smoothed_lab(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(cv2.GaussianBlur(blurred, (5, 5), 0), cv2.COLOR_RGB2LAB)
 
 
-def _grow_regions(image: np.ndarray, positives: list[Point], negatives: list[Point],
-                  cancel: CancelToken | None) -> tuple[float, float, float, float, np.ndarray, float]:
+def _grow_regions(
+    image: np.ndarray, positives: list[Point], negatives: list[Point], cancel: CancelToken | None
+) -> tuple[float, float, float, float, np.ndarray, float]:
     """Colour regions around the positive clicks on a thumbnail.
 
     Returns the union's bounding box in full-image pixels, the region mask on the thumbnail
@@ -119,7 +123,7 @@ def _grow_regions(image: np.ndarray, positives: list[Point], negatives: list[Poi
         seed = (min(tw - 1, int(p.x * scale)), min(th - 1, int(p.y * scale)))
         # compare with the typical colour around the click, not one possibly noisy pixel
         x, y = seed
-        window = lab[max(0, y - 3):y + 4, max(0, x - 3):x + 4].reshape(-1, 3)
+        window = lab[max(0, y - 3) : y + 4, max(0, x - 3) : x + 4].reshape(-1, 3)
         seeded = lab.copy()
         seeded[y, x] = np.median(window, axis=0).astype(np.uint8)
         best = None
@@ -130,8 +134,11 @@ def _grow_regions(image: np.ndarray, positives: list[Point], negatives: list[Poi
             cv2.floodFill(seeded, fill, seed, (0, 0, 0), (tol,) * 3, (tol,) * 3, flags)
             region = fill[1:-1, 1:-1].astype(bool)
             touches = bool(region[0].any() or region[-1].any() or region[:, 0].any() or region[:, -1].any())
-            leaked = (region.sum() > 0.25 * th * tw or any(region[ny, nx] for nx, ny in neg)
-                      or (touches and not on_border and best is not None))
+            leaked = (
+                region.sum() > 0.25 * th * tw
+                or any(region[ny, nx] for nx, ny in neg)
+                or (touches and not on_border and best is not None)
+            )
             if leaked and best is not None:
                 break
             best, on_border = region, touches
@@ -152,7 +159,7 @@ def _disk(mask: np.ndarray, xy: tuple[int, int], radius: int, value: int) -> Non
 def _clean(mask: np.ndarray, seeds: list[tuple[int, int]]) -> np.ndarray:
     """Drop specks and keep the parts the prompt points at (components under positive clicks,
     or for a box the large components)."""
-    m = mask.astype(np.uint8)
+    m: np.ndarray = mask.astype(np.uint8)
     k = np.ones((3, 3), np.uint8)
     m = cv2.morphologyEx(cv2.morphologyEx(m, cv2.MORPH_OPEN, k), cv2.MORPH_CLOSE, k)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
@@ -186,7 +193,8 @@ def _separation(lab: np.ndarray, mask: np.ndarray) -> float:
     if m.sum() < 4:
         return 0.0
     band_width = max(3, int(0.08 * math.sqrt(m.sum())))
-    band = cv2.dilate(m, np.ones((2 * band_width + 1,) * 2, np.uint8)) & (1 - m)
+    dilated: np.ndarray = cv2.dilate(m, np.ones((2 * band_width + 1,) * 2, np.uint8))
+    band = dilated & (1 - m)
     if band.sum() < 4:
         return 0.5  # the mask fills the crop: nothing to compare with
     bins, ranges = [12, 12, 12], [0, 256, 0, 256, 0, 256]
@@ -210,9 +218,14 @@ class ClassicBackend(SegmentationBackend):
         self._loaded = True  # OpenCV is imported with the module; nothing to load
 
     def info(self) -> BackendInfo:
-        return BackendInfo(backend=self.name, model=f"OpenCV {cv2.__version__} GrabCut", device="cpu",
-                           device_reason="the classic backend runs on the CPU with OpenCV (no GPU, no weights)",
-                           supports_text=False, supports_points=True)
+        return BackendInfo(
+            backend=self.name,
+            model=f"OpenCV {cv2.__version__} GrabCut",
+            device="cpu",
+            device_reason="the classic backend runs on the CPU with OpenCV (no GPU, no weights)",
+            supports_text=False,
+            supports_points=True,
+        )
 
     def estimate_seconds(self, height: int, width: int, prompt: Prompt) -> float | None:
         """Pixels x iterations: full-resolution passes over the image plus GrabCut's iterations on
@@ -221,26 +234,41 @@ class ClassicBackend(SegmentationBackend):
         work = min(pixels, WORK_PIXELS)
         attempts = 1 if prompt.box is not None else 3
         candidates = 3 if prompt.multimask else 1
-        return (0.02 + pixels * SECONDS_PER_PIXEL * (1 + candidates)
-                + work * GRABCUT_ITERATIONS * attempts * SECONDS_PER_WORK_PIXEL_ITERATION)
+        return (
+            0.02
+            + pixels * SECONDS_PER_PIXEL * (1 + candidates)
+            + work * GRABCUT_ITERATIONS * attempts * SECONDS_PER_WORK_PIXEL_ITERATION
+        )
 
-    def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
-                cancel: CancelToken | None = None, source: ImageSource | None = None) -> Prediction:
+    def predict(
+        self,
+        image: np.ndarray,
+        prompt: Prompt,
+        *,
+        image_key: str | None = None,
+        cancel: CancelToken | None = None,
+        source: ImageSource | None = None,
+    ) -> Prediction:
         started = time.perf_counter()
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise PromptError(f"the image must be an (H, W, 3) uint8 RGB array, got {image.shape} {image.dtype}",
-                              field="image")
+            raise PromptError(
+                f"the image must be an (H, W, 3) uint8 RGB array, got {image.shape} {image.dtype}", field="image"
+            )
         h, w = image.shape[:2]
         if prompt.is_text:
-            raise PromptError("the classic backend cannot find objects from text: click on the object or "
-                              "drag a box, or download the Lang-SAM models (`langsam-studio models download "
-                              "sam2.1_hiera_small grounding-dino-base`)", field="text")
+            raise PromptError(
+                "the classic backend cannot find objects from text: click on the object or "
+                "drag a box, or download the Lang-SAM models (`langsam-studio models download "
+                "sam2.1_hiera_small grounding-dino-base`)",
+                field="text",
+            )
         prompt.validate(width=w, height=h)
         positives = [p for p in prompt.points if p.positive]
         negatives = [p for p in prompt.points if not p.positive]
         if prompt.box is None and not positives:
-            raise PromptError("negative clicks only say what to leave out: add a positive click or a box",
-                              field="points")
+            raise PromptError(
+                "negative clicks only say what to leave out: add a positive click or a box", field="points"
+            )
         check(cancel)
         prior = None
         if prompt.mask_input is not None:
@@ -248,6 +276,7 @@ class ClassicBackend(SegmentationBackend):
             if not prior.any():
                 prior = None
         region, thumb_scale = None, 1.0
+        bounds: Sequence[float]  # x0, y0, x1, y1
         if prompt.box is not None:
             b = prompt.box.clipped(width=w, height=h)
             bounds, margin = (b.x0, b.y0, b.x1, b.y1), 0.15
@@ -255,26 +284,39 @@ class ClassicBackend(SegmentationBackend):
             *bounds, region, thumb_scale = _grow_regions(image, positives, negatives, cancel)
             if prior is not None:
                 ys, xs = np.nonzero(prior)
-                bounds = (min(bounds[0], xs.min()), min(bounds[1], ys.min()),
-                          max(bounds[2], xs.max() + 1), max(bounds[3], ys.max() + 1))
+                bounds = (
+                    min(bounds[0], xs.min()),
+                    min(bounds[1], ys.min()),
+                    max(bounds[2], xs.max() + 1),
+                    max(bounds[3], ys.max() + 1),
+                )
             margin = 0.5
         timings = {"prepare": time.perf_counter() - started}
         for _attempt in range(3):
             roi = _roi_around(*bounds, margin=margin, width=w, height=h)
-            masks, lab = self._grabcut(image, roi, prompt.box, positives, negatives, prior,
-                                       region, thumb_scale, cancel)
+            masks, lab = self._grabcut(image, roi, prompt.box, positives, negatives, prior, region, thumb_scale, cancel)
             if prompt.box is not None or not self._touches_open_edge(masks[0], roi, w, h):
                 break
             ys, xs = np.nonzero(masks[0])  # the object continues past the region: widen and redo
-            bounds = (roi.x0 + xs.min() / roi.scale, roi.y0 + ys.min() / roi.scale,
-                      roi.x0 + (xs.max() + 1) / roi.scale, roi.y0 + (ys.max() + 1) / roi.scale)
+            bounds = (
+                roi.x0 + xs.min() / roi.scale,
+                roi.y0 + ys.min() / roi.scale,
+                roi.x0 + (xs.max() + 1) / roi.scale,
+                roi.y0 + (ys.max() + 1) / roi.scale,
+            )
             margin = 0.6
         timings["grabcut"] = time.perf_counter() - started - timings["prepare"]
         candidates = self._candidates(masks, lab, roi, prompt, w, h, cancel)
         timings["total"] = time.perf_counter() - started
-        return Prediction(candidates=tuple(candidates), kind=PredictionKind.ALTERNATIVES,
-                          image_key=image_key or self.image_key(image), backend=self.name, model="grabcut",
-                          image_size=(h, w), timings=MappingProxyType(timings))
+        return Prediction(
+            candidates=tuple(candidates),
+            kind=PredictionKind.ALTERNATIVES,
+            image_key=image_key or self.image_key(image),
+            backend=self.name,
+            model="grabcut",
+            image_size=(h, w),
+            timings=MappingProxyType(timings),
+        )
 
     # -- steps ---------------------------------------------------------------------------------
     @staticmethod
@@ -282,13 +324,26 @@ class ClassicBackend(SegmentationBackend):
         """Whether the mask reaches a crop edge that is not the image's edge."""
         if not mask.any():
             return False
-        return bool((mask[:, 0].any() and roi.x0 > 0) or (mask[:, -1].any() and roi.x1 < width)
-                    or (mask[0].any() and roi.y0 > 0) or (mask[-1].any() and roi.y1 < height))
+        return bool(
+            (mask[:, 0].any() and roi.x0 > 0)
+            or (mask[:, -1].any() and roi.x1 < width)
+            or (mask[0].any() and roi.y0 > 0)
+            or (mask[-1].any() and roi.y1 < height)
+        )
 
-    def _grabcut(self, image: np.ndarray, roi: _Roi, box: Box | None, positives: list[Point],
-                 negatives: list[Point], prior: np.ndarray | None, region: np.ndarray | None,
-                 thumb_scale: float, cancel: CancelToken | None) -> tuple[list[np.ndarray], np.ndarray]:
-        crop = image[roi.y0:roi.y1, roi.x0:roi.x1]
+    def _grabcut(
+        self,
+        image: np.ndarray,
+        roi: _Roi,
+        box: Box | None,
+        positives: list[Point],
+        negatives: list[Point],
+        prior: np.ndarray | None,
+        region: np.ndarray | None,
+        thumb_scale: float,
+        cancel: CancelToken | None,
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        crop = image[roi.y0 : roi.y1, roi.x0 : roi.x1]
         size = roi.size
         small = np.ascontiguousarray(crop) if roi.scale == 1.0 else _downscale(crop, size)
         sw, sh = size
@@ -297,7 +352,7 @@ class ClassicBackend(SegmentationBackend):
             labels[:] = cv2.GC_BGD
             bx0, by0 = roi.to_work(box.x0, box.y0)
             bx1, by1 = roi.to_work(box.x1, box.y1)
-            labels[by0:by1 + 1, bx0:bx1 + 1] = cv2.GC_PR_FGD
+            labels[by0 : by1 + 1, bx0 : bx1 + 1] = cv2.GC_PR_FGD
         if region is not None:  # the colour region grown from the clicks, brought to this crop
             full_to_thumb = region.astype(np.uint8)
             tx0, ty0 = int(roi.x0 * thumb_scale), int(roi.y0 * thumb_scale)
@@ -305,8 +360,9 @@ class ClassicBackend(SegmentationBackend):
             part = cv2.resize(full_to_thumb[ty0:ty1, tx0:tx1], size, interpolation=cv2.INTER_NEAREST)
             labels[part > 0] = cv2.GC_PR_FGD
         if prior is not None:
-            prior_small = cv2.resize(prior[roi.y0:roi.y1, roi.x0:roi.x1].astype(np.uint8), size,
-                                     interpolation=cv2.INTER_NEAREST)
+            prior_small = cv2.resize(
+                prior[roi.y0 : roi.y1, roi.x0 : roi.x1].astype(np.uint8), size, interpolation=cv2.INTER_NEAREST
+            )
             labels[(prior_small > 0) & (labels != cv2.GC_BGD)] = cv2.GC_PR_FGD
         radius = max(2, round(0.01 * max(sw, sh)))
         for p in negatives:
@@ -318,14 +374,17 @@ class ClassicBackend(SegmentationBackend):
             labels[[0, -1], :] = cv2.GC_PR_BGD  # a box over the whole image: let the frame be background
             labels[:, [0, -1]] = cv2.GC_PR_BGD
         if not np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).any():
-            raise PromptError("the prompt covers too few pixels to segment at this image size",
-                              field="box" if box is not None else "points")
+            raise PromptError(
+                "the prompt covers too few pixels to segment at this image size",
+                field="box" if box is not None else "points",
+            )
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         check(cancel)
-        cv2.grabCut(small, labels, None, bgd, fgd, 1, cv2.GC_INIT_WITH_MASK)
+        # (the ignores: cv2's stubs want a rect, which OpenCV takes as None when the mask initialises)
+        cv2.grabCut(small, labels, None, bgd, fgd, 1, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
         for _ in range(GRABCUT_ITERATIONS - 1):
             check(cancel)
-            cv2.grabCut(small, labels, None, bgd, fgd, 1, cv2.GC_EVAL)
+            cv2.grabCut(small, labels, None, bgd, fgd, 1, cv2.GC_EVAL)  # type: ignore[call-overload]
         check(cancel)
         raw = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
         cleaned = _clean(raw, seeds)
@@ -333,14 +392,23 @@ class ClassicBackend(SegmentationBackend):
         if region is not None:
             tx0, ty0 = int(roi.x0 * thumb_scale), int(roi.y0 * thumb_scale)
             tx1, ty1 = max(tx0 + 1, math.ceil(roi.x1 * thumb_scale)), max(ty0 + 1, math.ceil(roi.y1 * thumb_scale))
-            masks.append(cv2.resize(region[ty0:ty1, tx0:tx1].astype(np.uint8), size,
-                                    interpolation=cv2.INTER_NEAREST) > 0)
+            masks.append(
+                cv2.resize(region[ty0:ty1, tx0:tx1].astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+            )
         else:
             masks.append(raw)
         return masks, _smoothed_lab(small)
 
-    def _candidates(self, masks: list[np.ndarray], lab: np.ndarray, roi: _Roi, prompt: Prompt,
-                    width: int, height: int, cancel: CancelToken | None) -> list[Candidate]:
+    def _candidates(
+        self,
+        masks: list[np.ndarray],
+        lab: np.ndarray,
+        roi: _Roi,
+        prompt: Prompt,
+        width: int,
+        height: int,
+        cancel: CancelToken | None,
+    ) -> list[Candidate]:
         kept: list[tuple[np.ndarray, float]] = []
         for m in masks:
             if not m.any() or any(_iou(m, other) > 0.97 for other, _ in kept):
@@ -354,15 +422,25 @@ class ClassicBackend(SegmentationBackend):
             check(cancel)
             full = np.zeros((height, width), dtype=bool)
             if roi.scale == 1.0:
-                full[roi.y0:roi.y1, roi.x0:roi.x1] = m
+                full[roi.y0 : roi.y1, roi.x0 : roi.x1] = m
             else:
                 up = cv2.resize(m.astype(np.uint8) * 255, (cw, ch), interpolation=cv2.INTER_LINEAR)
-                full[roi.y0:roi.y1, roi.x0:roi.x1] = up > 127
+                full[roi.y0 : roi.y1, roi.x0 : roi.x1] = up > 127
             ys, xs = np.nonzero(m)
-            box = (roi.x0 + xs.min() / roi.scale, roi.y0 + ys.min() / roi.scale,
-                   roi.x0 + (xs.max() + 1) / roi.scale, roi.y0 + (ys.max() + 1) / roi.scale)
-            out.append(Candidate(mask=full, score=score, box=tuple(float(v) for v in box),
-                                 low_res_logits=_low_res_from_roi(m, roi, width=width, height=height)))
+            box = (
+                roi.x0 + xs.min() / roi.scale,
+                roi.y0 + ys.min() / roi.scale,
+                roi.x0 + (xs.max() + 1) / roi.scale,
+                roi.y0 + (ys.max() + 1) / roi.scale,
+            )
+            out.append(
+                Candidate(
+                    mask=full,
+                    score=score,
+                    box=float_box(box),
+                    low_res_logits=_low_res_from_roi(m, roi, width=width, height=height),
+                )
+            )
         return out
 
 

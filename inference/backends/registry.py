@@ -47,13 +47,11 @@ def backend_class(name: str) -> type[SegmentationBackend]:
         try:
             importlib.import_module(_PROVIDERS[name])
         except ImportError as exc:
-            raise BackendUnavailableError(
-                f"backend '{name}' needs a package that is not installed: {exc}") from exc
+            raise BackendUnavailableError(f"backend '{name}' needs a package that is not installed: {exc}") from exc
     try:
         return _BACKENDS[name]
     except KeyError:
-        raise BackendUnavailableError(
-            f"unknown backend '{name}': choose one of {', '.join(backend_names())}") from None
+        raise BackendUnavailableError(f"unknown backend '{name}': choose one of {', '.join(backend_names())}") from None
 
 
 def create_backend(name: str, **options: Any) -> SegmentationBackend:

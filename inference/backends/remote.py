@@ -113,8 +113,15 @@ class RemoteBackend(SegmentationBackend):
     max_upload_bytes: int = MAX_PAYLOAD_BYTES  # the real-time limit of one request
     uses_sessions: bool = False  # open a session per image (NEW_SESSION) and name it in every click
 
-    def __init__(self, *, device: str = "auto", cache_bytes: int = 0, timeout_s: float = 75.0,
-                 return_logits: bool | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        device: str = "auto",
+        cache_bytes: int = 0,
+        timeout_s: float = 75.0,
+        return_logits: bool | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(device=device, cache_bytes=cache_bytes, **options)
         self.timeout_s = float(timeout_s)
         self.return_logits = return_logits  # None: for geometry prompts (a refinement may follow)
@@ -137,8 +144,9 @@ class RemoteBackend(SegmentationBackend):
         """A few words naming the remote side: ``"server http://gpu:8765"``."""
 
     @abc.abstractmethod
-    def _exchange(self, body: bytes, *, content_type: str, headers: Mapping[str, str],
-                  cancel: CancelToken | None, timeout: float) -> Exchange:
+    def _exchange(
+        self, body: bytes, *, content_type: str, headers: Mapping[str, str], cancel: CancelToken | None, timeout: float
+    ) -> Exchange:
         """Send one request. Returns a 2xx answer; raises :class:`RemoteError` (with ``info``
         for an answer in the protocol's error shape), :class:`RemoteUnavailableError` or
         ``Cancelled`` (at once when ``cancel`` is set, abandoning the call)."""
@@ -199,8 +207,14 @@ class RemoteBackend(SegmentationBackend):
     def is_encoded(self, image_key: str) -> bool:
         return image_key in self._ids
 
-    def encode(self, image: np.ndarray, *, image_key: str | None = None, cancel: CancelToken | None = None,
-               source: ImageSource | None = None) -> str:
+    def encode(
+        self,
+        image: np.ndarray,
+        *,
+        image_key: str | None = None,
+        cancel: CancelToken | None = None,
+        source: ImageSource | None = None,
+    ) -> str:
         """Prefetch: upload the image (its original bytes) and have the server encode it."""
         key = image_key or self.image_key(image)
         if key in self._ids:
@@ -208,14 +222,25 @@ class RemoteBackend(SegmentationBackend):
         self._upload(image, key, source, cancel)
         return key
 
-    def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
-                cancel: CancelToken | None = None, source: ImageSource | None = None) -> Prediction:
+    def predict(
+        self,
+        image: np.ndarray,
+        prompt: Prompt,
+        *,
+        image_key: str | None = None,
+        cancel: CancelToken | None = None,
+        source: ImageSource | None = None,
+    ) -> Prediction:
         height, width = image.shape[:2]
-        prompt.validate(width=width, height=height, allow_exemplars=self.supports_exemplars,
-                        mask_input_size=self.mask_input_size())
+        prompt.validate(
+            width=width, height=height, allow_exemplars=self.supports_exemplars, mask_input_size=self.mask_input_size()
+        )
         if prompt.is_text and not self.supports_text:
-            raise PromptError(f"the {self.where} runs the '{self._remote.get('backend')}' backend, which "
-                              "answers points and boxes, not text", field="text")
+            raise PromptError(
+                f"the {self.where} runs the '{self._remote.get('backend')}' backend, which "
+                "answers points and boxes, not text",
+                field="text",
+            )
         check(cancel)
         key = image_key or self.image_key(image)
         want_logits = self.return_logits if self.return_logits is not None else not prompt.is_text
@@ -279,8 +304,10 @@ class RemoteBackend(SegmentationBackend):
     # -- pieces ------------------------------------------------------------------------------
     def _upload(self, image: np.ndarray, key: str, source: ImageSource | None, cancel: CancelToken | None) -> str:
         data = self._image_bytes(image, source)
-        header = json.dumps(request_object(SegmentRequest(prompt=Prompt(), encode_only=True), include_image=False),
-                            separators=(",", ":"))
+        header = json.dumps(
+            request_object(SegmentRequest(prompt=Prompt(), encode_only=True), include_image=False),
+            separators=(",", ":"),
+        )
         headers = {self.raw_header: header}
         if self.uses_sessions:  # open a session, or bring the image to a replica that did not know ours
             headers[SESSION_HEADER] = self._sessions.get(key, NEW_SESSION)
@@ -293,7 +320,8 @@ class RemoteBackend(SegmentationBackend):
             raise RemoteError(
                 f"the {self.where} decoded the image as {response.prediction.image_size[1]}x"
                 f"{response.prediction.image_size[0]}, not {image.shape[1]}x{image.shape[0]}: the file changed "
-                "on disk since it was opened; open it again")
+                "on disk since it was opened; open it again"
+            )
         self._ids[key] = response.image_id
         self.uploaded_by = (response.prediction.backend, response.prediction.model)
         while len(self._ids) > MAX_REMEMBERED_IMAGES:
@@ -317,16 +345,20 @@ class RemoteBackend(SegmentationBackend):
         if len(data) > self.max_upload_bytes:
             data = _jpeg_to_fit(image, self.max_upload_bytes)
         if original is not None:
-            self.notice = (f"the image file is {len(original) / 2**20:.1f} MiB, over the {self.where}'s "
-                           f"{self.max_upload_bytes / 2**20:.0f} MiB limit: sent re-encoded "
-                           f"({len(data) / 2**20:.1f} MiB)")
+            self.notice = (
+                f"the image file is {len(original) / 2**20:.1f} MiB, over the {self.where}'s "
+                f"{self.max_upload_bytes / 2**20:.0f} MiB limit: sent re-encoded "
+                f"({len(data) / 2**20:.1f} MiB)"
+            )
         return data
 
-    def _call(self, body: bytes, *, content_type: str, headers: Mapping[str, str],
-              cancel: CancelToken | None) -> Exchange:
+    def _call(
+        self, body: bytes, *, content_type: str, headers: Mapping[str, str], cancel: CancelToken | None
+    ) -> Exchange:
         try:
-            answer = self._exchange(body, content_type=content_type, headers=headers, cancel=cancel,
-                                    timeout=self.timeout_s)
+            answer = self._exchange(
+                body, content_type=content_type, headers=headers, cancel=cancel, timeout=self.timeout_s
+            )
         except RemoteError as exc:
             self.last_error = _short(str(exc))
             raise
@@ -389,6 +421,7 @@ def _jpeg_to_fit(image: np.ndarray, limit: int) -> bytes:
         data = buf.getvalue()
         if len(data) <= limit:
             return data
-    raise RemoteError(f"the image does not fit the {limit / 2**20:.0f} MiB request limit even as a JPEG; "
-                      "use a smaller image or a local backend")
-
+    raise RemoteError(
+        f"the image does not fit the {limit / 2**20:.0f} MiB request limit even as a JPEG; "
+        "use a smaller image or a local backend"
+    )

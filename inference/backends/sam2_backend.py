@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +23,10 @@ from inference.errors import ImageLoadError, PromptError
 from inference.images import ImageSource
 from inference.lru import ByteBoundedLRU
 from inference.prompts import Prompt
-from inference.results import BackendInfo, Candidate, Prediction, PredictionKind
+from inference.results import BackendInfo, Candidate, Prediction, PredictionKind, float_box
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch.utils.hooks import RemovableHandle
 
 DEFAULT_SAM2_MODEL = "sam2.1_hiera_small"
 
@@ -32,7 +35,7 @@ DEFAULT_SAM2_MODEL = "sam2.1_hiera_small"
 class ImageEmbedding:
     """What SAM 2's decoder needs from one image (the output of ``SAM2ImagePredictor.set_image``)."""
 
-    features: dict  # {"image_embed": (1,256,64,64), "high_res_feats": [(1,32,256,256), (1,64,128,128)]}
+    features: dict[str, Any]  # {"image_embed": (1,256,64,64), "high_res_feats": [(1,32,256,256), (1,64,128,128)]}
     height: int
     width: int
     nbytes: int
@@ -59,9 +62,16 @@ class Sam2Backend(SegmentationBackend):
     supports_points = True
     postprocessing = True  # build_sam2's dynamic multimask fallback (interactive use)
 
-    def __init__(self, *, device: str = "auto", cache_bytes: int = DEFAULT_CACHE_BYTES,
-                 model: str = DEFAULT_SAM2_MODEL, checkpoint: str | Path | None = None,
-                 cpu_threads: int | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        device: str = "auto",
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        model: str = DEFAULT_SAM2_MODEL,
+        checkpoint: str | Path | None = None,
+        cpu_threads: int | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(device=device, cache_bytes=cache_bytes, **options)
         from inference.sam2_model import sam2_model_id
 
@@ -70,12 +80,13 @@ class Sam2Backend(SegmentationBackend):
         self.cpu_threads = cpu_threads
         self.device = "cpu"
         self.device_reason = "not loaded yet"
-        self.sam_model = None
-        self.predictor = None
+        # sam2's SAM2Base and SAM2ImagePredictor once loaded (sam2 is untyped: Any)
+        self.sam_model: Any = None
+        self.predictor: Any = None
         self.embeddings: ByteBoundedLRU[ImageEmbedding] = ByteBoundedLRU(max_bytes=cache_bytes)
         self.encoder_runs = 0  # how many times the image encoder really ran (tests, benchmarks)
         self._cancel: CancelToken | None = None  # read by the encoder's forward pre-hooks
-        self._hooks: list = []
+        self._hooks: list[RemovableHandle] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def load(self) -> None:
@@ -88,8 +99,9 @@ class Sam2Backend(SegmentationBackend):
         choice = resolve_device(self.device_preference)
         self.device, self.device_reason = choice.device, choice.reason
         configure_cpu_threads(self.cpu_threads)
-        self.sam_model = build_sam2_model(self.model_id, checkpoint=path, device=self.device,
-                                          postprocessing=self.postprocessing)
+        self.sam_model = build_sam2_model(
+            self.model_id, checkpoint=path, device=self.device, postprocessing=self.postprocessing
+        )
         apply_exact_encoder_speedups(self.sam_model)
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
@@ -107,12 +119,17 @@ class Sam2Backend(SegmentationBackend):
         super().unload()
 
     def info(self) -> BackendInfo:
-        return BackendInfo(backend=self.name, model=self.model_id, device=self.device,
-                           device_reason=self.device_reason, supports_text=self.supports_text,
-                           supports_points=self.supports_points)
+        return BackendInfo(
+            backend=self.name,
+            model=self.model_id,
+            device=self.device,
+            device_reason=self.device_reason,
+            supports_text=self.supports_text,
+            supports_points=self.supports_points,
+        )
 
     def _install_cancel_hooks(self) -> None:
-        def hook(_module, _inputs):
+        def hook(_module: Any, _inputs: Any) -> None:
             check(self._cancel)
 
         trunk = self.sam_model.image_encoder.trunk
@@ -124,8 +141,14 @@ class Sam2Backend(SegmentationBackend):
     def is_encoded(self, image_key: str) -> bool:
         return image_key in self.embeddings
 
-    def encode(self, image: np.ndarray, *, image_key: str | None = None,
-               cancel: CancelToken | None = None, source: ImageSource | None = None) -> str:
+    def encode(
+        self,
+        image: np.ndarray,
+        *,
+        image_key: str | None = None,
+        cancel: CancelToken | None = None,
+        source: ImageSource | None = None,
+    ) -> str:
         image = as_rgb_image(image)
         key = image_key or self.image_key(image)
         self.embedding(image, key, cancel=cancel)
@@ -152,15 +175,26 @@ class Sam2Backend(SegmentationBackend):
         self.encoder_runs += 1
         tensors = [features["image_embed"], *features["high_res_feats"]]
         nbytes = sum(t.numel() * t.element_size() for t in tensors)
-        entry = ImageEmbedding(features=features, height=int(image.shape[0]), width=int(image.shape[1]),
-                               nbytes=nbytes, seconds=time.perf_counter() - start)
+        entry = ImageEmbedding(
+            features=features,
+            height=int(image.shape[0]),
+            width=int(image.shape[1]),
+            nbytes=nbytes,
+            seconds=time.perf_counter() - start,
+        )
         self.embeddings.put(key, entry, nbytes=nbytes)
         return entry
 
-    def decode(self, entry: ImageEmbedding, *, point_coords: np.ndarray | None = None,
-               point_labels: np.ndarray | None = None, box: np.ndarray | None = None,
-               mask_input: np.ndarray | None = None, multimask: bool = True
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def decode(
+        self,
+        entry: ImageEmbedding,
+        *,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``SAM2ImagePredictor.predict`` on a cached embedding: (masks, iou, low_res_logits)."""
         from inference.device import inference_context
 
@@ -171,25 +205,42 @@ class Sam2Backend(SegmentationBackend):
         predictor._is_batch = False
         try:
             with inference_context(self.device):
-                return predictor.predict(point_coords=point_coords, point_labels=point_labels, box=box,
-                                         mask_input=mask_input, multimask_output=multimask)
+                result: tuple[np.ndarray, np.ndarray, np.ndarray] = predictor.predict(
+                    point_coords=point_coords,
+                    point_labels=point_labels,
+                    box=box,
+                    mask_input=mask_input,
+                    multimask_output=multimask,
+                )
+                return result
         finally:
             predictor.reset_predictor()
 
     # -- prompts ---------------------------------------------------------------------------
-    def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
-                cancel: CancelToken | None = None, source: ImageSource | None = None) -> Prediction:
+    def predict(
+        self,
+        image: np.ndarray,
+        prompt: Prompt,
+        *,
+        image_key: str | None = None,
+        cancel: CancelToken | None = None,
+        source: ImageSource | None = None,
+    ) -> Prediction:
         image = as_rgb_image(image)
         height, width = int(image.shape[0]), int(image.shape[1])
         prompt.validate(width=width, height=height)
         if prompt.is_text:
-            raise PromptError(f"the '{self.name}' backend answers points and boxes, not text; "
-                              "choose the 'langsam' backend for text prompts", field="text")
+            raise PromptError(
+                f"the '{self.name}' backend answers points and boxes, not text; "
+                "choose the 'langsam' backend for text prompts",
+                field="text",
+            )
         check(cancel)
         return self._predict_geometry(image, prompt, key=image_key or self.image_key(image), cancel=cancel)
 
-    def _predict_geometry(self, image: np.ndarray, prompt: Prompt, *, key: str,
-                          cancel: CancelToken | None) -> Prediction:
+    def _predict_geometry(
+        self, image: np.ndarray, prompt: Prompt, *, key: str, cancel: CancelToken | None
+    ) -> Prediction:
         start = time.perf_counter()
         hit = self.is_encoded(key)
         entry = self.embedding(image, key, cancel=cancel)
@@ -203,30 +254,47 @@ class Sam2Backend(SegmentationBackend):
         mask_input = None
         if prompt.mask_input is not None:
             mask_input = np.asarray(prompt.mask_input, dtype=np.float32).reshape(1, 256, 256)
-        masks, scores, low_res = self.decode(entry, point_coords=coords, point_labels=labels, box=box,
-                                             mask_input=mask_input, multimask=prompt.multimask)
+        masks, scores, low_res = self.decode(
+            entry, point_coords=coords, point_labels=labels, box=box, mask_input=mask_input, multimask=prompt.multimask
+        )
         decoded = time.perf_counter()
         candidates = []
         for i in np.argsort(-scores, kind="stable"):
             mask = masks[i].astype(bool, copy=False)
-            candidates.append(Candidate(mask=mask, score=float(scores[i]), box=_candidate_box(mask, prompt),
-                                        low_res_logits=low_res[i].astype(np.float32, copy=False)))
-        timings = {"encode": 0.0 if hit else encoded - start, "decode": decoded - encoded,
-                   "total": time.perf_counter() - start, "embedding_cached": float(hit)}
-        return Prediction(candidates=tuple(candidates), kind=PredictionKind.ALTERNATIVES, image_key=key,
-                          backend=self.name, model=self.model_id, image_size=(entry.height, entry.width),
-                          timings=MappingProxyType(timings))
+            candidates.append(
+                Candidate(
+                    mask=mask,
+                    score=float(scores[i]),
+                    box=_candidate_box(mask, prompt),
+                    low_res_logits=low_res[i].astype(np.float32, copy=False),
+                )
+            )
+        timings = {
+            "encode": 0.0 if hit else encoded - start,
+            "decode": decoded - encoded,
+            "total": time.perf_counter() - start,
+            "embedding_cached": float(hit),
+        }
+        return Prediction(
+            candidates=tuple(candidates),
+            kind=PredictionKind.ALTERNATIVES,
+            image_key=key,
+            backend=self.name,
+            model=self.model_id,
+            image_size=(entry.height, entry.width),
+            timings=MappingProxyType(timings),
+        )
 
 
 def _candidate_box(mask: np.ndarray, prompt: Prompt) -> tuple[float, float, float, float]:
     """The prompt's box if any, else the mask's bounding box, else the points' bounding box."""
     if prompt.box is not None:
-        return tuple(float(v) for v in prompt.box.as_xyxy())
+        return float_box(prompt.box.as_xyxy())
     from inference.masks import mask_bbox
 
     bbox = mask_bbox(mask)
     if bbox is not None:
-        return tuple(float(v) for v in bbox)
+        return float_box(bbox)
     xs = [p.x for p in prompt.points]
     ys = [p.y for p in prompt.points]
     return (float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys)))

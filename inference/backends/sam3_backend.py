@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,7 +38,12 @@ from inference.errors import PromptError
 from inference.images import ImageSource
 from inference.lru import ByteBoundedLRU
 from inference.prompts import Prompt, normalise_text
-from inference.results import BackendInfo, Candidate, Prediction, PredictionKind
+from inference.results import BackendInfo, Candidate, Prediction, PredictionKind, float_box
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch.utils.hooks import RemovableHandle
+
+    from inference.sam3_model import Sam3ImageState, Sam3Runtime
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +68,7 @@ class Sam3Detections:
 
 
 def split_phrases(text: str | None) -> list[str]:
-    """"Car. Red person." -> ["car", "red person"] (normalised, de-duplicated, in order)."""
+    """ "Car. Red person." -> ["car", "red person"] (normalised, de-duplicated, in order)."""
     if text is None:
         return []
     phrases: list[str] = []
@@ -103,10 +108,18 @@ class Sam3Backend(SegmentationBackend):
     supports_points = True
     supports_exemplars = True
 
-    def __init__(self, *, device: str = "auto", cache_bytes: int = DEFAULT_CACHE_BYTES,
-                 model: str = DEFAULT_SAM3_MODEL, checkpoint: str | Path | None = None,
-                 cpu_threads: int | None = None, vit_bf16: bool | None = None,
-                 mask_threshold: float = DEFAULT_MASK_THRESHOLD, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        device: str = "auto",
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        model: str = DEFAULT_SAM3_MODEL,
+        checkpoint: str | Path | None = None,
+        cpu_threads: int | None = None,
+        vit_bf16: bool | None = None,
+        mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+        **options: Any,
+    ) -> None:
         super().__init__(device=device, cache_bytes=cache_bytes, **options)
         self.model_id = model
         self.checkpoint = checkpoint
@@ -117,11 +130,11 @@ class Sam3Backend(SegmentationBackend):
         self.mask_threshold = float(mask_threshold)
         self.device = "cpu"
         self.device_reason = "not loaded yet"
-        self.runtime = None  # inference.sam3_model.Sam3Runtime once loaded
-        self.embeddings: ByteBoundedLRU = ByteBoundedLRU(max_bytes=cache_bytes)
+        self.runtime: Sam3Runtime | None = None  # once loaded
+        self.embeddings: ByteBoundedLRU[Sam3ImageState] = ByteBoundedLRU(max_bytes=cache_bytes)
         self.encoder_runs = 0  # how many times the ViT really ran (tests, benchmarks)
         self._cancel: CancelToken | None = None  # read by the ViT's forward pre-hooks
-        self._hooks: list = []
+        self._hooks: list[RemovableHandle] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def load(self) -> None:
@@ -149,9 +162,15 @@ class Sam3Backend(SegmentationBackend):
         super().unload()
 
     def info(self) -> BackendInfo:
-        return BackendInfo(backend=self.name, model=self.model_id, device=self.device,
-                           device_reason=self.device_reason, supports_text=self.supports_text,
-                           supports_points=self.supports_points, supports_exemplars=self.supports_exemplars)
+        return BackendInfo(
+            backend=self.name,
+            model=self.model_id,
+            device=self.device,
+            device_reason=self.device_reason,
+            supports_text=self.supports_text,
+            supports_points=self.supports_points,
+            supports_exemplars=self.supports_exemplars,
+        )
 
     def mask_input_size(self) -> int | None:
         """The tracker's low-res logits side: 288 for the published model (4x its 72x72 ViT grid)."""
@@ -160,9 +179,10 @@ class Sam3Backend(SegmentationBackend):
         return int(self.runtime.mask_input_size[0])
 
     def _install_cancel_hooks(self) -> None:
-        def hook(_module, _inputs):
+        def hook(_module: Any, _inputs: Any) -> None:
             check(self._cancel)
 
+        assert self.runtime is not None  # called by load() once the runtime is there
         for module in self.runtime.cancel_hook_modules():
             self._hooks.append(module.register_forward_pre_hook(hook))
 
@@ -183,26 +203,34 @@ class Sam3Backend(SegmentationBackend):
     def is_encoded(self, image_key: str) -> bool:
         return image_key in self.embeddings
 
-    def encode(self, image: np.ndarray, *, image_key: str | None = None,
-               cancel: CancelToken | None = None, source: ImageSource | None = None) -> str:
+    def encode(
+        self,
+        image: np.ndarray,
+        *,
+        image_key: str | None = None,
+        cancel: CancelToken | None = None,
+        source: ImageSource | None = None,
+    ) -> str:
         image = as_rgb_image(image)
         key = image_key or self.image_key(image)
         self.embedding(image, key, cancel=cancel)
         return key
 
-    def embedding(self, image: np.ndarray, key: str, *, cancel: CancelToken | None = None):
+    def embedding(self, image: np.ndarray, key: str, *, cancel: CancelToken | None = None) -> Sam3ImageState:
         """The cached :class:`~inference.sam3_model.Sam3ImageState` of ``image``, computed on a miss."""
         cached = self.embeddings.get(key)
         if cached is not None:
             return cached
         self.ensure_loaded()
+        runtime = self.runtime
+        assert runtime is not None  # ensure_loaded() loaded it
         check(cancel)
         from inference.device import inference_context
 
         self._cancel = cancel
         try:
             with inference_context(self.device, cuda_bf16=False):
-                state = self.runtime.encode_image(image)
+                state = runtime.encode_image(image)
         finally:
             self._cancel = None
         self.encoder_runs += 1
@@ -210,8 +238,15 @@ class Sam3Backend(SegmentationBackend):
         return state
 
     # -- prompts ---------------------------------------------------------------------------
-    def predict(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
-                cancel: CancelToken | None = None, source: ImageSource | None = None) -> Prediction:
+    def predict(
+        self,
+        image: np.ndarray,
+        prompt: Prompt,
+        *,
+        image_key: str | None = None,
+        cancel: CancelToken | None = None,
+        source: ImageSource | None = None,
+    ) -> Prediction:
         image = as_rgb_image(image)
         height, width = int(image.shape[0]), int(image.shape[1])
         prompt.validate(width=width, height=height, allow_exemplars=True, mask_input_size=None)
@@ -223,41 +258,55 @@ class Sam3Backend(SegmentationBackend):
                 raise PromptError(
                     "SAM 3 either finds every instance of a concept (text and/or exemplar boxes) or segments "
                     "one object from clicks or a box, not both in one prompt; give example boxes as "
-                    "exemplars", field=field)
+                    "exemplars",
+                    field=field,
+                )
             return self._predict_concept(image, prompt, key=key, cancel=cancel)
         return self._predict_geometry(image, prompt, key=key, cancel=cancel)
 
-    def detect(self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None,
-               cancel: CancelToken | None = None) -> Sam3Detections:
+    def detect(
+        self, image: np.ndarray, prompt: Prompt, *, image_key: str | None = None, cancel: CancelToken | None = None
+    ) -> Sam3Detections:
         """A concept prompt's detections as arrays (what :meth:`predict` turns into candidates)."""
         image = as_rgb_image(image)
-        prompt.validate(width=int(image.shape[1]), height=int(image.shape[0]), allow_exemplars=True,
-                        mask_input_size=None)
+        prompt.validate(
+            width=int(image.shape[1]), height=int(image.shape[0]), allow_exemplars=True, mask_input_size=None
+        )
         if not prompt.is_concept:
             raise PromptError("detect() needs text or exemplar boxes", field="text")
         key = image_key or self.image_key(image)
-        return self._detections(image, prompt, self.embedding(image, key, cancel=cancel), cancel=cancel,
-                                timings={})
+        return self._detections(image, prompt, self.embedding(image, key, cancel=cancel), cancel=cancel, timings={})
 
-    def _exemplar_inputs(self, prompt: Prompt, *, width: int, height: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def _exemplar_inputs(
+        self, prompt: Prompt, *, width: int, height: int
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Exemplar boxes clipped to the image -> normalised (cx, cy, w, h) + labels (1/0)."""
         if not prompt.exemplars:
             return None, None
         boxes, labels = [], []
         for ex in prompt.exemplars:
             b = ex.box.clipped(width=width, height=height)
-            boxes.append([(b.x0 + b.x1) / 2 / width, (b.y0 + b.y1) / 2 / height,
-                          (b.x1 - b.x0) / width, (b.y1 - b.y0) / height])
+            boxes.append(
+                [(b.x0 + b.x1) / 2 / width, (b.y0 + b.y1) / 2 / height, (b.x1 - b.x0) / width, (b.y1 - b.y0) / height]
+            )
             labels.append(1 if ex.positive else 0)
         return np.array(boxes, dtype=np.float32), np.array(labels, dtype=np.int64)
 
-    def _detections(self, image: np.ndarray, prompt: Prompt, state, *, cancel: CancelToken | None,
-                    timings: dict[str, float]) -> Sam3Detections:
+    def _detections(
+        self,
+        image: np.ndarray,
+        prompt: Prompt,
+        state: Sam3ImageState,
+        *,
+        cancel: CancelToken | None,
+        timings: dict[str, float],
+    ) -> Sam3Detections:
         import torch
 
         from inference.device import inference_context
 
         runtime = self.runtime
+        assert runtime is not None  # the state comes from embedding(), which loads the model
         height, width = int(image.shape[0]), int(image.shape[1])
         phrases: list[str | None] = list(split_phrases(prompt.text)) or [None]
         boxes_in, labels_in = self._exemplar_inputs(prompt, width=width, height=height)
@@ -270,10 +319,12 @@ class Sam3Backend(SegmentationBackend):
                 t0 = time.perf_counter()
                 text = runtime.text(phrase if phrase is not None else _visual_phrase())
                 t1 = time.perf_counter()
-                if text.truncated:
+                if text.truncated and phrase is not None:  # (the visual phrase is one token)
                     shown = phrase if len(phrase) <= 40 else phrase[:37] + "..."
-                    note = (f"the phrase '{shown}' is longer than SAM 3's {_max_tokens()} text tokens; "
-                            "only its beginning was used")
+                    note = (
+                        f"the phrase '{shown}' is longer than SAM 3's {_max_tokens()} text tokens; "
+                        "only its beginning was used"
+                    )
                     log.info(note)
                     messages.append(note)
                 check(cancel)
@@ -291,7 +342,11 @@ class Sam3Backend(SegmentationBackend):
         low_h, low_w = (int(n) for n in out.pred_masks.shape[-2:])  # (288, 288) for the published model
         scores = np.concatenate(scores_all).astype(np.float32) if scores_all else np.zeros(0, np.float32)
         boxes = np.concatenate(boxes_all).reshape(-1, 4) if boxes_all else np.zeros((0, 4), np.float32)
-        logits = np.concatenate(logits_all).reshape(-1, low_h, low_w) if logits_all else np.zeros((0, low_h, low_w), np.float32)
+        logits = (
+            np.concatenate(logits_all).reshape(-1, low_h, low_w)
+            if logits_all
+            else np.zeros((0, low_h, low_w), np.float32)
+        )
         before = len(scores)
         if prompt.nms_iou is not None and before:
             probability = 1.0 / (1.0 + np.exp(-logits))
@@ -305,15 +360,37 @@ class Sam3Backend(SegmentationBackend):
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
         t2 = time.perf_counter()
-        masks = self._full_masks(logits, height=height, width=width, cancel=cancel, sigmoid=True,
-                                 threshold=self.mask_threshold)
-        timings.update({"text": text_seconds, "detect": detect_seconds, "masks": time.perf_counter() - t2,
-                        "detections_before_selection": float(before)})
-        return Sam3Detections(masks=masks, scores=scores, boxes=boxes.astype(np.float32), labels=labels,
-                              logits=logits, messages=tuple(messages), before_selection=before)
+        masks = self._full_masks(
+            logits, height=height, width=width, cancel=cancel, sigmoid=True, threshold=self.mask_threshold
+        )
+        timings.update(
+            {
+                "text": text_seconds,
+                "detect": detect_seconds,
+                "masks": time.perf_counter() - t2,
+                "detections_before_selection": float(before),
+            }
+        )
+        return Sam3Detections(
+            masks=masks,
+            scores=scores,
+            boxes=boxes.astype(np.float32),
+            labels=labels,
+            logits=logits,
+            messages=tuple(messages),
+            before_selection=before,
+        )
 
-    def _full_masks(self, logits: np.ndarray, *, height: int, width: int, cancel: CancelToken | None,
-                    sigmoid: bool, threshold: float) -> np.ndarray:
+    def _full_masks(
+        self,
+        logits: np.ndarray,
+        *,
+        height: int,
+        width: int,
+        cancel: CancelToken | None,
+        sigmoid: bool,
+        threshold: float,
+    ) -> np.ndarray:
         """(N, h, w) low-res logits -> (N, H, W) bool: bilinear upsampling, then the threshold
         (on probabilities when ``sigmoid``, as SAM 3's processor; on logits otherwise, as SAM)."""
         import torch
@@ -322,15 +399,16 @@ class Sam3Backend(SegmentationBackend):
         out = np.zeros((len(logits), height, width), dtype=bool)
         for start in range(0, len(logits), MASK_CHUNK):
             check(cancel)
-            chunk = torch.from_numpy(np.ascontiguousarray(logits[start:start + MASK_CHUNK]))[None]
+            chunk = torch.from_numpy(np.ascontiguousarray(logits[start : start + MASK_CHUNK]))[None]
             if sigmoid:
                 chunk = chunk.sigmoid()
             up = F.interpolate(chunk, size=(height, width), mode="bilinear", align_corners=False)[0]
-            out[start:start + MASK_CHUNK] = (up > threshold).numpy()
+            out[start : start + MASK_CHUNK] = (up > threshold).numpy()
         return out
 
-    def _predict_concept(self, image: np.ndarray, prompt: Prompt, *, key: str,
-                         cancel: CancelToken | None) -> Prediction:
+    def _predict_concept(
+        self, image: np.ndarray, prompt: Prompt, *, key: str, cancel: CancelToken | None
+    ) -> Prediction:
         start = time.perf_counter()
         hit = self.is_encoded(key)
         state = self.embedding(image, key, cancel=cancel)
@@ -338,17 +416,37 @@ class Sam3Backend(SegmentationBackend):
         timings: dict[str, float] = {}
         dets = self._detections(image, prompt, state, cancel=cancel, timings=timings)
         candidates = tuple(
-            Candidate(mask=dets.masks[i], score=float(dets.scores[i]), box=tuple(float(v) for v in dets.boxes[i]),
-                      label=dets.labels[i], box_score=float(dets.scores[i]), low_res_logits=dets.logits[i])
-            for i in range(len(dets.scores)))
-        timings.update({"encode": 0.0 if hit else encoded - start, "total": time.perf_counter() - start,
-                        "embedding_cached": float(hit)})
-        return Prediction(candidates=candidates, kind=PredictionKind.INSTANCES, image_key=key, backend=self.name,
-                          model=self.model_id, image_size=(state.height, state.width),
-                          timings=MappingProxyType(timings), messages=dets.messages)
+            Candidate(
+                mask=dets.masks[i],
+                score=float(dets.scores[i]),
+                box=float_box(dets.boxes[i]),
+                label=dets.labels[i],
+                box_score=float(dets.scores[i]),
+                low_res_logits=dets.logits[i],
+            )
+            for i in range(len(dets.scores))
+        )
+        timings.update(
+            {
+                "encode": 0.0 if hit else encoded - start,
+                "total": time.perf_counter() - start,
+                "embedding_cached": float(hit),
+            }
+        )
+        return Prediction(
+            candidates=candidates,
+            kind=PredictionKind.INSTANCES,
+            image_key=key,
+            backend=self.name,
+            model=self.model_id,
+            image_size=(state.height, state.width),
+            timings=MappingProxyType(timings),
+            messages=dets.messages,
+        )
 
-    def _predict_geometry(self, image: np.ndarray, prompt: Prompt, *, key: str,
-                          cancel: CancelToken | None) -> Prediction:
+    def _predict_geometry(
+        self, image: np.ndarray, prompt: Prompt, *, key: str, cancel: CancelToken | None
+    ) -> Prediction:
         from inference.device import inference_context
 
         start = time.perf_counter()
@@ -365,23 +463,43 @@ class Sam3Backend(SegmentationBackend):
         if prompt.mask_input is not None:
             side = int(prompt.mask_input.shape[-1])
             mask_input = np.asarray(prompt.mask_input, dtype=np.float32).reshape(side, side)
+        runtime = self.runtime
+        assert runtime is not None  # embedding() loaded the model
         with inference_context(self.device, cuda_bf16=False):
-            out = self.runtime.track(state, points=coords, labels=labels, box=box, mask_input=mask_input,
-                                     multimask=prompt.multimask)
+            out = runtime.track(
+                state, points=coords, labels=labels, box=box, mask_input=mask_input, multimask=prompt.multimask
+            )
         low_res = out.pred_masks[0, 0].float().cpu().numpy()  # (K, h, w) logits
         scores = out.iou_scores[0, 0].float().cpu().numpy()
         decoded = time.perf_counter()
-        masks = self._full_masks(low_res, height=state.height, width=state.width, cancel=cancel, sigmoid=False,
-                                 threshold=0.0)
+        masks = self._full_masks(
+            low_res, height=state.height, width=state.width, cancel=cancel, sigmoid=False, threshold=0.0
+        )
         candidates = []
         for i in np.argsort(-scores, kind="stable"):
-            candidates.append(Candidate(mask=masks[i], score=float(scores[i]), box=_candidate_box(masks[i], prompt),
-                                        low_res_logits=low_res[i].astype(np.float32, copy=False)))
-        timings = {"encode": 0.0 if hit else encoded - start, "decode": decoded - encoded,
-                   "total": time.perf_counter() - start, "embedding_cached": float(hit)}
-        return Prediction(candidates=tuple(candidates), kind=PredictionKind.ALTERNATIVES, image_key=key,
-                          backend=self.name, model=self.model_id, image_size=(state.height, state.width),
-                          timings=MappingProxyType(timings))
+            candidates.append(
+                Candidate(
+                    mask=masks[i],
+                    score=float(scores[i]),
+                    box=_candidate_box(masks[i], prompt),
+                    low_res_logits=low_res[i].astype(np.float32, copy=False),
+                )
+            )
+        timings = {
+            "encode": 0.0 if hit else encoded - start,
+            "decode": decoded - encoded,
+            "total": time.perf_counter() - start,
+            "embedding_cached": float(hit),
+        }
+        return Prediction(
+            candidates=tuple(candidates),
+            kind=PredictionKind.ALTERNATIVES,
+            image_key=key,
+            backend=self.name,
+            model=self.model_id,
+            image_size=(state.height, state.width),
+            timings=MappingProxyType(timings),
+        )
 
 
 def _visual_phrase() -> str:

@@ -73,8 +73,16 @@ class AbortableHttp:
         for conn in idle:
             conn.close()
 
-    def request(self, method: str, path: str, *, body: bytes | None = None, headers: Mapping[str, str] | None = None,
-                cancel: CancelToken | None = None, timeout: float = 60.0) -> tuple[int, dict[str, str], bytes, int]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        cancel: CancelToken | None = None,
+        timeout: float = 60.0,
+    ) -> tuple[int, dict[str, str], bytes, int]:
         """``(status, headers (lower-case names), body, bytes sent)``. Raises ``Cancelled`` as
         soon as ``cancel`` is set, :class:`RemoteUnavailableError` when the server cannot be
         reached or does not answer within ``timeout`` seconds."""
@@ -87,12 +95,20 @@ class AbortableHttp:
                 if attempt == 0 and reused:
                     continue  # the server closed an idle keep-alive connection: open a new one
                 raise RemoteUnavailableError(
-                    f"the server at {self.url} closed the connection before answering") from None
+                    f"the server at {self.url} closed the connection before answering"
+                ) from None
         raise AssertionError("unreachable")
 
-    def _once(self, conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None,
-              headers: dict[str, str], cancel: CancelToken | None, timeout: float
-              ) -> tuple[int, dict[str, str], bytes, int]:
+    def _once(
+        self,
+        conn: http.client.HTTPConnection,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        cancel: CancelToken | None,
+        timeout: float,
+    ) -> tuple[int, dict[str, str], bytes, int]:
         box: dict[str, Any] = {}
         done = threading.Event()
         sent = len(body or b"") + _header_bytes(method, self._prefix + path, self._host, self._port, headers, body)
@@ -104,8 +120,12 @@ class AbortableHttp:
                     conn.sock.settimeout(timeout + 5.0)
                 response = conn.getresponse()
                 data = response.read()
-                box["answer"] = (response.status, {k.lower(): v for k, v in response.getheaders()}, data,
-                                 response.will_close)
+                box["answer"] = (
+                    response.status,
+                    {k.lower(): v for k, v in response.getheaders()},
+                    data,
+                    response.will_close,
+                )
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
                 box["error"] = exc
             finally:
@@ -121,12 +141,14 @@ class AbortableHttp:
                 _abort(conn)
                 raise RemoteUnavailableError(
                     f"the server at {self.url} did not answer within {timeout:g} s; it may be overloaded or "
-                    "stuck (choose a local backend in Inference → Backend to keep working)")
+                    "stuck (choose a local backend in Inference → Backend to keep working)"
+                )
         error = box.get("error")
         if error is not None:
             conn.close()
-            if isinstance(error, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)) and \
-                    not isinstance(error, ConnectionRefusedError):
+            if isinstance(
+                error, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+            ) and not isinstance(error, ConnectionRefusedError):
                 raise _StaleConnection()
             raise RemoteUnavailableError(_unreachable(self.url, error)) from None
         status, answer_headers, data, will_close = box["answer"]
@@ -151,8 +173,7 @@ def _abort(conn: http.client.HTTPConnection) -> None:
     conn.close()
 
 
-def _header_bytes(method: str, path: str, host: str, port: int, headers: Mapping[str, str],
-                  body: bytes | None) -> int:
+def _header_bytes(method: str, path: str, host: str, port: int, headers: Mapping[str, str], body: bytes | None) -> int:
     """The size of the request line and headers http.client sends (for the bytes-per-click figure)."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Accept-Encoding: identity"]
     if body is not None:
@@ -169,8 +190,10 @@ def _unreachable(url: str, error: BaseException) -> str:
         reason = "no answer in time"
     elif isinstance(error, socket.gaierror):
         reason = f"the host name cannot be resolved ({reason})"
-    return (f"the server at {url} cannot be reached ({reason}); choose a local backend in "
-            "Inference → Backend to keep working")
+    return (
+        f"the server at {url} cannot be reached ({reason}); choose a local backend in "
+        "Inference → Backend to keep working"
+    )
 
 
 @register_backend
@@ -184,7 +207,8 @@ class ServerBackend(RemoteBackend):
         super().__init__(**options)
         if not url:
             raise BackendUnavailableError(
-                "the 'server' backend needs the server's URL: set it in Settings → Remote (or --server URL)")
+                "the 'server' backend needs the server's URL: set it in Settings → Remote (or --server URL)"
+            )
         self.http = AbortableHttp(url, token=token or None)
         self.url = self.http.url
 
@@ -209,12 +233,18 @@ class ServerBackend(RemoteBackend):
             raise BackendUnavailableError(str(self.error_from_body(status, body)))
         return _json(body)
 
-    def _exchange(self, body: bytes, *, content_type: str, headers: Mapping[str, str],
-                  cancel: CancelToken | None, timeout: float) -> Exchange:
+    def _exchange(
+        self, body: bytes, *, content_type: str, headers: Mapping[str, str], cancel: CancelToken | None, timeout: float
+    ) -> Exchange:
         started = time.perf_counter()
         status, answer_headers, data, sent = self.http.request(
-            "POST", "/invocations", body=body, headers={"Content-Type": content_type, **headers},
-            cancel=cancel, timeout=timeout)
+            "POST",
+            "/invocations",
+            body=body,
+            headers={"Content-Type": content_type, **headers},
+            cancel=cancel,
+            timeout=timeout,
+        )
         if status >= 300:
             raise self.error_from_body(status, data)
         return Exchange(body=data, headers=answer_headers, bytes_sent=sent, seconds=time.perf_counter() - started)

@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import re
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -27,7 +28,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from inference.cancel import CancelReason, CancelToken
-
 from inference.protocol import (
     CUSTOM_ATTRIBUTES_HEADER,
     JSON_TYPE,
@@ -216,7 +216,8 @@ def create_app(*, config: ServerConfig, worker: InferenceWorker, manage_worker: 
             "supports_text": worker.info.supports_text if worker.info else None,
             "supports_points": worker.info.supports_points if worker.info else None,
             "supports_exemplars": worker.info.supports_exemplars if worker.info else None,  # SAM 3
-            "mask_input_size": runner.backend.mask_input_size() if worker.info else None,  # logits side taken back
+            # logits side taken back (the worker sets its runner before its info)
+            "mask_input_size": runner.backend.mask_input_size() if worker.info and runner is not None else None,
             "limits": {
                 "max_request_bytes": config.max_request_bytes,
                 "max_response_bytes": config.limits.max_response_bytes,
@@ -287,17 +288,24 @@ async def _read_body(request: Request, limit: int, timeout_s: float | None = Non
                 f"the request is {int(declared) / 2**20:.1f} MiB, over this server's "
                 f"{limit / 2**20:.1f} MiB limit; {advice}"
             )
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(timeout_s):  # a slowly dribbled body must not hold a connection forever
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLargeError(
-                        f"the request is over this server's {limit / 2**20:.1f} MiB limit; {advice}"
-                    )
-                chunks.append(chunk)
-    except TimeoutError:
+    chunks: list[bytes] = []
+    size = 0
+
+    async def read_chunks() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(f"the request is over this server's {limit / 2**20:.1f} MiB limit; {advice}")
+            chunks.append(chunk)
+
+    try:  # a slowly dribbled body must not hold a connection forever
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(timeout_s):
+                await read_chunks()
+        else:  # no asyncio.timeout before 3.11
+            await asyncio.wait_for(read_chunks(), timeout_s)
+    except (TimeoutError, asyncio.TimeoutError):  # the same class from 3.11 on
         raise ProtocolError(
             f"the request body did not arrive within {timeout_s:g} s ({size} bytes received); "
             "send it faster or smaller",
@@ -395,9 +403,7 @@ async def _invoke(
     return response
 
 
-async def _wait(
-    request: Request, config: ServerConfig, work: Any, cancel: CancelToken, deadline: float
-) -> Any:
+async def _wait(request: Request, config: ServerConfig, work: Any, cancel: CancelToken, deadline: float) -> Any:
     """The result of ``work`` (an awaitable), unless the client goes away (its work is cancelled:
     :class:`_ClientGone`) or the request's time runs out (cancelled too: 504)."""
     answer = asyncio.ensure_future(work)
@@ -424,7 +430,11 @@ async def _wait(
 
 
 async def _ask_assistant(
-    request: Request, config: ServerConfig, worker: InferenceWorker, decoded: Any, cancel: CancelToken,
+    request: Request,
+    config: ServerConfig,
+    worker: InferenceWorker,
+    decoded: Any,
+    cancel: CancelToken,
     deadline: float,
 ) -> Any:
     """``prompt.instruction`` -> ``prompt.text`` through the server's assistant, before queueing.
@@ -441,7 +451,11 @@ async def _ask_assistant(
         request,
         config,
         asyncio.to_thread(
-            resolve_instruction, decoded, settings=settings, cancel=cancel, supports_text=supports_text,
+            resolve_instruction,
+            decoded,
+            settings=settings,
+            cancel=cancel,
+            supports_text=supports_text,
             retry_after_default=config.retry_after_s,
         ),
         cancel,

@@ -35,8 +35,9 @@ API_KEY_ENV = "OPENAI_API_KEY"
 class AssistantFailed(ProtocolError):
     """An assistant failure as the protocol answers it; ``retry_after`` (seconds) for a 429."""
 
-    def __init__(self, message: str, *, status: int, code: str, field: str | None = FIELD,
-                 retry_after: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int, code: str, field: str | None = FIELD, retry_after: int | None = None
+    ) -> None:
         super().__init__(message, field=field, status=status, code=code)
         self.retry_after = retry_after
 
@@ -94,31 +95,39 @@ def resolve_instruction(
         retry = max(1, math.ceil(wait)) if wait is not None else retry_after_default
         raise AssistantFailed(
             f"the server's assistant is rate limited; retry in {retry} s, or send prompt.text",
-            status=429, code="AssistantRateLimited", retry_after=retry,
+            status=429,
+            code="AssistantRateLimited",
+            retry_after=retry,
         ) from None
     except a.AssistantTimeoutError:
         raise AssistantFailed(
             f"the server's assistant did not answer within {settings.timeout_s:g} s; retry, or send prompt.text",
-            status=504, code="AssistantTimeout",
+            status=504,
+            code="AssistantTimeout",
         ) from None
     except (a.AssistantRefusalError, a.AssistantNotJSONError, a.AssistantSchemaError) as exc:
         raise AssistantFailed(
             f"the server's assistant gave no usable phrases for this instruction ({exc}); rephrase it, or send "
             "prompt.text",
-            status=422, code="AssistantNoAnswer",
+            status=422,
+            code="AssistantNoAnswer",
         ) from None
     except a.AssistantError as exc:  # connection, server, auth, request, configuration: the server's problem
-        log.warning("assistant unavailable", extra={"event": "assistant_unavailable", "kind": type(exc).__name__,
-                                                    "reason": str(exc)[:300]})
+        log.warning(
+            "assistant unavailable",
+            extra={"event": "assistant_unavailable", "kind": type(exc).__name__, "reason": str(exc)[:300]},
+        )
         raise AssistantFailed(
             "the server's assistant is unavailable; send prompt.text, or try again later",
-            status=502, code="AssistantUnavailable",
+            status=502,
+            code="AssistantUnavailable",
         ) from None
     text = answer.prompt_text()
     if not text:
         raise AssistantFailed(
             "the server's assistant found nothing to look for in this instruction; rephrase it, or send prompt.text",
-            status=422, code="AssistantNoAnswer",
+            status=422,
+            code="AssistantNoAnswer",
         )
     prompt = dataclasses.replace(request.prompt, text=text)
     resolved = dataclasses.replace(request, prompt=prompt, instruction=None, labels=())

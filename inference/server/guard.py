@@ -116,7 +116,9 @@ class GuardedH11Protocol(H11Protocol):
         idle = [
             c
             for c in self.connections
-            if c is not self and isinstance(c, GuardedH11Protocol) and c.waiting_for_request
+            if c is not self
+            and isinstance(c, GuardedH11Protocol)
+            and c.waiting_for_request
             and not c.transport.is_closing()
         ]
         if not idle:
@@ -179,9 +181,7 @@ class GuardedH11Protocol(H11Protocol):
             and self.conn.their_state is h11.IDLE
             and self._header_bytes > self.max_header_bytes
             and not self.transport.is_closing()
-        ):
-            self._reject_headers()
-        elif (
+        ) or (
             self.cycle is not None
             and self._guard_cycle is self.cycle
             and sum(len(k) + len(v) + 4 for k, v in self.cycle.scope["headers"]) > self.max_header_bytes
@@ -229,7 +229,12 @@ class GuardedH11Protocol(H11Protocol):
             message=f"malformed HTTP request: {detail}",
             field="headers" if status == 431 else "http",
         )
-        reason = {400: "Bad Request", 413: "Content Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large"}
+        reason = {
+            400: "Bad Request",
+            413: "Content Too Large",
+            414: "URI Too Long",
+            431: "Request Header Fields Too Large",
+        }
         self.transport.write(_raw_json_response(status, reason[status], body))
         self.transport.close()
 

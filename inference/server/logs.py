@@ -7,6 +7,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 _STANDARD = set(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) | {
@@ -46,12 +47,12 @@ class RateLimitFilter(logging.Filter):
     A flood of the same error (1,000 idle sockets hitting the descriptor limit, a client sending
     garbage in a loop) becomes a few lines a minute instead of megabytes."""
 
-    def __init__(self, interval_s: float = 10.0, *, clock=time.monotonic) -> None:
+    def __init__(self, interval_s: float = 10.0, *, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.interval_s = interval_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._kinds: dict[tuple, tuple[float, int]] = {}  # kind -> (window start, suppressed)
+        self._kinds: dict[tuple[str, object, str], tuple[float, int]] = {}  # kind -> (window start, suppressed)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:

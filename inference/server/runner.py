@@ -451,9 +451,7 @@ class SegmentationRunner:
             self._remember_session(session, cached.source_id)
         return headers
 
-    def _kept_for(
-        self, request: SegmentRequest, scope: str
-    ) -> tuple[str, tuple[np.ndarray | None, ...]] | None:
+    def _kept_for(self, request: SegmentRequest, scope: str) -> tuple[str, tuple[np.ndarray | None, ...]] | None:
         """The kept answer ``prompt.mask_input_ref`` names, for this caller (scope + session): (its
         image's content id, its logits); 404 ``LogitsNotCached`` when gone (the client then sends
         the array)."""

@@ -131,9 +131,11 @@ SAM3_SPEC = ModelSpec(
     hub_repo="facebook/sam3",
     files=tuple(RemoteFile(name=name, required=required) for name, required in _SAM3_FILES),
     params="860 M",
-    description=("Segment Anything 3 (860 M parameters): every instance of a short phrase or of example "
-                 "boxes, and SAM-style clicks and boxes. Gated: accept the SAM License on the Hub and set "
-                 "HF_TOKEN. Slow on a CPU (tens of seconds per image)."),
+    description=(
+        "Segment Anything 3 (860 M parameters): every instance of a short phrase or of example "
+        "boxes, and SAM-style clicks and boxes. Gated: accept the SAM License on the Hub and set "
+        "HF_TOKEN. Slow on a CPU (tens of seconds per image)."
+    ),
 )
 
 MODELS: tuple[ModelSpec, ...] = (

@@ -12,9 +12,10 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Any, Literal
 
 from inference.errors import InferenceError, WeightsMissingError
 from inference.paths import models_dir as default_models_dir  # the one models-folder policy
@@ -58,7 +59,7 @@ def _write_json_atomic(path: Path, data: object) -> None:
         raise
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -73,8 +74,12 @@ def _human(nbytes: int) -> str:
 class WeightsStore:
     """The models folder plus overrides. ``overrides`` given here win over persisted ones."""
 
-    def __init__(self, *, cache_dir: str | os.PathLike | None = None,
-                 overrides: Mapping[str, str | os.PathLike] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        overrides: Mapping[str, str | os.PathLike[str]] | None = None,
+    ) -> None:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_models_dir()
         self._session_overrides = {k: Path(v).expanduser() for k, v in (overrides or {}).items()}
 
@@ -106,7 +111,7 @@ class WeightsStore:
         raw = self._persisted_overrides().get(model_id)
         return Path(raw) if raw else None
 
-    def set_override(self, model_id: str, path: str | os.PathLike) -> Path:
+    def set_override(self, model_id: str, path: str | os.PathLike[str]) -> Path:
         """Use ``path`` for ``model_id`` from now on (persisted). Checks it has the right shape."""
         spec = get_model(model_id)
         resolved = Path(path).expanduser().resolve()
@@ -149,14 +154,16 @@ class WeightsStore:
         problem = integrity.json_problem(path / "config.json", expect_model_type=expected)
         if problem:
             return f"{path}: {problem}"
-        if spec.kind == "sam3" and not ((path / "tokenizer.json").is_file()
-                                        or ((path / "vocab.json").is_file() and (path / "merges.txt").is_file())):
+        if spec.kind == "sam3" and not (
+            (path / "tokenizer.json").is_file() or ((path / "vocab.json").is_file() and (path / "merges.txt").is_file())
+        ):
             return f"{path} has no tokenizer (tokenizer.json, or vocab.json and merges.txt)"
         weights = [path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()]
         if not weights:
             return f"{path} has no model.safetensors"
-        check = (integrity.safetensors_problem if weights[0].suffix == ".safetensors"
-                 else integrity.torch_checkpoint_problem)
+        check = (
+            integrity.safetensors_problem if weights[0].suffix == ".safetensors" else integrity.torch_checkpoint_problem
+        )
         problem = check(weights[0])  # reads the header only
         return f"{path}: {problem}" if problem else None
 
@@ -168,8 +175,10 @@ class WeightsStore:
                 return "missing"
             size = target.stat().st_size
             if spec.size_exact and size != spec.size_bytes:
-                return (f"{target} is {size:,} bytes but {spec.id} is {spec.size_bytes:,} bytes "
-                        "(incomplete or a different file)")
+                return (
+                    f"{target} is {size:,} bytes but {spec.id} is {spec.size_bytes:,} bytes "
+                    "(incomplete or a different file)"
+                )
             return None
         if not target.is_dir():
             return "missing"
@@ -222,29 +231,35 @@ class WeightsStore:
             parts.append(f"The downloaded copy is unusable: {problem}.")
         if tried:
             parts.append("Tried: " + "; ".join(tried) + ".")
-        size = ("" if not spec.size_bytes else
-                f" ({'' if spec.size_exact else 'about '}{_human(spec.size_bytes)})")
-        parts.append(f"Download it{size} with `langsam-studio models download {spec.id}` "
-                     f"(source: {' or '.join(spec.sources)}).")
+        size = "" if not spec.size_bytes else f" ({'' if spec.size_exact else 'about '}{_human(spec.size_bytes)})"
+        parts.append(
+            f"Download it{size} with `langsam-studio models download {spec.id}` (source: {' or '.join(spec.sources)})."
+        )
         if spec.layout == "file":
             parts.append(f"Without internet, copy the file {spec.local_name} by hand to {target}")
         else:
             names = ", ".join(f.name for f in spec.files if f.required)
-            parts.append(f"Without internet, copy the files of {spec.sources[0]} ({names}, and "
-                         f"tokenizer.json or vocab.txt) by hand into the folder {target}")
-        parts[-1] += (f", or use a copy you already have with "
-                      f"`langsam-studio models path {spec.id} --set PATH`.")
+            parts.append(
+                f"Without internet, copy the files of {spec.sources[0]} ({names}, and "
+                f"tokenizer.json or vocab.txt) by hand into the folder {target}"
+            )
+        parts[-1] += f", or use a copy you already have with `langsam-studio models path {spec.id} --set PATH`."
         return " ".join(parts)
 
     # -- records and verification ------------------------------------------------------------
     def write_record(self, model_id: str, *, source: str, files: Mapping[str, tuple[int, str]]) -> None:
         """Remember what was downloaded (size and sha256 per file) so :meth:`verify` can re-check."""
-        _write_json_atomic(self.record_path(model_id), {
-            "model": model_id, "source": source, "downloaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "files": {name: {"size": size, "sha256": sha} for name, (size, sha) in files.items()},
-        })
+        _write_json_atomic(
+            self.record_path(model_id),
+            {
+                "model": model_id,
+                "source": source,
+                "downloaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "files": {name: {"size": size, "sha256": sha} for name, (size, sha) in files.items()},
+            },
+        )
 
-    def read_record(self, model_id: str) -> dict:
+    def read_record(self, model_id: str) -> dict[str, Any]:
         return _read_json(self.record_path(model_id))
 
     def verify(self, model_id: str, *, hash_files: bool = True) -> VerifyResult:
@@ -254,17 +269,16 @@ class WeightsStore:
         path = self.local_path(model_id)
         if path is None:
             problem = self._cache_problem(spec)
-            problems = (self.missing_message(model_id),) if problem == "missing" else (problem or "",)
-            return VerifyResult(model_id=model_id, ok=False, state=state, path=None, checks=(),
-                                problems=problems)
+            found = (self.missing_message(model_id),) if problem == "missing" else (problem or "",)
+            return VerifyResult(model_id=model_id, ok=False, state=state, path=None, checks=(), problems=found)
         checks: list[str] = []
         problems: list[str] = []
-        recorded = self.read_record(model_id).get("files", {}) if state == "installed" else {}
+        recorded: Any = self.read_record(model_id).get("files", {}) if state == "installed" else {}
         members = [spec.files[0]] if spec.layout == "file" else [f for f in spec.files if (path / f.name).is_file()]
         for member in members:
             file_path = path if spec.layout == "file" else path / member.name
             size = file_path.stat().st_size
-            rec = recorded.get(member.name) if isinstance(recorded.get(member.name), dict) else {}
+            rec: dict[str, Any] = recorded.get(member.name) if isinstance(recorded.get(member.name), dict) else {}
             expected_size = member.size_bytes if state == "installed" else None
             expected_size = rec.get("size", expected_size)
             if expected_size is not None:
@@ -288,7 +302,8 @@ class WeightsStore:
                 label = "checkpoint archive"
             elif member.name.endswith(".json"):
                 problem = integrity.json_problem(
-                    file_path, expect_model_type="grounding-dino" if member.name == "config.json" else None)
+                    file_path, expect_model_type="grounding-dino" if member.name == "config.json" else None
+                )
                 label = "JSON"
             else:
                 continue
@@ -298,12 +313,14 @@ class WeightsStore:
                 checks.append(f"{member.name} {label} ok")
         if state == "override" and not checks and not problems:
             checks.append("local file present")
-        return VerifyResult(model_id=model_id, ok=not problems, state=state, path=path,
-                            checks=tuple(checks), problems=tuple(problems))
+        return VerifyResult(
+            model_id=model_id, ok=not problems, state=state, path=path, checks=tuple(checks), problems=tuple(problems)
+        )
 
 
-def resolve_weights(model_id: str, explicit: str | os.PathLike | None = None, *,
-                    store: WeightsStore | None = None) -> Path:
+def resolve_weights(
+    model_id: str, explicit: str | os.PathLike[str] | None = None, *, store: WeightsStore | None = None
+) -> Path:
     """The weights a backend loads: an explicit path (checked to exist, file or folder as the
     model's layout says), else the store's local copy of ``model_id``.
 
@@ -317,6 +334,6 @@ def resolve_weights(model_id: str, explicit: str | os.PathLike | None = None, *,
         what = "folder" if folder else "file"
         raise WeightsMissingError(
             f"the {what} '{path}' given for {model_id} does not exist; check the path, or leave it empty "
-            f"to use the downloaded {model_id} weights (`langsam-studio models download {model_id}`)")
+            f"to use the downloaded {model_id} weights (`langsam-studio models download {model_id}`)"
+        )
     return path
-

@@ -56,8 +56,9 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
         tmp_name = None
         _fsync_dir(target.parent)
     except OSError as exc:
-        raise SaveError(exc.errno, f"could not save '{target}': {_reason(exc)}; "
-                                   f"the previous version of the file is unchanged") from exc
+        raise SaveError(
+            exc.errno, f"could not save '{target}': {_reason(exc)}; the previous version of the file is unchanged"
+        ) from exc
     finally:
         if tmp_name is not None:
             try:
@@ -115,8 +116,9 @@ _TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
 STALE_TEMP_AGE = 15 * 60.0  # seconds; a writer in progress touches its file far more often
 
 
-def clean_stale_temp_files(folder: str | os.PathLike[str], *, older_than: float = STALE_TEMP_AGE,
-                           target_suffix: str = "") -> list[Path]:
+def clean_stale_temp_files(
+    folder: str | os.PathLike[str], *, older_than: float = STALE_TEMP_AGE, target_suffix: str = ""
+) -> list[Path]:
     """Remove temp files :func:`write_atomic` left in ``folder`` (not sub-folders) when a process
     was killed mid-write. Conservative: only names of our own pattern whose target name ends with
     ``target_suffix``, only regular files (not links), only when not modified for

@@ -118,5 +118,5 @@ class ImageDocument:
     def _check_size(self, obj: AnnotationObject) -> None:
         if obj.mask.shape != (self.height, self.width):
             raise ValueError(
-                f"object mask is {obj.mask.shape[1]}x{obj.mask.shape[0]} but the image is "
-                f"{self.width}x{self.height}")
+                f"object mask is {obj.mask.shape[1]}x{obj.mask.shape[0]} but the image is {self.width}x{self.height}"
+            )

@@ -140,8 +140,11 @@ class LabelSet:
 
     # -- storage ---------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        return {"format": PROJECT_FORMAT, "version": PROJECT_VERSION,
-                "labels": [{"name": label.name, "color": label.color} for label in self._labels]}
+        return {
+            "format": PROJECT_FORMAT,
+            "version": PROJECT_VERSION,
+            "labels": [{"name": label.name, "color": label.color} for label in self._labels],
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any], *, source: str = "the project file") -> LabelSet:
@@ -153,7 +156,8 @@ class LabelSet:
         if version > PROJECT_VERSION:
             raise ProjectFileError(
                 f"{source} was written by a newer LangSAM Studio (project format version {version}); "
-                f"this version reads up to version {PROJECT_VERSION}. Update LangSAM Studio to open it.")
+                f"this version reads up to version {PROJECT_VERSION}. Update LangSAM Studio to open it."
+            )
         labels = data.get("labels", [])
         if not isinstance(labels, list):
             raise ProjectFileError(f"{source}: 'labels' must be a list")

@@ -72,6 +72,7 @@ class OpenedDocument:
     backup: Path | None = None
     problem: str | None = None
 
+
 _EXTENSIONS: frozenset[str] | None = None
 
 
@@ -140,8 +141,7 @@ class ProjectFolder:
         self._disk: dict[str, _DiskState] = {}
         self.last_backups: dict[str, Path] = {}  # image name -> file save() last moved aside
         # temp files of writes killed mid-way (kill -9, power loss); only old ones of our pattern
-        self.removed_temp_files: list[Path] = clean_stale_temp_files(self.meta_dir,
-                                                                     target_suffix=".json")
+        self.removed_temp_files: list[Path] = clean_stale_temp_files(self.meta_dir, target_suffix=".json")
 
     @property
     def meta_dir(self) -> Path:
@@ -183,16 +183,14 @@ class ProjectFolder:
         except FileNotFoundError:
             self._remember(image_name, _DiskState(stamp=None))
             width, height = size if size is not None else image_size(self.image_path(image_name))
-            return ImageDocument(image_name=image_name, width=width, height=height,
-                                 status=ImageStatus.NEW)
+            return ImageDocument(image_name=image_name, width=width, height=height, status=ImageStatus.NEW)
         except DamagedDocumentError:  # too large to read
             self._remember(image_name, _DiskState(stamp=_stamp(path), kind=_DAMAGED))
             raise
         state = _DiskState(stamp=_stamp_of(st), sha256=hashlib.sha256(raw).hexdigest())
         expected = size if size is not None else self._image_size_or_none(image_name)
         try:
-            doc = document_from_bytes(raw, source=f"'{path}'", image_name=image_name,
-                                      expected_size=expected)
+            doc = document_from_bytes(raw, source=f"'{path}'", image_name=image_name, expected_size=expected)
         except FutureVersionError:
             self._remember(image_name, replace(state, kind=_NEWER))
             raise
@@ -225,8 +223,7 @@ class ProjectFolder:
                         continue
                     backup = self._move_aside_locked(image_name, reason)
                 width, height = size if size is not None else image_size(self.image_path(image_name))
-                doc = ImageDocument(image_name=image_name, width=width, height=height,
-                                    status=ImageStatus.NEW)
+                doc = ImageDocument(image_name=image_name, width=width, height=height, status=ImageStatus.NEW)
                 return OpenedDocument(document=doc, backup=backup, problem=str(exc))
         return OpenedDocument(document=self.load(image_name, size=size))
 
@@ -263,8 +260,7 @@ class ProjectFolder:
                 try:
                     path.unlink(missing_ok=True)
                 except OSError as exc:
-                    raise SaveError(exc.errno, f"could not remove '{path}': {exc.strerror or exc}"
-                                    ) from exc
+                    raise SaveError(exc.errno, f"could not remove '{path}': {exc.strerror or exc}") from exc
                 self._disk[name] = _DiskState(stamp=None)
                 return path
             data = document_to_bytes(doc)
@@ -283,8 +279,7 @@ class ProjectFolder:
         except Exception:  # missing, unreadable or a decompression bomb: nothing to compare with
             return None
 
-    def _protect(self, doc: ImageDocument, path: Path, current: tuple[int, int, int, int], *,
-                 force: bool) -> None:
+    def _protect(self, doc: ImageDocument, path: Path, current: tuple[int, int, int, int], *, force: bool) -> None:
         """Called with the lock held and a file at ``path``: make sure it may be replaced."""
         name = doc.image_name
         state = self._disk.get(name)
@@ -296,7 +291,10 @@ class ProjectFolder:
                     f"the annotations of '{name}' were changed on disk by another program or "
                     f"window after they were loaded ('{path}'); they were not overwritten. "
                     f"Reload the image to see those changes, or save again to replace them (the "
-                    f"other version is then kept as a backup)", path=path, image_name=name)
+                    f"other version is then kept as a backup)",
+                    path=path,
+                    image_name=name,
+                )
             self._last_backup(name, self._move_aside_locked(name, "replaced"))
             return
         if state.kind == _DAMAGED:
@@ -305,7 +303,8 @@ class ProjectFolder:
             if not force:
                 raise FutureVersionError(
                     f"'{path}' was saved by a newer LangSAM Studio; it was not overwritten. "
-                    f"Update LangSAM Studio to edit these annotations")
+                    f"Update LangSAM Studio to edit these annotations"
+                )
             self._last_backup(name, self._move_aside_locked(name, "newer-version"))
         elif state.kind == _UNREADABLE and not force:
             raise DocumentFileError(f"cannot read '{path}', so it was not overwritten")
@@ -355,9 +354,12 @@ class ProjectFolder:
                 backup, n = folder / f"{base}-{n}", n + 1
             os.replace(path, backup)
         except OSError as exc:
-            raise SaveError(exc.errno, f"could not move '{path}' aside into '{folder}': "
-                                       f"{exc.strerror or exc}; it was left as it is and nothing "
-                                       f"was saved over it") from exc
+            raise SaveError(
+                exc.errno,
+                f"could not move '{path}' aside into '{folder}': "
+                f"{exc.strerror or exc}; it was left as it is and nothing "
+                f"was saved over it",
+            ) from exc
         fsync_dir(folder)
         fsync_dir(self.meta_dir)
         self._disk[image_name] = _DiskState(stamp=None)

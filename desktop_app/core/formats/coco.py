@@ -141,9 +141,7 @@ def export_coco(
             "licenses": [],
             "images": images[part],
             "annotations": annotations[part],
-            "categories": [
-                {"id": i + 1, "name": label.name, "supercategory": ""} for i, label in enumerate(label_set)
-            ],
+            "categories": [{"id": i + 1, "name": label.name, "supercategory": ""} for i, label in enumerate(label_set)],
         }
         target = out / (f"{name.stem}_{part}{name.suffix}" if part else file_name)
         written.append(write_text_atomic(target, json.dumps(data, ensure_ascii=False)))

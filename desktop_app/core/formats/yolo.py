@@ -258,8 +258,9 @@ def import_yolo(
         except (StudioError, OSError, UnicodeDecodeError) as exc:
             warnings.append(f"skipped '{label_file}': {exc}")
             continue
-        doc = ImageDocument(image_name=path.name if images_dir is None else name, width=width, height=height,
-                            status=status)
+        doc = ImageDocument(
+            image_name=path.name if images_dir is None else name, width=width, height=height, status=status
+        )
         for n, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
