@@ -205,6 +205,21 @@ def main(argv: list[str] | None = None) -> int:
     window.show_models()
     shot(window._dialogs["models"], "06-models-dialog")
     window._dialogs["models"].close()
+    window.show_import()
+    shot(window._dialogs["import"], "16-import-dialog")
+    window._dialogs["import"].close()
+    window.show_batch()
+    batch = window._dialogs.get("batch")
+    if batch is not None:
+        shot(batch, "17-batch-dialog")
+        batch.close()
+    window.status_panel.show_error(
+        "Saving img.json failed: the disk is full.",
+        hint="Free some space; the annotations stay in memory and are saved again automatically.",
+    )
+    history = window.status_panel.bell.show_history()
+    shot(history, "18-messages")
+    history.close()
     window.show_shortcuts()
     shot(window._dialogs["shortcuts"], "07-keyboard-shortcuts")
     window._dialogs["shortcuts"].close()
