@@ -13,7 +13,6 @@ random weights on CPU (same compute as real weights), plus the weight-free class
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import tempfile
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.bench_server import _jpeg, _sam2_setup, _scene, _Server
+from bench.bench_server import _jpeg, _scene, _Server, add_sam2_bench, finish_run, load_average_change
 from inference.images import ImageSource, load_image
 from inference.prompts import Point, Prompt
 
@@ -132,14 +131,12 @@ def run(*, out_json: str | os.PathLike[str] | None = None) -> dict[str, Any]:
 
     results: dict[str, Any] = {"load_average_at_start": list(os.getloadavg()), "cpus": os.cpu_count(), "backends": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        setup, skipped = _sam2_setup(Path(tmp))
-        if setup is None:
-            results["sam2_skipped"] = skipped
-        else:
-            args, make = setup
-            results["backends"]["sam2 (random hiera-tiny, cpu)"] = _bench(
-                "sam2", args, make, Path(tmp), clicks=15, images=3
-            )
+        add_sam2_bench(
+            results,
+            Path(tmp),
+            "sam2 (random hiera-tiny, cpu)",
+            lambda args, make: _bench("sam2", args, make, Path(tmp), clicks=15, images=3),
+        )
         results["backends"]["classic"] = _bench(
             "classic",
             ["--backend", "classic"],
@@ -148,17 +145,13 @@ def run(*, out_json: str | os.PathLike[str] | None = None) -> dict[str, Any]:
             clicks=10,
             images=2,
         )
-    results["load_average_at_end"] = list(os.getloadavg())
-    _print_table(results)
-    if out_json is not None:
-        Path(out_json).write_text(json.dumps(results, indent=2))
-    return results
+    return finish_run(results, out_json, _print_table)
 
 
 def _print_table(results: dict[str, Any]) -> None:
     print(
         f"remote benchmark (server backend over loopback), {results['cpus']} CPUs, load average "
-        f"{results['load_average_at_start'][0]:.1f} -> {results['load_average_at_end'][0]:.1f}"
+        f"{load_average_change(results)}"
     )
     for name, r in results["backends"].items():
         print(f"\n[{name}] {r['image']}, encoder {r['encoder_ms']} ms")

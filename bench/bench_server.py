@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -291,26 +292,49 @@ def run(*, out_json: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         seconds=3.0,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        setup, skipped = _sam2_setup(Path(tmp))
-        if setup is None:
-            results["sam2_skipped"] = skipped
-        else:
-            args, make = setup
-            results["backends"]["sam2 (random hiera-tiny)"] = _bench_backend(
-                "sam2", args, make, clicks=15, naive_clicks=2, seconds=4.0
-            )
+        add_sam2_bench(
+            results,
+            Path(tmp),
+            "sam2 (random hiera-tiny)",
+            lambda args, make: _bench_backend("sam2", args, make, clicks=15, naive_clicks=2, seconds=4.0),
+        )
+    return finish_run(results, out_json, _print_table)
+
+
+def add_sam2_bench(
+    results: dict[str, Any],
+    tmp: Path,
+    name: str,
+    bench: Callable[[list[str], Callable[[], Any]], dict[str, Any]],
+) -> None:
+    """``results["backends"][name]`` from ``bench(server args, backend factory)`` on a random SAM 2
+    (written into ``tmp``), or ``results["sam2_skipped"]`` saying why there is none."""
+    setup, skipped = _sam2_setup(tmp)
+    if setup is None:
+        results["sam2_skipped"] = skipped
+    else:
+        args, make = setup
+        results["backends"][name] = bench(args, make)
+
+
+def finish_run(
+    results: dict[str, Any], out_json: str | os.PathLike[str] | None, print_table: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Note the load average at the end, print the table, write ``out_json`` if given; the results."""
     results["load_average_at_end"] = list(os.getloadavg())
-    _print_table(results)
+    print_table(results)
     if out_json is not None:
         Path(out_json).write_text(json.dumps(results, indent=2))
     return results
 
 
+def load_average_change(results: dict[str, Any]) -> str:
+    """The 1-minute load average when the run started and when it ended, as "1.2 -> 3.4"."""
+    return f"{results['load_average_at_start'][0]:.1f} -> {results['load_average_at_end'][0]:.1f}"
+
+
 def _print_table(results: dict[str, Any]) -> None:
-    print(
-        f"server benchmark, {results['image']}, {results['cpus']} CPUs, load average "
-        f"{results['load_average_at_start'][0]:.1f} -> {results['load_average_at_end'][0]:.1f}"
-    )
+    print(f"server benchmark, {results['image']}, {results['cpus']} CPUs, load average {load_average_change(results)}")
     for name, r in results["backends"].items():
         print(f"\n[{name}]")
         rows = [

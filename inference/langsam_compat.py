@@ -33,7 +33,7 @@ def _to_rgb_array(image: Any) -> np.ndarray:
         if image.mode != "RGB":
             image = image.convert("RGB")
         return np.array(image, dtype=np.uint8)  # writable: torch.from_numpy warns on read-only arrays
-    from inference.backends.sam2_backend import as_rgb_image
+    from inference.backends.common import as_rgb_image
 
     return as_rgb_image(np.asarray(image))
 

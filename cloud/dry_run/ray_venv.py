@@ -29,8 +29,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from cloud.dry_run.errors import LocalDlcError
+from cloud.dry_run.venv import BaseVenv, mark_ready, prepare_venv_root, run_step
 from cloud.packaging.wheels import user_cache_dir
 
 RAY_VERSION = "2.57.1"  # the newest Ray in the images' 2.55-2.57 range
@@ -57,19 +59,8 @@ class RayEnvUnavailable(LocalDlcError):
 
 
 @dataclass(frozen=True)
-class RayVenv:
-    root: Path
-
-    @property
-    def python(self) -> Path:
-        return self.root / "bin" / "python"
-
-    @property
-    def bin_dir(self) -> Path:
-        return self.root / "bin"
-
-    def info(self) -> dict:
-        return json.loads((self.root / READY_MARKER).read_text(encoding="utf-8"))
+class RayVenv(BaseVenv):
+    ready_marker: ClassVar[str] = READY_MARKER
 
 
 def find_python313() -> Path:
@@ -110,12 +101,8 @@ def ensure_ray_venv(
     packages = (*IMAGE_PACKAGES, *extra_packages)
     root = Path(parent or default_venv_parent()) / f"py313-ray{RAY_VERSION}-{venv_key(py, packages)}"
     venv = RayVenv(root=root)
-    if (root / READY_MARKER).is_file() and venv.python.exists():
+    if prepare_venv_root(venv, what="Ray", log=log):
         return venv
-    if root.exists():
-        log(f"removing an unfinished Ray environment at {root}")
-        shutil.rmtree(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     log(f"creating the Ray Serve image environment at {root} (Python 3.13, ray[serve]=={RAY_VERSION}; once) ...")
     _run([str(py), "-m", "venv", str(root)], what="creating the Python 3.13 virtual environment")
@@ -132,29 +119,12 @@ def ensure_ray_venv(
     versions = json.loads(out.stdout)
     seconds = round(time.monotonic() - started, 1)
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
-    (root / READY_MARKER).write_text(
-        json.dumps(
-            {"python": str(py), "packages": list(packages), "versions": versions, "seconds": seconds, "bytes": size},
-            indent=1,
-        ),
-        encoding="utf-8",
+    mark_ready(
+        venv, {"python": str(py), "packages": list(packages), "versions": versions, "seconds": seconds, "bytes": size}
     )
     log(f"Ray environment ready in {seconds:.0f} s ({size / 2**20:.0f} MiB)")
     return venv
 
 
 def _run(cmd: Sequence[str], *, what: str) -> None:
-    proc = subprocess.run(list(cmd), capture_output=True, text=True)
-    if proc.returncode != 0:
-        output = (proc.stdout + proc.stderr).strip().splitlines()
-        offline = any(
-            m in line
-            for line in output
-            for m in (
-                "Failed to establish a new connection",
-                "Temporary failure in name resolution",
-                "Could not fetch URL",
-            )
-        )
-        hint = " (the package index cannot be reached)" if offline else ""
-        raise RayEnvUnavailable(f"{what} failed{hint}:\n" + "\n".join(output[-12:]))
+    run_step(cmd, what=what, error=RayEnvUnavailable)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar
 
 from cloud.dry_run.errors import LocalDlcError
 from cloud.packaging.wheels import user_cache_dir
@@ -36,8 +36,12 @@ Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class DlcVenv:
+class BaseVenv:
+    """A virtual environment at ``root``; :meth:`info` reads what was written to its ready marker
+    when it was finished (:func:`prepare_venv_root`, :func:`mark_ready`)."""
+
     root: Path
+    ready_marker: ClassVar[str]
 
     @property
     def python(self) -> Path:
@@ -47,8 +51,35 @@ class DlcVenv:
     def bin_dir(self) -> Path:
         return self.root / "bin"
 
+    @property
+    def ready(self) -> bool:
+        """Finished earlier (the marker is written last) and still has its interpreter."""
+        return (self.root / self.ready_marker).is_file() and self.python.exists()
+
     def info(self) -> dict:
-        return json.loads((self.root / READY_MARKER).read_text(encoding="utf-8"))
+        return json.loads((self.root / self.ready_marker).read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class DlcVenv(BaseVenv):
+    ready_marker: ClassVar[str] = READY_MARKER
+
+
+def prepare_venv_root(venv: BaseVenv, *, what: str, log: Log) -> bool:
+    """True when ``venv`` is ready to use; else clear what an unfinished creation left at its
+    root (saying so) and make its parent, so it can be created there."""
+    if venv.ready:
+        return True
+    if venv.root.exists():
+        log(f"removing an unfinished {what} environment at {venv.root}")
+        shutil.rmtree(venv.root)
+    venv.root.parent.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+def mark_ready(venv: BaseVenv, info: dict) -> None:
+    """Write the ready marker (last, so an interrupted creation is never taken as finished)."""
+    (venv.root / venv.ready_marker).write_text(json.dumps(info, indent=1), encoding="utf-8")
 
 
 def default_torch_requirements() -> tuple[str, ...]:
@@ -94,12 +125,8 @@ def ensure_dlc_venv(
         / f"py{sys.version_info.major}{sys.version_info.minor}-{venv_key(torch_reqs)}"
     )
     venv = DlcVenv(root=root)
-    if (root / READY_MARKER).is_file() and venv.python.exists():
+    if prepare_venv_root(venv, what="DLC", log=log):
         return venv
-    if root.exists():
-        log(f"removing an unfinished DLC environment at {root}")
-        shutil.rmtree(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     log(f"creating the DLC serving environment at {root} (once; this takes a while) ...")
     _run([sys.executable, "-m", "venv", str(root)], what="creating the virtual environment")
@@ -115,30 +142,17 @@ def ensure_dlc_venv(
             text=True,
         )
         versions[dist] = out.stdout.strip()
-    (root / READY_MARKER).write_text(
-        json.dumps(
-            {
-                "python": sys.version.split()[0],
-                "torch_requirements": list(torch_reqs),
-                "versions": versions,
-                "seconds": round(time.monotonic() - started, 1),
-            },
-            indent=1,
-        ),
-        encoding="utf-8",
+    mark_ready(
+        venv,
+        {
+            "python": sys.version.split()[0],
+            "torch_requirements": list(torch_reqs),
+            "versions": versions,
+            "seconds": round(time.monotonic() - started, 1),
+        },
     )
     log(f"DLC environment ready in {time.monotonic() - started:.0f} s")
     return venv
-
-
-class BaseVenv(Protocol):
-    """What :func:`layer_venv` needs of the environment it layers on: a DlcVenv or a RayVenv."""
-
-    @property
-    def python(self) -> Path: ...
-
-    @property
-    def bin_dir(self) -> Path: ...
 
 
 def layer_venv(base: BaseVenv, dest: Path) -> DlcVenv:
@@ -176,18 +190,23 @@ def _site_packages(python: Path) -> str:
 
 
 def _run(cmd: Sequence[str], *, what: str) -> None:
+    run_step(cmd, what=what, error=LocalDlcError)
+
+
+OFFLINE_MARKERS = (
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+    "Network is unreachable",
+    "Could not fetch URL",
+)
+
+
+def run_step(cmd: Sequence[str], *, what: str, error: type[LocalDlcError]) -> None:
+    """Run one step of creating an environment; on failure raise ``error`` with its last output
+    lines, saying when the package index could not be reached."""
     proc = subprocess.run(list(cmd), capture_output=True, text=True)
     if proc.returncode != 0:
         output = (proc.stdout + proc.stderr).strip().splitlines()
-        offline = any(
-            m in line
-            for line in output
-            for m in (
-                "Failed to establish a new connection",
-                "Temporary failure in name resolution",
-                "Network is unreachable",
-                "Could not fetch URL",
-            )
-        )
+        offline = any(m in line for line in output for m in OFFLINE_MARKERS)
         hint = " (the package index cannot be reached)" if offline else ""
-        raise LocalDlcError(f"{what} failed{hint}:\n" + "\n".join(output[-12:]))
+        raise error(f"{what} failed{hint}:\n" + "\n".join(output[-12:]))

@@ -24,10 +24,12 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cloud.packaging.errors import PackagingError
 from cloud.packaging.shim import ENTRY_POINT, requirements_text
@@ -43,6 +45,9 @@ from cloud.packaging.wheels import (
     user_cache_dir,
     wheel_requires,
 )
+
+if TYPE_CHECKING:
+    from cloud.deploy.sizing import Sizing
 
 BACKENDS = ("classic", "sam2", "langsam", "sam3")
 # What the handler imports (inference.masks needs cv2, inference.images PIL, inference.protocol numpy).
@@ -193,26 +198,42 @@ def collect_wheels(
     local: list[Path] = []
     download_reqs = [r for r in serving if not normalize_name(r).startswith("sam2")]
     if backend in ("sam2", "langsam"):
-        sam2 = build_pure_wheel(
-            f"sam2=={_installed_version('sam2')}",
-            dest=built,
-            env_extra={"SAM2_BUILD_CUDA": "0"},
-            no_build_isolation=True,
-            log=log,
-        )
+        sam2 = build_sam2_wheel(built, log=log)
         local.append(sam2)
         download_reqs += [r for r in wheel_requires(sam2) if not is_dlc_provided(_req_name(r))]
     downloaded = download_wheels(
         download_reqs, target=target, dest=dest, cache=cache_dir / "wheels" / target.key, local_wheels=built, log=log
     )
+    project, wheels = add_local_wheels(downloaded, local, dest=dest, source_root=source_root, requires=serving)
+    return (project, *serving), wheels
+
+
+def build_sam2_wheel(built: Path, *, log: Log) -> Path:
+    """The installed sam2, built as a pure-Python wheel (no CUDA extension) into ``built``."""
+    return build_pure_wheel(
+        f"sam2=={_installed_version('sam2')}",
+        dest=built,
+        env_extra={"SAM2_BUILD_CUDA": "0"},
+        no_build_isolation=True,
+        log=log,
+    )
+
+
+def add_local_wheels(
+    downloaded: Sequence[Path], local: Sequence[Path], *, dest: Path, source_root: Path, requires: Sequence[str]
+) -> tuple[str, list[Path]]:
+    """Copy the locally built wheels and this project's wheel (requiring ``requires``) into ``dest``.
+
+    Returns (the project's pinned requirement, every wheel of the package, sorted)."""
+    copied = []
     for wheel in local:
         shutil.copy2(wheel, dest / wheel.name)
+        copied.append(dest / wheel.name)
     version = _installed_version("langsam-studio")
     with tempfile.TemporaryDirectory(prefix="langsam-proj-") as tmp:
-        project = build_project_wheel(source_root=source_root, dest=Path(tmp), requires=serving)
-        local.append(Path(shutil.copy2(project, dest / project.name)))
-    wheels = sorted(set(downloaded) | {dest / w.name for w in local})
-    return (f"langsam-studio=={version}", *serving), wheels
+        project = build_project_wheel(source_root=source_root, dest=Path(tmp), requires=requires)
+        copied.append(Path(shutil.copy2(project, dest / project.name)))
+    return f"langsam-studio=={version}", sorted(set(downloaded) | set(copied))
 
 
 def _req_name(requirement: str) -> str:
@@ -241,9 +262,87 @@ def build_package(
     log: Log = print,
 ) -> PackageResult:
     """Write and verify a model package at ``output`` (``*.tar.gz`` or a directory)."""
-    from inference.sagemaker_handler import write_model_dir_config
-
     started = time.monotonic()
+    plan = plan_package(
+        output=output,
+        backend=backend,
+        overwrite=overwrite,
+        sam2_model=sam2_model,
+        sam2_checkpoint=sam2_checkpoint,
+        gdino_model=gdino_model,
+        gdino_dir=gdino_dir,
+        sam3_dir=sam3_dir,
+        cache_dir=cache_dir,
+        log=log,
+    )
+    out, archive = plan.out, plan.archive
+    with staging_dir(out) as staging:
+        code = staging / "code"
+        code.mkdir()
+        requirements, wheels = collect_wheels(
+            backend=backend,
+            target=target,
+            dest=code / "wheels",
+            cache_dir=plan.cache,
+            source_root=Path(source_root) if source_root else project_root(),
+            extra_requirements=extra_requirements,
+            log=log,
+        )
+        (code / "inference.py").write_text(ENTRY_POINT, encoding="utf-8")
+        (code / "requirements.txt").write_text(
+            requirements_text(requirements, target_label=target.label), encoding="utf-8"
+        )
+        stage_weights(staging, plan.weights, backend=backend, device=device, log=log)
+        write_manifest(
+            staging,
+            {
+                "backend": backend,
+                "target": target.label,
+                "python": target.python_version,
+                "requirements": list(requirements),
+                "sizing": plan.sizing.as_dict(),
+                "created_by": "langsam-studio deploy package",
+            },
+        )
+        publish(staging, out, archive=archive, compress_level=compress_level, log=log)
+    report = (
+        verify_package(out, import_check=verify)
+        if verify
+        else VerifyReport(ok=True, problems=(), files=0, total_bytes=0, weights_bytes=0, handler_origin=None)
+    )
+    log(report.summary())
+    if not report.ok:
+        raise PackagingError(report.summary())
+    return package_result(
+        plan, backend=backend, target=target, requirements=requirements, wheels=wheels, report=report, started=started
+    )
+
+
+@dataclass(frozen=True)
+class PackagePlan:
+    """What both package targets settle before writing: where, in which form, which weights, how sized."""
+
+    out: Path
+    archive: bool  # ``*.tar.gz``/``*.tgz``; else a directory
+    weights: _Weights
+    sizing: Sizing
+    cache: Path
+
+
+def plan_package(
+    *,
+    output: str | os.PathLike,
+    backend: str,
+    overwrite: bool,
+    sam2_model: str | None,
+    sam2_checkpoint: str | os.PathLike | None,
+    gdino_model: str | None,
+    gdino_dir: str | os.PathLike | None,
+    sam3_dir: str | os.PathLike | None,
+    cache_dir: str | os.PathLike | None,
+    log: Log,
+) -> PackagePlan:
+    """Check the backend and the output, resolve the weights and size the package (logged)."""
     if backend not in BACKENDS:
         raise PackagingError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     out = Path(output)
@@ -263,67 +362,68 @@ def build_package(
     sizing = package_sizing(backend, weights_bytes=weights_bytes(weights))
     log(f"sizing: {sizing.summary()}")
     cache = Path(cache_dir) if cache_dir else user_cache_dir() / "package"
+    return PackagePlan(out=out, archive=archive, weights=weights, sizing=sizing, cache=cache)
+
+
+@contextmanager
+def staging_dir(out: Path) -> Iterator[Path]:
+    """A fresh directory beside ``out`` to write the package in; removed afterwards (if still there)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        code = staging / "code"
-        code.mkdir()
-        requirements, wheels = collect_wheels(
-            backend=backend,
-            target=target,
-            dest=code / "wheels",
-            cache_dir=cache,
-            source_root=Path(source_root) if source_root else project_root(),
-            extra_requirements=extra_requirements,
-            log=log,
-        )
-        (code / "inference.py").write_text(ENTRY_POINT, encoding="utf-8")
-        (code / "requirements.txt").write_text(
-            requirements_text(requirements, target_label=target.label), encoding="utf-8"
-        )
-        for source, name in weights.copies:
-            log(f"copying {source} -> {name}")
-            _copy_dereferenced(source, staging / name)
-        options = {k: v for k, v in weights.config.items() if k != "backend"}
-        write_model_dir_config(staging, backend=backend, device=device, **options)
-        manifest = build_manifest(
-            staging,
-            meta={
-                "backend": backend,
-                "target": target.label,
-                "python": target.python_version,
-                "requirements": list(requirements),
-                "sizing": sizing.as_dict(),
-                "created_by": "langsam-studio deploy package",
-            },
-        )
-        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        if archive:
-            _write_archive(staging, out, compress_level=compress_level, log=log)
-        else:
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(staging, out)
+        yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    report = (
-        verify_package(out, import_check=verify)
-        if verify
-        else VerifyReport(ok=True, problems=(), files=0, total_bytes=0, weights_bytes=0, handler_origin=None)
-    )
-    log(report.summary())
-    if not report.ok:
-        raise PackagingError(report.summary())
-    size = out.stat().st_size if archive else sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+
+
+def stage_weights(staging: Path, weights: _Weights, *, backend: str, device: str, log: Log) -> None:
+    """Copy the weights into the package and write its ``langsam-config.json``."""
+    from inference.sagemaker_handler import write_model_dir_config
+
+    for source, name in weights.copies:
+        log(f"copying {source} -> {name}")
+        _copy_dereferenced(source, staging / name)
+    options = {k: v for k, v in weights.config.items() if k != "backend"}
+    write_model_dir_config(staging, backend=backend, device=device, **options)
+
+
+def write_manifest(staging: Path, meta: dict) -> None:
+    """Write the manifest (size + sha256 of every file written so far, and ``meta``)."""
+    manifest = build_manifest(staging, meta=meta)
+    (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+
+
+def publish(staging: Path, out: Path, *, archive: bool, compress_level: int, log: Log) -> None:
+    """Turn the staging directory into ``out``: a tar.gz archive, or the directory moved into place."""
+    if archive:
+        _write_archive(staging, out, compress_level=compress_level, log=log)
+    else:
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+
+
+def package_result(
+    plan: PackagePlan,
+    *,
+    backend: str,
+    target: TargetPython,
+    requirements: Sequence[str],
+    wheels: Sequence[Path],
+    report: VerifyReport,
+    started: float,
+) -> PackageResult:
+    out = plan.out
+    size = out.stat().st_size if plan.archive else sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return PackageResult(
         path=out,
-        kind="tar.gz" if archive else "directory",
+        kind="tar.gz" if plan.archive else "directory",
         backend=backend,
         target=target.label,
         size_bytes=size,
         requirements=tuple(requirements),
         wheels=tuple(w.name for w in wheels),
-        weights=tuple(name for _, name in weights.copies),
+        weights=tuple(name for _, name in plan.weights.copies),
         verification=report,
         seconds=time.monotonic() - started,
     )

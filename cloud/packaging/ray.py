@@ -25,23 +25,23 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cloud.packaging.build import (
-    BACKENDS,
     PackageResult,
-    _copy_dereferenced,
-    _installed_version,
-    _resolve_weights,
-    _write_archive,
+    add_local_wheels,
+    build_sam2_wheel,
+    package_result,
+    plan_package,
     project_root,
+    publish,
     serving_requirements,
-    weights_bytes,
+    stage_weights,
+    staging_dir,
+    write_manifest,
 )
 from cloud.packaging.errors import PackagingError
 from cloud.packaging.ray_stack import (
@@ -51,14 +51,11 @@ from cloud.packaging.ray_stack import (
     check_bundled,
     split_requirements,
 )
-from cloud.packaging.verify import MANIFEST_NAME, VerifyReport, build_manifest
+from cloud.packaging.verify import MANIFEST_NAME, VerifyReport
 from cloud.packaging.wheels import (
     TargetPython,
-    build_project_wheel,
-    build_pure_wheel,
     download_wheels,
     normalize_name,
-    user_cache_dir,
     wheel_name_version,
     wheel_requires,
 )
@@ -206,13 +203,7 @@ def collect_ray_wheels(
     local: list[Path] = []
     download = [r for r in bundle if not normalize_name(r).startswith("sam2")]
     if backend in ("sam2", "langsam"):
-        sam2 = build_pure_wheel(
-            f"sam2=={_installed_version('sam2')}",
-            dest=built,
-            env_extra={"SAM2_BUILD_CUDA": "0"},
-            no_build_isolation=True,
-            log=log,
-        )
+        sam2 = build_sam2_wheel(built, log=log)
         local.append(sam2)
         deps = split_requirements(wheel_requires(sam2))
         download += list(deps.bundle)
@@ -231,17 +222,11 @@ def collect_ray_wheels(
             wheel.unlink()
         else:
             kept.append(wheel)
-    for wheel in local:
-        shutil.copy2(wheel, dest / wheel.name)
-    version = _installed_version("langsam-studio")
-    with tempfile.TemporaryDirectory(prefix="langsam-proj-") as tmp:
-        project = build_project_wheel(source_root=source_root, dest=Path(tmp), requires=serving)
-        local.append(Path(shutil.copy2(project, dest / project.name)))
-    wheels = sorted(set(kept) | {dest / w.name for w in local})
+    project, wheels = add_local_wheels(kept, local, dest=dest, source_root=source_root, requires=serving)
     problems = check_bundled(wheel_name_version(w)[0] for w in wheels)
     if problems:
         raise PackagingError("; ".join(problems))
-    return (f"langsam-studio=={version}", *bundle), tuple(from_image), wheels, tuple(notes)
+    return (project, *bundle), tuple(from_image), wheels, tuple(notes)
 
 
 def ray_requirements_text(requirements: Sequence[str], *, target_label: str, from_image: Sequence[str]) -> str:
@@ -277,40 +262,29 @@ def build_ray_package(
     log: Log = print,
 ) -> PackageResult:
     """Write and verify a Ray Serve model package at ``output`` (``*.tar.gz`` or a directory)."""
-    from inference.sagemaker_handler import write_model_dir_config
-
     started = time.monotonic()
     options = options or RayServeOptions()
     options.check()
-    if backend not in BACKENDS:
-        raise PackagingError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    out = Path(output)
-    archive = out.name.endswith((".tar.gz", ".tgz"))
-    if out.exists() and not overwrite:
-        raise PackagingError(f"{out} already exists: choose another output or pass --overwrite")
-    weights = _resolve_weights(
+    plan = plan_package(
+        output=output,
         backend=backend,
+        overwrite=overwrite,
         sam2_model=sam2_model,
-        sam2_checkpoint=Path(sam2_checkpoint) if sam2_checkpoint else None,
+        sam2_checkpoint=sam2_checkpoint,
         gdino_model=gdino_model,
-        gdino_dir=Path(gdino_dir) if gdino_dir else None,
-        sam3_dir=Path(sam3_dir) if sam3_dir else None,
+        gdino_dir=gdino_dir,
+        sam3_dir=sam3_dir,
+        cache_dir=cache_dir,
+        log=log,
     )
-    from cloud.deploy.sizing import package_sizing
-
-    sizing = package_sizing(backend, weights_bytes=weights_bytes(weights))
-    log(f"sizing: {sizing.summary()}")
-    cache = Path(cache_dir) if cache_dir else user_cache_dir() / "package"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staging_dir(plan.out) as staging:
         code = staging / "code"
         code.mkdir()
         requirements, from_image, wheels, notes = collect_ray_wheels(
             backend=backend,
             target=target,
             dest=code / "wheels",
-            cache_dir=cache,
+            cache_dir=plan.cache,
             source_root=Path(source_root) if source_root else project_root(),
             extra_requirements=extra_requirements,
             log=log,
@@ -322,14 +296,10 @@ def build_ray_package(
         )
         (staging / "deployment.py").write_text(DEPLOYMENT_PY, encoding="utf-8")
         (staging / "config.yaml").write_text(config_yaml(options), encoding="utf-8")
-        for source, name in weights.copies:
-            log(f"copying {source} -> {name}")
-            _copy_dereferenced(source, staging / name)
-        config_options = {k: v for k, v in weights.config.items() if k != "backend"}
-        write_model_dir_config(staging, backend=backend, device=device, **config_options)
-        manifest = build_manifest(
+        stage_weights(staging, plan.weights, backend=backend, device=device, log=log)
+        write_manifest(
             staging,
-            meta={
+            {
                 "backend": backend,
                 "target": target.label,
                 "container": "ray",
@@ -338,35 +308,17 @@ def build_ray_package(
                 "requirements": list(requirements),
                 "from_image": list(from_image),
                 "environment": container_environment(options),
-                "sizing": sizing.as_dict(),
+                "sizing": plan.sizing.as_dict(),
                 "created_by": "langsam-studio deploy package --target ray",
             },
         )
-        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         report = verify_ray_dir(staging)
         log(report.summary())
         if not report.ok:
             raise PackagingError(report.summary())
-        if archive:
-            _write_archive(staging, out, compress_level=compress_level, log=log)
-        else:
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    size = out.stat().st_size if archive else sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return PackageResult(
-        path=out,
-        kind="tar.gz" if archive else "directory",
-        backend=backend,
-        target=target.label,
-        size_bytes=size,
-        requirements=tuple(requirements),
-        wheels=tuple(w.name for w in wheels),
-        weights=tuple(name for _, name in weights.copies),
-        verification=report,
-        seconds=time.monotonic() - started,
+        publish(staging, plan.out, archive=plan.archive, compress_level=compress_level, log=log)
+    return package_result(
+        plan, backend=backend, target=target, requirements=requirements, wheels=wheels, report=report, started=started
     )
 
 

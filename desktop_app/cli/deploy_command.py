@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,34 +37,27 @@ class _Refused(Exception):
         self.code = code
 
 
-def _numbers(text: str, option: str, counts: tuple[int, ...], shape: str) -> list[float]:
-    import math
+def _prompt_value(parse: Callable[..., Any], text: str, option: str) -> Any:
+    """``parse`` (a :mod:`desktop_app.cli.prompt_args` parser) of ``option``'s value; refused (exit 2)
+    when malformed."""
+    from desktop_app.cli.prompt_args import PromptArgError
 
     try:
-        values = [float(v) for v in text.replace(" ", "").split(",")]
-    except ValueError:
-        values = []
-    if len(values) not in counts or not all(math.isfinite(v) for v in values):
-        raise _Refused(f"{option} {text!r} is not {shape}")
-    return values
+        return parse(text, name=option)
+    except PromptArgError as exc:
+        raise _Refused(f"{option} {text!r} is not {exc.shape}" if exc.shape else str(exc)) from None
 
 
 def _parse_point(text: str) -> Any:
-    from inference.prompts import Point
+    from desktop_app.cli.prompt_args import parse_point
 
-    values = _numbers(text, "--point", (2, 3), "x,y or x,y,1 (positive) or x,y,0 (negative), in pixels")
-    if len(values) == 3 and values[2] not in (0.0, 1.0):
-        raise _Refused(f"--point {text!r}: the third value must be 1 (positive) or 0 (negative)")
-    return Point(x=values[0], y=values[1], positive=len(values) == 2 or values[2] == 1.0)
+    return _prompt_value(parse_point, text, "--point")
 
 
 def _parse_box(text: str) -> Any:
-    from inference.prompts import Box
+    from desktop_app.cli.prompt_args import parse_box
 
-    x0, y0, x1, y1 = _numbers(text, "--box", (4,), "x0,y0,x1,y1 in pixels")
-    if x0 == x1 or y0 == y1:
-        raise _Refused(f"--box {text!r} has no area")
-    return Box.from_corners(x0, y0, x1, y1)
+    return _prompt_value(parse_box, text, "--box")
 
 
 def _positive(args: argparse.Namespace, *options: str) -> None:

@@ -10,11 +10,14 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # pragma: no cover
     from inference.weights.catalog import ModelKind
+
+_R = TypeVar("_R")
 
 PACKAGE_HELP = "build a SageMaker model package (model.tar.gz or a directory) that installs offline"
 TEST_LOCAL_HELP = (
@@ -50,6 +53,20 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="another requirement to bundle (never torch)",
     )
     parser.add_argument("--cache-dir", type=Path, help="wheel cache (default: the user cache dir)")
+
+
+def _package_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """What :func:`_add_model_arguments` read, as build_package / build_ray_package keywords."""
+    return {
+        "backend": args.backend,
+        "sam2_model": args.sam2_model,
+        "sam2_checkpoint": args.sam2_checkpoint,
+        "gdino_model": args.gdino_model,
+        "gdino_dir": args.gdino_dir,
+        "sam3_dir": getattr(args, "sam3_dir", None),
+        "extra_requirements": args.extra_requirement,
+        "cache_dir": args.cache_dir,
+    }
 
 
 # -- local checks, before any slow work (wheel downloads, a serving environment, an AWS call) ----
@@ -267,16 +284,9 @@ def run_package(args: argparse.Namespace) -> int:
                 )
             result = build_ray_package(
                 output=args.output,
-                backend=args.backend,
-                sam2_model=args.sam2_model,
-                sam2_checkpoint=args.sam2_checkpoint,
-                gdino_model=args.gdino_model,
-                gdino_dir=args.gdino_dir,
-                sam3_dir=getattr(args, "sam3_dir", None),
+                **_package_arguments(args),
                 target=RAY_PY313,
                 options=ray_options(args),
-                extra_requirements=args.extra_requirement,
-                cache_dir=args.cache_dir,
                 overwrite=args.overwrite,
                 log=lambda m: print(m, file=sys.stderr),
             )
@@ -286,15 +296,8 @@ def run_package(args: argparse.Namespace) -> int:
             target = DLC_PY312 if args.wheels_for == "container" else TargetPython.local()
             result = build_package(
                 output=args.output,
-                backend=args.backend,
-                sam2_model=args.sam2_model,
-                sam2_checkpoint=args.sam2_checkpoint,
-                gdino_model=args.gdino_model,
-                gdino_dir=args.gdino_dir,
-                sam3_dir=getattr(args, "sam3_dir", None),
+                **_package_arguments(args),
                 target=target,
-                extra_requirements=args.extra_requirement,
-                cache_dir=args.cache_dir,
                 overwrite=args.overwrite,
                 log=lambda m: print(m, file=sys.stderr),
             )
@@ -375,7 +378,6 @@ def run_test_local(args: argparse.Namespace) -> int:
     from cloud.dry_run.venv import ensure_dlc_venv
     from cloud.packaging.build import build_package
     from cloud.packaging.wheels import TargetPython
-    from inference.errors import StudioError
 
     def log(message: str) -> None:
         print(message, file=sys.stderr)
@@ -415,66 +417,82 @@ def run_test_local(args: argparse.Namespace) -> int:
     if args.target == "ray":
         return _run_test_local_ray(args, env, log)
     print(DLC_WARNING, file=sys.stderr)
+    result = _dry_run(
+        args,
+        log,
+        ensure_venv=ensure_dlc_venv,
+        build=lambda output: (
+            build_package(output=output, **_package_arguments(args), target=TargetPython.local(), log=log).path
+        ),
+        run=lambda package, venv, body, content_type: run_dry_run(
+            package=package,
+            venv=venv,
+            request_body=body,
+            content_type=content_type,
+            env=env,
+            health_check_timeout=args.health_check_timeout,
+            log=log,
+        ),
+    )
+    if result is None:
+        return 1
+    return _report_dry_run(
+        args,
+        result,
+        {
+            "ok": result.ok,
+            "startup_seconds": result.startup_seconds,
+            "ping_seconds": result.ping_seconds,
+            "invoke_latency": result.invoke_latency,
+            "status_code": result.status_code,
+            "response_bytes": result.response_bytes,
+            "timeouts": result.timeouts.__dict__,
+            "suggested_timeouts": result.suggested_timeouts(),
+            "diagnosis": [d.__dict__ for d in result.diagnosis],
+        },
+        ok_line="suggested endpoint timeouts: " + ", ".join(f"{k}={v}" for k, v in result.suggested_timeouts().items()),
+    )
+
+
+def _dry_run(
+    args: argparse.Namespace,
+    log: Callable[[str], None],
+    *,
+    ensure_venv: Callable[..., Any],
+    build: Callable[[Path], Path],
+    run: Callable[[Path, Any, bytes, str], _R],
+) -> _R | None:
+    """The serving environment, the package (``args.package``, or one built now into a temporary
+    folder), the default request; then ``run``. None after saying why it could not run."""
+    from inference.errors import StudioError
+
     with tempfile.TemporaryDirectory(prefix="langsam-test-local-") as tmp:
         try:
-            venv = ensure_dlc_venv(parent=args.venv_dir, log=log)
+            venv = ensure_venv(parent=args.venv_dir, log=log)
             package = args.package
             if package is None:
-                package = build_package(
-                    output=Path(tmp) / "model",
-                    backend=args.backend,
-                    sam2_model=args.sam2_model,
-                    sam2_checkpoint=args.sam2_checkpoint,
-                    gdino_model=args.gdino_model,
-                    gdino_dir=args.gdino_dir,
-                    sam3_dir=getattr(args, "sam3_dir", None),
-                    target=TargetPython.local(),
-                    extra_requirements=args.extra_requirement,
-                    cache_dir=args.cache_dir,
-                    log=log,
-                ).path
+                package = build(Path(tmp) / "model")
             image = args.image.read_bytes() if args.image else None
             body, content_type = default_request(backend=args.backend, image=image, text=args.text)
-            result = run_dry_run(
-                package=package,
-                venv=venv,
-                request_body=body,
-                content_type=content_type,
-                env=env,
-                health_check_timeout=args.health_check_timeout,
-                log=log,
-            )
-        except (StudioError, OSError) as exc:  # LocalDlcError, PackagingError, missing weights
+            return run(package, venv, body, content_type)
+        except (StudioError, OSError) as exc:  # LocalDlcError (RayEnvUnavailable), PackagingError, missing weights
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return None
+
+
+def _report_dry_run(args: argparse.Namespace, result: Any, as_json: dict[str, Any], *, ok_line: str | None) -> int:
+    """Print a dry run's result (``as_json`` with --json; else its summary, then the logs' last
+    lines when it failed or ``ok_line`` when it passed); the exit code."""
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "ok": result.ok,
-                    "startup_seconds": result.startup_seconds,
-                    "ping_seconds": result.ping_seconds,
-                    "invoke_latency": result.invoke_latency,
-                    "status_code": result.status_code,
-                    "response_bytes": result.response_bytes,
-                    "timeouts": result.timeouts.__dict__,
-                    "suggested_timeouts": result.suggested_timeouts(),
-                    "diagnosis": [d.__dict__ for d in result.diagnosis],
-                },
-                indent=1,
-                default=list,
-            )
-        )
+        print(json.dumps(as_json, indent=1, default=list))
     else:
         print(result.summary())
         if not result.ok:
             for name, text in result.log_excerpts.items():
                 if text:
                     print(f"--- {name} (last lines) ---\n{text}")
-        else:
-            print(
-                "suggested endpoint timeouts: " + ", ".join(f"{k}={v}" for k, v in result.suggested_timeouts().items())
-            )
+        elif ok_line:
+            print(ok_line)
     return 0 if result.ok else 1
 
 
@@ -483,63 +501,43 @@ def _run_test_local_ray(args: argparse.Namespace, env: dict[str, str], log) -> i
     from cloud.dry_run.ray import run_ray_dry_run
     from cloud.dry_run.ray_venv import ensure_ray_venv
     from cloud.packaging.ray import RayServeOptions, build_ray_package
-    from inference.errors import StudioError
 
-    with tempfile.TemporaryDirectory(prefix="langsam-test-local-") as tmp:
-        try:
-            venv = ensure_ray_venv(parent=args.venv_dir, log=log)
-            package = args.package
-            if package is None:
-                package = build_ray_package(
-                    output=Path(tmp) / "model",
-                    backend=args.backend,
-                    sam2_model=args.sam2_model,
-                    sam2_checkpoint=args.sam2_checkpoint,
-                    gdino_model=args.gdino_model,
-                    gdino_dir=args.gdino_dir,
-                    sam3_dir=getattr(args, "sam3_dir", None),
-                    options=RayServeOptions(num_replicas=args.replicas),
-                    extra_requirements=args.extra_requirement,
-                    cache_dir=args.cache_dir,
-                    log=log,
-                ).path
-            image = args.image.read_bytes() if args.image else None
-            body, content_type = default_request(backend=args.backend, image=image, text=args.text)
-            result = run_ray_dry_run(
-                package=package,
-                venv=venv,
-                request_body=body,
-                content_type=content_type,
-                env=env,
-                wait_limit=float(args.health_check_timeout),
-                affinity_sessions=args.affinity_sessions,
-                log=log,
-            )
-        except (StudioError, OSError) as exc:  # RayEnvUnavailable, PackagingError, missing weights
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "ok": result.ok,
-                    "target": "ray",
-                    "startup_seconds": result.first_answer_seconds,
-                    "ping_seconds": result.healthz_seconds,
-                    "running_seconds": result.running_seconds,
-                    "status_code": result.status_code,
-                    "response_bytes": result.response_bytes,
-                    "app_status": result.app_status,
-                    "affinity": result.affinity,
-                    "diagnosis": [d.__dict__ for d in result.diagnosis],
-                },
-                indent=1,
-                default=list,
-            )
-        )
-    else:
-        print(result.summary())
-        if not result.ok:
-            for name, text in result.log_excerpts.items():
-                print(f"--- {name} (last lines) ---\n{text}")
-    return 0 if result.ok else 1
+    result = _dry_run(
+        args,
+        log,
+        ensure_venv=ensure_ray_venv,
+        build=lambda output: (
+            build_ray_package(
+                output=output, **_package_arguments(args), options=RayServeOptions(num_replicas=args.replicas), log=log
+            ).path
+        ),
+        run=lambda package, venv, body, content_type: run_ray_dry_run(
+            package=package,
+            venv=venv,
+            request_body=body,
+            content_type=content_type,
+            env=env,
+            wait_limit=float(args.health_check_timeout),
+            affinity_sessions=args.affinity_sessions,
+            log=log,
+        ),
+    )
+    if result is None:
+        return 1
+    return _report_dry_run(
+        args,
+        result,
+        {
+            "ok": result.ok,
+            "target": "ray",
+            "startup_seconds": result.first_answer_seconds,
+            "ping_seconds": result.healthz_seconds,
+            "running_seconds": result.running_seconds,
+            "status_code": result.status_code,
+            "response_bytes": result.response_bytes,
+            "app_status": result.app_status,
+            "affinity": result.affinity,
+            "diagnosis": [d.__dict__ for d in result.diagnosis],
+        },
+        ok_line=None,
+    )

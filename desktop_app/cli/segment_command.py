@@ -10,15 +10,20 @@ could not be written.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
+from desktop_app.cli import prompt_args
 from desktop_app.core.backend_choices import AUTO, CHOICES, Capability, choice_names, cli_help, resolve_backend_name
 from inference.device import DEVICE_CHOICES
+
+_T = TypeVar("_T")
 
 HELP = "segment images from the command line (text, points or a box) and export the masks"
 
@@ -37,54 +42,22 @@ EPILOG = (
 
 
 # -- argument parsing ---------------------------------------------------------------------------
-def _numbers(text: str, what: str, counts: tuple[int, ...]) -> list[float]:
-    parts = [p.strip() for p in text.replace(" ", "").split(",")]
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) not in counts or not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"{what} {text!r}: expected {_shape(what)}")
-    return values
+def _argparse_type(parse: Callable[[str], _T]) -> Callable[[str], _T]:
+    """An argparse ``type=`` of a :mod:`desktop_app.cli.prompt_args` parser (same name, same doc)."""
+
+    @functools.wraps(parse)
+    def convert(text: str) -> _T:
+        try:
+            return parse(text)
+        except prompt_args.PromptArgError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
-def _shape(what: str) -> str:
-    return {
-        "point": "x,y or x,y,1 (positive) or x,y,0 (negative), in pixels",
-        "box": "x0,y0,x1,y1 in pixels",
-        "exemplar": "x0,y0,x1,y1 (positive) or x0,y0,x1,y1,0 (negative), in pixels",
-    }[what]
-
-
-def parse_point(text: str):
-    from inference.prompts import Point
-
-    values = _numbers(text, "point", (2, 3))
-    if len(values) == 3 and values[2] not in (0.0, 1.0):
-        raise argparse.ArgumentTypeError(f"point {text!r}: the third value must be 1 (positive) or 0 (negative)")
-    return Point(x=values[0], y=values[1], positive=len(values) == 2 or values[2] == 1.0)
-
-
-def parse_box(text: str):
-    from inference.prompts import Box
-
-    x0, y0, x1, y1 = _numbers(text, "box", (4,))
-    if x0 == x1 or y0 == y1:
-        raise argparse.ArgumentTypeError(f"box {text!r} has no area")
-    return Box.from_corners(x0, y0, x1, y1)
-
-
-def parse_exemplar(text: str):
-    """``x0,y0,x1,y1[,1|0]``: an example box for SAM 3 (positive unless the fifth value is 0)."""
-    from inference.prompts import Box, Exemplar
-
-    values = _numbers(text, "exemplar", (4, 5))
-    if len(values) == 5 and values[4] not in (0.0, 1.0):
-        raise argparse.ArgumentTypeError(f"exemplar {text!r}: the fifth value must be 1 (positive) or 0 (negative)")
-    x0, y0, x1, y1 = values[:4]
-    if x0 == x1 or y0 == y1:
-        raise argparse.ArgumentTypeError(f"exemplar {text!r} has no area")
-    return Exemplar(box=Box.from_corners(x0, y0, x1, y1), positive=len(values) == 4 or values[4] == 1.0)
+parse_point = _argparse_type(prompt_args.parse_point)
+parse_box = _argparse_type(prompt_args.parse_box)
+parse_exemplar = _argparse_type(prompt_args.parse_exemplar)
 
 
 def _unit(text: str) -> float:

@@ -29,11 +29,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-import numpy as np
-
-from desktop_app.core.annotation.document import AnnotationObject, ImageStatus
+from desktop_app.core.annotation.document import ImageStatus
 from desktop_app.core.annotation.project import ProjectFolder, image_size
 from desktop_app.core.annotation.storage import DocumentFileError
+from desktop_app.core.importing import add_new_objects, merge_detail_lines, save_merged
 from desktop_app.core.prediction_policy import DEFAULT_LABEL, objects_from_prediction
 from inference.errors import StudioError
 from inference.prompts import Prompt
@@ -58,16 +57,7 @@ class BatchImportSummary:
             f"image(s) for review; {self.duplicates_skipped} already present skipped; "
             f"{self.no_objects} image(s) with nothing found"
         ]
-        if self.labels_added:
-            out.append(f"new labels: {', '.join(self.labels_added)}")
-        if self.problems:
-            out.append(f"{len(self.problems)} problem(s):")
-            out += [f"  {p}" for p in self.problems]
-        return out
-
-
-def _same(a: AnnotationObject, b: AnnotationObject) -> bool:
-    return a.label == b.label and a.mask.shape == b.mask.shape and bool(np.array_equal(a.mask, b.mask))
+        return out + merge_detail_lines(self)
 
 
 def image_for_key(key: str, names: set[str]) -> str | None:
@@ -135,30 +125,12 @@ def import_records(
         except (StudioError, DocumentFileError, OSError) as exc:  # damaged, newer, unreadable: left untouched
             summary.problems.append(f"'{name}' skipped: its annotations cannot be read, so nothing was added ({exc})")
             continue
-        added = 0
-        for obj in objects:
-            if any(_same(obj, other) for other in doc.objects):
-                summary.duplicates_skipped += 1
-                continue
-            doc.add(obj)
-            added += 1
+        added, skipped = add_new_objects(doc, objects)
+        summary.duplicates_skipped += skipped
         if not added:
             continue
         doc.status = ImageStatus.REVIEW
-        try:
-            project.save(doc)
-        except (StudioError, DocumentFileError) as exc:
-            summary.problems.append(f"'{name}' not written: {exc}")
-            continue
-        except OSError as exc:
-            summary.problems.append(f"'{name}' not written: {exc.strerror or exc}")
-            continue
-        summary.objects_added += added
-        summary.images_changed.append(name)
-        new = [lab for lab in doc.labels() if lab not in labels]
-        if new:
-            labels.ensure(new)
-            summary.labels_added.extend(new)
+        save_merged(project, doc, name=name, added=added, labels=labels, summary=summary)
     if summary.labels_added:
         project.save_labels(labels)
     return summary

@@ -22,17 +22,22 @@ one-line problem in the summary. An annotation file of the project that cannot b
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from desktop_app.core.annotation.document import AnnotationObject, ImageDocument, ImageStatus, new_object_id
 from desktop_app.core.annotation.project import ProjectFolder, image_size
+from desktop_app.core.annotation.storage import DocumentFileError
 from desktop_app.core.formats.common import FormatError, ImageSizes, ImportResult
 from inference.cancel import CancelToken
 from inference.errors import StudioError
+
+if TYPE_CHECKING:
+    from desktop_app.core.annotation.labels import LabelSet
 
 IMPORT_FORMATS = ("coco", "labelme", "yolo", "png")
 Report = Callable[[int, int, str], None]  # report(done, total, text)
@@ -54,12 +59,7 @@ class ImportSummary:
             f"added {self.objects_added} object(s) to {len(self.images_changed)} image(s); "
             f"{self.duplicates_skipped} already present (same label and mask) skipped"
         ]
-        if self.labels_added:
-            out.append(f"new labels: {', '.join(self.labels_added)}")
-        if self.problems:
-            out.append(f"{len(self.problems)} problem(s):")
-            out += [f"  {p}" for p in self.problems]
-        return out
+        return out + merge_detail_lines(self)
 
 
 def _no_report(done: int, total: int, text: str) -> None:
@@ -124,24 +124,81 @@ def _concat(results: list[ImportResult]) -> ImportResult:
     )
 
 
-def _same(a: AnnotationObject, b: AnnotationObject) -> bool:
+def same_object(a: AnnotationObject, b: AnnotationObject) -> bool:
+    """The merge rule's duplicate: the same label and the same mask."""
     return a.label == b.label and a.mask.shape == b.mask.shape and bool(np.array_equal(a.mask, b.mask))
+
+
+def add_new_objects(
+    existing: ImageDocument,
+    objects: Iterable[AnnotationObject],
+    *,
+    prepare: Callable[[AnnotationObject], AnnotationObject] | None = None,
+) -> tuple[int, int]:
+    """Add each object (``prepare``d first, if given) that is not already in ``existing`` (same
+    label and mask, :func:`same_object`; objects added earlier count too); (added, skipped)."""
+    added = skipped = 0
+    for obj in objects:
+        if any(same_object(obj, other) for other in existing.objects):
+            skipped += 1
+            continue
+        existing.add(prepare(obj) if prepare is not None else obj)
+        added += 1
+    return added, skipped
 
 
 def merge_document(existing: ImageDocument, imported: ImageDocument) -> tuple[int, int]:
     """Add ``imported``'s objects to ``existing`` (see the merge rule); (added, skipped)."""
-    added = skipped = 0
-    for obj in imported.objects:
-        if not obj.mask.any():
-            continue
-        if any(_same(obj, other) for other in existing.objects):
-            skipped += 1
-            continue
-        existing.add(obj.with_changes(id=new_object_id(), source="import"))
-        added += 1
+    added, skipped = add_new_objects(
+        existing,
+        (obj for obj in imported.objects if obj.mask.any()),
+        prepare=lambda obj: obj.with_changes(id=new_object_id(), source="import"),
+    )
     if added and existing.status == ImageStatus.NEW:
         existing.status = ImageStatus.IN_PROGRESS
     return added, skipped
+
+
+class MergeSummary(Protocol):
+    """What :func:`save_merged` records into (an import's or a Batch Transform import's summary)."""
+
+    images_changed: list[str]
+    objects_added: int
+    labels_added: list[str]
+    problems: list[str]
+
+
+def merge_detail_lines(summary: MergeSummary) -> list[str]:
+    """The lines after a merge summary's first: the labels it added, then its problems."""
+    out = []
+    if summary.labels_added:
+        out.append(f"new labels: {', '.join(summary.labels_added)}")
+    if summary.problems:
+        out.append(f"{len(summary.problems)} problem(s):")
+        out += [f"  {p}" for p in summary.problems]
+    return out
+
+
+def save_merged(
+    project: ProjectFolder, doc: ImageDocument, *, name: str, added: int, labels: LabelSet, summary: MergeSummary
+) -> None:
+    """Write a document that received ``added`` objects and record it in ``summary``; labels the
+    project does not have yet are added to ``labels`` (the caller saves them once, at the end).
+    A failed write is one line in ``summary.problems``."""
+    try:
+        project.save(doc)
+    except (StudioError, DocumentFileError) as exc:
+        summary.problems.append(f"'{name}' not written: {exc}")
+        return
+    except OSError as exc:
+        summary.problems.append(f"'{name}' not written: {exc.strerror or exc}")
+        return
+    summary.objects_added += added
+    summary.images_changed.append(name)
+    new = [lab for lab in doc.labels() if lab not in labels]
+    if new:
+        labels.ensure(new)
+        summary.labels_added.extend(new)
 
 
 def import_annotations(
@@ -191,22 +248,8 @@ def import_annotations(
             a, s = merge_document(existing, doc)
             added, skipped = added + a, skipped + s
         summary.duplicates_skipped += skipped
-        if not added:
-            continue
-        try:
-            project.save(existing)
-        except StudioError as exc:
-            summary.problems.append(f"'{name}' not written: {exc}")
-            continue
-        except OSError as exc:
-            summary.problems.append(f"'{name}' not written: {exc.strerror or exc}")
-            continue
-        summary.objects_added += added
-        summary.images_changed.append(name)
-        new = [lab for lab in existing.labels() if lab not in labels]
-        if new:
-            labels.ensure(new)
-            summary.labels_added.extend(new)
+        if added:
+            save_merged(project, existing, name=name, added=added, labels=labels, summary=summary)
     if summary.labels_added:
         project.save_labels(labels)
     report(total, total, "finished")

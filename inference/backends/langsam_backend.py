@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from inference.backends.base import DEFAULT_CACHE_BYTES
+from inference.backends.common import as_rgb_image
 from inference.backends.registry import register_backend
-from inference.backends.sam2_backend import DEFAULT_SAM2_MODEL, ImageEmbedding, Sam2Backend, as_rgb_image
+from inference.backends.sam2_backend import DEFAULT_SAM2_MODEL, ImageEmbedding, Sam2Backend
 from inference.cancel import CancelToken, check
 from inference.errors import BackendUnavailableError
 from inference.gdino_model import Detections, GroundingDino
@@ -149,14 +150,8 @@ class LangSamBackend(Sam2Backend):
     def _install_gdino_cancel_hooks(self) -> None:
         """Check the cancel token before each backbone, text, encoder and decoder layer, so a
         superseded text prompt (or closing the app) stops a forward of several seconds promptly."""
-
-        def hook(_module: Any, _inputs: Any) -> None:
-            check(self._cancel)
-
         assert self.gdino is not None  # called by load() once Grounding DINO is there
-        for module in self.gdino.model.modules():
-            if type(module).__name__ in GDINO_CANCEL_POINTS:
-                self._hooks.append(module.register_forward_pre_hook(hook))
+        self._add_cancel_hooks(m for m in self.gdino.model.modules() if type(m).__name__ in GDINO_CANCEL_POINTS)
 
     def unload(self) -> None:
         self.gdino = None

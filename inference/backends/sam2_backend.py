@@ -11,22 +11,26 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from inference.backends.base import DEFAULT_CACHE_BYTES, SegmentationBackend
+from inference.backends.base import DEFAULT_CACHE_BYTES
+from inference.backends.common import (
+    CachedEmbeddingBackend,
+    alternatives_prediction,
+    as_rgb_image,
+    geometry_arrays,
+)
 from inference.backends.registry import register_backend
 from inference.cancel import CancelToken, check
-from inference.errors import ImageLoadError, PromptError
+from inference.errors import PromptError
 from inference.images import ImageSource
-from inference.lru import ByteBoundedLRU
 from inference.prompts import Prompt
-from inference.results import BackendInfo, Candidate, Prediction, PredictionKind, float_box
+from inference.results import BackendInfo, Prediction
 
 if TYPE_CHECKING:  # pragma: no cover
-    from torch.utils.hooks import RemovableHandle
+    pass
 
 DEFAULT_SAM2_MODEL = "sam2.1_hiera_small"
 
@@ -42,19 +46,8 @@ class ImageEmbedding:
     seconds: float  # how long the encoder took
 
 
-def as_rgb_image(image: Any) -> np.ndarray:
-    """An (H, W, 3) uint8 array, converting other array layouts; clear error otherwise."""
-    if not isinstance(image, np.ndarray):
-        raise ImageLoadError(f"expected the image as a numpy array, got {type(image).__name__}")
-    if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
-        return image
-    from inference.images import load_image
-
-    return load_image(image)
-
-
 @register_backend
-class Sam2Backend(SegmentationBackend):
+class Sam2Backend(CachedEmbeddingBackend[ImageEmbedding]):
     """Points (+/-), a box and previous low-res logits -> up to three alternative masks."""
 
     name = "sam2"
@@ -72,33 +65,25 @@ class Sam2Backend(SegmentationBackend):
         cpu_threads: int | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(device=device, cache_bytes=cache_bytes, **options)
         from inference.sam2_model import sam2_model_id
 
-        self.model_id = sam2_model_id(model)
-        self.checkpoint = checkpoint
-        self.cpu_threads = cpu_threads
-        self.device = "cpu"
-        self.device_reason = "not loaded yet"
+        super().__init__(
+            device=device,
+            cache_bytes=cache_bytes,
+            model_id=sam2_model_id(model),
+            checkpoint=checkpoint,
+            cpu_threads=cpu_threads,
+            **options,
+        )
         # sam2's SAM2Base and SAM2ImagePredictor once loaded (sam2 is untyped: Any)
         self.sam_model: Any = None
         self.predictor: Any = None
-        self.embeddings: ByteBoundedLRU[ImageEmbedding] = ByteBoundedLRU(max_bytes=cache_bytes)
-        self.encoder_runs = 0  # how many times the image encoder really ran (tests, benchmarks)
-        self._cancel: CancelToken | None = None  # read by the encoder's forward pre-hooks
-        self._hooks: list[RemovableHandle] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def load(self) -> None:
-        from inference.weights.store import resolve_weights
-
-        path = resolve_weights(self.model_id, self.checkpoint)  # before torch: missing weights say so at once
-        from inference.device import configure_cpu_threads, resolve_device
+        path = self._prepare_load()
         from inference.sam2_model import apply_exact_encoder_speedups, build_sam2_model
 
-        choice = resolve_device(self.device_preference)
-        self.device, self.device_reason = choice.device, choice.reason
-        configure_cpu_threads(self.cpu_threads)
         self.sam_model = build_sam2_model(
             self.model_id, checkpoint=path, device=self.device, postprocessing=self.postprocessing
         )
@@ -110,13 +95,9 @@ class Sam2Backend(SegmentationBackend):
         self._loaded = True
 
     def unload(self) -> None:
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks.clear()
-        self.embeddings.clear()
+        super().unload()
         self.sam_model = None
         self.predictor = None
-        super().unload()
 
     def info(self) -> BackendInfo:
         return BackendInfo(
@@ -129,31 +110,10 @@ class Sam2Backend(SegmentationBackend):
         )
 
     def _install_cancel_hooks(self) -> None:
-        def hook(_module: Any, _inputs: Any) -> None:
-            check(self._cancel)
-
-        trunk = self.sam_model.image_encoder.trunk
-        for block in trunk.blocks:
-            self._hooks.append(block.register_forward_pre_hook(hook))
-        self._hooks.append(self.sam_model.image_encoder.neck.register_forward_pre_hook(hook))
+        encoder = self.sam_model.image_encoder
+        self._add_cancel_hooks([*encoder.trunk.blocks, encoder.neck])
 
     # -- embeddings ------------------------------------------------------------------------
-    def is_encoded(self, image_key: str) -> bool:
-        return image_key in self.embeddings
-
-    def encode(
-        self,
-        image: np.ndarray,
-        *,
-        image_key: str | None = None,
-        cancel: CancelToken | None = None,
-        source: ImageSource | None = None,
-    ) -> str:
-        image = as_rgb_image(image)
-        key = image_key or self.image_key(image)
-        self.embedding(image, key, cancel=cancel)
-        return key
-
     def embedding(self, image: np.ndarray, key: str, *, cancel: CancelToken | None = None) -> ImageEmbedding:
         """The cached embedding of ``image`` (content key ``key``), computing it on a miss."""
         cached = self.embeddings.get(key)
@@ -246,11 +206,7 @@ class Sam2Backend(SegmentationBackend):
         entry = self.embedding(image, key, cancel=cancel)
         encoded = time.perf_counter()
         check(cancel)
-        coords = labels = None
-        if prompt.points:
-            coords = np.array([[p.x, p.y] for p in prompt.points], dtype=np.float32)
-            labels = np.array([1 if p.positive else 0 for p in prompt.points], dtype=np.int32)
-        box = np.array(prompt.box.as_xyxy(), dtype=np.float32) if prompt.box is not None else None
+        coords, labels, box = geometry_arrays(prompt)
         mask_input = None
         if prompt.mask_input is not None:
             mask_input = np.asarray(prompt.mask_input, dtype=np.float32).reshape(1, 256, 256)
@@ -258,43 +214,17 @@ class Sam2Backend(SegmentationBackend):
             entry, point_coords=coords, point_labels=labels, box=box, mask_input=mask_input, multimask=prompt.multimask
         )
         decoded = time.perf_counter()
-        candidates = []
-        for i in np.argsort(-scores, kind="stable"):
-            mask = masks[i].astype(bool, copy=False)
-            candidates.append(
-                Candidate(
-                    mask=mask,
-                    score=float(scores[i]),
-                    box=_candidate_box(mask, prompt),
-                    low_res_logits=low_res[i].astype(np.float32, copy=False),
-                )
-            )
-        timings = {
-            "encode": 0.0 if hit else encoded - start,
-            "decode": decoded - encoded,
-            "total": time.perf_counter() - start,
-            "embedding_cached": float(hit),
-        }
-        return Prediction(
-            candidates=tuple(candidates),
-            kind=PredictionKind.ALTERNATIVES,
-            image_key=key,
+        return alternatives_prediction(
+            prompt,
+            masks=masks,
+            scores=scores,
+            low_res=low_res,
+            key=key,
             backend=self.name,
             model=self.model_id,
             image_size=(entry.height, entry.width),
-            timings=MappingProxyType(timings),
+            hit=hit,
+            start=start,
+            encoded=encoded,
+            decoded=decoded,
         )
-
-
-def _candidate_box(mask: np.ndarray, prompt: Prompt) -> tuple[float, float, float, float]:
-    """The prompt's box if any, else the mask's bounding box, else the points' bounding box."""
-    if prompt.box is not None:
-        return float_box(prompt.box.as_xyxy())
-    from inference.masks import mask_bbox
-
-    bbox = mask_bbox(mask)
-    if bbox is not None:
-        return float_box(bbox)
-    xs = [p.x for p in prompt.points]
-    ys = [p.y for p in prompt.points]
-    return (float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys)))

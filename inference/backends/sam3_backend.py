@@ -30,19 +30,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from inference.backends.base import DEFAULT_CACHE_BYTES, SegmentationBackend
+from inference.backends.base import DEFAULT_CACHE_BYTES
+from inference.backends.common import (
+    CachedEmbeddingBackend,
+    alternatives_prediction,
+    as_rgb_image,
+    geometry_arrays,
+)
 from inference.backends.registry import register_backend
-from inference.backends.sam2_backend import _candidate_box, as_rgb_image
 from inference.cancel import CancelToken, check
 from inference.errors import PromptError
 from inference.images import ImageSource
-from inference.lru import ByteBoundedLRU
 from inference.prompts import Prompt, normalise_text
 from inference.results import BackendInfo, Candidate, Prediction, PredictionKind, float_box
 
 if TYPE_CHECKING:  # pragma: no cover
-    from torch.utils.hooks import RemovableHandle
-
     from inference.sam3_model import Sam3ImageState, Sam3Runtime
 
 log = logging.getLogger(__name__)
@@ -100,7 +102,7 @@ def mask_nms(masks: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 
 
 @register_backend
-class Sam3Backend(SegmentationBackend):
+class Sam3Backend(CachedEmbeddingBackend["Sam3ImageState"]):
     """Text phrases / exemplar boxes -> instances; points / box -> up to three alternatives."""
 
     name = "sam3"
@@ -120,33 +122,25 @@ class Sam3Backend(SegmentationBackend):
         mask_threshold: float = DEFAULT_MASK_THRESHOLD,
         **options: Any,
     ) -> None:
-        super().__init__(device=device, cache_bytes=cache_bytes, **options)
-        self.model_id = model
-        self.checkpoint = checkpoint
-        self.cpu_threads = cpu_threads
+        super().__init__(
+            device=device,
+            cache_bytes=cache_bytes,
+            model_id=model,
+            checkpoint=checkpoint,
+            cpu_threads=cpu_threads,
+            **options,
+        )
         self.vit_bf16 = vit_bf16  # None: bf16 on CUDA, fp32 elsewhere
         if not (isinstance(mask_threshold, (int, float)) and 0.0 <= mask_threshold <= 1.0):
             raise ValueError(f"mask_threshold must be between 0 and 1, got {mask_threshold!r}")
         self.mask_threshold = float(mask_threshold)
-        self.device = "cpu"
-        self.device_reason = "not loaded yet"
         self.runtime: Sam3Runtime | None = None  # once loaded
-        self.embeddings: ByteBoundedLRU[Sam3ImageState] = ByteBoundedLRU(max_bytes=cache_bytes)
-        self.encoder_runs = 0  # how many times the ViT really ran (tests, benchmarks)
-        self._cancel: CancelToken | None = None  # read by the ViT's forward pre-hooks
-        self._hooks: list[RemovableHandle] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def load(self) -> None:
-        from inference.weights.store import resolve_weights
-
-        path = resolve_weights(self.model_id, self.checkpoint)  # before torch: missing weights say so at once
-        from inference.device import configure_cpu_threads, resolve_device
+        path = self._prepare_load()
         from inference.sam3_model import load_sam3
 
-        choice = resolve_device(self.device_preference)
-        self.device, self.device_reason = choice.device, choice.reason
-        configure_cpu_threads(self.cpu_threads)
         self.runtime = load_sam3(path, device=self.device, vit_bf16=self.vit_bf16)
         if str(self.runtime.vit_dtype).endswith("bfloat16"):
             self.device_reason += "; ViT in bf16"
@@ -154,12 +148,8 @@ class Sam3Backend(SegmentationBackend):
         self._loaded = True
 
     def unload(self) -> None:
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks.clear()
-        self.embeddings.clear()
-        self.runtime = None
         super().unload()
+        self.runtime = None
 
     def info(self) -> BackendInfo:
         return BackendInfo(
@@ -179,12 +169,8 @@ class Sam3Backend(SegmentationBackend):
         return int(self.runtime.mask_input_size[0])
 
     def _install_cancel_hooks(self) -> None:
-        def hook(_module: Any, _inputs: Any) -> None:
-            check(self._cancel)
-
         assert self.runtime is not None  # called by load() once the runtime is there
-        for module in self.runtime.cancel_hook_modules():
-            self._hooks.append(module.register_forward_pre_hook(hook))
+        self._add_cancel_hooks(self.runtime.cancel_hook_modules())
 
     # -- text limits -----------------------------------------------------------------------
     # text_token_limit() stays None: each phrase is encoded separately and a phrase longer than
@@ -200,22 +186,6 @@ class Sam3Backend(SegmentationBackend):
         return max(len(tokenizer(p, verbose=False)["input_ids"]) for p in phrases)
 
     # -- embeddings ------------------------------------------------------------------------
-    def is_encoded(self, image_key: str) -> bool:
-        return image_key in self.embeddings
-
-    def encode(
-        self,
-        image: np.ndarray,
-        *,
-        image_key: str | None = None,
-        cancel: CancelToken | None = None,
-        source: ImageSource | None = None,
-    ) -> str:
-        image = as_rgb_image(image)
-        key = image_key or self.image_key(image)
-        self.embedding(image, key, cancel=cancel)
-        return key
-
     def embedding(self, image: np.ndarray, key: str, *, cancel: CancelToken | None = None) -> Sam3ImageState:
         """The cached :class:`~inference.sam3_model.Sam3ImageState` of ``image``, computed on a miss."""
         cached = self.embeddings.get(key)
@@ -454,11 +424,7 @@ class Sam3Backend(SegmentationBackend):
         state = self.embedding(image, key, cancel=cancel)
         encoded = time.perf_counter()
         check(cancel)
-        coords = labels = None
-        if prompt.points:
-            coords = np.array([[p.x, p.y] for p in prompt.points], dtype=np.float32)
-            labels = np.array([1 if p.positive else 0 for p in prompt.points], dtype=np.int32)
-        box = np.array(prompt.box.as_xyxy(), dtype=np.float32) if prompt.box is not None else None
+        coords, labels, box = geometry_arrays(prompt)
         mask_input = None
         if prompt.mask_input is not None:
             side = int(prompt.mask_input.shape[-1])
@@ -475,30 +441,19 @@ class Sam3Backend(SegmentationBackend):
         masks = self._full_masks(
             low_res, height=state.height, width=state.width, cancel=cancel, sigmoid=False, threshold=0.0
         )
-        candidates = []
-        for i in np.argsort(-scores, kind="stable"):
-            candidates.append(
-                Candidate(
-                    mask=masks[i],
-                    score=float(scores[i]),
-                    box=_candidate_box(masks[i], prompt),
-                    low_res_logits=low_res[i].astype(np.float32, copy=False),
-                )
-            )
-        timings = {
-            "encode": 0.0 if hit else encoded - start,
-            "decode": decoded - encoded,
-            "total": time.perf_counter() - start,
-            "embedding_cached": float(hit),
-        }
-        return Prediction(
-            candidates=tuple(candidates),
-            kind=PredictionKind.ALTERNATIVES,
-            image_key=key,
+        return alternatives_prediction(
+            prompt,
+            masks=masks,
+            scores=scores,
+            low_res=low_res,
+            key=key,
             backend=self.name,
             model=self.model_id,
             image_size=(state.height, state.width),
-            timings=MappingProxyType(timings),
+            hit=hit,
+            start=start,
+            encoded=encoded,
+            decoded=decoded,
         )
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPen
 
+from desktop_app.gui.canvas.box_drag import BoxDragTool, Corners
 from desktop_app.gui.canvas.tools import Tool
 from inference.prompts import Box, Exemplar
 
@@ -28,21 +29,16 @@ NEGATIVE_COLOUR = QColor(235, 50, 50)  # and its negative red
 MIN_SIDE = 1.0  # image pixels: a smaller box is a slip, not an exemplar
 
 
-class ExemplarTool(QObject):
+class ExemplarTool(BoxDragTool):
+    tool = Tool.EXEMPLAR
     drawn = Signal(object, bool)  # Box (image pixels, clipped to the image), positive
 
     def __init__(self, canvas: ImageCanvas) -> None:
         super().__init__(canvas)
-        self.canvas = canvas
-        self._drag: tuple[float, float, float, float] | None = None
         self._drag_positive = True
         self._exemplars: tuple[Exemplar, ...] = ()
 
     # -- state ---------------------------------------------------------------------------------
-    @property
-    def dragging(self) -> bool:
-        return self._drag is not None
-
     @property
     def exemplars(self) -> tuple[Exemplar, ...]:
         """The exemplars drawn on the canvas (the controller's current prompt)."""
@@ -54,48 +50,24 @@ class ExemplarTool(QObject):
 
     def cancel(self) -> bool:
         """Drop the box being dragged (the exemplars already given stay: Esc again drops them)."""
-        had = self._drag is not None
-        self._drag = None
-        self.canvas.update()
-        return had
+        return super().cancel()
 
-    def _box(self) -> Box | None:
+    def _box(self, corners: Corners | None = None) -> Box | None:
         image = self.canvas.image
-        if self._drag is None or image is None:
+        corners = corners or self._drag
+        if corners is None or image is None:
             return None
-        return Box.from_corners(*self._drag).clipped(width=image.width, height=image.height)
+        return Box.from_corners(*corners).clipped(width=image.width, height=image.height)
 
-    # -- the canvas's interaction protocol -----------------------------------------------------
-    def mouse_press(self, event: QMouseEvent, x: float, y: float) -> bool:
-        if self.canvas.tool is not Tool.EXEMPLAR or self.canvas.image is None:
-            return False
-        if event.button() != Qt.MouseButton.LeftButton:
-            return False  # the right button opens the context menu
-        self._drag = (x, y, x, y)
+    def _started(self, event: QMouseEvent) -> None:
         self._drag_positive = not (event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
-        return True
 
-    def mouse_move(self, event: QMouseEvent, x: float, y: float) -> bool:
-        if self._drag is None:
-            return False
-        self._drag = (self._drag[0], self._drag[1], x, y)
-        self.canvas.update()
-        return True
-
-    def mouse_release(self, event: QMouseEvent, x: float, y: float) -> bool:
-        if self._drag is None or event.button() != Qt.MouseButton.LeftButton:
-            return False
-        self._drag = (self._drag[0], self._drag[1], x, y)
-        box = self._box()
-        self._drag = None
-        self.canvas.update()
+    def _finished(self, corners: Corners) -> None:
+        box = self._box(corners)
         if box is not None and box.x1 - box.x0 >= MIN_SIDE and box.y1 - box.y0 >= MIN_SIDE:
             self.drawn.emit(box, self._drag_positive)
-        return True
 
-    def mouse_double_click(self, event: QMouseEvent, x: float, y: float) -> bool:
-        return False
-
+    # -- the canvas's interaction protocol (BoxDragTool) ---------------------------------------
     def paint(self, painter: QPainter) -> None:
         if not self._exemplars and self._drag is None:
             return

@@ -8,73 +8,31 @@ snapped xyxy box; the shell turns it into an undoable "Add" (it never edits the 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from PySide6.QtCore import QObject, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPen
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
 
 from desktop_app.core.object_ops import snapped_rectangle
+from desktop_app.gui.canvas.box_drag import BoxDragTool, Corners
 from desktop_app.gui.canvas.tools import Tool
-
-if TYPE_CHECKING:  # pragma: no cover
-    from desktop_app.gui.canvas.image_canvas import ImageCanvas
 
 RECT_COLOUR = QColor(0, 220, 255)
 
 
-class RectangleTool(QObject):
+class RectangleTool(BoxDragTool):
+    tool = Tool.RECTANGLE
     drawn = Signal(object)  # (x0, y0, x1, y1) image pixels, x1/y1 exclusive, inside the image
 
-    def __init__(self, canvas: ImageCanvas) -> None:
-        super().__init__(canvas)
-        self.canvas = canvas
-        self._drag: tuple[float, float, float, float] | None = None
-
-    @property
-    def dragging(self) -> bool:
-        return self._drag is not None
-
-    def cancel(self) -> bool:
-        had = self._drag is not None
-        self._drag = None
-        self.canvas.update()
-        return had
-
-    def _snapped(self) -> tuple[int, int, int, int] | None:
+    def _snapped(self, corners: Corners | None = None) -> tuple[int, int, int, int] | None:
         image = self.canvas.image
-        if self._drag is None or image is None:
+        corners = corners or self._drag
+        if corners is None or image is None:
             return None
-        return snapped_rectangle(*self._drag, width=image.width, height=image.height)
+        return snapped_rectangle(*corners, width=image.width, height=image.height)
 
-    # -- the canvas's interaction protocol -----------------------------------------------------
-    def mouse_press(self, event: QMouseEvent, x: float, y: float) -> bool:
-        if self.canvas.tool is not Tool.RECTANGLE or self.canvas.image is None:
-            return False
-        if event.button() != Qt.MouseButton.LeftButton:
-            return False  # the right button opens the context menu
-        self._drag = (x, y, x, y)
-        return True
-
-    def mouse_move(self, event: QMouseEvent, x: float, y: float) -> bool:
-        if self._drag is None:
-            return False
-        self._drag = (self._drag[0], self._drag[1], x, y)
-        self.canvas.update()
-        return True
-
-    def mouse_release(self, event: QMouseEvent, x: float, y: float) -> bool:
-        if self._drag is None or event.button() != Qt.MouseButton.LeftButton:
-            return False
-        self._drag = (self._drag[0], self._drag[1], x, y)
-        box = self._snapped()
-        self._drag = None
-        self.canvas.update()
+    def _finished(self, corners: Corners) -> None:
+        box = self._snapped(corners)
         if box is not None:
             self.drawn.emit(box)
-        return True
-
-    def mouse_double_click(self, event: QMouseEvent, x: float, y: float) -> bool:
-        return False
 
     def paint(self, painter: QPainter) -> None:
         box = self._snapped()

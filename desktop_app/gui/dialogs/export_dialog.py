@@ -17,15 +17,12 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QRadioButton,
     QSpinBox,
@@ -35,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.core.annotation.document import ImageStatus
 from desktop_app.gui.dialogs.background import BackgroundTask
+from desktop_app.gui.dialogs.task_panel import task_panel
 
 
 def export_names(project, *, scope: str, current: str | None) -> list[str]:
@@ -184,19 +182,11 @@ class ExportDialog(QDialog):
         form.addRow("", self.open_after)
         self.description = QLabel()
         self.description.setWordWrap(True)
-        self.progress_bar = QProgressBar()
+        panel = task_panel(self, "Export", self.start)
+        self.progress_bar, self.log = panel.progress_bar, panel.log
+        self.export_button, self.close_button, buttons = panel.action_button, panel.close_button, panel.buttons
         self.progress_bar.setValue(0)
-        self.log = QPlainTextEdit()
-        self.log.setReadOnly(True)
         self.log.setMaximumHeight(90)
-        self.export_button = QPushButton("Export")
-        self.export_button.setDefault(True)
-        self.export_button.clicked.connect(self.start)
-        self.close_button = QPushButton("Close")
-        self.close_button.clicked.connect(self.reject)
-        buttons = QDialogButtonBox()
-        buttons.addButton(self.export_button, QDialogButtonBox.ButtonRole.ActionRole)
-        buttons.addButton(self.close_button, QDialogButtonBox.ButtonRole.RejectRole)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.description)

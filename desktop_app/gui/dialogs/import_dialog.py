@@ -12,20 +12,18 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop_app.gui.dialogs.background import BackgroundTask
+from desktop_app.gui.dialogs.task_panel import task_panel
 
 SOURCE_HINTS = {
     "coco": "an annotations .json file (or a folder of them, e.g. annotations_train/val.json)",
@@ -87,17 +85,9 @@ class ImportDialog(QDialog):
             "there (same label and mask) is skipped. Nothing is replaced."
         )
         note.setWordWrap(True)
-        self.progress_bar = QProgressBar()
-        self.log = QPlainTextEdit()
-        self.log.setReadOnly(True)
-        self.import_button = QPushButton("Import")
-        self.import_button.setDefault(True)
-        self.import_button.clicked.connect(self.start)
-        self.close_button = QPushButton("Close")
-        self.close_button.clicked.connect(self.reject)
-        buttons = QDialogButtonBox()
-        buttons.addButton(self.import_button, QDialogButtonBox.ButtonRole.ActionRole)
-        buttons.addButton(self.close_button, QDialogButtonBox.ButtonRole.RejectRole)
+        panel = task_panel(self, "Import", self.start)
+        self.progress_bar, self.log = panel.progress_bar, panel.log
+        self.import_button, self.close_button, buttons = panel.action_button, panel.close_button, panel.buttons
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(note)
