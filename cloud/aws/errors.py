@@ -3,7 +3,7 @@
 ``CloudError`` is a :class:`~inference.errors.StudioError` (the application's one error base), not
 an ``InferenceError``: a failed deploy or invocation is not a model problem. ``str(err)`` is a
 complete explanation for a person: what went wrong, in plain words, and what to do about it.
-``code`` names the row of the failure table (:mod:`cloud.diagnosis`) it came from, so the app can
+``code`` names the row of the failure table (:mod:`cloud.failure_table`) it came from, so the app can
 show the same text and link the same documentation row.
 """
 
