@@ -51,7 +51,7 @@ def test_sam2_clicks_refine_accept_undo(qtbot, core_app, scene_path, sam2_backen
     with qtbot.waitSignal(controller.candidates_changed, timeout=5_000) as b:
         qtbot.keyClick(canvas, Qt.Key.Key_Tab)
     assert b.args[0].index == 1 and b.args[0].focused is first.candidates[1]
-    assert controller._logits is first.candidates[1].low_res_logits
+    assert controller.prompting.logits is first.candidates[1].low_res_logits
     # a negative Shift+click refines: one mask, previous logits as mask_input
     with qtbot.waitSignal(controller.candidates_changed, timeout=60_000, check_params_cb=lambda s: s is not None) as b:
         qtbot.mouseClick(

@@ -348,7 +348,7 @@ def test_empty_folder_clears_the_canvas(qtbot, make_window, synthetic_folder, tm
     oid = _accept_click(qtbot, window, 55, 55)
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert window.open_folder(str(empty))
+    assert window.navigation.open_folder(str(empty))
     assert window.canvas.image is None and window.controller.document is None
     assert window.autosaver.document is None
     assert window.navigation.empty.kind == "empty-folder" and "No images" in window.navigation.empty.text()
@@ -472,6 +472,6 @@ def test_deleting_a_used_label_asks_and_it_does_not_come_back(qtbot, make_window
     window.actions_by_name["prev_image"].trigger()  # A (the modal box left the focus elsewhere)
     wait_image(qtbot, window, "img1.png")
     assert window.controller.document.get(red).label == "object"
-    window.refresh_file_list()
+    window.navigation.refresh_file_list()
     assert "red" not in window.label_list.names()
     assert "red" not in ProjectFolder(folder).load_labels().names

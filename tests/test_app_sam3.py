@@ -78,7 +78,7 @@ def _candidates(qtbot, window, after: int):
     qtbot.waitUntil(
         lambda: (
             window.controller.candidates is not None
-            and window.controller._request_id == 0
+            and window.controller.prompting.request_id == 0
             and len(_recorder(window).prompts) > after
         ),
         timeout=60_000,
@@ -246,7 +246,8 @@ def test_exemplar_tool_hidden_for_sam2(qtbot, make_window, synthetic_folder, sam
     assert all(tools.widgetForAction(a).isVisible() for t, a in tools.tool_actions.items() if t is not Tool.EXEMPLAR)
     key(qtbot, window.canvas, "X")
     assert window.canvas.tool is Tool.POINT
-    window.controller.add_exemplar(Box(x0=10, y0=10, x1=50, y1=50))  # never sent to a backend without exemplars
+    # never sent to a backend without exemplars
+    window.controller.prompting.add_exemplar(Box(x0=10, y0=10, x1=50, y1=50))
     assert window.controller.exemplars == []
 
 

@@ -87,11 +87,11 @@ def create_window(argv: Sequence[str] = ()):
 
     def open_initial() -> None:
         if kind == "path" and target:
-            window.open_path(target)
+            window.navigation.open_path(target)
         elif kind == "restore" and target:
-            window.open_folder(target, select=settings.last_image or None)
+            window.navigation.open_folder(target, select=settings.last_image or None)
         elif kind == "sample" and target:
-            window.open_path(target)
+            window.navigation.open_path(target)
         settings.first_run_done = True
         window.start_inference()
 

@@ -45,7 +45,7 @@ class CloudWiring(QObject):
             self.wizard = DeployWizard(
                 self.tracker,
                 use_endpoint=self.use_endpoint,
-                open_settings=getattr(self.window, "show_settings", None),
+                open_settings=self.window.dialogs.show_settings,
                 parent=self.window,
             )
             self.wizard.destroyed.connect(lambda *_: setattr(self, "wizard", None))

@@ -3,8 +3,10 @@
 One controller serves the image on screen. The canvas reports clicks/drags; the controller keeps
 the current prompt (points, box, the previous low-resolution logits so each click refines the
 mask), posts a prediction on every change (the latest wins), shows the answers as candidates and
-turns accepted candidates, polygons and brush strokes into undo commands. The shell (main
-window, panels) talks to it through the public methods and signals below and wires
+turns accepted candidates, polygons and brush strokes into undo commands. The prompt and its
+request live in :class:`~desktop_app.gui.prompting.PromptBuilder` (``controller.prompting``), the
+candidates on offer in :class:`~desktop_app.gui.candidates.CandidateOffer` (``controller.offer``).
+The shell (main window, panels) talks to it through the public methods and signals below and wires
 ``controller.actions`` and ``canvas.actions`` into its menus; ``histories.undo_group`` gives the
 Undo / Redo actions.
 """
@@ -12,18 +14,17 @@ Undo / Redo actions.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QObject, Signal
 
 from desktop_app.core.annotation.document import AnnotationObject, ImageDocument
 from desktop_app.core.image_cache import DecodedImageCache
-from desktop_app.core.prediction_policy import DEFAULT_LABEL, PromptRecord, objects_from_candidates
-from desktop_app.gui.canvas.image_canvas import CandidateOverlay, ImageCanvas
+from desktop_app.core.prediction_policy import DEFAULT_LABEL
+from desktop_app.gui.candidates import CandidateOffer, CandidateState
+from desktop_app.gui.canvas.image_canvas import ImageCanvas
 from desktop_app.gui.canvas.loading import ImageLoader, LoadedImage
 from desktop_app.gui.canvas.tools import Tool
 from desktop_app.gui.commands import (
@@ -38,79 +39,18 @@ from desktop_app.gui.commands import (
     SetHiddenCommand,
     SubtractObjectsCommand,
 )
+from desktop_app.gui.controller_actions import build_controller_actions
+from desktop_app.gui.prompting import PromptBuilder
 from desktop_app.gui.worker import ImageRef, InferenceWorker
 from inference.masks import polygons_to_mask
 from inference.prompts import (
     DEFAULT_BOX_THRESHOLD,
     DEFAULT_MAX_DETECTIONS,
     DEFAULT_TEXT_THRESHOLD,
-    Box,
     Exemplar,
     Point,
-    Prompt,
-    normalise_text,
 )
-from inference.results import BackendInfo, Candidate, Prediction, PredictionKind
-
-
-@dataclass(frozen=True, kw_only=True, eq=False)
-class CandidateState:
-    """What is on offer: ``ALTERNATIVES`` (pick one, Tab cycles) or ``INSTANCES`` (text detections)."""
-
-    kind: PredictionKind
-    candidates: tuple[Candidate, ...]
-    index: int  # the focused candidate
-    source: str  # points | box | text
-    prompt: PromptRecord  # what asked for them (saved with each accepted object)
-    unchecked: frozenset[int] = frozenset()  # detections a person dropped (Enter skips them)
-
-    @property
-    def focused(self) -> Candidate | None:
-        return self.candidates[self.index] if self.candidates else None
-
-    def label_of(self, candidate: Candidate) -> str | None:
-        """The label a detection gets when accepted (the prompt's phrase it matched), for display."""
-        from desktop_app.core.prediction_policy import canonical_label, text_phrases
-
-        return (
-            canonical_label(candidate.label, text_phrases(self.prompt.text))
-            if self.prompt.text
-            else (candidate.label or None)
-        )
-
-    def checked(self, index: int) -> bool:
-        return index not in self.unchecked
-
-    def with_changes(self, **changes) -> CandidateState:
-        from dataclasses import replace
-
-        return replace(self, **changes)
-
-
-@dataclass(frozen=True)
-class ControllerActions:
-    """QActions for the shell's menus (already added to the canvas)."""
-
-    accept: QAction  # Enter: accept the candidate (all detections of a text prompt)
-    accept_one: QAction  # F: accept the focused candidate only
-    next_candidate: QAction  # Tab
-    discard: QAction  # Esc
-    delete: QAction  # Delete / Backspace
-    merge: QAction  # Ctrl+M
-    subtract: QAction  # Ctrl+Shift+M
-    toggle_hidden: QAction  # H
-
-    def all(self) -> list[QAction]:
-        return [
-            self.accept,
-            self.accept_one,
-            self.next_candidate,
-            self.discard,
-            self.delete,
-            self.merge,
-            self.subtract,
-            self.toggle_hidden,
-        ]
+from inference.results import BackendInfo
 
 
 class AnnotationController(QObject):
@@ -154,58 +94,32 @@ class AnnotationController(QObject):
         self._selection: list[str] = []
         self._active_label = DEFAULT_LABEL
         self._backend_info: BackendInfo | None = None
-        # the prompt being built
-        self._points: list[Point] = []
-        self._box: Box | None = None
-        self._text: str | None = None
-        self._logits: np.ndarray | None = None
-        self._exemplars: list[Exemplar] = []  # SAM 3 example boxes: kept until accept / Esc
         # what an exemplar prompt also sends: {"text", "box_threshold", "text_threshold", "max_detections"}
         # (the window reads its prompt bar); None: no text, the default thresholds
         self.concept_options: Callable[[], dict[str, Any]] | None = None
-        self._sent: Prompt | None = None  # the prompt of the pending request
-        self._request_id = 0
-        self._candidates: CandidateState | None = None
+        self.prompting = PromptBuilder(self)  # the prompt being built and its request
+        self.offer = CandidateOffer(self)  # the prediction's candidates on offer
         self._wire()
-        self.actions = self._make_actions()
+        self.actions = build_controller_actions(self)  # controller_actions.py
 
     # -- wiring --------------------------------------------------------------------------------
     def _wire(self) -> None:
         c, w = self.canvas, self.worker
-        c.point_clicked.connect(self.add_point)
-        c.box_drawn.connect(self.set_box)
+        p = self.prompting
+        c.point_clicked.connect(p.add_point)
+        c.box_drawn.connect(p.set_box)
         c.polygon_finished.connect(self._on_polygon)
         c.stroke_finished.connect(self._on_stroke)
         c.object_clicked.connect(self._on_object_clicked)
-        c.exemplar_tool.drawn.connect(self.add_exemplar)
-        w.prediction_ready.connect(self._on_prediction)
-        w.failed.connect(self._on_failed)
+        c.exemplar_tool.drawn.connect(p.add_exemplar)
+        w.prediction_ready.connect(p.on_prediction)
+        w.failed.connect(p.on_failed)
         w.backend_changed.connect(self._on_backend_changed)
         w.backend_failed.connect(self.error)
         w.status.connect(self.status)
         w.busy_changed.connect(self.busy_changed)
         self.loader.loaded.connect(self._on_loaded)
         self.loader.failed.connect(self._on_load_failed)
-
-    def _make_actions(self) -> ControllerActions:
-        def action(text: str, keys: Sequence[str], slot) -> QAction:
-            act = QAction(text, self.canvas)
-            act.setShortcuts([QKeySequence(k) for k in keys])
-            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            act.triggered.connect(slot)
-            self.canvas.addAction(act)
-            return act
-
-        return ControllerActions(
-            accept=action("Accept", ["Return", "Enter"], self._on_enter),
-            accept_one=action("Accept focused candidate", ["F"], self.accept_one),
-            next_candidate=action("Next candidate", ["Tab"], self.next_candidate),
-            discard=action("Discard prompt", ["Esc"], self._on_escape),
-            delete=action("Delete selected", ["Delete", "Backspace"], self._on_delete),
-            merge=action("Merge selected", ["Ctrl+M"], self.merge_selected),
-            subtract=action("Subtract from first selected", ["Ctrl+Shift+M"], self.subtract_selected),
-            toggle_hidden=action("Hide / show selected", ["H"], self.toggle_hidden_selected),
-        )
 
     # -- image and document ------------------------------------------------------------------
     def set_backend(self, name: str, **options: Any) -> None:
@@ -397,24 +311,7 @@ class AnnotationController(QObject):
         else:
             self.select([object_id])
 
-    # -- prompting -----------------------------------------------------------------------------
-    def add_point(self, x: float, y: float, positive: bool = True) -> None:
-        """Add a click to the current prompt and predict (refining the current mask)."""
-        if self._image is None:
-            return
-        if self._text is not None:
-            self._reset_prompt()
-        self._points.append(Point(x=float(x), y=float(y), positive=bool(positive)))
-        self._predict()
-
-    def set_box(self, box: Box) -> None:
-        """Start a box prompt (points added afterwards refine it)."""
-        if self._image is None:
-            return
-        self._reset_prompt()
-        self._box = box
-        self._predict()
-
+    # -- prompting and candidates (prompting.py, candidates.py) ------------------------------
     def run_text(
         self,
         text: str,
@@ -424,233 +321,39 @@ class AnnotationController(QObject):
         max_detections: int = DEFAULT_MAX_DETECTIONS,
     ) -> None:
         """Run a text prompt ("car. person.") on the image: detections become candidates."""
-        if self._image is None:
-            self.error.emit("open an image first")
-            return
-        if not normalise_text(text):
-            self.error.emit("the text prompt is empty: type what to segment, e.g. 'car. person.'")
-            return
-        exemplars = self._exemplars if self._takes_exemplars() else []  # SAM 3: text + the example boxes
-        self._reset_prompt()
-        self._text, self._exemplars = text, list(exemplars)
-        prompt = Prompt(
-            text=text,
-            box_threshold=box_threshold,
-            text_threshold=text_threshold,
-            max_detections=max_detections,
-            exemplars=tuple(exemplars),
+        self.prompting.run_text(
+            text, box_threshold=box_threshold, text_threshold=text_threshold, max_detections=max_detections
         )
-        self._send(prompt)
-
-    def add_exemplar(self, box: Box, positive: bool = True) -> None:
-        """The exemplar tool (SAM 3): add an example box ("things like this", or with ``positive``
-        False "not like this") and re-run the concept prompt with every exemplar so far plus the
-        prompt bar's text, if any (:attr:`concept_options`). The exemplars stay until the
-        candidates are accepted or discarded; the latest request wins."""
-        if self._image is None:
-            return
-        if not self._takes_exemplars():
-            self.error.emit("exemplars need the SAM 3 backend: Inference → Backend → SAM 3")
-            return
-        options = dict(self.concept_options() if self.concept_options is not None else {})
-        text = options.pop("text", None) or None
-        if text is not None and not normalise_text(text):
-            text = None
-        exemplars = [] if (self._points or self._box is not None) else list(self._exemplars)
-        exemplars.append(Exemplar(box=box, positive=bool(positive)))
-        self._reset_prompt()
-        self._text, self._exemplars = text, exemplars
-        self._send(
-            Prompt(
-                text=text,
-                exemplars=tuple(exemplars),
-                multimask=False,
-                **{k: v for k, v in options.items() if k in ("box_threshold", "text_threshold", "max_detections")},
-            )
-        )
-
-    def _takes_exemplars(self) -> bool:
-        info = self._backend_info
-        return info is not None and bool(getattr(info, "supports_exemplars", False))
 
     @property
     def exemplars(self) -> list[Exemplar]:
         """The example boxes of the current prompt (SAM 3)."""
-        return list(self._exemplars)
+        return self.prompting.exemplars
 
-    def _predict(self) -> None:
-        multimask = len(self._points) == 1 and self._box is None
-        prompt = Prompt(
-            points=tuple(self._points),
-            box=self._box,
-            mask_input=None if multimask else self._logits,
-            multimask=multimask,
-        )
-        self._send(prompt)
+    @property
+    def prompt_points(self) -> list[Point]:
+        return self.prompting.points
 
-    def _send(self, prompt: Prompt) -> None:
-        assert self._image is not None
-        self.canvas.set_prompt(points=self._points, box=self._box)
-        self.canvas.exemplar_tool.set_exemplars(self._exemplars)
-        self._sent = prompt
-        self._request_id = self.worker.predict(
-            image=ImageRef(path=self._image.path, array=self._image.array, key=self._image.key), prompt=prompt
-        )
+    @property
+    def candidates(self) -> CandidateState | None:
+        return self.offer.state
 
-    def _on_prediction(self, request_id: int, prediction: Prediction) -> None:
-        if request_id != self._request_id or self._image is None or prediction.image_key != self._image.key:
-            return  # stale: a newer prompt or another image
-        self._request_id = 0
-        if prediction.messages:
-            self.prediction_messages.emit(tuple(prediction.messages))
-        cands = tuple(prediction.candidates)
-        if prediction.kind is PredictionKind.ALTERNATIVES:
-            cands = tuple(sorted(cands, key=lambda c: -c.score))
-        if not cands or self._sent is None:
-            self._set_candidates(None)
-            self.status.emit("nothing found" if self._text or self._exemplars else "no mask for this prompt")
-            return
-        record = PromptRecord.of(prompt=self._sent, prediction=prediction)
-        self._set_candidates(
-            CandidateState(kind=prediction.kind, candidates=cands, index=0, source=record.source, prompt=record)
-        )
-        if prediction.kind is PredictionKind.INSTANCES:
-            self.status.emit(
-                f"{len(cands)} detection{'s' if len(cands) != 1 else ''}: Enter accepts the checked "
-                "ones, F the highlighted one, Tab moves"
-            )
+    def accept(self) -> list[str]:
+        """Enter: the focused candidate (or every detection of a text prompt) becomes objects."""
+        return self.offer.accept()
 
-    def _on_failed(self, request_id: int, message: str) -> None:
-        if request_id == self._request_id:
-            self._request_id = 0
-            self.error.emit(message)
+    def discard_prompt(self) -> None:
+        """Esc: drop the points, box, text and candidates (a running prediction is ignored)."""
+        self.prompting.discard()
+        self.offer.show(None)
 
     def _on_backend_changed(self, info: BackendInfo) -> None:
         self._backend_info = info
-        if self._exemplars and not self._takes_exemplars():
+        if self.prompting.exemplars and not self.prompting.takes_exemplars():
             self.discard_prompt()  # example boxes mean nothing to this backend
         if self._image is not None:
             self.worker.encode(ImageRef(path=self._image.path, array=self._image.array, key=self._image.key))
         self.backend_changed.emit(info)
-
-    def _set_candidates(self, state: CandidateState | None) -> None:
-        self._candidates = state
-        if state is None or not state.candidates:
-            self._candidates = None
-            self.canvas.set_candidates([])
-        else:
-            focused = state.focused
-            self._logits = None if focused is None else focused.low_res_logits
-            if state.kind is PredictionKind.ALTERNATIVES:
-                overlays = [CandidateOverlay(mask=focused.mask, focused=True)] if focused is not None else []
-            else:
-                overlays = [
-                    CandidateOverlay(
-                        mask=c.mask, label=state.label_of(c), focused=i == state.index, dimmed=not state.checked(i)
-                    )
-                    for i, c in enumerate(state.candidates)
-                ]
-            self.canvas.set_candidates(overlays)
-        self.candidates_changed.emit(self._candidates)
-
-    @property
-    def candidates(self) -> CandidateState | None:
-        return self._candidates
-
-    @property
-    def prompt_points(self) -> list[Point]:
-        return list(self._points)
-
-    def next_candidate(self) -> None:
-        """Tab: focus the next candidate (the next multimask guess, or the next detection)."""
-        state = self._candidates
-        if state is None or len(state.candidates) < 2:
-            return
-        self._set_candidates(state.with_changes(index=(state.index + 1) % len(state.candidates)))
-
-    def focus_candidate(self, index: int) -> None:
-        """Focus candidate ``index`` (the candidate list's row click; Tab steps through them)."""
-        state = self._candidates
-        if state is not None and 0 <= index < len(state.candidates) and index != state.index:
-            self._set_candidates(state.with_changes(index=index))
-
-    def set_candidate_checked(self, index: int, checked: bool) -> None:
-        """Keep (checked) or drop (unchecked) detection ``index``: Enter accepts only the checked."""
-        state = self._candidates
-        if state is None or not 0 <= index < len(state.candidates) or state.checked(index) == checked:
-            return
-        unchecked = state.unchecked - {index} if checked else state.unchecked | {index}
-        self._set_candidates(state.with_changes(unchecked=frozenset(unchecked)))
-
-    def accept(self) -> list[str]:
-        """Enter: the focused candidate (or every detection of a text prompt) becomes objects."""
-        state = self._candidates
-        if state is None or self._history is None:
-            return []
-        chosen = (
-            [c for i, c in enumerate(state.candidates) if state.checked(i)]
-            if state.kind is PredictionKind.INSTANCES
-            else [state.focused]
-        )
-        ids = self._add_candidates([c for c in chosen if c is not None], state)
-        self.discard_prompt()
-        return ids
-
-    def accept_one(self) -> list[str]:
-        """F: accept only the focused candidate; other detections stay on offer."""
-        state = self._candidates
-        if state is None or self._history is None:
-            return []
-        if state.kind is PredictionKind.ALTERNATIVES:
-            return self.accept()
-        focused = state.focused
-        ids = self._add_candidates([focused] if focused is not None else [], state)
-        rest = tuple(c for i, c in enumerate(state.candidates) if i != state.index)
-        if not rest:
-            self.discard_prompt()
-        else:
-            unchecked = frozenset(i - (i > state.index) for i in state.unchecked if i != state.index)
-            self._set_candidates(
-                state.with_changes(candidates=rest, index=state.index % len(rest), unchecked=unchecked)
-            )
-        return ids
-
-    def _add_candidates(self, chosen: list[Candidate], state: CandidateState) -> list[str]:
-        assert self._history is not None
-        objects = objects_from_candidates(candidates=chosen, record=state.prompt, fallback_label=self._active_label)
-        if objects:
-            self._history.push(AddObjectsCommand(self._history, objects=objects))
-        return [o.id for o in objects]
-
-    def discard_prompt(self) -> None:
-        """Esc: drop the points, box, text and candidates (a running prediction is ignored)."""
-        if self._request_id:
-            self.worker.cancel(self._request_id)
-        self._reset_prompt()
-        self.canvas.set_prompt()
-        self.canvas.exemplar_tool.set_exemplars(())
-        self._set_candidates(None)
-
-    def _reset_prompt(self) -> None:
-        self._points, self._box, self._text, self._logits = [], None, None, None
-        self._exemplars = []
-        self._sent, self._request_id = None, 0
-
-    def _on_enter(self) -> None:
-        if self.canvas.commit_interaction():  # vertex editing: apply the edited outline
-            return
-        if self.canvas.tool is Tool.POLYGON and self.canvas.polygon_in_progress:
-            self.canvas.finish_polygon()
-        else:
-            self.accept()
-
-    def _on_escape(self) -> None:
-        if not self.canvas.cancel_polygon():
-            self.discard_prompt()
-
-    def _on_delete(self) -> None:
-        if not self.canvas.remove_last_vertex():
-            self.delete_selected()
 
     # -- manual objects and edits -------------------------------------------------------------
     def _on_polygon(self, vertices: list[tuple[float, float]]) -> None:

@@ -1,6 +1,6 @@
 """Drag and drop onto the window: an image file opens its folder with that image shown, a folder
-opens as a project, both through the window's ``open_path`` (so saving first and the sample's
-copy rules apply). Several items: the first usable one is opened and the status bar says so.
+opens as a project, both through ``window.navigation.open_path`` (so saving first and the
+sample's copy rules apply). Several items: the first usable one is opened and the status bar says so.
 """
 
 from __future__ import annotations
@@ -68,5 +68,5 @@ class DropOpener(QObject):
             return False
         if len(paths) > 1:
             self.window.status_panel.message(f"opened {target.name} (the first of {len(paths)} dropped items)")
-        self.window.open_path(str(target))
+        self.window.navigation.open_path(str(target))
         return True

@@ -1,6 +1,8 @@
 """The main window: assembles the canvas + controller (APP-CORE), the panels in
 ``desktop_app/widgets`` and the dialogs in ``desktop_app/dialogs``; owns the open project folder,
-its label set and auto-saving. It holds no model code and no drawing code.
+its label set and auto-saving. It holds no model code and no drawing code. Opening folders and
+images is in ``gui/navigation.py`` (``window.navigation``), the dialog openers in
+``gui/window_dialogs.py`` (``window.dialogs``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QVBoxLayout, QWidget
 
 from desktop_app.core.annotation.document import ImageDocument, ImageStatus
 from desktop_app.core.backend_choices import CHOICES, backend_request
@@ -30,6 +32,7 @@ from desktop_app.gui.widgets.notifications import NotificationBar
 from desktop_app.gui.widgets.object_list import ObjectListWidget
 from desktop_app.gui.widgets.prompt_bar import PromptBar
 from desktop_app.gui.widgets.status_panel import StatusPanel
+from desktop_app.gui.window_dialogs import WindowDialogs
 
 if TYPE_CHECKING:
     from desktop_app.core.annotation.project import ProjectFolder
@@ -79,6 +82,7 @@ class MainWindow(QMainWindow):
         self._dock("Labels", self.label_list, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Objects", self.object_list, Qt.DockWidgetArea.RightDockWidgetArea)
 
+        self.dialogs = WindowDialogs(self)  # Models…, Settings…, Export…, Import…, shortcuts, About
         self.actions_by_name = build_actions(self, self._handlers())
         self.actions_by_name["autosave"].setChecked(self.settings.autosave)
         self.backend_menu = BackendMenu(backend=self.settings.backend, device=self.settings.device, parent=self)
@@ -116,14 +120,15 @@ class MainWindow(QMainWindow):
         return dock
 
     def _handlers(self) -> dict:
+        d = self.dialogs
         h = {
-            "open_image": self.ask_open_image,
-            "open_folder": self.ask_open_folder,
+            "open_image": lambda: self.navigation.ask_open_image(),
+            "open_folder": lambda: self.navigation.ask_open_folder(),
             "save": self.save_now,
-            "export": self.show_export,
+            "export": d.show_export,
             "autosave": self._set_autosave,
             "quit": self.close,
-            "import_annotations": self.show_import,
+            "import_annotations": d.show_import,
             "next_image": lambda: self.step_image(1),
             "prev_image": lambda: self.step_image(-1),
             "mark_done": self.toggle_done,
@@ -131,11 +136,11 @@ class MainWindow(QMainWindow):
             "add_label": self.label_list.ask_add,
             "relabel": lambda: self.label_editor.ask_relabel(self),
             "focus_prompt": self.prompt_bar.focus,
-            "batch": self.show_batch,
-            "models": self.show_models,
-            "shortcuts": self.show_shortcuts,
-            "about": self._about,
-            "settings": self.show_settings,
+            "batch": lambda: self.batch_runner.show_dialog(),  # the run is in the background (gui/batch_runner.py)
+            "models": d.show_models,
+            "shortcuts": d.show_shortcuts,
+            "about": d.about,
+            "settings": d.show_settings,
         }
         h.update({f"label_{i}": (lambda i=i: self.label_editor.use_number(i)) for i in range(1, 10)})
         from desktop_app.gui.cloud_wiring import cloud_handlers  # Cloud menu: deploy wizard, endpoints
@@ -310,80 +315,6 @@ class MainWindow(QMainWindow):
         self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)  # Enter now accepts the detections
 
     # -- folders and images ----------------------------------------------------------------
-    def ask_open_image(self) -> None:
-        start = self.settings.last_folder or str(Path.home())
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open image", start, "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp);;All files (*)"
-        )
-        if path:
-            self.open_path(path)
-
-    def ask_open_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open folder", self.settings.last_folder or str(Path.home()))
-        if folder:
-            self.open_folder(folder)
-
-    def open_path(self, path: str) -> None:
-        """A folder opens as a project; an image opens its folder with that image shown. The
-        bundled sample is copied to the user's data folder first (never write in the package)."""
-        from desktop_app.core.samples import is_bundled_sample, user_copy
-
-        p = Path(path)
-        if p.is_dir():
-            self.open_folder(str(p))
-            return
-        if not p.is_file():
-            self.show_error(f"'{path}' does not exist")
-            return
-        if is_bundled_sample(p):
-            p = user_copy(p)
-        self.open_folder(str(p.parent), select=p.name)
-
-    def open_folder(self, folder: str, *, select: str | None = None) -> bool:
-        from desktop_app.core.annotation.labels import ProjectFileError
-        from desktop_app.core.annotation_location import open_project
-
-        self.flush_saves()
-        if self.autosaver.unsaved() and not self.save_guard.confirm_close():
-            return False
-        try:
-            project = open_project(folder, self.settings.annotation_folders)
-            labels = project.load_labels()
-            names = project.images()
-        except (OSError, ProjectFileError) as exc:
-            self.show_error(str(exc))
-            return False
-        self.project, self.current_name = project, None
-        self.label_editor.set_project(project, labels)
-        self.autosaver.set_document(None, None)
-        self.navigation.clear()
-        self.settings.last_folder = str(Path(folder).resolve())
-        self.editing.recent.add(self.settings.last_folder)  # File → Open Recent
-        self.refresh_file_list()
-        self.save_guard.update_title()
-        if not names:
-            self.navigation.clear(
-                kind="empty-folder",
-                title=f"No images in {Path(folder).name}",
-                text=f"'{folder}' has no image files. Copy images into it, or open "
-                "another folder (Ctrl+U) or an image (Ctrl+O).",
-            )
-            self._refresh_objects()
-            self.status_panel.message(f"no images in {folder}")
-            return True
-        self.open_image(select if select in names else names[0])
-        return True
-
-    def refresh_file_list(self) -> None:
-        """Re-read every image's summary (header line only) and the labels they use."""
-        if self.project is None:
-            return
-        summaries = self.project.summaries()
-        self.file_list.set_entries(
-            [FileEntry(name=s.image_name, status=s.status, object_count=s.object_count) for s in summaries]
-        )
-        self.label_editor.ensure([n for s in summaries for n in s.labels], save=False)
-
     def open_image(self, name: str, *, force: bool = False) -> None:
         """Show ``name`` (see gui/navigation.py: a failed image is shown as failed, never skipped)."""
         self.navigation.open(name, force=force)
@@ -475,124 +406,13 @@ class MainWindow(QMainWindow):
         if self.object_list.selected_ids() != list(ids):
             self.object_list.set_selection(ids)
 
-    # -- dialogs ---------------------------------------------------------------------------
+    # -- errors and actions ----------------------------------------------------------------
     def show_error(self, message: str, *, hint: str = "", actions=(), key: str | None = None) -> None:
         self.status_panel.show_error(message, hint=hint, actions=actions, key=key)
-
-    def show_shortcuts(self) -> None:
-        from desktop_app.gui.dialogs.shortcuts_dialog import ShortcutsDialog
-
-        dialog = ShortcutsDialog(self.all_actions(), parent=self)
-        self._dialogs["shortcuts"] = dialog
-        dialog.show()
 
     def all_actions(self) -> list[QAction]:
         """Every action with a shortcut in the window (menus, canvas, controller)."""
         return [*self.actions_by_name.values(), *(a for _, a in self._core_actions())]
-
-    def show_models(self) -> None:
-        from desktop_app.gui.dialogs.models_dialog import ModelsDialog
-
-        dialog = self._dialogs.get("models")
-        if not isinstance(dialog, ModelsDialog):  # None until first shown; "models" only ever holds a ModelsDialog
-            from inference.weights import WeightsStore
-
-            dialog = ModelsDialog(store=WeightsStore(cache_dir=self.settings.cache_dir or None), parent=self)
-            dialog.weights_changed.connect(self.start_inference)
-            self._dialogs["models"] = dialog
-        dialog.refresh()
-        dialog.show()
-        dialog.raise_()
-
-    def show_settings(self) -> None:
-        """Edit → Settings… (desktop_app/gui/dialogs/settings_dialog.py); Save applies at once."""
-        from desktop_app.core.secrets import default_store
-        from desktop_app.gui.dialogs.settings_dialog import SettingsDialog
-
-        dialog = self._dialogs.get("settings")
-        if not isinstance(
-            dialog, SettingsDialog
-        ):  # None until first shown; "settings" only ever holds a SettingsDialog
-            dialog = SettingsDialog(
-                settings=self.settings, store=default_store(), open_models=self.show_models, parent=self
-            )
-            dialog.saved.connect(self._apply_saved_settings)
-            self._dialogs["settings"] = dialog
-        dialog.load()
-        dialog.show()
-        dialog.raise_()
-
-    def _apply_saved_settings(self, changed: dict) -> None:
-        """What Save changed takes effect: backend/device through the Backend menu's path."""
-        s = self.settings
-        if "inference/prefetch_count" in changed:
-            self.controller.worker.prefetch_count = s.prefetch_count
-        if "editing/autosave" in changed:
-            self.actions_by_name["autosave"].setChecked(s.autosave)
-        if {"inference/backend", "inference/device", "inference/cache_dir"} & changed.keys():
-            self.backend_menu.set_choice(s.backend, s.device)
-            self.choose_backend(s.backend, s.device)
-
-    def show_export(self) -> None:
-        from desktop_app.gui.dialogs.export_dialog import ExportDialog
-
-        if self.project is None:
-            self.show_error("open a folder or an image first")
-            return
-        self.flush_saves()
-        dialog = ExportDialog(
-            project=self.project, labels=self.label_editor.labels, current=self.current_name, parent=self
-        )
-        self._mirror_progress(dialog.task, "exporting")
-        self._dialogs["export"] = dialog
-        dialog.show()
-
-    def show_import(self) -> None:
-        """File → Import… (gui/dialogs/import_dialog.py); afterwards re-read like a batch."""
-        from desktop_app.gui.dialogs.import_dialog import ImportDialog
-
-        if self.project is None:
-            self.show_error("open a folder first")
-            return
-        self.flush_saves()
-        dialog = ImportDialog(project=self.project, parent=self)
-        dialog.imported.connect(self._after_batch)
-        self._mirror_progress(dialog.task, "importing")
-        self._dialogs["import"] = dialog
-        dialog.open()
-
-    def _mirror_progress(self, task, what: str) -> None:
-        """Background work of a dialog also shows in the status bar."""
-        task.progress.connect(
-            lambda done, total, _t: self.status_panel.set_work(
-                f"{what} {done}/{total}" if total > 0 else f"{what}…", done=done, total=max(total, 0)
-            )
-        )
-        task.ended.connect(lambda: self.status_panel.set_work(""))
-
-    def show_batch(self) -> None:
-        """Inference → Batch: the dialog configures; the run is in the background (gui/batch_runner.py)."""
-        self.batch_runner.show_dialog()
-
-    def _after_batch(self, _result) -> None:
-        """Batch wrote documents on disk: re-read labels, the list and the image on screen."""
-        if self.project is None:
-            return
-        self.refresh_file_list()
-        self.label_editor.save()
-        for name in self.project.images():  # the batch's files are newer than our copies
-            self.controller.histories.forget(str(self.project.image_path(name)))
-        if self.current_name:
-            self.autosaver.set_document(None, None)
-            self.open_image(self.current_name, force=True)
-
-    def _about(self) -> None:
-        QMessageBox.about(
-            self,
-            "LangSAM Studio",
-            "LangSAM Studio: segment images with text, points and "
-            "boxes (Grounding DINO + SAM 2), fix, label and export them.",
-        )
 
     # -- closing ---------------------------------------------------------------------------
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)

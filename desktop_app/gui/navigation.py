@@ -1,4 +1,8 @@
-"""Opening images in the window: the Qt side of :class:`desktop_app.core.navigation.Navigator`.
+"""Opening folders and images in the window: the Qt side of :class:`desktop_app.core.navigation.Navigator`.
+
+File → Open image / Open folder, a dropped file, a recent folder and the start-up target all go
+through :meth:`ImageNavigation.open_path` / :meth:`ImageNavigation.open_folder`: the folder
+becomes the project (its labels, the file list) and its first image (or the one asked for) opens.
 
 Every way to open an image (D / A, the file list, "Open anyway", a folder's first image) goes
 through :meth:`ImageNavigation.open`. The navigator decides; the controller loads (nothing is
@@ -17,10 +21,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QUrl
 from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QFileDialog
 
 from desktop_app.core.annotation.document import ImageDocument
 from desktop_app.core.navigation import Navigator, NavState
 from desktop_app.gui.widgets.empty_state import EmptyState
+from desktop_app.gui.widgets.file_list import FileEntry
 from desktop_app.gui.widgets.notifications import Level
 
 
@@ -39,6 +45,98 @@ class ImageNavigation(QObject):
         window.autosaver.saved.connect(self._on_saved)
         # called with the name before an image is opened (the background batch leaves it alone)
         self.on_open: list[Callable[[str], None]] = []
+
+    # -- folders --------------------------------------------------------------------------
+    def ask_open_image(self) -> None:
+        w = self.window
+        start = w.settings.last_folder or str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(
+            w, "Open image", start, "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp);;All files (*)"
+        )
+        if path:
+            self.open_path(path)
+
+    def ask_open_folder(self) -> None:
+        w = self.window
+        folder = QFileDialog.getExistingDirectory(w, "Open folder", w.settings.last_folder or str(Path.home()))
+        if folder:
+            self.open_folder(folder)
+
+    def open_path(self, path: str) -> None:
+        """A folder opens as a project; an image opens its folder with that image shown. The
+        bundled sample is copied to the user's data folder first (never write in the package)."""
+        from desktop_app.core.samples import is_bundled_sample, user_copy
+
+        p = Path(path)
+        if p.is_dir():
+            self.open_folder(str(p))
+            return
+        if not p.is_file():
+            self.window.show_error(f"'{path}' does not exist")
+            return
+        if is_bundled_sample(p):
+            p = user_copy(p)
+        self.open_folder(str(p.parent), select=p.name)
+
+    def open_folder(self, folder: str, *, select: str | None = None) -> bool:
+        from desktop_app.core.annotation.labels import ProjectFileError
+        from desktop_app.core.annotation_location import open_project
+
+        w = self.window
+        w.flush_saves()
+        if w.autosaver.unsaved() and not w.save_guard.confirm_close():
+            return False
+        try:
+            project = open_project(folder, w.settings.annotation_folders)
+            labels = project.load_labels()
+            names = project.images()
+        except (OSError, ProjectFileError) as exc:
+            w.show_error(str(exc))
+            return False
+        w.project, w.current_name = project, None
+        w.label_editor.set_project(project, labels)
+        w.autosaver.set_document(None, None)
+        self.clear()
+        w.settings.last_folder = str(Path(folder).resolve())
+        w.editing.recent.add(w.settings.last_folder)  # File → Open Recent
+        self.refresh_file_list()
+        w.save_guard.update_title()
+        if not names:
+            self.clear(
+                kind="empty-folder",
+                title=f"No images in {Path(folder).name}",
+                text=f"'{folder}' has no image files. Copy images into it, or open "
+                "another folder (Ctrl+U) or an image (Ctrl+O).",
+            )
+            w._refresh_objects()
+            w.status_panel.message(f"no images in {folder}")
+            return True
+        w.open_image(select if select in names else names[0])
+        return True
+
+    def refresh_file_list(self) -> None:
+        """Re-read every image's summary (header line only) and the labels they use."""
+        w = self.window
+        if w.project is None:
+            return
+        summaries = w.project.summaries()
+        w.file_list.set_entries(
+            [FileEntry(name=s.image_name, status=s.status, object_count=s.object_count) for s in summaries]
+        )
+        w.label_editor.ensure([n for s in summaries for n in s.labels], save=False)
+
+    def reload_from_disk(self, _result=None) -> None:
+        """A batch or an import wrote documents on disk: re-read labels, the list and the image on screen."""
+        w = self.window
+        if w.project is None:
+            return
+        self.refresh_file_list()
+        w.label_editor.save()
+        for name in w.project.images():  # the batch's files are newer than our copies
+            w.controller.histories.forget(str(w.project.image_path(name)))
+        if w.current_name:
+            w.autosaver.set_document(None, None)
+            w.open_image(w.current_name, force=True)
 
     # -- requests ---------------------------------------------------------------------------
     def open(self, name: str, *, force: bool = False) -> None:

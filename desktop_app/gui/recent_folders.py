@@ -86,4 +86,4 @@ class RecentFolders(QObject):
             self.remove([folder])
             self.window.show_error(f"'{folder}' no longer exists; it was removed from File → Open Recent")
             return
-        self.window.open_path(folder)
+        self.window.navigation.open_path(folder)

@@ -86,8 +86,8 @@ def install_view_state(window: MainWindow) -> ViewState:
     )
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     controller.candidates_changed.connect(candidates.set_state)
-    candidates.check_changed.connect(controller.set_candidate_checked)
-    candidates.focus_requested.connect(controller.focus_candidate)
+    candidates.check_changed.connect(controller.offer.set_checked)
+    candidates.focus_requested.connect(controller.offer.focus)
     candidates.accept_requested.connect(controller.accept)
     candidates.discard_requested.connect(controller.discard_prompt)
 
