@@ -56,7 +56,6 @@ from inference.protocol import (
     JSON_TYPE,
     MAX_PAYLOAD_BYTES,
     NEW_SESSION_HEADER,
-    SESSION_HEADER,
     ProtocolError,
     SegmentRequest,
     encode_error,
@@ -96,6 +95,7 @@ def affinity_session_ids(
     hash_bytes: Callable[[bytes], int],
     window_fraction: float = 2.0**-18,
     max_tries: int = 200_000,
+    token_hex: Callable[[int], str] = secrets.token_hex,
 ) -> Callable[[], str]:
     """A factory of session ids the consistent-hash router sends to this replica.
 
@@ -105,18 +105,19 @@ def affinity_session_ids(
     ``window_fraction`` of the ring below one of them: another replica's node would have to fall
     into that gap (probability ~ nodes x window / 2, about 2e-4 per other replica with 100
     nodes). ~2,600 random draws on average (a few ms); after ``max_tries`` a plain random id
-    (the replica that gets it adopts the session when the image is sent again)."""
+    (the replica that gets it adopts the session when the image is sent again). ``token_hex``
+    draws the candidates (tests pass a seeded one)."""
     own = sorted(hash_bytes(f"{replica_unique_id}:{i}".encode()) for i in range(num_virtual_nodes))
     window = int(2**64 * window_fraction)
 
     def new_id() -> str:
         for _ in range(max_tries):
-            candidate = secrets.token_hex(16)
+            candidate = token_hex(16)
             h = hash_bytes(candidate.encode())
             j = bisect.bisect_right(own, h)
             if j < len(own) and own[j] - h <= window:
                 return candidate
-        return secrets.token_hex(16)
+        return token_hex(16)
 
     return new_id
 
@@ -267,7 +268,3 @@ class LangSAMDeployment:
         loop = asyncio.get_running_loop()
         status, body, out = await loop.run_in_executor(self._executor, self.invoke, payload, headers)
         return Response(body, status_code=status, media_type=JSON_TYPE, headers=out)
-
-
-def session_header_note() -> str:
-    return f"affinity: {SESSION_HEADER} (RAY_SERVE_SESSION_ID_HEADER_KEY) + the consistent-hash request router"

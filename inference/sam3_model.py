@@ -40,7 +40,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-SAM3_MODEL_ID = "sam3"
 MAX_TEXT_TOKENS = 32  # SAM 3's CLIP text encoder has 32 positions
 VISUAL_PHRASE = "visual"  # what the processor sends as text when only exemplar boxes are given
 TEXT_CACHE_ITEMS = 64

@@ -378,9 +378,10 @@ def check_package(path: Any) -> CheckResult:
     from cloud.packaging.ray import is_ray_package, verify_ray_dir
     from cloud.packaging.verify import verify_package
 
-    if is_ray_package(path) and Path(path).is_dir():
+    ray = is_ray_package(path)  # lists a whole .tar.gz: asked once
+    if ray and Path(path).is_dir():
         report = verify_ray_dir(Path(path))
-    elif is_ray_package(path):
+    elif ray:
         report = verify_package(path, import_check=False)
         if report.ok or set(report.problems) <= {"code/inference.py is missing"}:
             return _ok("package", "Ray Serve package (config.yaml + deployment.py)")

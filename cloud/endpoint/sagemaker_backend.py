@@ -265,7 +265,7 @@ class SageMakerBackend(RemoteBackend):
     ) -> Prediction:
         key = image_key or self.image_key(image)
         original = self._async_keys.get(key)
-        if original is None:
+        if original is None and not super().is_encoded(key):  # uploaded already: no need to re-read the file
             original = self._oversize_original(source)
         if original is None:
             return super().predict(image, prompt, image_key=key, cancel=cancel, source=source)

@@ -405,8 +405,12 @@ def is_ray_package(path: str | os.PathLike) -> bool:
     try:
         import tarfile
 
+        wanted = {"config.yaml", "deployment.py"}
         with tarfile.open(root, "r:*") as tar:
-            names = set(tar.getnames())
-        return {"config.yaml", "deployment.py"} <= names
+            for member in tar:  # stop once both are seen, not after decompressing the whole archive
+                wanted.discard(member.name)
+                if not wanted:
+                    return True
+        return False
     except (OSError, Exception):  # noqa: BLE001
         return False

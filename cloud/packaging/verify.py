@@ -178,6 +178,7 @@ def _verify_archive(archive: Path, *, import_check: bool, python: str) -> Verify
                 assert fh is not None  # None only for members that are not regular files, skipped above
                 h = hashlib.sha256()
                 keep = name.startswith("code/") and import_check
+                text: list[bytes] | None = [] if name in REQUIRED else None  # kept from this one pass
                 with contextlib.ExitStack() as stack:
                     out = (
                         stack.enter_context(open(Path(tmp, name), "wb"))
@@ -188,10 +189,10 @@ def _verify_archive(archive: Path, *, import_check: bool, python: str) -> Verify
                         h.update(chunk)
                         if out:
                             out.write(chunk)
-                if name in REQUIRED:
-                    fh = tar.extractfile(member)
-                    assert fh is not None  # a regular file, as above
-                    texts[name] = fh.read().decode("utf-8")
+                        if text is not None:
+                            text.append(chunk)
+                if text is not None:
+                    texts[name] = b"".join(text).decode("utf-8")
                 if name != MANIFEST_NAME:
                     hashes[name] = h.hexdigest()
             problems += _check_contents(sizes, hashes, texts)

@@ -199,7 +199,7 @@ class _Counts:
 def _documents(image_paths: list[Path], images_dir: Path, backend, prompt, args, counts: _Counts, progress) -> Iterator:
     from desktop_app.core.annotation.document import ImageDocument, ImageStatus
     from desktop_app.core.prediction_policy import objects_from_prediction
-    from inference.errors import InferenceError, PromptError
+    from inference.errors import InferenceError
     from inference.images import ImageSource, load_image
 
     for path in image_paths:
@@ -215,12 +215,7 @@ def _documents(image_paths: list[Path], images_dir: Path, backend, prompt, args,
                 if message not in counts.messages:
                     counts.messages.add(message)
                     _err(message)
-        except PromptError as exc:
-            counts.skipped += 1
-            _err(f"skipped '{path}': {exc}")
-            progress.update(1)
-            continue
-        except InferenceError as exc:  # unreadable image, inference failure
+        except InferenceError as exc:  # a prompt that does not fit, unreadable image, inference failure
             counts.skipped += 1
             _err(f"skipped '{path}': {exc}")
             progress.update(1)

@@ -169,13 +169,6 @@ _WEIGHT_OPTIONS: Mapping[str, tuple[str, str]] = {
 }
 
 
-def get_choice(name: str) -> BackendChoice:
-    try:
-        return CHOICES[name]
-    except KeyError:
-        raise ValueError(f"unknown backend '{name}': choose one of {', '.join(CHOICES)}") from None
-
-
 def choice_names(*, kinds: Collection[BackendKind] | None = None, include_auto: bool = True) -> tuple[str, ...]:
     """Names in menu order; ``kinds`` keeps only those kinds (None: every kind)."""
     return tuple(

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from desktop_app.core.annotation.atomic import write_text_atomic
 
 FILE_NAME = "cloud-endpoints.json"
 LIVE = {"InService", "Creating", "Updating", "SystemUpdating", "RollingBack"}
@@ -118,16 +119,8 @@ class EndpointLedger:
         return out
 
     def _write(self, data: dict[str, EndpointRecord]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"version": 1, "endpoints": [asdict(r) for r in data.values()]}
-        fd, tmp = tempfile.mkstemp(prefix=".cloud-endpoints.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(payload, fh, indent=1)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(self.path, json.dumps(payload, indent=1))
 
 
 def _key(name: str, region: str) -> str:

@@ -120,7 +120,9 @@ def _unreachable(url: str, exc: BaseException) -> str:
     )
 
 
-def check_server(values: Mapping[str, Any], *, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[CheckResult]:
+def check_server(
+    values: Mapping[str, Any], *, timeout_s: float = DEFAULT_TIMEOUT_S, environ: Mapping[str, str] | None = None
+) -> list[CheckResult]:
     """GET /ping (is it up, which backend) and GET /info with the token (is it accepted)."""
     url = str(values.get("remote/server_url") or "").rstrip("/")
     token = str(values.get("remote/server_token") or "") or None
@@ -195,7 +197,9 @@ def check_server(values: Mapping[str, Any], *, timeout_s: float = DEFAULT_TIMEOU
 
 
 # -- OpenAI -----------------------------------------------------------------------------------
-def check_openai(values: Mapping[str, Any], *, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[CheckResult]:
+def check_openai(
+    values: Mapping[str, Any], *, timeout_s: float = DEFAULT_TIMEOUT_S, environ: Mapping[str, str] | None = None
+) -> list[CheckResult]:
     """List the models with the key (and base URL, for an OpenAI-compatible server)."""
     key = str(values.get("openai/api_key") or "") or None
     base = str(values.get("openai/base_url") or "") or None
@@ -274,7 +278,9 @@ def check_openai(values: Mapping[str, Any], *, timeout_s: float = DEFAULT_TIMEOU
 
 
 # -- Hugging Face -----------------------------------------------------------------------------
-def check_huggingface(values: Mapping[str, Any], *, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[CheckResult]:
+def check_huggingface(
+    values: Mapping[str, Any], *, timeout_s: float = DEFAULT_TIMEOUT_S, environ: Mapping[str, str] | None = None
+) -> list[CheckResult]:
     """Who the token belongs to (huggingface_hub.whoami)."""
     token = str(values.get("huggingface/token") or "") or None
 
@@ -324,6 +330,7 @@ def check_huggingface(values: Mapping[str, Any], *, timeout_s: float = DEFAULT_T
     return _guard("huggingface", run, token)
 
 
+# every check is called as check(values, environ=...); only the AWS ones use the environment
 CHECKS: Mapping[str, Callable[..., list[CheckResult]]] = {
     "AWS": check_aws,
     "Remote server": check_server,

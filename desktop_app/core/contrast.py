@@ -117,10 +117,3 @@ def apply_window(raw: np.ndarray, window: Window) -> np.ndarray:
         mapped = lut[raw[rows]]
         out[rows] = mapped[:, :, None] if mapped.ndim == 2 else mapped
     return out
-
-
-def value_range(raw: np.ndarray) -> tuple[int, int]:
-    """The smallest and largest raw value (for the window control's range)."""
-    counts = histogram(raw)
-    present = np.flatnonzero(counts)
-    return (0, U16_MAX) if not len(present) else (int(present[0]), int(present[-1]))

@@ -42,10 +42,6 @@ class DecodedImage:
     auto: bool = True
 
     @property
-    def high_bit_depth(self) -> bool:
-        return self.raw is not None
-
-    @property
     def height(self) -> int:
         return int(self.array.shape[0])
 

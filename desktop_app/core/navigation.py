@@ -60,11 +60,6 @@ class Navigator:
         return self._status.state
 
     @property
-    def editable_name(self) -> str | None:
-        """The only image edits may reach: the one SHOWING, else none."""
-        return self._status.name if self._status.state is NavState.SHOWING else None
-
-    @property
     def target(self) -> str | None:
         """The image last asked for (loading, shown or failed): where D / A step from."""
         return self._status.name

@@ -81,10 +81,6 @@ class Secret:
         where = f"from environment ({self.env_name})" if self.env_name else self.origin.words
         return f"{self.key}: {MASK} ({where})"
 
-    @property
-    def from_environment(self) -> bool:
-        return self.origin is SecretOrigin.ENVIRONMENT
-
 
 # every store alive, so redact() knows every value seen anywhere in the process
 _STORES: weakref.WeakSet[SecretStore] = weakref.WeakSet()

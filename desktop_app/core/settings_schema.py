@@ -18,7 +18,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -578,7 +578,3 @@ def dotenv_import_values(raw: Mapping[str, str]) -> DotenvImport:
         values[key] = BY_KEY[key].parse(value)
         sources[key] = name
     return DotenvImport(values=values, sources=sources, invalid=invalid, ignored=tuple(ignored))
-
-
-def keys_of(settings: Iterable[Setting]) -> tuple[str, ...]:
-    return tuple(s.key for s in settings)

@@ -204,10 +204,6 @@ class Autosaver(QObject):
     def failed_entries(self) -> list[SaveEntry]:
         return [e for e in self._entries.values() if e.dirty and e.error]
 
-    def error_of(self, project, name: str) -> str | None:
-        entry = self._entries.get(_key(project, name))
-        return entry.error if entry is not None and entry.dirty else None
-
     def discard(self, project=None, name: str | None = None) -> None:
         """Forget unsaved changes: of one document, or of all (the person chose Discard)."""
         for key, entry in list(self._entries.items()):

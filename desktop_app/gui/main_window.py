@@ -279,9 +279,8 @@ class MainWindow(QMainWindow):
         if CHOICES.get(self.settings.backend) is None or CHOICES[self.settings.backend].kind.value == "local":
             return {}
         from desktop_app.core.remote_settings import remote_values
-        from desktop_app.core.settings_schema import read_ini
 
-        return remote_values(read_ini(self.settings.path))
+        return remote_values(self.settings.values(), secrets=_app_secret_store())
 
     def _on_backend_failed(self, message: str) -> None:
         """A model backend could not start (missing or broken weights, no GPU): say why and fall

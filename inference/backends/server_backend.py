@@ -43,7 +43,8 @@ class AbortableHttp:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise BackendUnavailableError(f"the server URL must look like http://host:port, not {url!r}")
-        self.url = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+        netloc = parts.netloc.rpartition("@")[2]  # user:password@ is never sent: keep it out of messages
+        self.url = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port or (443 if self._https else 80)

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -83,7 +83,7 @@ class _Remote:
     label: str  # what the person sees in "Tried: ..."
     size: int | None
     etag: str | None  # sha256 (LFS) or git-blob sha1 (small files) as published by the Hub
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # Authorization: never in a repr
 
 
 def hub_offline() -> bool:

@@ -503,12 +503,7 @@ class SettingsDialog(QDialog):
         self.test_buttons[name].setEnabled(False)
         self.test_results[name].setText(f"<i>{html.escape(name)}: checking…</i>")
 
-        def job(_report, _cancel):
-            if name in ("AWS", "Remote endpoint"):
-                return check(values, environ=environ)
-            return check(values)
-
-        task.start(job, name=f"settings-check-{name}")
+        task.start(lambda _report, _cancel: check(values, environ=environ), name=f"settings-check-{name}")
 
     def _show_check(self, name: str, rows: list[CheckResult]) -> None:
         lines = [f"<b>{html.escape(name)}</b>"]
@@ -519,9 +514,6 @@ class SettingsDialog(QDialog):
         self.test_results[name].setText("<br>".join(lines))
         self.test_results[name].setProperty("rows", rows)
         self.check_finished.emit(name)
-
-    def wait_checks(self, timeout: float = 30.0) -> bool:
-        return all(task.wait(timeout) for task in self._tasks.values())
 
     def done(self, result: int) -> None:  # noqa: D401 (Qt name)
         for task in self._tasks.values():
