@@ -327,11 +327,14 @@ class DeployWizardPages(QDialog):
         from desktop_app.core import deploy_jobs as jobs
 
         tr = self.tracker
+        rows = tr.credential_rows
+        if rows is getattr(self, "_cred_rows_shown", None):
+            return  # repainted for another step: the settings and keyring were read for these rows
+        self._cred_rows_shown = rows
         try:
             self.cred_summary.setText(jobs.describe(tr.values()))
         except Exception as exc:  # noqa: BLE001
             self.cred_summary.setText(f"The AWS settings cannot be read: {type(exc).__name__}")
-        rows = tr.credential_rows
         self.cred_table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             self.cred_table.setItem(r, 0, table_item("✓" if row.ok else "✗", colour="#1b5e20" if row.ok else "#b00020"))
