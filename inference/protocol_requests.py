@@ -43,6 +43,7 @@ _MASK_REF_KEYS = frozenset({"ref", "candidate"})
 _OPTION_KEYS = frozenset(
     {"multimask", "box_threshold", "text_threshold", "max_detections", "nms_iou", "return_logits", "backend", "model"}
     | {"encode_only"}  # issue 9 part 3 (remote backends): prefetch = upload + encode, no prompt
+    | {"keep_logits"}  # additive: keep the logits for mask_input_ref, answer only logits_ref
 )
 _DEFAULTS = Prompt()
 
@@ -105,6 +106,8 @@ def request_object(request: SegmentRequest, *, include_image: bool = True) -> di
             options[key] = value
     if request.return_logits:
         options["return_logits"] = True
+    if request.keep_logits:
+        options["keep_logits"] = True
     if request.encode_only:  # issue 9 part 3
         options["encode_only"] = True
     if request.backend:
@@ -258,11 +261,10 @@ def _request_from_object(obj: Any, *, image: bytes | None) -> SegmentRequest:
     multimask = op.get("multimask", _DEFAULTS.multimask)
     if not isinstance(multimask, bool):
         raise ProtocolError(f"options.multimask must be true or false, got {multimask!r}", field="options.multimask")
-    return_logits = op.get("return_logits", False)
-    if not isinstance(return_logits, bool):
-        raise ProtocolError(
-            f"options.return_logits must be true or false, got {return_logits!r}", field="options.return_logits"
-        )
+    return_logits, keep_logits = op.get("return_logits", False), op.get("keep_logits", False)
+    for key, flag in (("return_logits", return_logits), ("keep_logits", keep_logits)):
+        if not isinstance(flag, bool):
+            raise ProtocolError(f"options.{key} must be true or false, got {flag!r}", field=f"options.{key}")
     max_det = op.get("max_detections", _DEFAULTS.max_detections)
     if isinstance(max_det, bool) or not isinstance(max_det, int) or not 1 <= max_det <= 1000:
         raise ProtocolError(
@@ -298,6 +300,7 @@ def _request_from_object(obj: Any, *, image: bytes | None) -> SegmentRequest:
         image=image,
         image_id=image_id,
         return_logits=return_logits,
+        keep_logits=keep_logits,
         backend=names["backend"],
         model=names["model"],
         **extras,

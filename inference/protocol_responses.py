@@ -34,10 +34,12 @@ def encode_response(
     max_bytes: int = MAX_PAYLOAD_BYTES,
     logits_ref: str | None = None,
     phrases: Sequence[str] | None = None,
+    capabilities: Mapping[str, Any] | None = None,
 ) -> bytes:
     """The JSON body for one prediction. Raises :class:`PayloadTooLargeError` (never truncates).
     ``logits_ref``: the server kept this answer's logits (``return_logits``) under that name;
-    ``phrases``: the phrases of the text prompt the server's assistant wrote (``prompt.instruction``)."""
+    ``phrases``: the phrases of the text prompt the server's assistant wrote (``prompt.instruction``);
+    ``capabilities``: what the backend takes (an encode-only answer: endpoints have no ``/info``)."""
     objects = []
     for c in prediction.candidates:
         item: dict[str, Any] = {
@@ -68,6 +70,8 @@ def encode_response(
         obj["logits_ref"] = logits_ref
     if phrases is not None:  # additive: what the server's assistant made of prompt.instruction
         obj["phrases"] = [str(p) for p in phrases]
+    if capabilities is not None:  # additive
+        obj["capabilities"] = dict(capabilities)
     if request_id:
         obj["request_id"] = request_id
     body = json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
@@ -132,7 +136,7 @@ def decode_response(body: bytes | str) -> SegmentResponse:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(f"the response is malformed: {exc!r}", field="response") from None
-    ref, phrases = obj.get("logits_ref"), obj.get("phrases")
+    ref, phrases, capabilities = obj.get("logits_ref"), obj.get("phrases"), obj.get("capabilities")
     return SegmentResponse(
         prediction=prediction,
         image_id=str(obj["image_id"]),
@@ -140,6 +144,7 @@ def decode_response(body: bytes | str) -> SegmentResponse:
         request_id=obj.get("request_id"),
         logits_ref=ref if isinstance(ref, str) and ref else None,
         phrases=tuple(str(p) for p in phrases) if isinstance(phrases, list) else None,
+        capabilities=MappingProxyType(dict(capabilities)) if isinstance(capabilities, Mapping) else None,
     )
 
 

@@ -7,7 +7,9 @@ itself lives in :mod:`inference.protocol_fields` (field codecs, JSON parsing wit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from inference.errors import InferenceError
 from inference.prompts import Prompt
@@ -82,6 +84,9 @@ class SegmentRequest:
     image: bytes | None = None
     image_id: str | None = None
     return_logits: bool = False
+    # keep this answer's logits for prompt.mask_input_ref and answer only their logits_ref, not the
+    # arrays (a remote client refines by reference: ~0.5 MB less per multimask click)
+    keep_logits: bool = False
     backend: str | None = None  # the backend the client expects (checked by the server)
     model: str | None = None  # the model the client expects (checked by the server)
     # issue 9 part 3: store (and encode) the image only; no prompt, the answer has no objects
@@ -109,6 +114,7 @@ class SegmentResponse:
     request_id: str | None = None
     logits_ref: str | None = None  # the server kept this answer's logits under this reference
     phrases: tuple[str, ...] | None = None  # the text prompt's phrases the server's assistant chose
+    capabilities: Mapping[str, Any] | None = None  # an encode-only answer: what the backend takes
 
 
 @dataclass(frozen=True, kw_only=True)

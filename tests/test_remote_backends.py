@@ -147,13 +147,15 @@ def test_box_multimask_and_refinement_with_logits(serve, images):
     backend = _server_backend(serve.url)
     image = load_image(images[1])
     first = backend.predict(image, CLICK)
+    # the server keeps the logits (options.keep_logits): the candidates carry placeholders
     assert all(c.low_res_logits is not None and c.low_res_logits.shape == (256, 256) for c in first.candidates)
-    refine = Prompt(
-        points=(Point(x=96, y=120), Point(x=20, y=20, positive=False)),
-        mask_input=first.candidates[0].low_res_logits,
-        multimask=False,
-    )
-    _same(backend.predict(image, refine), _local().predict(image, refine))
+    local = _local()
+    logits = local.predict(image, CLICK).candidates[0].low_res_logits
+    points = (Point(x=96, y=120), Point(x=20, y=20, positive=False))
+    refine = Prompt(points=points, mask_input=first.candidates[0].low_res_logits, multimask=False)
+    # float16 on the wire, as the server kept them
+    expected = Prompt(points=points, mask_input=logits.astype(np.float16).astype(np.float32), multimask=False)
+    _same(backend.predict(image, refine), local.predict(image, expected))
     box = Prompt(box=Box(x0=40, y0=60, x1=160, y1=180), multimask=False)
     _same(backend.predict(image, box), _local().predict(image, box))
 

@@ -18,6 +18,7 @@ import pytest
 
 import inference.protocol as P
 from fixtures_server import classic_factory, encode_image, run_server, scene_image
+from inference.backends.remote import is_kept_logits_placeholder
 from inference.images import ImageSource, load_image
 from inference.prompts import Point, Prompt
 
@@ -209,17 +210,21 @@ def _same(a, b) -> None:
 
 
 def _refine_with(backend, photo):
+    """A first click through ``backend``, then the refinement click on its best candidate; with
+    the real logits of that candidate (computed here, as float16 like the server keeps them)."""
     image = load_image(photo)
     source = ImageSource(path=str(photo))
     key = backend.encode(image, source=source)
-    first = backend.predict(image, Prompt(points=(Point(x=96, y=120),)), image_key=key, source=source)
-    focused = sorted(first.candidates, key=lambda c: -c.score)[0]  # as the app's controller picks it
+    click = Prompt(points=(Point(x=96, y=120),))
+    first = backend.predict(image, click, image_key=key, source=source)
+    best = max(range(len(first.candidates)), key=lambda i: first.candidates[i].score)  # as the app picks it
     refine = Prompt(
         points=(Point(x=96, y=120), Point(x=20, y=20, positive=False)),
-        mask_input=focused.low_res_logits,
+        mask_input=first.candidates[best].low_res_logits,
         multimask=False,
     )
-    return image, key, source, refine
+    logits = _local().predict(image, click).candidates[best].low_res_logits
+    return image, key, source, refine, logits.astype(np.float16).astype(np.float32)
 
 
 def test_the_server_backend_refines_by_reference(server, photo):
@@ -227,25 +232,52 @@ def test_the_server_backend_refines_by_reference(server, photo):
 
     backend = create_backend("server", url=server.url)
     backend.ensure_loaded()
-    assert backend.logits_by_ref is True  # /info advertises mask_input_ref
-    image, key, source, refine = _refine_with(backend, photo)
+    assert backend.logits_by_ref is True and backend.keeps_logits is True  # /info advertises both
+    image, key, source, refine, logits = _refine_with(backend, photo)
+    assert is_kept_logits_placeholder(refine.mask_input)  # kept on the server, not sent back
     remote = backend.predict(image, refine, image_key=key, source=source)
     assert backend.last_bytes_sent <= 300, backend.last_bytes_sent
-    _same(
-        remote,
-        _local().predict(
-            image, dataclasses.replace(refine, mask_input=refine.mask_input.astype(np.float16).astype(np.float32))
-        ),
-    )
+    local = _local()
+    _same(remote, local.predict(image, dataclasses.replace(refine, mask_input=logits)))
     # a second refinement on the refined answer: by reference again
     again = dataclasses.replace(refine, mask_input=remote.candidates[0].low_res_logits)
     backend.predict(image, again, image_key=key, source=source)
-    assert backend.last_bytes_sent <= 300
-    # logits the server no longer has: the array once, silently, with the same answer
+    assert backend.last_bytes_sent <= 300 and backend.notice == ""
+    # logits the server no longer has: there is no array to send; answered from the points alone
     server.worker.runner.kept_logits.clear()
-    resent = backend.predict(image, refine, image_key=key, source=source)
-    assert backend.last_bytes_sent > 100_000
-    _same(resent, remote)
+    alone = backend.predict(image, refine, image_key=key, source=source)
+    assert "points alone" in backend.notice and backend.last_bytes_sent <= 300
+    _same(alone, local.predict(image, dataclasses.replace(refine, mask_input=None)))
+    backend.predict(image, Prompt(points=(Point(x=50, y=50),)), image_key=key, source=source)
+    assert backend.notice == ""  # said for that click only
+
+
+def test_logits_travel_as_arrays_to_a_server_from_before_keep_logits(photo, monkeypatch):
+    """A server that knows mask_input_ref but not options.keep_logits (the release before): the
+    backend learns it from the 400 naming the field, then gets the arrays back and refines by
+    reference; logits that server lost are sent as the array once."""
+    import inference.protocol_requests as requests
+    import inference.server.app as app
+    from inference.backends.registry import create_backend
+    from inference.server.config import ServerConfig
+
+    monkeypatch.setattr(requests, "_OPTION_KEYS", requests._OPTION_KEYS - {"keep_logits"})
+    monkeypatch.setattr(app, "RUNNER_FEATURES", ("mask_input_ref",))
+    with run_server(backend_factory=classic_factory, config=ServerConfig(timeout_s=30.0)) as older:
+        backend = create_backend("server", url=older.url)
+        backend.ensure_loaded()
+        assert backend.logits_by_ref is True and backend.keeps_logits is False  # what /info says
+        backend.keeps_logits = None  # as with an endpoint (no /info): found out by trying
+        image, key, source, refine, logits = _refine_with(backend, photo)
+        assert backend.keeps_logits is False  # the 400 on options.keep_logits taught it
+        assert not is_kept_logits_placeholder(refine.mask_input)  # the real array came back
+        assert np.array_equal(refine.mask_input, logits)
+        remote = backend.predict(image, refine, image_key=key, source=source)
+        assert backend.last_bytes_sent <= 300, backend.last_bytes_sent  # by reference all the same
+        older.worker.runner.kept_logits.clear()
+        resent = backend.predict(image, refine, image_key=key, source=source)
+        assert backend.last_bytes_sent > 100_000  # the array once, silently, with the same answer
+        _same(resent, remote)
 
 
 def test_the_sagemaker_backend_refines_by_reference_within_its_session(server, photo):
@@ -261,16 +293,13 @@ def test_the_sagemaker_backend_refines_by_reference_within_its_session(server, p
         secret_access_key="not-a-secret",
     )
     backend.ensure_loaded()
-    image, key, source, refine = _refine_with(backend, photo)
+    assert backend.keeps_logits is True and backend.mask_input_size() == 256  # the encode-only answer said
+    image, key, source, refine, logits = _refine_with(backend, photo)
     assert backend._sessions.get(key)  # the upload opened a session; clicks name it
+    assert is_kept_logits_placeholder(refine.mask_input)
     remote = backend.predict(image, refine, image_key=key, source=source)
     assert backend.logits_by_ref is True and backend.last_bytes_sent <= 300, backend.last_bytes_sent
-    _same(
-        remote,
-        _local().predict(
-            image, dataclasses.replace(refine, mask_input=refine.mask_input.astype(np.float16).astype(np.float32))
-        ),
-    )
+    _same(remote, _local().predict(image, dataclasses.replace(refine, mask_input=logits)))
     # another replica / a restart: the session is unknown there -> the image once under the same id
     server.worker.runner.images.clear()
     server.worker.runner._sessions.clear()

@@ -169,13 +169,17 @@ class SageMakerBackend(RemoteBackend):
             self._ids.pop("probe", None)
             self._sessions.pop("probe", None)
         backend = self.uploaded_by[0] if self.uploaded_by else "unknown"
-        return {
+        info: dict[str, Any] = {
             "backend": backend,
             "model": self.uploaded_by[1] if self.uploaded_by else "?",
             "device": "instance",
-            "supports_text": backend in TEXT_BACKENDS,
+            "supports_text": backend in TEXT_BACKENDS,  # what an endpoint from before capabilities serves
             "supports_points": True,
         }
+        # an endpoint has no /info: the encode-only answer says what it takes (exemplars, the logits
+        # side, features such as keep_logits); older endpoints do not, and are found out by trying
+        info.update(self.uploaded_capabilities or {})
+        return info
 
     def _exchange(
         self, body: bytes, *, content_type: str, headers: Mapping[str, str], cancel: CancelToken | None, timeout: float

@@ -20,7 +20,11 @@ transport (:meth:`RemoteBackend._exchange`); the rest is here:
   endpoints), the refinement click names them (``prompt.mask_input_ref``: the answer's
   ``logits_ref`` + the candidate's index, which also names the image) instead of uploading
   ~175 kB; logits the server no longer has (``404 LogitsNotCached``: evicted, another instance)
-  are sent as the array once, silently.
+  are sent as the array once, silently. A server that also has ``keep_logits`` keeps the logits
+  without sending them back (``options.keep_logits``: ~0.5 MB less per multimask click): the
+  answer's candidates then carry read-only zero-cost placeholders of the right shape, which this
+  backend recognises and names by reference; should the server have lost them, the click is
+  answered from its points alone (there is no array to send) and :attr:`notice` says so.
 * **Sessions** (endpoints, :attr:`RemoteBackend.uses_sessions`): the image's upload opens a
   session (``NEW_SESSION``) and every click names it, so a router with session affinity (Ray
   Serve's consistent-hash router behind SageMaker) sends them to the replica holding the
@@ -72,8 +76,31 @@ from inference.protocol import (
 from inference.results import BackendInfo, Prediction
 
 MAX_REMEMBERED_IMAGES = 512  # image key -> server image id (a few bytes each)
-MAX_REMEMBERED_LOGITS = 16  # (candidate logits -> the server's logits_ref) of the last answers
-_REF_FIELDS = ("prompt.mask_input_ref",)  # what an older server does not know
+MAX_REMEMBERED_LOGITS = 32  # (candidate logits -> the server's logits_ref) of the last answers
+_REF_FIELDS = ("prompt.mask_input_ref", "options.keep_logits")  # what an older server does not know
+_PLACEHOLDER_BASES: dict[int, np.ndarray] = {}  # side -> the read-only zeros every placeholder views
+
+
+def kept_logits_placeholder(side: int) -> np.ndarray:
+    """Stands for logits the server kept (``options.keep_logits``): a new read-only (side, side)
+    float32 view of shared zeros, so it costs nothing and each one is its own object."""
+    base = _PLACEHOLDER_BASES.get(side)
+    if base is None:
+        base = np.zeros((side, side), dtype=np.float32)
+        base.flags.writeable = False
+        base = _PLACEHOLDER_BASES.setdefault(side, base)
+    view: np.ndarray = base.view()
+    return view
+
+
+def is_kept_logits_placeholder(logits: np.ndarray | None) -> bool:
+    """Whether ``logits`` came from :func:`kept_logits_placeholder` (not real logits)."""
+    return (
+        logits is not None
+        and logits.base is not None
+        and logits.ndim == 2
+        and logits.base is _PLACEHOLDER_BASES.get(logits.shape[-1])
+    )
 
 
 class RemoteError(InferenceError):
@@ -130,12 +157,15 @@ class RemoteBackend(SegmentationBackend):
         # the last answers' logits the server kept: (image key, logits_ref, candidate index, array)
         self._kept: list[tuple[str, str, int, np.ndarray]] = []
         self.logits_by_ref: bool | None = None  # None: not known yet (tried; an old server says no)
+        self.keeps_logits: bool | None = None  # options.keep_logits (None: not known yet, as above)
         self._remote: dict[str, Any] = {}
         self.last_seconds: float | None = None
         self.last_error: str = ""
         self.last_bytes_sent = 0
         self.uploaded_by: tuple[str, str] | None = None  # (backend, model) that took the last upload
+        self.uploaded_capabilities: Mapping[str, Any] | None = None  # what that upload's answer said
         self.notice = ""  # e.g. "re-encoded a 9.1 MiB file to fit the 6 MiB limit"
+        self._notice_once = False  # the notice is about the last click only
 
     # -- for subclasses ----------------------------------------------------------------------
     @property
@@ -169,6 +199,7 @@ class RemoteBackend(SegmentationBackend):
         features = self._remote.get("features")
         if isinstance(features, list):
             self.logits_by_ref = "mask_input_ref" in features
+            self.keeps_logits = "keep_logits" in features
 
     def unload(self) -> None:
         self._ids.clear()
@@ -243,6 +274,8 @@ class RemoteBackend(SegmentationBackend):
             )
         check(cancel)
         key = image_key or self.image_key(image)
+        if self._notice_once:
+            self.notice, self._notice_once = "", False
         want_logits = self.return_logits if self.return_logits is not None else not prompt.is_text
         resent_image = resent_logits = False
         while True:
@@ -250,11 +283,20 @@ class RemoteBackend(SegmentationBackend):
             if image_id is None:
                 image_id = self._upload(image, key, source, cancel)
             by_ref = self.logits_by_ref is not False
+            keep = want_logits and by_ref and self.keeps_logits is not False  # logits stay on the server
             ref = self._kept_ref(key, prompt.mask_input) if by_ref and not resent_logits else None
+            mask_input = None if ref is not None else prompt.mask_input
+            if is_kept_logits_placeholder(mask_input):  # the server lost them (or we forgot the name)
+                mask_input = None
+                self.notice = f"the {self.where} no longer had the previous mask: refined from the points alone"
+                self._notice_once = True
             request = SegmentRequest(
-                prompt=prompt if ref is None else dataclasses.replace(prompt, mask_input=None),
+                prompt=dataclasses.replace(prompt, mask_input=mask_input)
+                if mask_input is not prompt.mask_input
+                else prompt,
                 image_id=image_id if ref is None else None,  # the reference names the image
-                return_logits=want_logits,
+                return_logits=want_logits and not keep,
+                keep_logits=keep,
                 mask_input_ref=ref,
             )
             body, content_type, headers = encode_request(request, max_bytes=self.max_upload_bytes)
@@ -267,29 +309,66 @@ class RemoteBackend(SegmentationBackend):
                     resent_image = True
                     self._ids.pop(key, None)  # re-sent once (under the same session id)
                     continue
-                if exc.code == "LogitsNotCached" and ref is not None:
+                lost = exc.code == "LogitsNotCached" or _field(exc) == "prompt.mask_input_ref.candidate"
+                if lost and ref is not None:
                     resent_logits = True  # the server no longer has them: send the array once
                     continue
-                field = exc.info.field if exc.info is not None else None
-                if by_ref and self.logits_by_ref is None and exc.code == "ValidationError" and field in _REF_FIELDS:
-                    self.logits_by_ref = False  # a server without the feature: logits travel as before
-                    continue
-                raise
+                if not self._learned_missing_feature(exc, ref=ref, keep=keep):
+                    raise
+                continue
             response = decode_response(answer.body)
             if ref is not None and self.logits_by_ref is None:
                 self.logits_by_ref = True
+            if keep and self.keeps_logits is None:
+                self.keeps_logits = True
             self._ids.move_to_end(key)
-            self._remember_logits(key, response.logits_ref, response.prediction)
-            timings = dict(response.prediction.timings)
+            prediction = response.prediction
+            if keep and response.logits_ref is not None:
+                prediction = self._with_placeholders(prediction, response.logits_ref)
+            self._remember_logits(key, response.logits_ref, prediction)
+            timings = dict(prediction.timings)
             timings["roundtrip_ms"] = answer.seconds * 1000.0
-            return dataclasses.replace(response.prediction, image_key=key, timings=MappingProxyType(timings))
+            return dataclasses.replace(prediction, image_key=key, timings=MappingProxyType(timings))
+
+    def _learned_missing_feature(self, exc: RemoteError, *, ref: MaskInputRef | None, keep: bool) -> bool:
+        """An older server refused a field it does not know (while we were still finding out):
+        stop using it and say to try again (logits then travel as before)."""
+        field = _field(exc)
+        if exc.code != "ValidationError" or field not in _REF_FIELDS:
+            return False
+        if field == "options.keep_logits" and keep and self.keeps_logits is None:
+            self.keeps_logits = False
+            return True
+        if field == "prompt.mask_input_ref" and ref is not None and self.logits_by_ref is None:
+            self.logits_by_ref = self.keeps_logits = False
+            return True
+        return False
+
+    def _with_placeholders(self, prediction: Prediction, logits_ref: str) -> Prediction:
+        """The answer with a placeholder per candidate for the logits the server kept under
+        ``logits_ref`` (it sent none back)."""
+        side = self.mask_input_size() or 256
+        return dataclasses.replace(
+            prediction,
+            candidates=tuple(
+                dataclasses.replace(c, low_res_logits=kept_logits_placeholder(side)) for c in prediction.candidates
+            ),
+        )
 
     def _kept_ref(self, key: str, logits: np.ndarray | None) -> MaskInputRef | None:
         """The server's name for ``logits`` (one of the last answers' candidates on this image)."""
         if logits is None:
             return None
+        placeholder = is_kept_logits_placeholder(logits)  # found by identity only (all are zeros)
         for kept_key, ref, index, array in reversed(self._kept):
-            if kept_key == key and (array is logits or (array.shape == logits.shape and np.array_equal(array, logits))):
+            if kept_key != key:
+                continue
+            if array is logits or (
+                not placeholder
+                and not is_kept_logits_placeholder(array)
+                and array.shape == logits.shape
+                and np.array_equal(array, logits)
+            ):
                 return MaskInputRef(ref=ref, candidate=index)
         return None
 
@@ -324,6 +403,7 @@ class RemoteBackend(SegmentationBackend):
             )
         self._ids[key] = response.image_id
         self.uploaded_by = (response.prediction.backend, response.prediction.model)
+        self.uploaded_capabilities = response.capabilities
         while len(self._ids) > MAX_REMEMBERED_IMAGES:
             gone, _ = self._ids.popitem(last=False)
             self._sessions.pop(gone, None)
@@ -382,6 +462,10 @@ class RemoteBackend(SegmentationBackend):
             if info.field:
                 text += f" (field {info.field})"
         return RemoteError(text, info=info)
+
+
+def _field(exc: RemoteError) -> str | None:
+    return exc.info.field if exc.info is not None else None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -44,6 +44,7 @@ from inference.protocol import (
 from inference.server.assistant import AssistantFailed, AssistantSettings, resolve_instruction
 from inference.server.config import ServerConfig
 from inference.server.errors import ModelNotReadyError, RequestTimeoutError, ServerBusyError, error_info
+from inference.server.runner import RUNNER_FEATURES
 from inference.server.worker import InferenceWorker, Job, WorkerState
 
 log = logging.getLogger("langsam.server")
@@ -226,9 +227,9 @@ def create_app(*, config: ServerConfig, worker: InferenceWorker, manage_worker: 
                 "queue_size": config.queue_size,
             },
             "queue": {"waiting": worker.queued, "processed": worker.processed},
-            # additive capabilities: prompt.mask_input_ref (refinement without re-sending the logits
-            # the server returned), prompt.instruction (the server's assistant, when configured)
-            "features": ["mask_input_ref"] + (["instruction"] if config.assistant_model else []),
+            # additive capabilities: prompt.mask_input_ref + options.keep_logits (refinement without
+            # the logits travelling), prompt.instruction (the server's assistant, when configured)
+            "features": [*RUNNER_FEATURES] + (["instruction"] if config.assistant_model else []),
             "image_cache": {
                 "entries": len(runner.images),
                 "bytes": runner.images.nbytes,

@@ -44,6 +44,11 @@ from inference.protocol import (
 )
 from inference.results import BackendInfo, Prediction, PredictionKind
 
+# additive protocol capabilities every runner has (``/info`` ``features``; the server adds
+# ``instruction`` when an assistant is configured): prompt.mask_input_ref (refine with logits the
+# server kept) and options.keep_logits (keep them without sending the arrays)
+RUNNER_FEATURES = ("mask_input_ref", "keep_logits")
+
 IMAGE_CACHE_HEADER = "X-LangSAM-Image-Cache"  # "hit" when the image came from the cache
 
 
@@ -65,7 +70,8 @@ class RunnerLimits:
     budget_factor: float = 10.0
     min_budget_s: float = 5.0
     max_aliases: int = 16384  # client-chosen image ids remembered (each maps to a content id)
-    # the low-resolution logits of answers that returned them (return_logits -> logits_ref), kept
+    # the low-resolution logits of answers that returned or kept them (return_logits or keep_logits
+    # -> logits_ref), kept
     # for refinement by reference (prompt.mask_input_ref), float16 as they travel: 128 KiB per SAM 2
     # candidate
     logits_cache_bytes: int = 64 * 2**20
@@ -156,6 +162,18 @@ class SegmentationRunner:
         # router sends back to the same replica
         self.new_session_id: Callable[[], str] = lambda: uuid.uuid4().hex
         self._info: BackendInfo | None = None
+
+    def capabilities(self) -> dict[str, object]:
+        """What a client must know before prompting (``/info`` says it; an endpoint has no
+        ``/info``, so the encode-only answer carries it too)."""
+        info = self.info()
+        return {
+            "supports_text": info.supports_text,
+            "supports_points": info.supports_points,
+            "supports_exemplars": info.supports_exemplars,
+            "mask_input_size": self.backend.mask_input_size(),
+            "features": list(RUNNER_FEATURES),
+        }
 
     def info(self) -> BackendInfo:
         if self._info is None:
@@ -264,7 +282,8 @@ class SegmentationRunner:
         }
         out_headers.update(self._session_headers(session, new_session, request, cached))
         prediction = _with_timings(prediction, timings)
-        logits_ref = self._keep_logits(prediction, alias_scope, cached.source_id) if request.return_logits else None
+        keeps = request.return_logits or request.keep_logits
+        logits_ref = self._keep_logits(prediction, alias_scope, cached.source_id) if keeps else None
         body = encode_response(
             prediction,
             image_id=image_id,
@@ -306,7 +325,7 @@ class SegmentationRunner:
                 {"decode_ms": decode_ms, "encode_ms": (t2 - t1) * 1000.0, "total_ms": (t2 - started) * 1000.0}
             ),
         )
-        body = encode_response(prediction, image_id=image_id, request_id=request_id)
+        body = encode_response(prediction, image_id=image_id, request_id=request_id, capabilities=self.capabilities())
         headers = {
             IMAGE_CACHE_HEADER: "hit" if hit else "miss",
             "X-LangSAM-Embedding-Cache": "hit" if already else "miss",
