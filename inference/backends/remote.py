@@ -162,6 +162,7 @@ class RemoteBackend(SegmentationBackend):
         self.last_seconds: float | None = None
         self.last_error: str = ""
         self.last_bytes_sent = 0
+        self.last_bytes_received = 0  # the answer's body
         self.uploaded_by: tuple[str, str] | None = None  # (backend, model) that took the last upload
         self.uploaded_capabilities: Mapping[str, Any] | None = None  # what that upload's answer said
         self.notice = ""  # e.g. "re-encoded a 9.1 MiB file to fit the 6 MiB limit"
@@ -448,6 +449,7 @@ class RemoteBackend(SegmentationBackend):
         self.last_error = ""
         self.last_seconds = answer.seconds
         self.last_bytes_sent = answer.bytes_sent
+        self.last_bytes_received = len(answer.body)
         return answer
 
     def error_from_body(self, status: int, body: bytes) -> RemoteError:
