@@ -9,6 +9,15 @@ import numpy as np
 
 from inference.errors import PromptError
 
+COORDINATE_DECIMALS = 2  # a hundredth of a pixel: finer than any click or drag
+
+
+def pixel_coordinate(value: float) -> float:
+    """A prompt coordinate as a person's click or drag gives it: rounded to a hundredth of a
+    pixel (a mouse position mapped through the view's zoom has 16 meaningless digits, which a
+    remote click would otherwise carry: ~40 bytes per number)."""
+    return round(float(value), COORDINATE_DECIMALS)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Point:
@@ -35,6 +44,11 @@ class Box:
 
     def as_xyxy(self) -> tuple[float, float, float, float]:
         return (self.x0, self.y0, self.x1, self.y1)
+
+    def rounded(self) -> Box:
+        """Corners rounded like :func:`pixel_coordinate` (a drawn box)."""
+        x0, y0, x1, y1 = (pixel_coordinate(v) for v in self.as_xyxy())
+        return Box(x0=x0, y0=y0, x1=x1, y1=y1)
 
     def clipped(self, *, width: int, height: int) -> Box:
         return Box(

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import io
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
 SERVER_TEST_TOKEN = "test-token-0123456789abcdef"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -91,3 +99,53 @@ def post_request(client, request, *, raw: bool = False, path: str = "/invocation
 
     body, content_type, extra = encode_request(request, raw=raw)
     return client.post(path, content=body, headers={"Content-Type": content_type, **extra, **(headers or {})})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServeProcess:
+    """``langsam-studio serve --backend classic`` as a child process on a fixed free port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> ServeProcess:
+        cmd = [
+            sys.executable,
+            "-c",
+            "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
+            "serve",
+            "--backend",
+            "classic",
+            "--port",
+            str(self.port),
+        ]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.proc.stderr.read().decode()
+            try:
+                if httpx.get(f"{self.url}/ping", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise TimeoutError("the server did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()

@@ -9,76 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
-from fixtures_server import classic_factory, encode_image, run_server, scene_image
+from fixtures_server import ServeProcess, classic_factory, encode_image, free_port, run_server, scene_image
 from inference.cancel import CancelToken
 from inference.errors import Cancelled, InferenceError
 from inference.images import ImageSource
 from inference.prompts import Box, Point, Prompt
 
-ROOT = Path(__file__).resolve().parents[1]
 CLICK = Prompt(points=(Point(x=96, y=120),))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServeProcess:
-    """``langsam-studio serve --backend classic`` as a child process on a fixed free port."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> ServeProcess:
-        cmd = [
-            sys.executable,
-            "-c",
-            "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
-            "serve",
-            "--backend",
-            "classic",
-            "--port",
-            str(self.port),
-        ]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.proc.stderr.read().decode()
-            try:
-                if httpx.get(f"{self.url}/ping", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise TimeoutError("the server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -353,7 +297,7 @@ def test_latest_prompt_wins_through_the_scheduler(scheduler, slow_server, images
 def test_a_dead_server_is_an_error_in_words_not_a_hang():
     from inference.backends.registry import create_backend
 
-    backend = create_backend("server", url=f"http://127.0.0.1:{_free_port()}")
+    backend = create_backend("server", url=f"http://127.0.0.1:{free_port()}")
     started = time.perf_counter()
     with pytest.raises(InferenceError, match="cannot be reached"):
         backend.ensure_loaded()

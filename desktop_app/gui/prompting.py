@@ -26,6 +26,7 @@ from inference.prompts import (
     Point,
     Prompt,
     normalise_text,
+    pixel_coordinate,
 )
 from inference.results import Prediction, PredictionKind
 
@@ -66,7 +67,7 @@ class PromptBuilder(QObject):
             return
         if self._text is not None:
             self.reset()
-        self._points.append(Point(x=float(x), y=float(y), positive=bool(positive)))
+        self._points.append(Point(x=pixel_coordinate(x), y=pixel_coordinate(y), positive=bool(positive)))
         self._predict()
 
     def set_box(self, box: Box) -> None:
@@ -74,7 +75,7 @@ class PromptBuilder(QObject):
         if self._c.image is None:
             return
         self.reset()
-        self._box = box
+        self._box = box.rounded()
         self._predict()
 
     def run_text(
@@ -120,7 +121,7 @@ class PromptBuilder(QObject):
         if text is not None and not normalise_text(text):
             text = None
         exemplars = [] if (self._points or self._box is not None) else list(self._exemplars)
-        exemplars.append(Exemplar(box=box, positive=bool(positive)))
+        exemplars.append(Exemplar(box=box.rounded(), positive=bool(positive)))
         self.reset()
         self._text, self._exemplars = text, exemplars
         self._send(
