@@ -25,7 +25,6 @@ from bench.bench_server import _jpeg, _scene, _Server, add_sam2_bench, finish_ru
 from inference.images import ImageSource, load_image
 from inference.prompts import Point, Prompt
 
-
 # Every timed click, in process or remote, follows this much idle time, as a person's clicks do
 # (hundreds of ms apart). Back to back, the process that has just computed keeps its OpenMP threads
 # spinning for a few ms while the other computes: on this 2-core machine that cost the server
