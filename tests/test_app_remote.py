@@ -5,11 +5,15 @@ one menu action goes back to local and nothing is lost."""
 
 from __future__ import annotations
 
+import threading
+
+import keyring
 import numpy as np
+from keyring.backend import KeyringBackend
 
 from desktop_app.gui.worker import InferenceWorker
 from fixtures_app import click_image, iou, key, wait_backend, wait_image
-from fixtures_server import ServeProcess, classic_factory
+from fixtures_server import SERVER_TEST_TOKEN, ServeProcess, classic_factory, run_server
 from inference.backends.remote import RemoteBackend, is_kept_logits_placeholder
 from inference.images import load_image
 from inference.prompts import Point, Prompt
@@ -122,3 +126,62 @@ def test_annotate_through_our_server_then_back_to_local_after_it_dies(qtbot, mak
         assert iou(blue.mask, truth["img1.png"]["blue"]) > 0.85
     finally:
         server.stop()
+
+
+class _ThreadRecordingKeyring(KeyringBackend):
+    """A real keyring backend (in memory) that notes which thread reads it."""
+
+    priority = 10  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passwords: dict[tuple[str, str], str] = {}
+        self.read_on: list[str] = []
+
+    def get_password(self, service, username):
+        self.read_on.append(threading.current_thread().name)
+        return self.passwords.get((service, username))
+
+    def set_password(self, service, username, password):
+        self.passwords[(service, username)] = password
+
+    def delete_password(self, service, username):
+        self.passwords.pop((service, username), None)
+
+
+def test_choosing_a_token_protected_server_reads_the_keyring_off_the_gui_thread(
+    qtbot, make_window, synthetic_folder, monkeypatch
+):
+    """The token lives in the OS keyring, which may block (a locked keychain asks to be
+    unlocked): switching to the server reads it in the worker thread, never in the window's."""
+    from desktop_app.core.secrets import default_store, reset_default_store
+    from inference.server.config import ServerConfig
+
+    monkeypatch.delenv("LANGSAM_SERVER_TOKEN", raising=False)
+    previous = keyring.get_keyring()
+    recording = _ThreadRecordingKeyring()
+    keyring.set_keyring(recording)
+    reset_default_store()
+    try:
+        config = ServerConfig(timeout_s=30.0, token=SERVER_TEST_TOKEN)
+        with run_server(backend_factory=classic_factory, config=config) as server:
+            window = make_window([str(synthetic_folder.folder)])
+            wait_image(qtbot, window, "img1.png")
+            wait_backend(qtbot, window, "classic")
+            default_store().set("remote/server_token", SERVER_TEST_TOKEN)  # Settings -> Remote -> Save
+            window.settings.set_value("remote/server_url", server.url)
+            recording.read_on.clear()
+            window.backend_menu.backend_actions["server"].trigger()
+            qtbot.waitUntil(
+                lambda: (
+                    window.controller.backend_info is not None and server.url in window.controller.backend_info.device
+                ),
+                timeout=30_000,
+            )
+            gui_thread = threading.main_thread().name
+            assert recording.read_on and gui_thread not in recording.read_on, recording.read_on
+            click_image(qtbot, window.canvas, 55, 55)  # the token was accepted: clicks are answered
+            _answer(qtbot, window, None)
+    finally:
+        keyring.set_keyring(previous)
+        reset_default_store()

@@ -28,7 +28,7 @@ import enum
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -148,6 +148,9 @@ class Job:
 class _BackendRequest:
     backend: str | SegmentationBackend  # a registry name, or a backend to adopt
     options: dict[str, Any] = field(default_factory=dict)
+    # more options, computed in the loop thread (secrets from the OS keyring, which may block
+    # while it asks to be unlocked), merged over ``options``
+    options_from: Callable[[], Mapping[str, Any]] | None = None
 
     @property
     def name(self) -> str:
@@ -237,10 +240,13 @@ class InferenceScheduler:
             return self._cond.wait_for(predicate, timeout)
 
     # -- requests (any thread) ------------------------------------------------------------
-    def set_backend(self, name: str, **options: Any) -> None:
+    def set_backend(
+        self, name: str, *, options_from: Callable[[], Mapping[str, Any]] | None = None, **options: Any
+    ) -> None:
         """Switch to backend ``name`` (created by the factory in the loop thread). Answers with
-        ``backend_changed(info)`` or ``backend_failed(message)``."""
-        self._request_backend(_BackendRequest(backend=name, options=dict(options)))
+        ``backend_changed(info)`` or ``backend_failed(message)``. ``options_from()`` gives more
+        options, called in the loop thread (e.g. credentials read from the keyring)."""
+        self._request_backend(_BackendRequest(backend=name, options=dict(options), options_from=options_from))
 
     def use_backend(self, backend: SegmentationBackend) -> None:
         """Adopt an already created backend (loaded in the loop thread, never unloaded here)."""
@@ -445,11 +451,10 @@ class InferenceScheduler:
             except Exception:  # an unload problem must not block the new backend
                 pass
         try:
-            backend = (
-                self._factory(request.backend, **request.options)
-                if isinstance(request.backend, str)
-                else request.backend
-            )
+            options = dict(request.options)
+            if request.options_from is not None:
+                options.update(request.options_from())
+            backend = self._factory(request.backend, **options) if isinstance(request.backend, str) else request.backend
             backend.ensure_loaded()
             info = backend.info()
         except InferenceError as exc:

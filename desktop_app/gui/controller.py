@@ -13,7 +13,7 @@ Undo / Redo actions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +122,13 @@ class AnnotationController(QObject):
         self.loader.failed.connect(self._on_load_failed)
 
     # -- image and document ------------------------------------------------------------------
-    def set_backend(self, name: str, **options: Any) -> None:
-        """Switch the inference backend (``backend_changed`` or ``error`` answers)."""
+    def set_backend(
+        self, name: str, *, options_from: Callable[[], Mapping[str, Any]] | None = None, **options: Any
+    ) -> None:
+        """Switch the inference backend (``backend_changed`` or ``error`` answers);
+        ``options_from`` is called in the worker thread (see :meth:`InferenceWorker.set_backend`)."""
         self.discard_prompt()
-        self.worker.set_backend(name, **options)
+        self.worker.set_backend(name, options_from=options_from, **options)
 
     @property
     def backend_info(self) -> BackendInfo | None:

@@ -7,6 +7,7 @@ images is in ``gui/navigation.py`` (``window.navigation``), the dialog openers i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -263,24 +264,30 @@ class MainWindow(QMainWindow):
     def start_inference(self) -> None:
         """Ask the worker for the configured backend (loaded in its thread, never here)."""
         request = backend_request(
-            backend=self.settings.backend,
-            device=self.settings.device,
-            cache_dir=self.settings.cache_dir,
-            remote=self._remote_values(),
+            backend=self.settings.backend, device=self.settings.device, cache_dir=self.settings.cache_dir
         )
         name = self._requested_backend = request.name
         self.status_panel.set_backend(backend=name, model="loading…", device=self.settings.device, device_reason="")
         # never refuse a prompt while loading: the worker keeps it and runs it once the model is ready
         self.prompt_bar.set_text_supported(True)
-        self.controller.set_backend(name, **request.options)
+        self.controller.set_backend(name, options_from=self._remote_options_reader(name), **request.options)
 
-    def _remote_values(self) -> dict:
-        """URL/token, endpoint/region/profile for a remote backend choice (issue 9 part 3)."""
-        if CHOICES.get(self.settings.backend) is None or CHOICES[self.settings.backend].kind.value == "local":
-            return {}
-        from desktop_app.core.remote_settings import remote_values
+    def _remote_options_reader(self, name: str) -> Callable[[], dict] | None:
+        """For a remote choice, what reads its URL/token or endpoint/region/credentials (issue 9
+        part 3) — called in the worker thread: the OS keyring may block (a locked keychain asks to
+        be unlocked), and the window must not."""
+        choice = CHOICES.get(name)
+        if choice is None or choice.kind.value == "local":
+            return None
+        stored = self.settings.values()  # read here: the settings object belongs to this thread
 
-        return remote_values(self.settings.values(), secrets=_app_secret_store())
+        def read() -> dict:
+            from desktop_app.core.backend_choices import remote_options
+            from desktop_app.core.remote_settings import remote_values
+
+            return remote_options(name, remote_values(stored, secrets=_app_secret_store()))
+
+        return read
 
     def _on_backend_failed(self, message: str) -> None:
         """A model backend could not start (missing or broken weights, no GPU): say why and fall

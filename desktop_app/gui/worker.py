@@ -18,7 +18,7 @@ so torch is never imported on the GUI thread.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -190,13 +190,16 @@ class InferenceWorker(QObject):
         return self._scheduler.is_idle()
 
     # -- requests (GUI thread; predict_blocking from a background thread) -----------------------
-    def set_backend(self, name: str, **options: Any) -> None:
-        """Switch to backend ``name`` (``create_backend(name, **options)`` in the worker thread).
+    def set_backend(
+        self, name: str, *, options_from: Callable[[], Mapping[str, Any]] | None = None, **options: Any
+    ) -> None:
+        """Switch to backend ``name`` (``create_backend(name, **options)`` in the worker thread;
+        ``options_from()``, called there too, adds options such as credentials from the keyring).
 
         Answers with ``backend_changed(BackendInfo)`` or ``backend_failed(message)``.
         """
         self.start()
-        self._scheduler.set_backend(name, **options)
+        self._scheduler.set_backend(name, options_from=options_from, **options)
 
     def use_backend(self, backend: Any) -> None:
         """Adopt an already created :class:`~inference.backends.base.SegmentationBackend`
