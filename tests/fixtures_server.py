@@ -107,6 +107,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def serve_command(port: int, *extra: str) -> list[str]:
+    """``langsam-studio serve --backend classic --port PORT [extra…]`` as this interpreter runs it."""
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
+        "serve",
+        "--backend",
+        "classic",
+        "--port",
+        str(port),
+        *extra,
+    ]
+
+
 class ServeProcess:
     """``langsam-studio serve --backend classic`` as a child process on a fixed free port."""
 
@@ -116,17 +131,9 @@ class ServeProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> ServeProcess:
-        cmd = [
-            sys.executable,
-            "-c",
-            "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
-            "serve",
-            "--backend",
-            "classic",
-            "--port",
-            str(self.port),
-        ]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            serve_command(self.port), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.proc.stderr.read().decode()

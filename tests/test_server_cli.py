@@ -3,41 +3,22 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from fixtures_server import encode_image, post_request, scene_image
+from fixtures_server import encode_image, free_port, post_request, scene_image, serve_command
 from inference import protocol as P
 from inference.prompts import Point, Prompt
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_command_runs_the_classic_backend_and_stops_on_sigterm(tmp_path):
-    port = _free_port()
-    cmd = [
-        sys.executable,
-        "-c",
-        "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
-        "serve",
-        "--backend",
-        "classic",
-        "--port",
-        str(port),
-        "--queue-size",
-        "2",
-    ]
+    port = free_port()
+    cmd = serve_command(port, "--queue-size", "2")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}"

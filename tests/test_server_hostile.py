@@ -15,7 +15,6 @@ import io
 import json
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import MappingProxyType
@@ -24,7 +23,15 @@ import httpx
 import numpy as np
 import pytest
 
-from fixtures_server import classic_factory, encode_image, post_request, run_server, scene_image
+from fixtures_server import (
+    classic_factory,
+    encode_image,
+    free_port,
+    post_request,
+    run_server,
+    scene_image,
+    serve_command,
+)
 from inference import protocol as P
 from inference.backends.base import SegmentationBackend
 from inference.cancel import check
@@ -717,10 +724,6 @@ def test_a_public_bind_without_a_token_needs_evidence_of_a_container(tmp_path, m
 
 
 # -- descriptor exhaustion (a real `serve` process with RLIMIT_NOFILE = 256) -------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _limit_fds() -> None:
@@ -730,19 +733,8 @@ def _limit_fds() -> None:
 
 
 def test_descriptor_exhaustion_sheds_idle_sockets_and_the_server_recovers():
-    port = _free_port()
-    cmd = [
-        sys.executable,
-        "-c",
-        "import sys; from desktop_app.cli.main import main; sys.exit(main(sys.argv[1:]))",
-        "serve",
-        "--backend",
-        "classic",
-        "--port",
-        str(port),
-        "--header-timeout",
-        "30",
-    ]
+    port = free_port()
+    cmd = serve_command(port, "--header-timeout", "30")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_limit_fds)
     idle: list[socket.socket] = []
     try:
