@@ -5,6 +5,7 @@ one menu action goes back to local and nothing is lost."""
 
 from __future__ import annotations
 
+import re
 import threading
 
 import keyring
@@ -56,7 +57,10 @@ def test_annotate_through_our_server_then_back_to_local_after_it_dies(qtbot, mak
         first = window.controller.candidates
         assert len(first.candidates) == 3
         assert all(is_kept_logits_placeholder(c.low_res_logits) for c in first.candidates)  # kept remotely
-        assert server.url in window.status_panel.device_label.text()  # where inference runs
+        # the status bar says where inference runs and the last round trip
+        assert re.fullmatch(
+            rf"remote: server {re.escape(server.url)} · \d+ ms", window.status_panel.device_label.text()
+        )
         key(qtbot, canvas, "Tab")  # the next guess
         assert window.controller.candidates.index != first.index
         tabbed = window.controller.candidates
@@ -105,6 +109,8 @@ def test_annotate_through_our_server_then_back_to_local_after_it_dies(qtbot, mak
         click_image(qtbot, canvas, 150, 90)
         qtbot.waitUntil(lambda: server.url in window.status_panel.error_text(), timeout=30_000)
         assert "Traceback" not in window.status_panel.error_text()
+        assert window.status_panel.device_label.text() == f"remote: server {server.url} · failed"
+        assert "cannot be reached" in window.status_panel.device_label.toolTip()  # the reason in words
         assert window.controller.document.objects[0] is red
 
         # one action back to local; the accepted object is still there, clicks work again
@@ -117,6 +123,7 @@ def test_annotate_through_our_server_then_back_to_local_after_it_dies(qtbot, mak
             ),
             timeout=30_000,
         )
+        assert window.status_panel.device_label.text().startswith("device: ")  # local again
         click_image(qtbot, canvas, 150, 90)  # the blue disk
         _answer(qtbot, window, None)
         key(qtbot, canvas, "Return")

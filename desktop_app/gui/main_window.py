@@ -211,6 +211,12 @@ class MainWindow(QMainWindow):
         c.status.connect(lambda text: self.status_panel.message(text))
         c.error.connect(self.show_error)
         c.backend_changed.connect(self._on_backend_changed)
+        c.worker.prediction_ready.connect(
+            lambda _rid, prediction: self.status_panel.note_remote_call(
+                round_trip_ms=prediction.timings.get("roundtrip_ms")
+            )
+        )
+        c.worker.failed.connect(lambda _rid, message: self.status_panel.note_remote_call(error=message))
         c.worker.backend_failed.connect(self._on_backend_failed)
         c.busy_changed.connect(
             lambda busy: self.status_panel.set_work(
@@ -304,8 +310,14 @@ class MainWindow(QMainWindow):
         self.start_inference()
 
     def _on_backend_changed(self, info) -> None:
+        choice = CHOICES.get(getattr(self, "_requested_backend", ""))
+        remote = choice is not None and choice.kind.value != "local"
         self.status_panel.set_backend(
-            backend=info.backend, model=info.model, device=info.device, device_reason=info.device_reason
+            backend=info.backend,
+            model=info.model,
+            device=info.device,
+            device_reason=info.device_reason,
+            where=info.device.split(" · ")[0] if remote else "",  # a remote backend's device is where it runs
         )
         self.prompt_bar.set_text_supported(
             info.supports_text,

@@ -17,6 +17,7 @@ class StatusPanel(QStatusBar):
         self.bell = BellButton(self.center)
         self.backend_label = QLabel("backend: –")
         self.device_label = QLabel("device: –")
+        self._where = ""  # a remote backend's "server http://gpu:8765" ('' when local)
         self.save_label = QLabel("")
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(160)
@@ -37,13 +38,30 @@ class StatusPanel(QStatusBar):
         self.addPermanentWidget(self.backend_label)
         self.addPermanentWidget(self.device_label)
 
-    def set_backend(self, *, backend: str, model: str, device: str, device_reason: str) -> None:
+    def set_backend(self, *, backend: str, model: str, device: str, device_reason: str, where: str = "") -> None:
+        """``where``: a remote backend's place (``"server http://gpu:8765"``); the device label
+        then says where inference runs, and :meth:`note_remote_call` adds each call's round trip."""
         self.backend_label.setText(f"{backend} · {model}" if model else backend)
         self.backend_label.setToolTip(f"Backend {backend}, model {model or '–'}")
-        self.device_label.setText(f"device: {device}")
+        self._where = where
         self.device_label.setToolTip(device_reason)
+        if where:
+            self.device_label.setText(f"remote: {where}")
+            return
+        self.device_label.setText(f"device: {device}")
         if device_reason and not device.startswith(("cuda", "mps")):
             self.device_label.setText(f"device: {device} — {device_reason}")  # why the GPU is not used
+
+    def note_remote_call(self, *, round_trip_ms: float | None = None, error: str = "") -> None:
+        """A remote backend's last call: its round trip, or that it failed (the full message is
+        in the notification bar). Nothing for a local backend."""
+        if not self._where:
+            return
+        if error:
+            self.device_label.setText(f"remote: {self._where} · failed")
+            self.device_label.setToolTip(error)
+        elif round_trip_ms is not None:
+            self.device_label.setText(f"remote: {self._where} · {round_trip_ms:.0f} ms")
 
     def set_work(self, text: str, *, done: int | None = None, total: int | None = None) -> None:
         """Show background work; ``total=0`` means busy without a known length; '' hides it."""
