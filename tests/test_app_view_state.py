@@ -5,6 +5,8 @@ controls, refitting on resize until a zoom, and the contrast window of a 12-bit 
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
@@ -252,9 +254,19 @@ def test_twelve_bit_image_contrast_window(qtbot, make_window, tmp_path):
     qtbot.mouseMove(canvas, screen_point(canvas, 100.5, 70.5))
     qtbot.waitUntil(lambda: window.view_state.status.cursor.text() == "x 100, y 70 · value 3500")
 
-    # the person types a window: shown and re-encoded for the model
+    # the person types a window: re-mapped off the GUI thread, shown and re-encoded for the model
+    threads: list[str] = []
+    original_load = controller.cache.get_or_load
+
+    def recording_load(path):
+        threads.append(threading.current_thread().name)
+        return original_load(path)
+
+    controller.cache.get_or_load = recording_load
     contrast.high.setValue(4095)
     qtbot.waitUntil(lambda: controller.image.key != image.key)
+    controller.cache.get_or_load = original_load
+    assert threads and threading.main_thread().name not in threads, threads
     assert contrast.state.text() == "manual"
     assert controller.image.array[70, 100, 0] == round(
         (3500 - contrast.low.value()) / (4095 - contrast.low.value()) * 255
@@ -265,6 +277,7 @@ def test_twelve_bit_image_contrast_window(qtbot, make_window, tmp_path):
     click_image(qtbot, canvas, 100, 70)
     qtbot.waitUntil(lambda: controller.candidates is not None, timeout=15_000)
 
-    key(qtbot, canvas, "Ctrl+Shift+A")  # back to auto
+    key(qtbot, canvas, "Ctrl+Shift+A")  # back to auto (re-mapped in the loader's thread)
     qtbot.waitUntil(lambda: contrast.state.text().startswith("auto"))
-    assert controller.image.array[70, 100].tolist() == [255, 255, 255] and controller.candidates is None
+    qtbot.waitUntil(lambda: controller.image.array[70, 100].tolist() == [255, 255, 255])
+    assert controller.candidates is None

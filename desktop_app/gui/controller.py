@@ -87,6 +87,7 @@ class AnnotationController(QObject):
         self._history: DocumentHistory | None = None
         self._pending_document: ImageDocument | Callable[[LoadedImage], ImageDocument] | None = None
         self._load_id = 0
+        self._remap_id = -1  # the contrast re-map in flight (set_window)
         self._loading_path: str | None = None
         # while another image loads, the one on screen is held here and cannot be edited
         self._held: tuple[LoadedImage, str, DocumentHistory] | None = None
@@ -120,6 +121,7 @@ class AnnotationController(QObject):
         w.busy_changed.connect(self.busy_changed)
         self.loader.loaded.connect(self._on_loaded)
         self.loader.failed.connect(self._on_load_failed)
+        self.loader.remapped.connect(self._on_remapped)
 
     # -- image and document ------------------------------------------------------------------
     def set_backend(
@@ -256,6 +258,9 @@ class AnnotationController(QObject):
         self.status.emit(f"{Path(image.path).name}: {image.width}x{image.height}")
 
     def _on_load_failed(self, request_id: int, message: str, too_large: bool = False) -> None:
+        if request_id == self._remap_id:  # the image on screen stays as it was
+            self.error.emit(f"the new contrast could not be applied: {message}")
+            return
         if request_id == self._load_id:
             self._fail(self._loading_path or "", message, too_large=too_large)
 
@@ -430,24 +435,26 @@ class AnnotationController(QObject):
 
     def set_window(self, window) -> bool:
         """The contrast window (``desktop_app.core.contrast.Window``; ``None``: auto-contrast) of the
-        high-bit-depth image on screen: re-maps it, shows it (same view) and re-encodes it, so the
-        model sees what is shown. False when the image is 8-bit (nothing to do)."""
+        high-bit-depth image on screen: re-maps it (in the loader's thread), then shows it (same
+        view, ``image_changed``) and re-encodes it, so the model sees what is shown. False when the
+        image is 8-bit (nothing to do)."""
         image = self._image
         if image is None or image.decoded.raw is None:
             return False
-        from desktop_app.gui.canvas.loading import LoadedImage
-        from desktop_app.gui.canvas.pyramid import build_pyramid
-
         self.cache.set_window(image.path, window)
-        decoded = self.cache.get_or_load(image.path)
-        if decoded.key == image.key:
-            return True
-        self.discard_prompt()  # masks predicted on the old pixels are not offered any more
-        self._image = LoadedImage(decoded=decoded, pyramid=build_pyramid(decoded.array))
-        self.canvas.set_image(self._image, fit=False)
-        self.worker.encode(ImageRef(path=decoded.path, array=decoded.array, key=decoded.key))
-        self.image_changed.emit(self._image)
+        self._remap_id = self.loader.remap(image.path)  # re-mapped in the loader's thread: _on_remapped
         return True
+
+    def _on_remapped(self, request_id: int, loaded: LoadedImage) -> None:
+        """The image on screen with its new contrast window: show it (same view), re-encode it."""
+        image = self._image
+        if request_id != self._remap_id or image is None or loaded.path != image.path or loaded.key == image.key:
+            return  # superseded, another image meanwhile, or nothing changed
+        self.discard_prompt()  # masks predicted on the old pixels are not offered any more
+        self._image = loaded
+        self.canvas.set_image(loaded, fit=False)
+        self.worker.encode(ImageRef(path=loaded.path, array=loaded.array, key=loaded.key))
+        self.image_changed.emit(loaded)
 
     def shutdown(self) -> None:
         """Stop the worker and the loader threads (call when the window closes)."""
