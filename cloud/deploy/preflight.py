@@ -6,15 +6,14 @@ is a warning, not a failure: the deploy may still work, and the real call will s
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from cloud.aws.check import trusts_sagemaker
 from cloud.aws.images import dlc_image_uri, image_region, is_ecr_uri
 from cloud.deploy.spec import endpoint_name_problem, environment_problems, is_gpu_instance
 from cloud.diagnosis import diagnose_exception, mode
@@ -116,27 +115,6 @@ def check_identity(sts: Any) -> tuple[CheckResult, str | None, str | None]:
     return _ok("identity", f"account {ident['Account']} as {ident['Arn']}"), ident["Arn"], ident["Account"]
 
 
-def _trust_document(role: Mapping[str, Any]) -> dict[str, Any]:
-    doc = role.get("AssumeRolePolicyDocument") or {}
-    if isinstance(doc, str):
-        doc = json.loads(urllib.parse.unquote(doc))
-    return doc
-
-
-def trusts_sagemaker(document: Mapping[str, Any]) -> bool:
-    statements = document.get("Statement", [])
-    if isinstance(statements, dict):
-        statements = [statements]
-    for st in statements:
-        actions = st.get("Action", [])
-        actions = [actions] if isinstance(actions, str) else actions
-        service = (st.get("Principal") or {}).get("Service", []) if isinstance(st.get("Principal"), dict) else []
-        service = [service] if isinstance(service, str) else service
-        if st.get("Effect") == "Allow" and "sts:AssumeRole" in actions and "sagemaker.amazonaws.com" in service:
-            return True
-    return False
-
-
 def check_role(iam: Any, role_arn: str | None) -> CheckResult:
     if not role_arn:
         return CheckResult(
@@ -161,7 +139,7 @@ def check_role(iam: Any, role_arn: str | None) -> CheckResult:
             message=f"{role_arn} does not match the role found ({role['Arn']})",
             fix="Copy the role ARN exactly from the IAM console into AWS_ARN_ROLE.",
         )
-    if not trusts_sagemaker(_trust_document(role)):
+    if not trusts_sagemaker(role.get("AssumeRolePolicyDocument")):  # one reading: cloud.aws.check
         return _from_mode("role", "role-untrusted", detail=role_arn)
     return _ok("role", f"{role_name} exists and trusts sagemaker.amazonaws.com")
 
