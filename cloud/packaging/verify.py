@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from cloud.packaging.shim import HANDLER_FUNCTIONS
 from cloud.packaging.wheels import is_dlc_provided, normalize_name, wheel_name_version
+from inference.weights.integrity import sha256_file
 
 MANIFEST_NAME = "langsam-manifest.json"
 CONFIG_NAME = "langsam-config.json"  # == inference.sagemaker_handler.CONFIG_NAME (kept light)
@@ -46,14 +47,6 @@ class VerifyReport:
         if self.ok:
             return f"package verified: {head}; handler imports from {self.handler_origin}"
         return "package verification FAILED:\n  - " + "\n  - ".join(self.problems) + f"\n({head})"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def build_manifest(root: Path, *, meta: Mapping[str, object]) -> dict:
