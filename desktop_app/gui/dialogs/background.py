@@ -41,16 +41,22 @@ class BackgroundTask(QObject):
         super().__init__(parent)
         self._thread: threading.Thread | None = None
         self._token = CancelToken()
+        self._over = threading.Event()  # the job returned (its thread may still be emitting)
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """The job has not returned yet. False as soon as its result signal can arrive: a slot
+        of ``finished`` may start the next job while the old thread is still on its way out."""
+        return self._thread is not None and self._thread.is_alive() and not self._over.is_set()
 
     def start(self, job: Job, *, name: str = "background-task") -> None:
         if self.running:
             raise RuntimeError("a job is already running")
+        if self._thread is not None:
+            self._thread.join()  # its job is over; only its last signals were left to send
         self._token = CancelToken()
         token = self._token
+        over = self._over = threading.Event()
 
         def report(done: int, total: int | None, text: str = "") -> None:
             self.progress.emit(int(done), -1 if total is None else int(total), text)
@@ -59,15 +65,20 @@ class BackgroundTask(QObject):
             try:
                 result = job(report, token)
             except Cancelled as exc:
+                over.set()
                 self.cancelled.emit(str(exc) or "cancelled")
             except InferenceError as exc:
+                over.set()
                 self.failed.emit(str(exc))
             except OSError as exc:
+                over.set()
                 self.failed.emit(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
             except Exception as exc:  # a bug: a sentence for the person, details on stderr
                 traceback.print_exc()
+                over.set()
                 self.failed.emit(f"{type(exc).__name__}: {exc}")
             else:
+                over.set()
                 if token.cancelled:
                     self.cancelled.emit(token.reason or "cancelled")
                 else:
