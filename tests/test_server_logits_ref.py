@@ -241,10 +241,19 @@ def test_the_server_backend_refines_by_reference(server, photo):
     _same(remote, local.predict(image, dataclasses.replace(refine, mask_input=logits)))
     # a second refinement on the refined answer: by reference again
     again = dataclasses.replace(refine, mask_input=remote.candidates[0].low_res_logits)
-    backend.predict(image, again, image_key=key, source=source)
+    second = backend.predict(image, again, image_key=key, source=source)
     assert backend.last_bytes_sent <= 300 and backend.notice == ""
-    # logits the server no longer has: there is no array to send; answered from the points alone
+    # logits the server no longer has (evicted, restarted, another replica): made again by
+    # replaying the click that made them, silently, and the answer is the same
     server.worker.runner.kept_logits.clear()
+    _same(backend.predict(image, again, image_key=key, source=source), second)  # two levels, both replayed
+    server.worker.runner.kept_logits.clear()
+    remade = backend.predict(image, refine, image_key=key, source=source)
+    assert backend.notice == "" and backend.last_bytes_sent <= 300
+    _same(remade, remote)
+    # and when the click that made them is forgotten too: answered from the points alone, said once
+    server.worker.runner.kept_logits.clear()
+    backend._kept.clear()
     alone = backend.predict(image, refine, image_key=key, source=source)
     assert "points alone" in backend.notice and backend.last_bytes_sent <= 300
     _same(alone, local.predict(image, dataclasses.replace(refine, mask_input=None)))
@@ -342,3 +351,53 @@ def test_ray_session_ids_route_back_to_the_replica_that_opened_them():
         assert away <= 3, away
     # plain random ids land anywhere
     assert sum(_route(replicas, hashlib.md5(bytes([i])).hexdigest()) == replicas[0] for i in range(90)) < 60
+
+
+# -- with SAM 2 (random weights), where the previous logits change the answer -----------------------
+def test_sam2_refinement_by_reference_equals_local_and_lost_logits_are_made_again(
+    tiny_sam2_checkpoint, sam2_backend, tmp_path
+):
+    from PIL import Image
+
+    from fixtures_models import make_test_image
+    from inference.backends.registry import create_backend
+    from inference.server.config import ServerConfig
+
+    def factory():
+        return create_backend("sam2", device="cpu", model="sam2.1_hiera_tiny", checkpoint=tiny_sam2_checkpoint)
+
+    def iou(a, b) -> float:
+        return float((a & b).sum() / max(1, (a | b).sum()))
+
+    image = make_test_image(5, height=96, width=128)
+    path = tmp_path / "five.png"
+    Image.fromarray(image).save(path)
+    source = ImageSource(path=str(path))
+    click = Prompt(points=(Point(x=40, y=30),))
+    points = (Point(x=40, y=30), Point(x=100, y=80, positive=False))
+    local_first = sam2_backend.predict(image, click)
+    best = max(range(len(local_first.candidates)), key=lambda i: local_first.candidates[i].score)
+    kept = local_first.candidates[best].low_res_logits.astype(np.float16).astype(np.float32)  # as kept
+    refined = sam2_backend.predict(image, Prompt(points=points, mask_input=kept, multimask=False)).candidates[0].mask
+    alone = sam2_backend.predict(image, Prompt(points=points, multimask=False)).candidates[0].mask
+    assert iou(refined, alone) < 0.95  # the previous logits matter for this click
+
+    with run_server(backend_factory=factory, config=ServerConfig(timeout_s=120.0)) as server:
+        backend = create_backend("server", url=server.url)
+        backend.ensure_loaded()
+        key = backend.encode(image, source=source)
+        first = backend.predict(image, click, image_key=key, source=source)
+        assert all(is_kept_logits_placeholder(c.low_res_logits) for c in first.candidates)
+        refine = Prompt(points=points, mask_input=first.candidates[best].low_res_logits, multimask=False)
+
+        answer = backend.predict(image, refine, image_key=key, source=source).candidates[0].mask
+        assert backend.last_bytes_sent <= 300 and iou(answer, refined) > 0.99
+
+        server.worker.runner.kept_logits.clear()  # lost on the server: the first click is replayed
+        answer = backend.predict(image, refine, image_key=key, source=source).candidates[0].mask
+        assert backend.notice == "" and iou(answer, refined) > 0.99
+
+        server.worker.runner.kept_logits.clear()  # ... and forgotten here too: the points alone, said
+        backend._kept.clear()
+        answer = backend.predict(image, refine, image_key=key, source=source).candidates[0].mask
+        assert "points alone" in backend.notice and iou(answer, alone) > 0.99

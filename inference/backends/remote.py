@@ -23,8 +23,11 @@ transport (:meth:`RemoteBackend._exchange`); the rest is here:
   are sent as the array once, silently. A server that also has ``keep_logits`` keeps the logits
   without sending them back (``options.keep_logits``: ~0.5 MB less per multimask click): the
   answer's candidates then carry read-only zero-cost placeholders of the right shape, which this
-  backend recognises and names by reference; should the server have lost them, the click is
-  answered from its points alone (there is no array to send) and :attr:`notice` says so.
+  backend recognises and names by reference. Should the server have lost them, they are made
+  again: the prompt that made them is replayed (the decoder is deterministic; a chain of
+  refinements replays from where the server still has logits, at most
+  :data:`MAX_REPLAYS` deep); only when that prompt is forgotten too is the click answered from its
+  points alone, and :attr:`notice` says so.
 * **Sessions** (endpoints, :attr:`RemoteBackend.uses_sessions`): the image's upload opens a
   session (``NEW_SESSION``) and every click names it, so a router with session affinity (Ray
   Serve's consistent-hash router behind SageMaker) sends them to the replica holding the
@@ -78,6 +81,7 @@ from inference.results import BackendInfo, Prediction
 MAX_REMEMBERED_IMAGES = 512  # image key -> server image id (a few bytes each)
 MAX_REMEMBERED_LOGITS = 32  # (candidate logits -> the server's logits_ref) of the last answers
 _REF_FIELDS = ("prompt.mask_input_ref", "options.keep_logits")  # what an older server does not know
+MAX_REPLAYS = 8  # kept logits the server lost: how many earlier prompts may be replayed to make them again
 _PLACEHOLDER_BASES: dict[int, np.ndarray] = {}  # side -> the read-only zeros every placeholder views
 
 
@@ -154,8 +158,10 @@ class RemoteBackend(SegmentationBackend):
         self.return_logits = return_logits  # None: for geometry prompts (a refinement may follow)
         self._ids: OrderedDict[str, str] = OrderedDict()  # local image key -> server image id
         self._sessions: dict[str, str] = {}  # local image key -> session id (uses_sessions)
-        # the last answers' logits the server kept: (image key, logits_ref, candidate index, array)
-        self._kept: list[tuple[str, str, int, np.ndarray]] = []
+        # the last answers' logits the server kept: (image key, logits_ref, candidate index, array,
+        # the prompt that made them: replayed should the server lose them)
+        self._kept: list[tuple[str, str, int, np.ndarray, Prompt]] = []
+        self._replaying = 0  # how deep in replays this call is
         self.logits_by_ref: bool | None = None  # None: not known yet (tried; an old server says no)
         self.keeps_logits: bool | None = None  # options.keep_logits (None: not known yet, as above)
         self._remote: dict[str, Any] = {}
@@ -278,7 +284,7 @@ class RemoteBackend(SegmentationBackend):
         if self._notice_once:
             self.notice, self._notice_once = "", False
         want_logits = self.return_logits if self.return_logits is not None else not prompt.is_text
-        resent_image = resent_logits = False
+        resent_image = resent_logits = regenerated = False
         while True:
             image_id = self._ids.get(key)
             if image_id is None:
@@ -312,7 +318,11 @@ class RemoteBackend(SegmentationBackend):
                     continue
                 lost = exc.code == "LogitsNotCached" or _field(exc) == "prompt.mask_input_ref.candidate"
                 if lost and ref is not None:
-                    resent_logits = True  # the server no longer has them: send the array once
+                    again = None if regenerated else self._regenerate(image, key, prompt.mask_input, source, cancel)
+                    if again is not None:  # made again on the server: by reference to those
+                        regenerated, prompt = True, dataclasses.replace(prompt, mask_input=again)
+                        continue
+                    resent_logits = True  # send the array once (a placeholder: the points alone)
                     continue
                 if not self._learned_missing_feature(exc, ref=ref, keep=keep):
                     raise
@@ -326,7 +336,7 @@ class RemoteBackend(SegmentationBackend):
             prediction = response.prediction
             if keep and response.logits_ref is not None:
                 prediction = self._with_placeholders(prediction, response.logits_ref)
-            self._remember_logits(key, response.logits_ref, prediction)
+            self._remember_logits(key, response.logits_ref, prediction, prompt)
             timings = dict(prediction.timings)
             timings["roundtrip_ms"] = answer.seconds * 1000.0
             return dataclasses.replace(prediction, image_key=key, timings=MappingProxyType(timings))
@@ -361,7 +371,7 @@ class RemoteBackend(SegmentationBackend):
         if logits is None:
             return None
         placeholder = is_kept_logits_placeholder(logits)  # found by identity only (all are zeros)
-        for kept_key, ref, index, array in reversed(self._kept):
+        for kept_key, ref, index, array, _ in reversed(self._kept):
             if kept_key != key:
                 continue
             if array is logits or (
@@ -373,13 +383,37 @@ class RemoteBackend(SegmentationBackend):
                 return MaskInputRef(ref=ref, candidate=index)
         return None
 
-    def _remember_logits(self, key: str, ref: str | None, prediction: Prediction) -> None:
+    def _remember_logits(self, key: str, ref: str | None, prediction: Prediction, prompt: Prompt) -> None:
         if ref is None:
             return
         for index, candidate in enumerate(prediction.candidates):
             if candidate.low_res_logits is not None:
-                self._kept.append((key, ref, index, candidate.low_res_logits))
+                self._kept.append((key, ref, index, candidate.low_res_logits, prompt))
         del self._kept[: max(0, len(self._kept) - MAX_REMEMBERED_LOGITS)]
+
+    def _regenerate(
+        self,
+        image: np.ndarray,
+        key: str,
+        logits: np.ndarray | None,
+        source: ImageSource | None,
+        cancel: CancelToken | None,
+    ) -> np.ndarray | None:
+        """Kept logits the server lost (evicted, restarted, another replica), made again by
+        replaying the prompt that made them; the same candidate of the new answer (a new
+        placeholder), or None: not a placeholder, its prompt forgotten, or too deep."""
+        if not is_kept_logits_placeholder(logits) or self._replaying >= MAX_REPLAYS:
+            return None
+        made = next((entry for entry in reversed(self._kept) if entry[3] is logits and entry[0] == key), None)
+        if made is None:
+            return None
+        index, prompt = made[2], made[4]
+        self._replaying += 1
+        try:
+            again = self.predict(image, prompt, image_key=key, cancel=cancel, source=source)
+        finally:
+            self._replaying -= 1
+        return again.candidates[index].low_res_logits if index < len(again.candidates) else None
 
     # -- pieces ------------------------------------------------------------------------------
     def _upload(self, image: np.ndarray, key: str, source: ImageSource | None, cancel: CancelToken | None) -> str:
