@@ -10,10 +10,7 @@ Offscreen, with its own settings folder. No network: the assistant's answer is a
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,18 +19,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ["LANGSAM_STUDIO_HOME"] = tempfile.mkdtemp(prefix="langsam-screenshots-")
+    from screenshots import _spin, prepare, save_and_close
 
+    out = prepare(argv, __doc__)
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([sys.argv[0]])
-    from screenshots import _shrink, _spin
 
     from desktop_app.gui.app import create_window
     from desktop_app.gui.settings import AppSettings
@@ -62,13 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     bar.assistant.instruction.setText("the cup, its saucer and the spoon, not reflections")
     bar.assistant.ask()
     assert _spin(app, 10, lambda: bar.text() != ""), "no answer"
-    _spin(app, 0.3)
-    path = out / "09-prompt-assistant.png"
-    window.grab().save(str(path))
-    _shrink(path)
-    print(f"saved {path}")
-    window.close()
-    _spin(app, 0.2)
+    save_and_close(app, window, out / "09-prompt-assistant.png")
     return 0
 
 

@@ -10,12 +10,9 @@ in a subprocess on a free loopback port (the weight-free backend: the flow and t
 
 from __future__ import annotations
 
-import argparse
-import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -58,19 +55,14 @@ def _click(canvas, x: float, y: float, *, right: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ["LANGSAM_STUDIO_HOME"] = tempfile.mkdtemp(prefix="langsam-screenshots-")
+    from screenshots import _spin, prepare, save_and_close
+
+    out = prepare(argv, __doc__)
     proc, url = _serve()
     try:
         from PySide6.QtWidgets import QApplication
 
         app = QApplication([sys.argv[0]])
-        from screenshots import _shrink, _spin
 
         from desktop_app.gui.app import create_window
         from desktop_app.gui.settings import AppSettings
@@ -93,14 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         first = controller.candidates
         _click(canvas, 300, 60, right=True)  # not the rim: a refinement by reference
         assert _spin(app, 30, lambda: controller.candidates is not None and controller.candidates is not first)
-        canvas._cursor = None
-        _spin(app, 0.5)
-        path = out / "19-remote-server.png"
-        window.grab().save(str(path))
-        _shrink(path)
-        print(f"saved {path}")
-        window.close()
-        _spin(app, 0.2)
+        save_and_close(app, window, out / "19-remote-server.png")
     finally:
         proc.terminate()
         proc.wait(20)

@@ -11,10 +11,8 @@ the candidate list and the flow are real; the masks mean nothing.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,19 +42,13 @@ def _drag(canvas, a, b, *, shift: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    home = tempfile.mkdtemp(prefix="langsam-screenshots-")
-    os.environ["LANGSAM_STUDIO_HOME"] = home
+    from screenshots import _spin, prepare, save_and_close
 
+    out = prepare(argv, __doc__)
+    home = os.environ["LANGSAM_STUDIO_HOME"]
     from PySide6.QtWidgets import QApplication
 
     app = QApplication([sys.argv[0]])
-    from screenshots import _shrink, _spin
 
     from desktop_app.gui.app import create_window
     from desktop_app.gui.canvas.tools import Tool
@@ -87,16 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     assert _spin(
         app,
         60,
-        lambda: controller.candidates is not None and controller._request_id == 0 and len(controller.exemplars) == 2,
+        lambda: (
+            controller.candidates is not None
+            and controller.prompting.request_id == 0
+            and len(controller.exemplars) == 2
+        ),
     ), "no candidates for two exemplars"
-    canvas._cursor = None
-    _spin(app, 0.5)
-    path = out / "15-sam3-exemplars-RANDOM-WEIGHTS.png"
-    window.grab().save(str(path))
-    _shrink(path)
-    print(f"saved {path}")
-    window.close()
-    _spin(app, 0.2)
+    save_and_close(app, window, out / "15-sam3-exemplars-RANDOM-WEIGHTS.png")
     return 0
 
 

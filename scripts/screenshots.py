@@ -42,6 +42,29 @@ def _click(canvas, x: float, y: float) -> None:
     )
 
 
+def prepare(argv: list[str] | None, doc: str) -> Path:
+    """The start of a one-picture script: ``--out`` (default docs/screenshots) made, Qt offscreen,
+    a settings folder of its own; the output folder."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    out = Path(parser.parse_args(argv).out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ["LANGSAM_STUDIO_HOME"] = tempfile.mkdtemp(prefix="langsam-screenshots-")
+    return out
+
+
+def save_and_close(app, window, path: Path) -> None:
+    """The end of a one-picture script: no mouse cursor drawn, the window saved (256 colours), closed."""
+    window.canvas._cursor = None
+    _spin(app, 0.5)
+    window.grab().save(str(path))
+    _shrink(path)
+    print(f"saved {path}")
+    window.close()
+    _spin(app, 0.2)
+
+
 def _shrink(path: Path) -> None:
     """256-colour PNG: a third of the size for the repository, indistinguishable for UI pictures."""
     from PIL import Image
