@@ -66,3 +66,4 @@ class BackendInfo:
     supports_text: bool
     supports_points: bool
     supports_exemplars: bool = False  # takes Prompt.exemplars (SAM 3)
+    where: str = ""  # a remote backend's place ("server http://gpu:8765"); '' when it runs here

@@ -19,22 +19,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from screenshots import _spin, prepare, save_and_close
+    from screenshots import _spin, open_sample, prepare, save_and_close
 
-    out = prepare(argv, __doc__)
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication([sys.argv[0]])
-
-    from desktop_app.gui.app import create_window
-    from desktop_app.gui.settings import AppSettings
+    out, app = prepare(argv, __doc__)
     from inference.assistant import AssistantAnswer
 
-    AppSettings().backend = "classic"
-    window = create_window([])
-    window.resize(1280, 800)
-    window.show()
-    assert _spin(app, 30, lambda: window.current_name == "coffee.jpg"), "the sample did not open"
+    window = open_sample(app)
     for label in ("cup", "saucer", "spoon"):
         window.label_editor.add(label)
 

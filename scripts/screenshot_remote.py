@@ -55,26 +55,13 @@ def _click(canvas, x: float, y: float, *, right: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from screenshots import _spin, prepare, save_and_close
+    from screenshots import _spin, open_sample, prepare, save_and_close
 
-    out = prepare(argv, __doc__)
+    out, app = prepare(argv, __doc__)
     proc, url = _serve()
     try:
-        from PySide6.QtWidgets import QApplication
-
-        app = QApplication([sys.argv[0]])
-
-        from desktop_app.gui.app import create_window
-        from desktop_app.gui.settings import AppSettings
-
-        settings = AppSettings()
-        settings.backend = "server"
-        settings.set_value("remote/server_url", url)
-        window = create_window([])
-        window.resize(1280, 800)
-        window.show()
+        window = open_sample(app, backend="server", values={"remote/server_url": url})
         controller, canvas = window.controller, window.canvas
-        assert _spin(app, 30, lambda: window.current_name == "coffee.jpg"), "the sample did not open"
         assert _spin(app, 60, lambda: controller.backend_info is not None and url in controller.backend_info.device), (
             "the server backend did not start"
         )

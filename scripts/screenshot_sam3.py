@@ -42,25 +42,15 @@ def _drag(canvas, a, b, *, shift: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from screenshots import _spin, prepare, save_and_close
+    from screenshots import _spin, open_sample, prepare, save_and_close
 
-    out = prepare(argv, __doc__)
+    out, app = prepare(argv, __doc__)
     home = os.environ["LANGSAM_STUDIO_HOME"]
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication([sys.argv[0]])
-
-    from desktop_app.gui.app import create_window
     from desktop_app.gui.canvas.tools import Tool
-    from desktop_app.gui.settings import AppSettings
     from inference.backends import create_backend
     from inference.random_sam3 import write_random_sam3
 
-    AppSettings().backend = "classic"
-    window = create_window([])
-    window.resize(1280, 800)
-    window.show()
-    assert _spin(app, 30, lambda: window.current_name == "coffee.jpg"), "the sample did not open"
+    window = open_sample(app)
     checkpoint = write_random_sam3(Path(home) / "sam3-random", size="test", seed=0)
     controller, canvas = window.controller, window.canvas
     controller.worker.use_backend(create_backend("sam3", device="cpu", checkpoint=str(checkpoint)))

@@ -42,16 +42,35 @@ def _click(canvas, x: float, y: float) -> None:
     )
 
 
-def prepare(argv: list[str] | None, doc: str) -> Path:
+def prepare(argv: list[str] | None, doc: str):
     """The start of a one-picture script: ``--out`` (default docs/screenshots) made, Qt offscreen,
-    a settings folder of its own; the output folder."""
+    a settings folder of its own; the output folder and the QApplication."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     out = Path(parser.parse_args(argv).out)
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["LANGSAM_STUDIO_HOME"] = tempfile.mkdtemp(prefix="langsam-screenshots-")
-    return out
+    from PySide6.QtWidgets import QApplication
+
+    return out, QApplication([sys.argv[0]])
+
+
+def open_sample(app, *, backend: str = "classic", values: dict[str, str] | None = None):
+    """The main window (1280x800) showing the bundled sample, with ``backend`` and the settings
+    ``values`` (by key, e.g. ``remote/server_url``) chosen first."""
+    from desktop_app.gui.app import create_window
+    from desktop_app.gui.settings import AppSettings
+
+    settings = AppSettings()
+    settings.backend = backend
+    for key, value in (values or {}).items():
+        settings.set_value(key, value)
+    window = create_window([])
+    window.resize(1280, 800)
+    window.show()
+    assert _spin(app, 30, lambda: window.current_name == "coffee.jpg"), "the sample did not open"
+    return window
 
 
 def save_and_close(app, window, path: Path) -> None:

@@ -63,6 +63,21 @@ def classic_factory():
     return create_backend("classic", device="cpu")
 
 
+def loaded_classic():
+    """A loaded classic backend in this process (what a remote answer is compared with)."""
+    backend = classic_factory()
+    backend.ensure_loaded()
+    return backend
+
+
+def assert_same_prediction(a, b) -> None:
+    """The same kind, the same masks, the same scores (to the wire's 5 decimals)."""
+    assert a.kind == b.kind and len(a.candidates) == len(b.candidates)
+    for x, y in zip(a.candidates, b.candidates):
+        assert np.array_equal(x.mask, y.mask)
+        assert x.score == pytest.approx(y.score, abs=1e-4)
+
+
 @pytest.fixture(scope="module")
 def classic_server():
     """A running server with the classic backend (limits small enough to test the guards)."""

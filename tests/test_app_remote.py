@@ -14,7 +14,7 @@ from keyring.backend import KeyringBackend
 
 from desktop_app.gui.worker import InferenceWorker
 from fixtures_app import click_image, iou, key, wait_backend, wait_image
-from fixtures_server import SERVER_TEST_TOKEN, ServeProcess, classic_factory, run_server
+from fixtures_server import SERVER_TEST_TOKEN, ServeProcess, classic_factory, loaded_classic, run_server
 from inference.backends.remote import RemoteBackend, is_kept_logits_placeholder
 from inference.images import load_image
 from inference.prompts import Point, Prompt
@@ -79,8 +79,7 @@ def test_annotate_through_our_server_then_back_to_local_after_it_dies(qtbot, mak
         assert len(clicks) == 2 and not clicks[1].positive  # where the clicks landed on the image
 
         # exactly what the local backend answers for the same clicks on the same image
-        local = classic_factory()
-        local.ensure_loaded()
+        local = loaded_classic()
         image = load_image(folder / "img1.png")
         guesses = local.predict(image, Prompt(points=(clicks[0],))).candidates
         guess = next(c for c in guesses if np.array_equal(c.mask, focused)).low_res_logits

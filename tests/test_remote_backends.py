@@ -16,7 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures_server import ServeProcess, classic_factory, encode_image, free_port, run_server, scene_image
+from fixtures_server import (
+    ServeProcess,
+    assert_same_prediction,
+    classic_factory,
+    encode_image,
+    free_port,
+    loaded_classic,
+    run_server,
+    scene_image,
+)
 from inference.cancel import CancelToken
 from inference.errors import Cancelled, InferenceError
 from inference.images import ImageSource
@@ -51,19 +60,6 @@ def _server_backend(url: str, **options):
     return backend
 
 
-def _local():
-    backend = classic_factory()
-    backend.ensure_loaded()
-    return backend
-
-
-def _same(a, b) -> None:
-    assert a.kind == b.kind and len(a.candidates) == len(b.candidates)
-    for x, y in zip(a.candidates, b.candidates):
-        assert np.array_equal(x.mask, y.mask)
-        assert x.score == pytest.approx(y.score, abs=1e-4)
-
-
 # -- the backend against a serve subprocess ----------------------------------------------------
 def test_original_bytes_once_then_only_the_id(serve, images):
     from inference.images import load_image
@@ -80,7 +76,7 @@ def test_original_bytes_once_then_only_the_id(serve, images):
     assert file_size <= backend.last_bytes_sent < file_size + 400  # the original file, not pixels
     remote = backend.predict(image, CLICK, image_key=key, source=ImageSource(path=str(path)))
     assert backend.last_bytes_sent <= 300  # a click is the id and the prompt
-    _same(remote, _local().predict(image, CLICK))
+    assert_same_prediction(remote, loaded_classic().predict(image, CLICK))
     assert remote.image_key == key and "roundtrip_ms" in remote.timings
     assert backend.call_status().startswith(f"server {serve.url} · ")
 
@@ -93,15 +89,15 @@ def test_box_multimask_and_refinement_with_logits(serve, images):
     first = backend.predict(image, CLICK)
     # the server keeps the logits (options.keep_logits): the candidates carry placeholders
     assert all(c.low_res_logits is not None and c.low_res_logits.shape == (256, 256) for c in first.candidates)
-    local = _local()
+    local = loaded_classic()
     logits = local.predict(image, CLICK).candidates[0].low_res_logits
     points = (Point(x=96, y=120), Point(x=20, y=20, positive=False))
     refine = Prompt(points=points, mask_input=first.candidates[0].low_res_logits, multimask=False)
     # float16 on the wire, as the server kept them
     expected = Prompt(points=points, mask_input=logits.astype(np.float16).astype(np.float32), multimask=False)
-    _same(backend.predict(image, refine), local.predict(image, expected))
+    assert_same_prediction(backend.predict(image, refine), local.predict(image, expected))
     box = Prompt(box=Box(x0=40, y0=60, x1=160, y1=180), multimask=False)
-    _same(backend.predict(image, box), _local().predict(image, box))
+    assert_same_prediction(backend.predict(image, box), loaded_classic().predict(image, box))
 
 
 def test_text_is_refused_in_words_by_a_geometry_server(serve, images):
@@ -341,9 +337,9 @@ def test_sagemaker_backend_end_to_end_with_boto3(classic_inprocess, images):
     assert backend.last_bytes_sent >= images[0].stat().st_size
     remote = backend.predict(image, CLICK, image_key=key, source=source)
     assert backend.last_bytes_sent <= 300
-    _same(remote, _local().predict(image, CLICK))
+    assert_same_prediction(remote, loaded_classic().predict(image, CLICK))
     classic_inprocess.worker.runner.images.clear()  # evicted on the server: re-sent once, silently
-    _same(backend.predict(image, CLICK, image_key=key, source=source), remote)
+    assert_same_prediction(backend.predict(image, CLICK, image_key=key, source=source), remote)
 
 
 def test_sagemaker_errors_are_words(classic_inprocess):

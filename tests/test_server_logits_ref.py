@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 
 import inference.protocol as P
-from fixtures_server import classic_factory, encode_image, run_server, scene_image
+from fixtures_server import (
+    assert_same_prediction,
+    classic_factory,
+    encode_image,
+    loaded_classic,
+    run_server,
+    scene_image,
+)
 from inference.backends.remote import is_kept_logits_placeholder
 from inference.images import ImageSource, load_image
 from inference.prompts import Point, Prompt
@@ -196,19 +203,6 @@ def photo(tmp_path_factory):
     return path
 
 
-def _local():
-    backend = classic_factory()
-    backend.ensure_loaded()
-    return backend
-
-
-def _same(a, b) -> None:
-    assert a.kind == b.kind and len(a.candidates) == len(b.candidates)
-    for x, y in zip(a.candidates, b.candidates):
-        assert np.array_equal(x.mask, y.mask)
-        assert x.score == pytest.approx(y.score, abs=1e-4)
-
-
 def _refine_with(backend, photo):
     """A first click through ``backend``, then the refinement click on its best candidate; with
     the real logits of that candidate (computed here, as float16 like the server keeps them)."""
@@ -223,7 +217,7 @@ def _refine_with(backend, photo):
         mask_input=first.candidates[best].low_res_logits,
         multimask=False,
     )
-    logits = _local().predict(image, click).candidates[best].low_res_logits
+    logits = loaded_classic().predict(image, click).candidates[best].low_res_logits
     return image, key, source, refine, logits.astype(np.float16).astype(np.float32)
 
 
@@ -237,26 +231,26 @@ def test_the_server_backend_refines_by_reference(server, photo):
     assert is_kept_logits_placeholder(refine.mask_input)  # kept on the server, not sent back
     remote = backend.predict(image, refine, image_key=key, source=source)
     assert backend.last_bytes_sent <= 300, backend.last_bytes_sent
-    local = _local()
-    _same(remote, local.predict(image, dataclasses.replace(refine, mask_input=logits)))
+    local = loaded_classic()
+    assert_same_prediction(remote, local.predict(image, dataclasses.replace(refine, mask_input=logits)))
     # a second refinement on the refined answer: by reference again
     again = dataclasses.replace(refine, mask_input=remote.candidates[0].low_res_logits)
     second = backend.predict(image, again, image_key=key, source=source)
     assert backend.last_bytes_sent <= 300 and backend.notice == ""
     # logits the server no longer has (evicted, restarted, another replica): made again by
     # replaying the click that made them, silently, and the answer is the same
-    server.worker.runner.kept_logits.clear()
-    _same(backend.predict(image, again, image_key=key, source=source), second)  # two levels, both replayed
+    server.worker.runner.kept_logits.clear()  # two levels, both replayed
+    assert_same_prediction(backend.predict(image, again, image_key=key, source=source), second)
     server.worker.runner.kept_logits.clear()
     remade = backend.predict(image, refine, image_key=key, source=source)
     assert backend.notice == "" and backend.last_bytes_sent <= 300
-    _same(remade, remote)
+    assert_same_prediction(remade, remote)
     # and when the click that made them is forgotten too: answered from the points alone, said once
     server.worker.runner.kept_logits.clear()
     backend._kept.clear()
     alone = backend.predict(image, refine, image_key=key, source=source)
     assert "points alone" in backend.notice and backend.last_bytes_sent <= 300
-    _same(alone, local.predict(image, dataclasses.replace(refine, mask_input=None)))
+    assert_same_prediction(alone, local.predict(image, dataclasses.replace(refine, mask_input=None)))
     backend.predict(image, Prompt(points=(Point(x=50, y=50),)), image_key=key, source=source)
     assert backend.notice == ""  # said for that click only
 
@@ -266,12 +260,12 @@ def test_logits_travel_as_arrays_to_a_server_from_before_keep_logits(photo, monk
     backend learns it from the 400 naming the field, then gets the arrays back and refines by
     reference; logits that server lost are sent as the array once."""
     import inference.protocol_requests as requests
-    import inference.server.app as app
+    import inference.server.runner as runner
     from inference.backends.registry import create_backend
     from inference.server.config import ServerConfig
 
     monkeypatch.setattr(requests, "_OPTION_KEYS", requests._OPTION_KEYS - {"keep_logits"})
-    monkeypatch.setattr(app, "RUNNER_FEATURES", ("mask_input_ref",))
+    monkeypatch.setattr(runner, "RUNNER_FEATURES", ("mask_input_ref",))
     with run_server(backend_factory=classic_factory, config=ServerConfig(timeout_s=30.0)) as older:
         backend = create_backend("server", url=older.url)
         backend.ensure_loaded()
@@ -286,7 +280,7 @@ def test_logits_travel_as_arrays_to_a_server_from_before_keep_logits(photo, monk
         older.worker.runner.kept_logits.clear()
         resent = backend.predict(image, refine, image_key=key, source=source)
         assert backend.last_bytes_sent > 100_000  # the array once, silently, with the same answer
-        _same(resent, remote)
+        assert_same_prediction(resent, remote)
 
 
 def test_the_sagemaker_backend_refines_by_reference_within_its_session(server, photo):
@@ -308,7 +302,7 @@ def test_the_sagemaker_backend_refines_by_reference_within_its_session(server, p
     assert is_kept_logits_placeholder(refine.mask_input)
     remote = backend.predict(image, refine, image_key=key, source=source)
     assert backend.logits_by_ref is True and backend.last_bytes_sent <= 300, backend.last_bytes_sent
-    _same(remote, _local().predict(image, dataclasses.replace(refine, mask_input=logits)))
+    assert_same_prediction(remote, loaded_classic().predict(image, dataclasses.replace(refine, mask_input=logits)))
     # another replica / a restart: the session is unknown there -> the image once under the same id
     server.worker.runner.images.clear()
     server.worker.runner._sessions.clear()

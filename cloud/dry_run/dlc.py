@@ -27,6 +27,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cloud.diagnosis import Diagnosis
 from cloud.dry_run.diagnosis import diagnose_logs, excerpt, read_logs
@@ -137,6 +138,22 @@ def _workers_ready(mgmt: str) -> tuple[bool, int]:
     return bool(workers) and all(w.get("status") == "READY" for w in workers), len(workers)
 
 
+def local_runtime_client(url: str, *, read_timeout: float) -> Any:
+    """boto3's real ``sagemaker-runtime`` client pointed at a local serving stack (dummy
+    credentials, one attempt)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(read_timeout=read_timeout, connect_timeout=5, retries={"total_max_attempts": 1}),
+    )
+
+
 def invoke(
     url: str,
     *,
@@ -151,18 +168,9 @@ def invoke(
     SageMaker's front end maps ``/endpoints/<name>/invocations`` to the container's
     ``/invocations``; a ``before-send`` hook does that mapping here. Returns (status, body, s).
     """
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import ClientError
 
-    client = boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(read_timeout=read_timeout, connect_timeout=5, retries={"total_max_attempts": 1}),
-    )
+    client = local_runtime_client(url, read_timeout=read_timeout)
 
     def to_container_path(request, **_):
         request.url = url.rstrip("/") + "/invocations"

@@ -121,18 +121,11 @@ def boto3_invoke(
 
     Returns (status, body, {"CustomAttributes", "NewSessionId", ...}); status 0 on a read timeout.
     """
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import ClientError, ReadTimeoutError
 
-    client = boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(read_timeout=read_timeout, connect_timeout=5, retries={"total_max_attempts": 1}),
-    )
+    from cloud.dry_run.dlc import local_runtime_client
+
+    client = local_runtime_client(url, read_timeout=read_timeout)
     kwargs = {}
     if session_id:
         kwargs["SessionId"] = session_id

@@ -176,6 +176,17 @@ def build(args: argparse.Namespace):
     )
 
 
+def model_options(args: argparse.Namespace) -> dict[str, str]:
+    """The backend options the model flags (--model, --checkpoint, --gdino-model, --gdino-path) give."""
+    flags = (
+        ("model", args.model),
+        ("checkpoint", args.checkpoint),
+        ("gdino_model", args.gdino_model),
+        ("gdino_path", args.gdino_path),
+    )
+    return {k: v for k, v in flags if v is not None}
+
+
 def _backend_factory(args: argparse.Namespace, model_dir: str | None):
     # --model-dir, or the container's /opt/ml/model: its langsam-config.json decides (a missing one is
     # the reason /ping gives); an explicit --backend overrides the directory
@@ -189,17 +200,7 @@ def _backend_factory(args: argparse.Namespace, model_dir: str | None):
 
             backend, _limits = create_backend_from_model_dir(model_dir, device=args.device)
             return backend
-        options = {
-            k: v
-            for k, v in (
-                ("model", args.model),
-                ("checkpoint", args.checkpoint),
-                ("gdino_model", args.gdino_model),
-                ("gdino_path", args.gdino_path),
-            )
-            if v is not None
-        }
-        return create_backend(args.backend or "langsam", device=args.device or "auto", **options)
+        return create_backend(args.backend or "langsam", device=args.device or "auto", **model_options(args))
 
     return factory
 
@@ -212,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "engine", "http") == "ray":
         from desktop_app.cli.serve_ray import run_ray
 
-        return run_ray(args)
+        return run_ray(args, model_options=model_options(args))
     try:
         config, worker = build(args)
     except ServerConfigError as exc:

@@ -12,10 +12,11 @@ import os
 import sys
 import time
 
-SESSION_HEADER = "X-Amzn-SageMaker-Session-Id"
+from inference.protocol import SESSION_HEADER
 
 
-def run_ray(args: argparse.Namespace) -> int:
+def run_ray(args: argparse.Namespace, *, model_options: dict[str, str]) -> int:
+    """``model_options``: the backend options of the model flags (``serve_command.model_options``)."""
     try:  # (the ignore: ray is optional, not a dependency, and absent from the dev environment)
         import ray  # type: ignore[import-not-found]
         from ray import serve
@@ -41,16 +42,7 @@ def run_ray(args: argparse.Namespace) -> int:
         kwargs["model_dir"] = args.model_dir
     if args.backend is not None:
         kwargs["backend"] = args.backend
-        kwargs["options"] = {
-            k: v
-            for k, v in (
-                ("model", args.model),
-                ("checkpoint", args.checkpoint),
-                ("gdino_model", args.gdino_model),
-                ("gdino_path", args.gdino_path),
-            )
-            if v is not None
-        }
+        kwargs["options"] = model_options
     options: dict = {"num_replicas": replicas}
     if replicas > 1:
         options["request_router_config"] = {"request_router_class": CONSISTENT_HASH_ROUTER}

@@ -310,14 +310,12 @@ class MainWindow(QMainWindow):
         self.start_inference()
 
     def _on_backend_changed(self, info) -> None:
-        choice = CHOICES.get(getattr(self, "_requested_backend", ""))
-        remote = choice is not None and choice.kind.value != "local"
         self.status_panel.set_backend(
             backend=info.backend,
             model=info.model,
             device=info.device,
             device_reason=info.device_reason,
-            where=info.device.split(" · ")[0] if remote else "",  # a remote backend's device is where it runs
+            where=info.where,
         )
         self.prompt_bar.set_text_supported(
             info.supports_text,

@@ -53,7 +53,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -107,6 +107,16 @@ def is_kept_logits_placeholder(logits: np.ndarray | None) -> bool:
     )
 
 
+class _Kept(NamedTuple):
+    """Logits the server kept for one candidate of an answer on this image."""
+
+    key: str  # the image
+    ref: str  # the answer's logits_ref
+    candidate: int  # its index in the answer
+    logits: np.ndarray  # what this backend handed on for them (a placeholder, or the array)
+    made_by: Prompt  # replayed should the server lose them
+
+
 class RemoteError(InferenceError):
     """A remote call failed; ``str(err)`` says where, what happened and what to do."""
 
@@ -158,9 +168,7 @@ class RemoteBackend(SegmentationBackend):
         self.return_logits = return_logits  # None: for geometry prompts (a refinement may follow)
         self._ids: OrderedDict[str, str] = OrderedDict()  # local image key -> server image id
         self._sessions: dict[str, str] = {}  # local image key -> session id (uses_sessions)
-        # the last answers' logits the server kept: (image key, logits_ref, candidate index, array,
-        # the prompt that made them: replayed should the server lose them)
-        self._kept: list[tuple[str, str, int, np.ndarray, Prompt]] = []
+        self._kept: list[_Kept] = []  # the last answers' logits the server kept, oldest first
         self._replaying = 0  # how deep in replays this call is
         self.logits_by_ref: bool | None = None  # None: not known yet (tried; an old server says no)
         self.keeps_logits: bool | None = None  # options.keep_logits (None: not known yet, as above)
@@ -226,6 +234,7 @@ class RemoteBackend(SegmentationBackend):
             supports_text=self.supports_text,
             supports_points=self.supports_points,
             supports_exemplars=self.supports_exemplars,
+            where=self.where,
         )
 
     def mask_input_size(self) -> int | None:
@@ -371,16 +380,16 @@ class RemoteBackend(SegmentationBackend):
         if logits is None:
             return None
         placeholder = is_kept_logits_placeholder(logits)  # found by identity only (all are zeros)
-        for kept_key, ref, index, array, _ in reversed(self._kept):
-            if kept_key != key:
+        for kept in reversed(self._kept):
+            if kept.key != key:
                 continue
-            if array is logits or (
+            if kept.logits is logits or (
                 not placeholder
-                and not is_kept_logits_placeholder(array)
-                and array.shape == logits.shape
-                and np.array_equal(array, logits)
+                and not is_kept_logits_placeholder(kept.logits)
+                and kept.logits.shape == logits.shape
+                and np.array_equal(kept.logits, logits)
             ):
-                return MaskInputRef(ref=ref, candidate=index)
+                return MaskInputRef(ref=kept.ref, candidate=kept.candidate)
         return None
 
     def _remember_logits(self, key: str, ref: str | None, prediction: Prediction, prompt: Prompt) -> None:
@@ -388,7 +397,7 @@ class RemoteBackend(SegmentationBackend):
             return
         for index, candidate in enumerate(prediction.candidates):
             if candidate.low_res_logits is not None:
-                self._kept.append((key, ref, index, candidate.low_res_logits, prompt))
+                self._kept.append(_Kept(key, ref, index, candidate.low_res_logits, prompt))
         del self._kept[: max(0, len(self._kept) - MAX_REMEMBERED_LOGITS)]
 
     def _regenerate(
@@ -404,16 +413,15 @@ class RemoteBackend(SegmentationBackend):
         placeholder), or None: not a placeholder, its prompt forgotten, or too deep."""
         if not is_kept_logits_placeholder(logits) or self._replaying >= MAX_REPLAYS:
             return None
-        made = next((entry for entry in reversed(self._kept) if entry[3] is logits and entry[0] == key), None)
+        made = next((k for k in reversed(self._kept) if k.logits is logits and k.key == key), None)
         if made is None:
             return None
-        index, prompt = made[2], made[4]
         self._replaying += 1
         try:
-            again = self.predict(image, prompt, image_key=key, cancel=cancel, source=source)
+            again = self.predict(image, made.made_by, image_key=key, cancel=cancel, source=source)
         finally:
             self._replaying -= 1
-        return again.candidates[index].low_res_logits if index < len(again.candidates) else None
+        return again.candidates[made.candidate].low_res_logits if made.candidate < len(again.candidates) else None
 
     # -- pieces ------------------------------------------------------------------------------
     def _upload(self, image: np.ndarray, key: str, source: ImageSource | None, cancel: CancelToken | None) -> str:

@@ -44,7 +44,7 @@ from inference.protocol import (
 from inference.server.assistant import AssistantFailed, AssistantSettings, resolve_instruction
 from inference.server.config import ServerConfig
 from inference.server.errors import ModelNotReadyError, RequestTimeoutError, ServerBusyError, error_info
-from inference.server.runner import RUNNER_FEATURES
+from inference.server.runner import unknown_capabilities
 from inference.server.worker import InferenceWorker, Job, WorkerState
 
 log = logging.getLogger("langsam.server")
@@ -208,17 +208,18 @@ def create_app(*, config: ServerConfig, worker: InferenceWorker, manage_worker: 
         except _Unauthorized as exc:
             return _json_error(ErrorInfo(status=401, code="Unauthorized", message=str(exc), request_id=rid), rid)
         runner = worker.runner
+        # what a client must know before prompting, as encode-only answers say it too (the worker
+        # sets its runner before its info); unknown while the model loads
+        capabilities = (
+            runner.capabilities() if worker.info is not None and runner is not None else unknown_capabilities()
+        )
         body = {
             "protocol": PROTOCOL_VERSION,
             "status": worker.state.value,
             "backend": worker.info.backend if worker.info else None,
             "model": worker.info.model if worker.info else None,
             "device": worker.info.device if worker.info else None,
-            "supports_text": worker.info.supports_text if worker.info else None,
-            "supports_points": worker.info.supports_points if worker.info else None,
-            "supports_exemplars": worker.info.supports_exemplars if worker.info else None,  # SAM 3
-            # logits side taken back (the worker sets its runner before its info)
-            "mask_input_size": runner.backend.mask_input_size() if worker.info and runner is not None else None,
+            **capabilities,
             "limits": {
                 "max_request_bytes": config.max_request_bytes,
                 "max_response_bytes": config.limits.max_response_bytes,
@@ -229,7 +230,7 @@ def create_app(*, config: ServerConfig, worker: InferenceWorker, manage_worker: 
             "queue": {"waiting": worker.queued, "processed": worker.processed},
             # additive capabilities: prompt.mask_input_ref + options.keep_logits (refinement without
             # the logits travelling), prompt.instruction (the server's assistant, when configured)
-            "features": [*RUNNER_FEATURES] + (["instruction"] if config.assistant_model else []),
+            "features": capabilities["features"] + (["instruction"] if config.assistant_model else []),
             "image_cache": {
                 "entries": len(runner.images),
                 "bytes": runner.images.nbytes,

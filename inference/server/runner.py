@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,18 @@ from inference.results import BackendInfo, Prediction, PredictionKind
 # ``instruction`` when an assistant is configured): prompt.mask_input_ref (refine with logits the
 # server kept) and options.keep_logits (keep them without sending the arrays)
 RUNNER_FEATURES = ("mask_input_ref", "keep_logits")
+
+
+def unknown_capabilities() -> dict[str, Any]:
+    """:meth:`SegmentationRunner.capabilities` before a model is loaded: only the features are known."""
+    return {
+        "supports_text": None,
+        "supports_points": None,
+        "supports_exemplars": None,
+        "mask_input_size": None,
+        "features": list(RUNNER_FEATURES),
+    }
+
 
 IMAGE_CACHE_HEADER = "X-LangSAM-Image-Cache"  # "hit" when the image came from the cache
 
@@ -163,7 +176,7 @@ class SegmentationRunner:
         self.new_session_id: Callable[[], str] = lambda: uuid.uuid4().hex
         self._info: BackendInfo | None = None
 
-    def capabilities(self) -> dict[str, object]:
+    def capabilities(self) -> dict[str, Any]:
         """What a client must know before prompting (``/info`` says it; an endpoint has no
         ``/info``, so the encode-only answer carries it too)."""
         info = self.info()

@@ -62,27 +62,23 @@ class BackgroundTask(QObject):
             self.progress.emit(int(done), -1 if total is None else int(total), text)
 
         def run() -> None:
+            outcome: tuple[Any, Any]  # (the signal that ends this run, its argument)
             try:
                 result = job(report, token)
             except Cancelled as exc:
-                over.set()
-                self.cancelled.emit(str(exc) or "cancelled")
+                outcome = (self.cancelled, str(exc) or "cancelled")
             except InferenceError as exc:
-                over.set()
-                self.failed.emit(str(exc))
+                outcome = (self.failed, str(exc))
             except OSError as exc:
-                over.set()
-                self.failed.emit(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+                outcome = (self.failed, f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
             except Exception as exc:  # a bug: a sentence for the person, details on stderr
                 traceback.print_exc()
-                over.set()
-                self.failed.emit(f"{type(exc).__name__}: {exc}")
+                outcome = (self.failed, f"{type(exc).__name__}: {exc}")
             else:
-                over.set()
-                if token.cancelled:
-                    self.cancelled.emit(token.reason or "cancelled")
-                else:
-                    self.finished.emit(result)
+                outcome = (self.cancelled, token.reason or "cancelled") if token.cancelled else (self.finished, result)
+            over.set()  # before the signal: a slot of it may start the next job
+            signal, value = outcome
+            signal.emit(value)
             self.ended.emit()
 
         self._thread = threading.Thread(target=run, name=name, daemon=True)
